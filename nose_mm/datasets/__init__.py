@@ -1,0 +1,4 @@
+from .cifar import NoseCIFAR100
+from .formats import write_ade20k, write_cifar100, write_image_folder
+
+__all__ = ['NoseCIFAR100', 'write_cifar100', 'write_image_folder', 'write_ade20k']

@@ -1,0 +1,50 @@
+"""Compatibility fixes for mmengine 0.10.7 on torch >= 2.6, carried in the package.
+
+1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, and mmengine
+   0.10.7 calls it without the argument, so ``--resume``, ``load_from`` and
+   ``tools/test.py`` fail on Runner-saved checkpoints ("Unsupported global:
+   mmengine.logging.history_buffer.HistoryBuffer"). :func:`load_trusted_local`
+   replaces mmengine's loader for local paths and passes ``weights_only=False``.
+
+   Only use it with checkpoints you trust: unpickling a file can run code.
+   Remote schemes (http, s3, ...) keep mmengine's own loaders.
+
+   Upstream fixed this on mmengine's main branch only. Delete this module (and
+   its call in ``nose_mm/__init__.py``) once a fixed mmengine is released and
+   pinned in ``requirements/runtime.txt``.
+
+The fix is applied when ``nose_mm`` is imported, i.e. whenever a config has
+``custom_imports = dict(imports=['nose_mm'])`` or a tool imports the package.
+"""
+import os.path as osp
+
+import torch
+from mmengine.runner.checkpoint import CheckpointLoader
+
+__all__ = ['load_trusted_local', 'apply_checkpoint_fix']
+
+
+def load_trusted_local(filename: str, map_location=None):
+    """Load a local checkpoint with ``weights_only=False`` (trusted files only).
+
+    Args:
+        filename (str): Path of a local checkpoint file.
+        map_location: Same as :func:`torch.load`. Defaults to None.
+
+    Returns:
+        dict: The loaded checkpoint.
+
+    Raises:
+        FileNotFoundError: If ``filename`` is not a file.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename!r} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def apply_checkpoint_fix() -> None:
+    """Register :func:`load_trusted_local` for local paths (idempotent)."""
+    # The empty prefix matches every path; mmengine tries longer prefixes
+    # (http://, s3://, ...) first, so only local files reach this loader.
+    CheckpointLoader.register_scheme(prefixes='', loader=load_trusted_local, force=True)

@@ -1,0 +1,87 @@
+"""Distributed training on CPU (gloo) with mmengine 0.10.7.
+
+mmengine 0.10.7 fails in two places when ``torchrun`` starts CPU processes:
+``init_dist('pytorch')`` calls ``torch.cuda.set_device`` unconditionally, and the
+Runner wraps the model in DDP with ``device_ids=[LOCAL_RANK]``, which torch
+rejects for CPU modules. :func:`init_dist_if_needed` initialises the gloo
+process group before the Runner does (the Runner then skips its own init), and
+:class:`NoseDistributedDataParallel` passes ``device_ids=None`` for CPU modules
+and converts SyncBN to BN there (torch's SyncBatchNorm refuses CPU tensors).
+``tools/train.py`` and ``tools/test.py`` apply both, so users get them without flags.
+"""
+import os
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
+from mmengine.registry import MODEL_WRAPPERS
+
+__all__ = ['init_dist_if_needed', 'NoseDistributedDataParallel', 'default_wrapper_cfg']
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def _module_on_cpu(module: torch.nn.Module) -> bool:
+    param = next(iter(module.parameters()), None)
+    return param is None or param.device.type == 'cpu'
+
+
+@MODEL_WRAPPERS.register_module(force=True)
+class NoseDistributedDataParallel(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` that also works for CPU modules.
+
+    On CPU it drops ``device_ids`` / ``output_device`` (torch requires None there)
+    and reverts SyncBN layers to BN. On GPU it behaves exactly like its parent.
+
+    Args:
+        module (nn.Module): The model to wrap.
+        **kwargs: Passed to ``MMDistributedDataParallel`` (``device_ids``,
+            ``broadcast_buffers``, ``find_unused_parameters``...).
+    """
+
+    def __init__(self, module: torch.nn.Module, **kwargs) -> None:
+        if _module_on_cpu(module):
+            kwargs['device_ids'] = None
+            kwargs.pop('output_device', None)
+            module = revert_sync_batchnorm(module)
+        super().__init__(module=module, **kwargs)
+
+
+def default_wrapper_cfg(find_unused_parameters: bool = False) -> dict:
+    """The ``model_wrapper_cfg`` the tools set when a config leaves it empty."""
+    return dict(type='NoseDistributedDataParallel', broadcast_buffers=False,
+                find_unused_parameters=find_unused_parameters)
+
+
+def init_dist_if_needed(launcher: str, backend: Optional[str] = None) -> None:
+    """Initialise the process group on CPU machines before the Runner does.
+
+    With CUDA available this does nothing (mmengine's own init is right there).
+
+    Args:
+        launcher (str): One of ``'none'``, ``'pytorch'``, ``'slurm'``, ``'mpi'``.
+        backend (str, optional): Process-group backend on CPU. Defaults to
+            ``'gloo'``.
+
+    Raises:
+        ValueError: If ``launcher`` is not one of the allowed values.
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f'unknown launcher {launcher!r}; allowed: {", ".join(LAUNCHERS)}')
+    if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    if launcher == 'slurm':
+        # Map slurm's variables onto the ones torch's env:// init reads.
+        os.environ.setdefault('RANK', os.environ.get('SLURM_PROCID', '0'))
+        os.environ.setdefault('WORLD_SIZE', os.environ.get('SLURM_NTASKS', '1'))
+        os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+        os.environ.setdefault('MASTER_PORT', '29500')
+        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+    elif launcher == 'mpi':
+        os.environ.setdefault('RANK', os.environ.get('OMPI_COMM_WORLD_RANK', '0'))
+        os.environ.setdefault('WORLD_SIZE', os.environ.get('OMPI_COMM_WORLD_SIZE', '1'))
+        os.environ.setdefault('LOCAL_RANK', os.environ.get('OMPI_COMM_WORLD_LOCAL_RANK', '0'))
+        os.environ.setdefault('MASTER_PORT', '29500')
+        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+    dist.init_process_group(backend=backend or 'gloo')

@@ -44,34 +44,44 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment in $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+pip_install() {
+  # Quiet pip; drop the "Location ... is ignored" noise that a machine-wide
+  # pip.conf with absent local indexes produces, keep every other message.
+  set +e
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" 2>&1 \
+    | grep -v 'is ignored: it is neither a file nor a directory'
+  local rc=${PIPESTATUS[0]}
+  set -e
+  return "$rc"
+}
 
 echo "[setup] 1/5 torch + torchvision (pinned pair, ~2 minutes on first install)"
-"${PIP[@]}" $CONSTRAINTS -r "$REQ/torch.txt"
+pip_install $CONSTRAINTS -r "$REQ/torch.txt"
 
 echo "[setup] 2/5 build tools"
-"${PIP[@]}" $CONSTRAINTS -r "$REQ/build.txt"
+pip_install $CONSTRAINTS -r "$REQ/build.txt"
 
 echo "[setup] 3/5 mmcv 2.1.0 with compiled ops"
 if "$VENV/bin/python" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" >/dev/null 2>&1; then
   echo "[setup]     already installed"
 elif [ -n "${MMCV_WHEEL_DIR:-}" ] && ls "$MMCV_WHEEL_DIR"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
   echo "[setup]     from prebuilt wheel in $MMCV_WHEEL_DIR"
-  "${PIP[@]}" $CONSTRAINTS --find-links "$MMCV_WHEEL_DIR" --only-binary mmcv -r "$REQ/mmcv.txt"
+  pip_install $CONSTRAINTS --find-links "$MMCV_WHEEL_DIR" --only-binary mmcv -r "$REQ/mmcv.txt"
 else
   if [ -n "${MMCV_WHEEL_DIR:-}" ]; then
     echo "[setup]     NOTE: no mmcv-2.1.0 wheel in MMCV_WHEEL_DIR=$MMCV_WHEEL_DIR"
   fi
   echo "[setup]     NOTE: building mmcv 2.1.0 from source with compiled ops."
   echo "[setup]     This takes about 25 minutes on 2 cores (pip caches the wheel afterwards)."
-  MMCV_WITH_OPS=1 "${PIP[@]}" $CONSTRAINTS --no-build-isolation -r "$REQ/mmcv.txt"
+  export MMCV_WITH_OPS=1
+  pip_install $CONSTRAINTS --no-build-isolation -r "$REQ/mmcv.txt"
 fi
 
 echo "[setup] 4/5 OpenMMLab packages, timm and test tools"
-"${PIP[@]}" $CONSTRAINTS -r "$REQ/runtime.txt" -r "$REQ/tests.txt"
+pip_install $CONSTRAINTS -r "$REQ/runtime.txt" -r "$REQ/tests.txt"
 
 echo "[setup] 5/5 nose_mm (editable)"
-"${PIP[@]}" $CONSTRAINTS --no-deps --no-build-isolation -e .
+pip_install $CONSTRAINTS --no-deps --no-build-isolation -e .
 
 if ! check_imports; then
   echo "[setup] ERROR: the environment was installed but imports still fail:" >&2

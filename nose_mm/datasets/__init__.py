@@ -2,3 +2,8 @@ from .cifar import NoseCIFAR100
 from .formats import write_ade20k, write_cifar100, write_image_folder
 
 __all__ = ['NoseCIFAR100', 'write_cifar100', 'write_image_folder', 'write_ade20k']
+from .demo import (DIGIT_CLASSES, SEG_CLASSES, build_digits_classification,
+                   build_digits_segmentation)
+
+__all__ += ['DIGIT_CLASSES', 'SEG_CLASSES', 'build_digits_classification',
+            'build_digits_segmentation']

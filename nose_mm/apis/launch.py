@@ -1,0 +1,217 @@
+"""What ``tools/train.py`` and ``tools/test.py`` do, as functions.
+
+The tools only parse arguments; loading the config, applying the command-line
+options, checking the data folders, setting up CPU-distributed runs and
+building the Runner live here so they are tested and reusable.
+
+Every user error (bad config path, missing data folder, unknown launcher,
+``--amp`` without a GPU...) raises :class:`LaunchError` with a one-line
+message; the tools print it as ``nose_mm: error: ...`` and exit with status 2.
+"""
+import os
+import os.path as osp
+from typing import Any, Iterator, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
+
+__all__ = [
+    'LaunchError', 'DictAction', 'LAUNCHERS', 'load_config', 'check_data_roots',
+    'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch'
+]
+
+DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+class LaunchError(Exception):
+    """A user error found before training starts (printed as one line)."""
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load a config file and merge ``--cfg-options``.
+
+    Args:
+        path (str): Config file (``.py``, ``.json`` or ``.yaml``).
+        cfg_options (dict, optional): Overrides, ``{'a.b': value}``.
+            Defaults to None.
+
+    Raises:
+        LaunchError: If the file does not exist, has an unsupported suffix or
+            cannot be parsed (the parser's own message is kept).
+    """
+    if not osp.isfile(path):
+        raise LaunchError(f'config file {path!r} does not exist')
+    if osp.splitext(path)[1] not in ('.py', '.json', '.yaml', '.yml'):
+        raise LaunchError(f'config file {path!r} must end in .py, .json, .yaml or .yml')
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as exc:  # noqa: BLE001 - re-raised as one line
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise LaunchError(f'cannot load config {path!r}: {type(exc).__name__}: {msg}') from exc
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def _iter_datasets(node: Any, where: str) -> Iterator[Tuple[str, dict]]:
+    """Yield ``(location, dataset_cfg)`` for every dataset dict, wrappers included."""
+    if not isinstance(node, dict):
+        return
+    yield where, node
+    if isinstance(node.get('dataset'), dict):
+        yield from _iter_datasets(node['dataset'], where + '.dataset')
+    for i, sub in enumerate(node.get('datasets') or []):
+        yield from _iter_datasets(sub, f'{where}.datasets[{i}]')
+
+
+def check_data_roots(cfg: Config, keys: Sequence[str] = DATALOADER_KEYS) -> None:
+    """Check that every dataset ``data_root`` the run will read exists.
+
+    Args:
+        cfg (Config): The loaded config.
+        keys (sequence of str): Dataloader keys to check. Defaults to the
+            train, val and test dataloaders.
+
+    Raises:
+        LaunchError: Naming the missing folder and the config key that sets it.
+    """
+    for key in keys:
+        loader = cfg.get(key)
+        if not loader:
+            continue
+        for where, ds in _iter_datasets(loader.get('dataset'), f'{key}.dataset'):
+            root = ds.get('data_root')
+            if root and '://' not in str(root) and not osp.isdir(root):
+                raise LaunchError(
+                    f'dataset folder {root!r} does not exist (set by {where}.data_root); '
+                    f'lay out the data there or pass --cfg-options {where}.data_root=PATH')
+
+
+def _check_launcher(launcher: str) -> None:
+    if launcher not in LAUNCHERS:
+        raise LaunchError(f'unknown launcher {launcher!r}; allowed: {", ".join(LAUNCHERS)}')
+
+
+def _common_setup(cfg: Config, work_dir: Optional[str], config_path: str,
+                  launcher: str) -> None:
+    _check_launcher(launcher)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    if launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = default_wrapper_cfg(cfg.get('find_unused_parameters', False))
+
+
+def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = None,
+                    resume: Optional[str] = None, amp: bool = False,
+                    auto_scale_lr: bool = False, no_validate: bool = False,
+                    launcher: str = 'none') -> Config:
+    """Apply ``tools/train.py``'s options to a loaded config (in place).
+
+    Args:
+        cfg (Config): The loaded config.
+        config_path (str): Its path (names the default work dir).
+        work_dir (str, optional): Overrides ``cfg.work_dir``. Defaults to
+            ``./work_dirs/<config name>`` when the config sets none.
+        resume (str, optional): ``'auto'`` resumes from the latest checkpoint in
+            the work dir, a path resumes from that checkpoint. Defaults to None.
+        amp (bool): Mixed precision through ``AmpOptimWrapper`` (needs CUDA).
+            Defaults to False.
+        auto_scale_lr (bool): Scale the learning rate by the actual batch size
+            (``cfg.auto_scale_lr`` must hold ``base_batch_size``). Defaults to False.
+        no_validate (bool): Skip validation during training. Defaults to False.
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+            Defaults to ``'none'``.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    _common_setup(cfg, work_dir, config_path, launcher)
+    if amp:
+        if not torch.cuda.is_available():
+            raise LaunchError('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); '
+                              'none is available here: drop --amp to train in fp32')
+        optim = cfg.get('optim_wrapper')
+        if optim is None:
+            raise LaunchError('--amp needs an optim_wrapper in the config')
+        if optim.get('type', 'OptimWrapper') not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise LaunchError(f'--amp cannot be applied to optim_wrapper type {optim.type!r}; '
+                              'allowed: OptimWrapper, AmpOptimWrapper')
+        optim.type = 'AmpOptimWrapper'
+        optim.setdefault('loss_scale', 'dynamic')
+    if auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise LaunchError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` '
+                              'in the config')
+        cfg.auto_scale_lr.enable = True
+    if no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise LaunchError(f'--resume checkpoint {resume!r} does not exist')
+        cfg.resume = True
+        cfg.load_from = resume
+    keys = ['train_dataloader'] if no_validate else list(DATALOADER_KEYS[:2])
+    check_data_roots(cfg, keys)
+    return cfg
+
+
+def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
+                   work_dir: Optional[str] = None, launcher: str = 'none') -> Config:
+    """Apply ``tools/test.py``'s options to a loaded config (in place).
+
+    Args:
+        cfg (Config): The loaded config.
+        config_path (str): Its path (names the default work dir).
+        checkpoint (str): The checkpoint to evaluate.
+        work_dir (str, optional): Overrides ``cfg.work_dir``. Defaults to None.
+        launcher (str): See :func:`setup_train_cfg`. Defaults to ``'none'``.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    _common_setup(cfg, work_dir, config_path, launcher)
+    if '://' not in checkpoint and not osp.isfile(checkpoint):
+        raise LaunchError(f'checkpoint {checkpoint!r} does not exist')
+    if cfg.get('test_dataloader') is None or cfg.get('test_evaluator') is None:
+        raise LaunchError(f'config {config_path!r} has no test_dataloader/test_evaluator')
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    check_data_roots(cfg, ['test_dataloader'])
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the Runner the config asks for (``runner_type`` or mmengine's)."""
+    if 'runner_type' in cfg:
+        from mmengine.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def prepare_launch(launcher: str) -> None:
+    """Start the CPU process group when needed (see :mod:`nose_mm.utils.dist`)."""
+    _check_launcher(launcher)
+    init_dist_if_needed(launcher)
+
+
+def env_info() -> dict:
+    """Hardware and software facts recorded alongside results."""
+    import platform
+    info = {'python': platform.python_version(), 'torch': torch.__version__,
+            'cpu': platform.processor() or platform.machine(), 'num_threads':
+            torch.get_num_threads(), 'hostname': platform.node()}
+    if torch.cuda.is_available():
+        info['gpu'] = torch.cuda.get_device_name(0)
+    info['world_size'] = int(os.environ.get('WORLD_SIZE', '1'))
+    return info

@@ -1,0 +1,54 @@
+"""Evaluate a checkpoint on a config's test set (top-1 or mIoU).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out preds.pkl]
+        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+"""
+import argparse
+import os
+import sys
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Test a checkpoint (nose_mm)')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and results')
+    parser.add_argument('--out', help='dump the raw predictions to this pickle file')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. --cfg-options test_dataloader.batch_size=1')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import nose_mm  # noqa: F401  (compat fixes, registries)
+    from nose_mm.apis import LaunchError, build_runner, load_config, prepare_launch
+    from nose_mm.apis import setup_test_cfg
+
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        setup_test_cfg(cfg, args.config, args.checkpoint, work_dir=args.work_dir,
+                       launcher=args.launcher)
+        prepare_launch(args.launcher)
+    except LaunchError as exc:
+        print(f'nose_mm: error: {exc}', file=sys.stderr)
+        return 2
+    runner = build_runner(cfg)
+    if args.out:
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    metrics = runner.test()
+    print(f'nose_mm: test metrics: {metrics}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Train a classification (mmpretrain) or segmentation (mmseg) model from a config.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+Distributed: ``tools/dist_train.sh CONFIG NPROC`` (torchrun) or
+``tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR``; works on CPU (gloo) too.
+"""
+import argparse
+import os
+import sys
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Train a model (nose_mm)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from the given checkpoint, or, with no value, from the latest '
+        'checkpoint in the work dir')
+    parser.add_argument('--amp', action='store_true', help='mixed-precision training (CUDA)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by the actual batch size')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='do not validate checkpoints during training')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. --cfg-options train_cfg.max_iters=10')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import nose_mm  # noqa: F401  (compat fixes, registries)
+    from nose_mm.apis import LaunchError, build_runner, load_config, prepare_launch
+    from nose_mm.apis import setup_train_cfg
+
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        setup_train_cfg(cfg, args.config, work_dir=args.work_dir, resume=args.resume,
+                        amp=args.amp, auto_scale_lr=args.auto_scale_lr,
+                        no_validate=args.no_validate, launcher=args.launcher)
+        prepare_launch(args.launcher)
+    except LaunchError as exc:
+        print(f'nose_mm: error: {exc}', file=sys.stderr)
+        return 2
+    runner = build_runner(cfg)
+    runner.train()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

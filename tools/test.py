@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on a config's test set (top-1 or mIoU).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out preds.pkl]
-        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--tta] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
 import os
@@ -17,6 +17,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and results')
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation (segmentation: multi-scale + flip)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, e.g. --cfg-options test_dataloader.batch_size=1')
@@ -36,7 +38,7 @@ def main(argv=None):
     try:
         cfg = load_config(args.config, args.cfg_options)
         setup_test_cfg(cfg, args.config, args.checkpoint, work_dir=args.work_dir,
-                       launcher=args.launcher)
+                       launcher=args.launcher, tta=args.tta)
         prepare_launch(args.launcher)
     except LaunchError as exc:
         print(f'nose_mm: error: {exc}', file=sys.stderr)

@@ -20,7 +20,7 @@ from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
     'LaunchError', 'DictAction', 'LAUNCHERS', 'load_config', 'check_data_roots',
-    'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch'
+    'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'add_results_hook'
 ]
 
 DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -105,6 +105,22 @@ def _common_setup(cfg: Config, work_dir: Optional[str], config_path: str,
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
     if launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = default_wrapper_cfg(cfg.get('find_unused_parameters', False))
+    add_results_hook(cfg)
+
+
+def add_results_hook(cfg: Config) -> Config:
+    """Append ``dict(type='ResultsHook')`` to ``cfg.custom_hooks`` unless listed.
+
+    Every train and test run then writes ``<work_dir>/results.json`` for the
+    leaderboard (see :class:`nose_mm.engine.hooks.ResultsHook`). A config that
+    lists the hook itself (with its own arguments) keeps it unchanged.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    names = [h.get('type') if isinstance(h, dict) else type(h).__name__ for h in hooks]
+    if not any(isinstance(n, str) and n.rsplit('.', 1)[-1] == 'ResultsHook' for n in names):
+        hooks.append(dict(type='ResultsHook'))
+        cfg.custom_hooks = hooks
+    return cfg
 
 
 def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = None,
@@ -167,7 +183,8 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
 
 
 def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
-                   work_dir: Optional[str] = None, launcher: str = 'none') -> Config:
+                   work_dir: Optional[str] = None, launcher: str = 'none',
+                   tta: bool = False) -> Config:
     """Apply ``tools/test.py``'s options to a loaded config (in place).
 
     Args:
@@ -176,11 +193,20 @@ def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
         checkpoint (str): The checkpoint to evaluate.
         work_dir (str, optional): Overrides ``cfg.work_dir``. Defaults to None.
         launcher (str): See :func:`setup_train_cfg`. Defaults to ``'none'``.
+        tta (bool): Test-time augmentation (mmseg's multi-scale + flip): wraps
+            the model in ``cfg.tta_model`` and uses ``cfg.tta_pipeline``.
+            Defaults to False.
 
     Returns:
         Config: ``cfg``.
     """
     _common_setup(cfg, work_dir, config_path, launcher)
+    if tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise LaunchError(f'--tta needs tta_model and tta_pipeline in {config_path!r}')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise LaunchError(f'checkpoint {checkpoint!r} does not exist')
     if cfg.get('test_dataloader') is None or cfg.get('test_evaluator') is None:

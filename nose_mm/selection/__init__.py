@@ -1,1 +1,34 @@
+"""NOSE attention-layer selection (METHOD.md sections 1-3).
 
+Pure method (no framework imports): :mod:`.entropy`, :mod:`.greedy`,
+:mod:`.baselines`. Model side: :mod:`.adapters` (a classifier as embed /
+blocks / readout), :mod:`.evaluators` (cached and naive TE over a calibration
+set), :mod:`.loading` (model, checkpoint and calibration data from a config),
+:mod:`.runner` (:func:`run_selection`) and :mod:`.io` (selection files).
+"""
+from .adapters import (FEATURES, LayerSkipAdapter, MMPretrainViTAdapter, build_adapter,
+                       register_adapter)
+from .baselines import (select_attn_entropy, select_by_score, select_cosine, select_first,
+                        select_random)
+from .entropy import STD_EPS, FeatureStats, gaussian_entropy, transfer_entropy
+from .evaluators import (EVALUATORS, CachedEvaluator, NaiveEvaluator, build_evaluator,
+                         layer_statistics, selection_cost)
+from .greedy import CRITERIA, SelectionResult, check_budget, greedy_select
+from .io import file_sha256, load_selection, load_selection_record, save_selection
+from .loading import (build_calibration_dataset, build_calibration_loader, build_model_from_cfg,
+                      calibration_dataset_cfg, calibration_indices, collect_batches,
+                      load_checkpoint_strict, prepare_calibration)
+from .runner import METHODS, result_to_record, run_selection, select_from_config
+
+__all__ = [
+    'STD_EPS', 'FeatureStats', 'gaussian_entropy', 'transfer_entropy', 'CRITERIA',
+    'SelectionResult', 'check_budget', 'greedy_select', 'select_random', 'select_first',
+    'select_by_score', 'select_attn_entropy', 'select_cosine', 'FEATURES', 'LayerSkipAdapter',
+    'MMPretrainViTAdapter', 'register_adapter', 'build_adapter', 'EVALUATORS',
+    'CachedEvaluator', 'NaiveEvaluator', 'build_evaluator', 'layer_statistics', 'selection_cost',
+    'save_selection', 'load_selection', 'load_selection_record', 'file_sha256',
+    'load_checkpoint_strict', 'build_model_from_cfg', 'calibration_dataset_cfg',
+    'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
+    'collect_batches', 'prepare_calibration', 'METHODS', 'run_selection', 'result_to_record',
+    'select_from_config'
+]

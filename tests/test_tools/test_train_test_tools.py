@@ -79,6 +79,11 @@ def test_ade20k_upernet_train_resume_and_test_miou(tiny_ade20k, tmp_path):
     match = re.search(r"'mIoU': ([0-9.]+)", proc.stdout)
     assert match, proc.stdout[-2000:]
     assert 0.0 <= float(match.group(1)) <= 100.0
+    # multi-scale + flip through mmseg's TTA model
+    proc = run_tool('test.py', SEG_CFG, work / 'iter_6.pth', '--tta', '--work-dir',
+                    tmp_path / 'tta', '--cfg-options', *opts)
+    assert 'SegTTAModel' in proc.stdout + proc.stderr
+    assert re.search(r"'mIoU': ([0-9.]+)", proc.stdout), proc.stdout[-2000:]
 
 
 def test_two_process_cpu_training_through_dist_train_sh(tiny_cifar100, tmp_path):

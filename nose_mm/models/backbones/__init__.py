@@ -1,1 +1,3 @@
+from .nose_vit import DilutableEncoderLayer, NoseVisionTransformer
 
+__all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer']

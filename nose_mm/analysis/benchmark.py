@@ -1,0 +1,59 @@
+"""Timing helpers for fair speed comparisons on a shared machine.
+
+Variants are timed *interleaved* (A, B, A, B, ...) rather than one after the
+other, so slow drifts of the machine (other processes, thermal state) hit all
+variants alike, and the median over repeats discards outliers.
+"""
+import statistics
+import time
+from typing import Callable, Dict, List
+
+__all__ = ['time_interleaved', 'median', 'paired_ratio']
+
+
+def time_interleaved(fns: Dict[str, Callable[[], None]], repeats: int = 5, warmup: int = 1,
+                     clock: Callable[[], float] = time.perf_counter) -> Dict[str, List[float]]:
+    """Time each callable ``repeats`` times, interleaved, after ``warmup`` untimed rounds.
+
+    Args:
+        fns (dict): ``{name: fn}``; each ``fn()`` runs one measured step and
+            must synchronise itself if it runs asynchronously (e.g. CUDA).
+        repeats (int): Timed rounds. Defaults to 5.
+        warmup (int): Untimed rounds first. Defaults to 1.
+        clock (callable): The clock. Defaults to :func:`time.perf_counter`
+            (wall time). :func:`time.process_time` (CPU time of this process)
+            is less sensitive to other processes on a busy machine, but counts
+            the spin-waiting of idle worker threads: use it with one thread.
+
+    Returns:
+        dict: ``{name: [seconds per round]}``.
+
+    Raises:
+        ValueError: ``repeats < 1`` or ``warmup < 0``.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f'need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}')
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = clock()
+            fn()
+            times[name].append(clock() - start)
+    return times
+
+
+def median(values: List[float]) -> float:
+    """The median of ``values``."""
+    return statistics.median(values)
+
+
+def paired_ratio(times: Dict[str, List[float]], num: str, den: str) -> float:
+    """Median over rounds of ``times[num][i] / times[den][i]``.
+
+    Interleaved rounds run under nearly the same machine load, so the ratio
+    within a round is more stable than the ratio of two medians.
+    """
+    return statistics.median(a / b for a, b in zip(times[num], times[den]))

@@ -1,0 +1,179 @@
+"""Frequency content of each block's patch features (METHOD.md section 7, paper Fig. 5).
+
+Per block, the output patch tokens are reshaped to ``B x C x H x W``; the 2-D
+FFT over ``(H, W)`` is centred with ``fftshift`` and its magnitude ``|F|`` is
+averaged over samples and channels, giving one ``H x W`` magnitude map per
+block (:func:`magnitude_spectrum`, accumulated over the calibration set by
+:func:`block_spectra`).
+
+Radial distance: each frequency bin's Euclidean distance (in bins) from the
+centre bin ``(H // 2, W // 2)`` (the zero frequency after ``fftshift``),
+divided by the largest such distance on the grid, so it runs from 0 (DC) to
+1 (the farthest corner) (:func:`radial_distance`).
+
+Bands: with edges ``(e1, e2)`` (default ``(1/3, 2/3)``), *low* is
+``r < e1``, *mid* is ``e1 <= r < e2`` and *high* is ``r >= e2``. A band's
+share is the sum of ``|F|`` over its bins divided by the sum over all bins, so
+the three shares add up to 1 (:func:`band_shares`). The DC bin belongs to the
+low band, so a constant feature map has a low-band share of 1.
+
+Pure torch / numpy except :func:`block_spectra`, which reads blocks through a
+:class:`~nose_mm.selection.LayerSkipAdapter`.
+"""
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+__all__ = ['DEFAULT_BAND_EDGES', 'BANDS', 'check_band_edges', 'radial_distance',
+           'magnitude_spectrum', 'radial_profile', 'band_shares', 'block_spectra',
+           'frequency_analysis']
+
+#: Default band edges on the normalised radial distance.
+DEFAULT_BAND_EDGES = (1.0 / 3.0, 2.0 / 3.0)
+#: Band names, low to high.
+BANDS = ('low', 'mid', 'high')
+
+
+def check_band_edges(edges: Sequence[float]) -> Tuple[float, float]:
+    """Validate band edges ``(e1, e2)`` with ``0 < e1 < e2 < 1``.
+
+    Raises:
+        ValueError: Naming the bad edges.
+    """
+    edges = tuple(float(e) for e in edges)
+    if len(edges) != 2 or not 0.0 < edges[0] < edges[1] < 1.0:
+        raise ValueError(f'band edges must be two numbers 0 < e1 < e2 < 1, got {edges}')
+    return edges
+
+
+def radial_distance(height: int, width: int) -> np.ndarray:
+    """Normalised distance of each ``fftshift``-ed frequency bin from the centre.
+
+    Args:
+        height (int): Grid height ``H``.
+        width (int): Grid width ``W``.
+
+    Returns:
+        np.ndarray: ``(H, W)`` float64 in [0, 1]; 0 at ``(H // 2, W // 2)``,
+        1 at the farthest bin. A 1 x 1 grid gives ``[[0.]]``.
+    """
+    ys = np.arange(height, dtype=np.float64) - height // 2
+    xs = np.arange(width, dtype=np.float64) - width // 2
+    dist = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
+    peak = dist.max()
+    return dist / peak if peak > 0 else dist
+
+
+def magnitude_spectrum(featmap: torch.Tensor) -> torch.Tensor:
+    """Mean over samples and channels of ``|fftshift(fft2(featmap))|``.
+
+    Args:
+        featmap (Tensor): ``(B, C, H, W)`` features.
+
+    Returns:
+        Tensor: ``(H, W)`` float64 magnitude map, centred.
+    """
+    if featmap.dim() != 4:
+        raise ValueError(f'featmap must be B x C x H x W, got shape {tuple(featmap.shape)}')
+    spectrum = torch.fft.fftshift(torch.fft.fft2(featmap.double()), dim=(-2, -1))
+    return spectrum.abs().mean(dim=(0, 1))
+
+
+def radial_profile(magnitude: np.ndarray, num_bins: int = 10) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean magnitude as a function of the normalised radial distance.
+
+    Args:
+        magnitude (array-like): ``(H, W)`` centred magnitude map.
+        num_bins (int): Equal-width bins on [0, 1]; the last one includes 1.
+            Defaults to 10.
+
+    Returns:
+        tuple: ``(centres, values)``, each of length ``num_bins``; a bin with
+        no frequency in it is NaN.
+    """
+    magnitude = np.asarray(magnitude, dtype=np.float64)
+    if num_bins < 1:
+        raise ValueError(f'num_bins must be >= 1, got {num_bins}')
+    radius = radial_distance(*magnitude.shape)
+    index = np.minimum((radius * num_bins).astype(int), num_bins - 1)
+    sums = np.bincount(index.ravel(), weights=magnitude.ravel(), minlength=num_bins)
+    counts = np.bincount(index.ravel(), minlength=num_bins)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    centres = (np.arange(num_bins) + 0.5) / num_bins
+    return centres, values
+
+
+def band_shares(magnitude: np.ndarray,
+                edges: Sequence[float] = DEFAULT_BAND_EDGES) -> Dict[str, float]:
+    """Share of the total magnitude in the low / mid / high bands.
+
+    Args:
+        magnitude (array-like): ``(H, W)`` centred magnitude map.
+        edges (Sequence[float]): ``(e1, e2)``, see the module docstring.
+            Defaults to :data:`DEFAULT_BAND_EDGES` ``(1/3, 2/3)``.
+
+    Returns:
+        dict: ``{'low': s, 'mid': s, 'high': s}`` adding up to 1 (all 0 if the
+        map is 0 everywhere).
+    """
+    e1, e2 = check_band_edges(edges)
+    magnitude = np.asarray(magnitude, dtype=np.float64)
+    radius = radial_distance(*magnitude.shape)
+    total = magnitude.sum()
+    masks = (radius < e1, (radius >= e1) & (radius < e2), radius >= e2)
+    if total <= 0:
+        return {band: 0.0 for band in BANDS}
+    return {band: float(magnitude[mask].sum() / total) for band, mask in zip(BANDS, masks)}
+
+
+def block_spectra(adapter, batches: Sequence[torch.Tensor]) -> List[np.ndarray]:
+    """Mean centred magnitude map of every block's output over a calibration set.
+
+    Args:
+        adapter (LayerSkipAdapter): The model (full forward, nothing skipped).
+        batches (Sequence[Tensor]): Preprocessed image batches.
+
+    Returns:
+        list[np.ndarray]: One ``(H, W)`` float64 map per block, averaged over
+        all samples (weighted by batch size) and channels.
+    """
+    sums: List[torch.Tensor] = [None] * adapter.num_layers
+    count = 0
+    with torch.no_grad():
+        for inputs in batches:
+            x, ctx = adapter.embed(inputs)
+            n = x.shape[0]
+            for i in range(adapter.num_layers):
+                x = adapter.block(i, x)
+                spectrum = magnitude_spectrum(adapter.patch_tokens(x, ctx)) * n
+                sums[i] = spectrum if sums[i] is None else sums[i] + spectrum
+            count += n
+    if count == 0:
+        raise ValueError('the calibration set is empty')
+    return [(s / count).cpu().numpy() for s in sums]
+
+
+def frequency_analysis(adapter, batches: Sequence[torch.Tensor],
+                       edges: Sequence[float] = DEFAULT_BAND_EDGES,
+                       num_bins: int = 10) -> List[Dict]:
+    """Per-block radial profile and band shares (paper Fig. 5).
+
+    Args:
+        adapter (LayerSkipAdapter): The model.
+        batches (Sequence[Tensor]): Preprocessed image batches.
+        edges (Sequence[float]): Band edges. Defaults to ``(1/3, 2/3)``.
+        num_bins (int): Radial profile bins. Defaults to 10.
+
+    Returns:
+        list[dict]: For each block ``{'block': i, 'profile_centres': [...],
+        'profile': [...], 'low': s, 'mid': s, 'high': s}``.
+    """
+    edges = check_band_edges(edges)
+    results = []
+    for i, magnitude in enumerate(block_spectra(adapter, batches)):
+        centres, values = radial_profile(magnitude, num_bins)
+        results.append(dict(block=i, profile_centres=centres.tolist(),
+                            profile=values.tolist(), **band_shares(magnitude, edges)))
+    return results

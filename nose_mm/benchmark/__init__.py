@@ -1,0 +1,37 @@
+"""Benchmarks and the leaderboard: params, FLOPs, throughput, memory and accuracy.
+
+- :mod:`~nose_mm.benchmark.measure`: plain functions on any ``nn.Module``
+  (``count_params``, ``count_flops``, ``measure_throughput``, ``peak_memory``,
+  ``largest_batch``, ``compare``).
+- :mod:`~nose_mm.benchmark.info`: what a config's model is (task, dataset,
+  arch, removed layers, input size) and building it for measuring.
+- :mod:`~nose_mm.benchmark.results`: ``results.json`` (written by
+  :class:`~nose_mm.engine.hooks.ResultsHook`) and its merge with
+  ``benchmark.json`` (written by ``tools/benchmark.py``).
+- :mod:`~nose_mm.benchmark.report`: ``tools/benchmark.py``'s measurement and
+  report (``benchmark.json``).
+- :mod:`~nose_mm.benchmark.leaderboard`: tables (md / csv / html) and a plot.
+"""
+from .info import (BENCHMARK_FILE, PARTS, RESULTS_FILE, TASKS, TensorForward, build_model,
+                   config_sha256, dataset_name, default_img_size, git_commit, model_info,
+                   task_of)
+from .leaderboard import (FORMATS, Row, Table, build_leaderboard, build_tables, find_results,
+                          load_reference, plot_leaderboard, render, rows_from_runs,
+                          write_leaderboard)
+from .measure import (DEVICES, MEMORY_METHODS, PRECISIONS, compare, count_flops, count_params,
+                      largest_batch, measure_throughput, memory_method, peak_memory)
+from .report import amp_precision, cpu_model_name, format_report, run_benchmark
+from .results import (MAIN_METRIC, METRIC_KEYS, build_results, load_run, match_benchmark,
+                      normalize_metrics, validate_results)
+
+__all__ = [
+    'count_params', 'count_flops', 'measure_throughput', 'peak_memory', 'memory_method',
+    'largest_batch', 'compare', 'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'TASKS', 'PARTS',
+    'RESULTS_FILE', 'BENCHMARK_FILE', 'TensorForward', 'build_model', 'config_sha256',
+    'dataset_name', 'default_img_size', 'git_commit', 'model_info', 'task_of',
+    'MAIN_METRIC', 'METRIC_KEYS', 'build_results', 'load_run', 'match_benchmark',
+    'normalize_metrics', 'validate_results', 'FORMATS', 'Row', 'Table', 'build_leaderboard',
+    'build_tables', 'find_results', 'load_reference', 'plot_leaderboard', 'render',
+    'rows_from_runs', 'write_leaderboard', 'amp_precision', 'cpu_model_name', 'format_report',
+    'run_benchmark'
+]

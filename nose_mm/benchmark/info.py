@@ -1,0 +1,365 @@
+"""What a run is: task, dataset, model, removed layers, input size, code version.
+
+Shared by :class:`~nose_mm.engine.hooks.ResultsHook` (``results.json``),
+``tools/benchmark.py`` (``benchmark.json``) and the leaderboard, so the three
+describe a model the same way. Everything here reads a loaded mmengine
+``Config`` (and, where given, the built model); nothing is trained.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+import subprocess
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+
+__all__ = [
+    'TASKS', 'PARTS', 'RESULTS_FILE', 'BENCHMARK_FILE', 'DATASET_NAMES', 'ARCH_NAMES',
+    'task_of', 'dataset_name', 'arch_name', 'model_info', 'default_img_size', 'in_channels',
+    'config_sha256', 'git_commit', 'build_model', 'TensorForward'
+]
+
+TASKS = ('classification', 'segmentation')
+#: What :func:`build_model` measures: the whole model or its backbone.
+PARTS = ('model', 'backbone')
+RESULTS_FILE = 'results.json'
+BENCHMARK_FILE = 'benchmark.json'
+
+#: Dataset classes -> the names the leaderboard (and the model zoos) use.
+DATASET_NAMES = {
+    'ImageNet': 'ImageNet-1k',
+    'ImageNet21k': 'ImageNet-21k',
+    'CIFAR100': 'CIFAR-100',
+    'NoseCIFAR100': 'CIFAR-100',
+    'CIFAR10': 'CIFAR-10',
+    'ADE20KDataset': 'ADE20k',
+    'CityscapesDataset': 'Cityscapes',
+    'PascalVOCDataset': 'Pascal VOC 2012',
+}
+#: mmpretrain ``arch`` presets -> display names.
+ARCH_NAMES = {
+    'deit-tiny': 'DeiT-T', 'deit-t': 'DeiT-T',
+    'deit-small': 'DeiT-S', 'deit-s': 'DeiT-S',
+    'deit-base': 'DeiT-B', 'deit-b': 'DeiT-B',
+    'small': 'ViT-S', 's': 'ViT-S',
+    'base': 'ViT-B', 'b': 'ViT-B',
+    'large': 'ViT-L', 'l': 'ViT-L',
+    'huge': 'ViT-H', 'h': 'ViT-H',
+}
+_ARCH_KEYS = (('embed_dims', 'd'), ('num_layers', 'L'), ('num_heads', 'h'),
+              ('feedforward_channels', 'ffn'))
+_SEG_MODEL_TYPES = ('EncoderDecoder', 'CascadeEncoderDecoder', 'SegTTAModel')
+
+
+def _get(node: Any, key: str, default: Any = None) -> Any:
+    if isinstance(node, dict):
+        return node.get(key, default)
+    return getattr(node, key, default)
+
+
+def _short_type(type_name: Any) -> Optional[str]:
+    """``'mmpretrain.VisionTransformer'`` -> ``'VisionTransformer'``."""
+    if type_name is None:
+        return None
+    if not isinstance(type_name, str):
+        type_name = getattr(type_name, '__name__', str(type_name))
+    return type_name.rsplit('.', 1)[-1]
+
+
+def task_of(cfg: Any) -> str:
+    """``'segmentation'`` for mmseg segmentors, ``'classification'`` otherwise.
+
+    A model with a ``decode_head`` or of an mmseg segmentor type is a
+    segmentor; anything else (mmpretrain classifiers) is a classifier.
+    """
+    model = _get(cfg, 'model') or {}
+    if _get(model, 'decode_head') is not None or \
+            _short_type(_get(model, 'type')) in _SEG_MODEL_TYPES:
+        return 'segmentation'
+    return 'classification'
+
+
+def _dataset_cfg(cfg: Any, split: str) -> Optional[dict]:
+    loader = _get(cfg, f'{split}_dataloader')
+    dataset = _get(loader, 'dataset') if loader else None
+    while isinstance(dataset, dict) and _get(dataset, 'type') in (
+            'RepeatDataset', 'ClassBalancedDataset', 'ConcatDataset', 'KFoldDataset'):
+        inner = _get(dataset, 'dataset') or (_get(dataset, 'datasets') or [None])[0]
+        if inner is None:
+            break
+        dataset = inner
+    return dataset
+
+
+def dataset_name(cfg: Any, split: str = 'test') -> Optional[str]:
+    """The evaluation dataset's display name (``'ImageNet-1k'``, ``'ADE20k'``...).
+
+    Args:
+        cfg (Config | dict): A loaded config.
+        split (str): ``'test'``, ``'val'`` or ``'train'``; falls back to
+            ``'val'`` then ``'train'`` when that loader is missing. Defaults
+            to ``'test'``.
+
+    Returns:
+        str | None: :data:`DATASET_NAMES` of the dataset class; other classes
+        by their name, ``CustomDataset`` as ``'CustomDataset(<data_root>)'``.
+    """
+    for name in dict.fromkeys((split, 'val', 'train')):
+        dataset = _dataset_cfg(cfg, name)
+        if dataset is None:
+            continue
+        ds_type = _short_type(_get(dataset, 'type'))
+        if ds_type == 'CustomDataset':
+            root = str(_get(dataset, 'data_root') or '').rstrip('/')
+            return f'CustomDataset({osp.basename(root)})' if root else 'CustomDataset'
+        return DATASET_NAMES.get(ds_type, ds_type)
+    return None
+
+
+def arch_name(arch: Any) -> str:
+    """A short name for a backbone ``arch``: a preset or ``custom(d32,L4,h2,ffn64)``."""
+    if arch is None:
+        return 'default'
+    if isinstance(arch, str):
+        return arch.lower()
+    if isinstance(arch, dict):
+        parts = [f'{short}{arch[key]}' for key, short in _ARCH_KEYS if key in arch]
+        others = sorted(k for k in arch if k not in dict(_ARCH_KEYS))
+        parts += [f'{k}={arch[k]}' for k in others]
+        return f'custom({",".join(parts)})'
+    return str(arch)
+
+
+def _dilutable(model: Optional[torch.nn.Module]):
+    if model is None:
+        return None
+    from mmengine.model import is_model_wrapper
+
+    from nose_mm.models.dilution import find_dilutable_modules
+    if is_model_wrapper(model):
+        model = model.module
+    found = find_dilutable_modules(model)
+    return found[0] if found else None
+
+
+def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
+    """Describe the model of a config (and, if given, the built model).
+
+    Args:
+        cfg (Config | dict): A loaded config.
+        model (torch.nn.Module, optional): The built model. When it holds a
+            dilutable backbone (:class:`~nose_mm.models.Dilutable`), its
+            actual removed / diluted layers and ``lam`` are reported (a hook
+            may have chosen them during the run); otherwise the backbone
+            config's ``removed_layers`` / ``diluted_layers`` (``[]`` if
+            absent). Defaults to None.
+
+    Returns:
+        dict: ``task``, ``type`` (model class), ``backbone`` (class),
+        ``arch`` (the config value: a preset name or a dict), ``arch_name``
+        (:func:`arch_name`), ``display`` (``'DeiT-B'``...), ``neck``,
+        ``head`` (classification head or segmentation decode head class),
+        ``removed_layers``, ``diluted_layers`` and ``dilution_lam`` (None
+        without a dilutable backbone).
+    """
+    model_cfg = _get(cfg, 'model') or {}
+    backbone = _get(model_cfg, 'backbone') or {}
+    arch = _get(backbone, 'arch')
+    if hasattr(arch, 'to_dict'):
+        arch = arch.to_dict()
+    elif isinstance(arch, dict):
+        arch = dict(arch)
+    name = arch_name(arch)
+    head = _get(model_cfg, 'decode_head') or _get(model_cfg, 'head')
+    neck = _get(model_cfg, 'neck')
+    removed = list(_get(backbone, 'removed_layers') or [])
+    diluted = list(_get(backbone, 'diluted_layers') or [])
+    lam = None
+    dilutable = _dilutable(model)
+    if dilutable is not None:
+        removed = list(dilutable.removed_layers)
+        diluted = list(dilutable.diluted_layers)
+        lam = float(dilutable.get_dilution_lam())
+    return {
+        'task': task_of(cfg),
+        'type': _short_type(_get(model_cfg, 'type')),
+        'backbone': _short_type(_get(backbone, 'type')),
+        'arch': arch,
+        'arch_name': name,
+        'display': ARCH_NAMES.get(name, name),
+        'neck': _short_type(_get(neck, 'type')) if isinstance(neck, dict) else None,
+        'head': _short_type(_get(head, 'type')) if isinstance(head, dict) else None,
+        'removed_layers': sorted(int(i) for i in removed),
+        'diluted_layers': sorted(int(i) for i in diluted),
+        'dilution_lam': lam,
+    }
+
+
+def _pair(value: Any) -> Optional[Tuple[int, int]]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, int) for v in value):
+        return (int(value[0]), int(value[1]))
+    return None
+
+
+def default_img_size(cfg: Any) -> Tuple[int, int]:
+    """The ``(H, W)`` a config's model is measured at.
+
+    Segmentation: the data pre-processor's ``size`` (the crop), else the
+    config's ``crop_size``, else the backbone's ``img_size``, else 512.
+    Classification: the backbone's ``img_size``, else 224 (mmpretrain's ViT
+    default).
+    """
+    model_cfg = _get(cfg, 'model') or {}
+    backbone = _get(model_cfg, 'backbone') or {}
+    if task_of(cfg) == 'segmentation':
+        for value in (_get(_get(model_cfg, 'data_preprocessor') or {}, 'size'),
+                      _get(cfg, 'crop_size'), _get(backbone, 'img_size')):
+            size = _pair(value)
+            if size:
+                return size
+        return (512, 512)
+    return _pair(_get(backbone, 'img_size')) or (224, 224)
+
+
+def in_channels(cfg: Any) -> int:
+    """Input channels of the config's backbone (3 unless it says otherwise)."""
+    backbone = _get(_get(cfg, 'model') or {}, 'backbone') or {}
+    return int(_get(backbone, 'in_channels', 3) or 3)
+
+
+def config_sha256(cfg: Any) -> Optional[str]:
+    """sha256 (hex) of the dumped config text (``Config.dump()``, as the Runner saves it).
+
+    Falls back to the config's JSON (sorted keys) if it cannot be dumped as
+    text; None for objects that are neither.
+    """
+    text = None
+    try:
+        text = cfg.dump()
+    except Exception:  # noqa: BLE001 - fall back to a stable JSON form
+        try:
+            data = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
+            text = json.dumps(data, sort_keys=True, default=str)
+        except Exception:  # noqa: BLE001
+            return None
+    if not isinstance(text, str):
+        return None
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def git_commit(path: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """The git commit of the repository holding ``path``.
+
+    Args:
+        path (str, optional): A file or folder inside the repository.
+            Defaults to the folder of the running ``nose_mm`` package (the
+            code that produced the results), then the current directory.
+
+    Returns:
+        dict | None: ``commit`` (40 hex digits), ``dirty`` (tracked files
+        modified) and ``repo`` (top-level folder); None outside a git
+        repository or without git.
+    """
+    candidates = [path] if path else [osp.dirname(osp.dirname(osp.abspath(__file__))),
+                                      os.getcwd()]
+    for where in candidates:
+        folder = where if osp.isdir(where) else osp.dirname(where)
+
+        def git(*args: str) -> Optional[str]:
+            try:
+                proc = subprocess.run(['git', '-C', folder, *args], capture_output=True,
+                                      text=True, timeout=20)
+            except (OSError, subprocess.SubprocessError):
+                return None
+            return proc.stdout.strip() if proc.returncode == 0 else None
+
+        commit = git('rev-parse', 'HEAD')
+        if commit:
+            status = git('status', '--porcelain', '--untracked-files=no')
+            return {'commit': commit, 'dirty': bool(status) if status is not None else None,
+                    'repo': git('rev-parse', '--show-toplevel')}
+    return None
+
+
+class TensorForward(torch.nn.Module):
+    """Call an OpenMMLab model (or its backbone) as ``module(x)`` on a tensor.
+
+    ``part='model'``: ``model(x, mode='tensor')``, the whole network without
+    the data pre-processor and without post-processing (classifier: backbone,
+    neck and head up to the logits; mmseg ``EncoderDecoder``: backbone, neck
+    and decode head up to the low-resolution logits, no auxiliary head, no
+    resize to the input, no sliding window). ``part='backbone'``:
+    ``model.backbone(x)``. Parameters counted on this module are those of
+    the measured part.
+
+    Args:
+        model (torch.nn.Module): An mmengine ``BaseModel`` (or any module
+            called as ``model(x)``).
+        part (str): ``'model'`` or ``'backbone'``. Defaults to ``'model'``.
+    """
+
+    def __init__(self, model: torch.nn.Module, part: str = 'model') -> None:
+        super().__init__()
+        if part not in PARTS:
+            raise ValueError(f'part must be one of {", ".join(PARTS)}, got {part!r}')
+        from mmengine.model import BaseModel
+        self.part = part
+        self.in_channels = 3
+        if part == 'backbone':
+            if getattr(model, 'backbone', None) is None:
+                raise ValueError(f'part="backbone" needs a model with a backbone, got '
+                                 f'{type(model).__name__}')
+            self.module = model.backbone
+            self._tensor_mode = False
+        else:
+            self.module = model
+            self._tensor_mode = isinstance(model, BaseModel)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        """Run the measured part on a pre-processed batch."""
+        if self._tensor_mode:
+            return self.module(x, mode='tensor')
+        return self.module(x)
+
+
+def build_model(cfg: Any, checkpoint: Optional[str] = None, part: str = 'model',
+                device: str = 'cpu') -> TensorForward:
+    """Build a config's model for measuring, optionally loading a checkpoint.
+
+    Imports the config's ``custom_imports``, builds ``cfg.model`` in the
+    config's ``default_scope`` (as the Runner does), converts ``SyncBN``
+    to ``BN`` (measurements run in one process), loads ``checkpoint`` if
+    given (random initialisation otherwise: speed and FLOPs do not depend on
+    the weights) and wraps the model in :class:`TensorForward`, in eval mode.
+
+    Args:
+        cfg (Config): A loaded config.
+        checkpoint (str, optional): Weights to load. Defaults to None.
+        part (str): ``'model'`` or ``'backbone'`` (see :class:`TensorForward`).
+            Defaults to ``'model'``.
+        device (str): Where to put the model. Defaults to ``'cpu'``.
+
+    Returns:
+        TensorForward: The model, called as ``model(x)``.
+    """
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    if part not in PARTS:
+        raise ValueError(f'part must be one of {", ".join(PARTS)}, got {part!r}')
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    model = MODELS.build(cfg.model)
+    model = revert_sync_batchnorm(model)
+    if checkpoint:
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    wrapped = TensorForward(model, part)
+    wrapped.in_channels = in_channels(cfg)
+    return wrapped.to(device).eval()

@@ -1,0 +1,530 @@
+"""Leaderboard: every run's ``results.json`` side by side with published numbers.
+
+Rows come from two places:
+
+- runs: each ``results.json`` found under the given work dirs (the path
+  itself, or one or two folder levels below it), with throughput and memory
+  merged from a ``benchmark.json`` beside it (see
+  :mod:`nose_mm.benchmark.results`). A malformed or partial file is reported
+  (``problems``) and skipped; nothing is ever written next to it.
+- reference rows: ``benchmarks/reference.yml``, published numbers with their
+  source, marked as reported.
+
+Rows are grouped into one table per (task, dataset), sorted by the main
+metric (top-1 / mIoU, best first; rows without it last). The delta column
+compares the main metric with the table's baseline row:
+
+- a run's baseline is a run of the same table whose backbone has the same
+  ``arch`` (whatever the backbone class, so an mmpretrain
+  ``VisionTransformer`` run is the baseline of a pruned
+  ``NoseVisionTransformer`` one) with no removed and no diluted layers; if
+  several qualify, the most recent (``date``);
+- a reference row's baseline is the reference row it names (``baseline:``
+  in the YAML), e.g. the DeiT numbers of the NOSE paper.
+
+The baseline row itself shows ``baseline``; rows without one show nothing.
+"""
+import csv
+import datetime
+import html
+import io
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from nose_mm.utils.fileio import atomic_write
+from .info import ARCH_NAMES, RESULTS_FILE, TASKS
+from .results import MAIN_METRIC, load_run
+
+__all__ = [
+    'FORMATS', 'REFERENCE_FORMAT', 'COLUMNS', 'Row', 'Table', 'find_results', 'rows_from_runs',
+    'load_reference', 'build_tables', 'build_leaderboard', 'format_markdown', 'format_csv',
+    'format_html', 'render', 'write_leaderboard', 'plot_leaderboard'
+]
+
+FORMATS = ('md', 'csv', 'html')
+REFERENCE_FORMAT = 'nose_mm.reference'
+
+_METRIC_COLUMNS = {
+    'classification': (('top1', 'Top-1'), ('top5', 'Top-5')),
+    'segmentation': (('mIoU', 'mIoU'), ('mIoU_ms_flip', 'mIoU(ms+flip)'), ('mAcc', 'mAcc')),
+}
+_TAIL = ('Params (M)', 'GFLOPs', 'img/s', 'Mem (MiB)', 'Throughput setting', 'Source')
+#: Columns of each task's tables.
+COLUMNS = {
+    task: ('#', 'Model', 'Run / method', 'Removed layers')
+    + tuple(title for _, title in metrics) + (f'Δ {metrics[0][1]}', ) + _TAIL
+    for task, metrics in _METRIC_COLUMNS.items()
+}
+_NOTES = (
+    'GFLOPs are multiply-accumulates per image (the model zoos\' "GFLOPs"), attention '
+    'products included. img/s: inference, median of repeats, at the stated throughput '
+    'setting (compare img/s only between rows measured alike). Mem: peak memory of one '
+    'forward at that setting (CUDA: max allocated; CPU: resident-set growth). Δ: main '
+    'metric minus the baseline row\'s (runs: the latest run of the same arch with no '
+    'removed or diluted layers; reported rows: the baseline their source names). '
+    'Source "reported" = published numbers (benchmarks/reference.yml), "measured" = a run.')
+
+
+@dataclass
+class Row:
+    """One leaderboard row (a run or a reported reference).
+
+    Attributes:
+        task (str): ``'classification'`` or ``'segmentation'``.
+        dataset (str): Display name (``'ImageNet-1k'``...).
+        model (str): Backbone display name (``'DeiT-B'``...).
+        label (str): Run folder or reported method.
+        arch (str): Backbone arch name (baseline matching).
+        removed_layers (list[int] | None): Removed attention layers.
+        diluted_layers (list[int]): Diluted attention layers.
+        metrics (dict): Normalised metrics (percent).
+        params_m (float | None): Parameters in millions.
+        gflops (float | None): G multiply-accumulates per image.
+        img_per_s (float | None): Median inference throughput.
+        mem_mib (float | None): Peak memory in MiB.
+        setting (str): Throughput setting (device, precision, batch, size).
+        source (str): Where the numbers come from.
+        reported (bool): Published numbers (True) or a run (False).
+        date (str | None): ISO date of a run.
+        path (str | None): The run's ``results.json``.
+        ref_id (str | None): Reference id.
+        baseline_id (str | None): Reference id of a reference row's baseline.
+        delta (float | None): Main metric minus the baseline's (filled by
+            :func:`build_tables`).
+        is_baseline (bool): The row is a baseline of its table.
+    """
+
+    task: str
+    dataset: str
+    model: str
+    label: str
+    arch: str
+    removed_layers: Optional[List[int]]
+    diluted_layers: List[int] = field(default_factory=list)
+    metrics: Dict[str, float] = field(default_factory=dict)
+    params_m: Optional[float] = None
+    gflops: Optional[float] = None
+    img_per_s: Optional[float] = None
+    mem_mib: Optional[float] = None
+    setting: str = ''
+    source: str = ''
+    reported: bool = False
+    date: Optional[str] = None
+    path: Optional[str] = None
+    ref_id: Optional[str] = None
+    baseline_id: Optional[str] = None
+    delta: Optional[float] = None
+    is_baseline: bool = False
+
+    @property
+    def main(self) -> Optional[float]:
+        """The task's main metric (top-1 or mIoU), or None."""
+        return self.metrics.get(MAIN_METRIC[self.task])
+
+
+@dataclass
+class Table:
+    """The rows of one (task, dataset), sorted."""
+
+    task: str
+    dataset: str
+    rows: List[Row]
+
+    @property
+    def title(self) -> str:
+        """``'classification / ImageNet-1k'``."""
+        return f'{self.task} / {self.dataset}'
+
+
+# ---------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------
+def find_results(paths: Sequence[str], depth: int = 2) -> Tuple[List[Tuple[str, str]], List[str]]:
+    """Find ``results.json`` files.
+
+    Args:
+        paths (sequence of str): Work dirs, folders of work dirs, or
+            ``results.json`` files.
+        depth (int): Folder levels searched below each path. Defaults to 2.
+
+    Returns:
+        tuple: ``([(root, results.json path)], problems)``, each file once.
+    """
+    found: Dict[str, str] = {}
+    problems = []
+    for root in paths:
+        if osp.isfile(root):
+            found.setdefault(osp.abspath(root), root)
+            continue
+        if not osp.isdir(root):
+            problems.append(f'{root}: no such file or folder')
+            continue
+        hits = []
+        level = [root]
+        for _ in range(depth + 1):
+            nxt = []
+            for folder in level:
+                candidate = osp.join(folder, RESULTS_FILE)
+                if osp.isfile(candidate):
+                    hits.append(candidate)
+                try:
+                    nxt += [osp.join(folder, d) for d in sorted(os.listdir(folder))
+                            if osp.isdir(osp.join(folder, d))]
+                except OSError:
+                    continue
+            level = nxt
+        if not hits:
+            problems.append(f'{root}: no {RESULTS_FILE} in it or up to {depth} levels below')
+        for hit in hits:
+            found.setdefault(osp.abspath(hit), root)
+    return [(root, path) for path, root in found.items()], problems
+
+
+def _run_label(root: str, path: str) -> str:
+    folder = osp.dirname(osp.abspath(path))
+    root = osp.abspath(root)
+    if osp.isfile(root) or folder == root:
+        return osp.basename(folder)
+    return osp.relpath(folder, root)
+
+
+def _setting(bench: Dict[str, Any]) -> str:
+    t = bench.get('throughput') or {}
+    size = t.get('img_size') or []
+    size_text = f'{size[0]}x{size[1]}' if len(size) == 2 and size[0] != size[1] else \
+        (f'{size[0]}px' if size else '')
+    parts = [str(t.get('device', '')), str(t.get('precision', '')),
+             f'bs{t["batch_size"]}' if t.get('batch_size') else '', size_text]
+    return ' '.join(p for p in parts if p)
+
+
+def _row_from_results(data: Dict[str, Any], root: str, path: str) -> Row:
+    model = data.get('model') or {}
+    arch = str(model.get('arch_name') or 'unknown')
+    bench = data.get('benchmark') or {}
+    throughput = bench.get('throughput') or {}
+    mem = bench.get('peak_memory_bytes')
+    params, flops = data.get('params'), data.get('flops')
+    return Row(
+        task=data['task'], dataset=data['dataset'],
+        model=str(model.get('display') or ARCH_NAMES.get(arch, arch)),
+        label=_run_label(root, path), arch=arch,
+        removed_layers=list(data.get('removed_layers') or []),
+        diluted_layers=list(data.get('diluted_layers') or []),
+        metrics={k: float(v) for k, v in data['metrics'].items()
+                 if isinstance(v, (int, float))},
+        params_m=params / 1e6 if params is not None else None,
+        gflops=flops / 1e9 if flops is not None else None,
+        img_per_s=throughput.get('img_per_s'),
+        mem_mib=mem / 2**20 if isinstance(mem, (int, float)) else None,
+        setting=_setting(bench) if bench else '',
+        source=f'measured ({data.get("mode", "?")}): {path}', reported=False,
+        date=data.get('date'), path=path)
+
+
+def rows_from_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Row], List[str]]:
+    """Rows of every readable ``results.json`` under ``paths``.
+
+    Returns:
+        tuple: ``(rows, problems)``; each problem names the file and what is
+        wrong (unusable files are skipped, benchmark files that do not match
+        are not merged).
+    """
+    files, problems = find_results(paths, depth)
+    rows = []
+    for root, path in files:
+        data, issues = load_run(path)
+        problems += issues
+        if data is not None:
+            rows.append(_row_from_results(data, root, path))
+    return rows, problems
+
+
+_REF_REQUIRED = ('id', 'task', 'dataset', 'model', 'method', 'metrics', 'source')
+
+
+def load_reference(path: str) -> Tuple[List[Row], List[str]]:
+    """Reported rows from a reference YAML (see ``benchmarks/reference.yml``).
+
+    Returns:
+        tuple: ``(rows, problems)``; a malformed entry is skipped and named.
+    """
+    import yaml
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        return [], [f'{path}: cannot be read ({exc.strerror or exc})']
+    except yaml.YAMLError as exc:
+        return [], [f'{path}: is not valid YAML ({exc})']
+    if not isinstance(data, dict) or data.get('format') != REFERENCE_FORMAT or \
+            not isinstance(data.get('references'), list):
+        return [], [f'{path}: expected format: {REFERENCE_FORMAT} and a "references" list']
+    rows, problems, ids = [], [], set()
+    for i, ref in enumerate(data['references']):
+        where = f'{path}: references[{i}]'
+        if not isinstance(ref, dict):
+            problems.append(f'{where}: not a mapping')
+            continue
+        missing = [k for k in _REF_REQUIRED if ref.get(k) in (None, '')]
+        if missing:
+            problems.append(f'{where}: missing {", ".join(missing)}')
+            continue
+        if ref['task'] not in TASKS:
+            problems.append(f'{where}: task {ref["task"]!r} not one of {", ".join(TASKS)}')
+            continue
+        if ref.get('reported') is not True:
+            problems.append(f'{where} ({ref["id"]}): reference rows must say reported: true')
+            continue
+        if ref['id'] in ids:
+            problems.append(f'{where}: duplicate id {ref["id"]!r}')
+            continue
+        metrics = ref['metrics'] if isinstance(ref['metrics'], dict) else {}
+        if not any(isinstance(v, (int, float)) for v in metrics.values()):
+            problems.append(f'{where} ({ref["id"]}): no numeric metric')
+            continue
+        ids.add(ref['id'])
+        removed = ref.get('removed_layers')
+        rows.append(Row(
+            task=ref['task'], dataset=str(ref['dataset']), model=str(ref['model']),
+            label=str(ref['method']), arch=str(ref.get('arch') or ref['model']),
+            removed_layers=list(removed) if isinstance(removed, list) else None,
+            metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+            params_m=ref.get('params_m'), gflops=ref.get('gflops'),
+            source=f'reported: {ref["source"]}', reported=True, ref_id=str(ref['id']),
+            baseline_id=ref.get('baseline')))
+    return rows, problems
+
+
+# ---------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------
+def _assign_baselines(rows: List[Row]) -> None:
+    by_id = {r.ref_id: r for r in rows if r.reported and r.ref_id}
+    runs = [r for r in rows if not r.reported]
+    for row in rows:
+        if row.reported:
+            base = by_id.get(row.baseline_id) if row.baseline_id else None
+        else:
+            candidates = [r for r in runs if r.arch == row.arch and not r.removed_layers
+                          and not r.diluted_layers and r.main is not None]
+            base = max(candidates, key=lambda r: (r.date or '', r.label)) if candidates else None
+        if base is None or base.main is None or row.main is None:
+            continue
+        if base is row:
+            row.is_baseline = True
+        else:
+            base.is_baseline = True
+            row.delta = row.main - base.main
+
+
+def build_tables(rows: Sequence[Row]) -> List[Table]:
+    """Group rows by (task, dataset), fill the deltas and sort by the main metric."""
+    groups: Dict[Tuple[str, str], List[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.task, row.dataset), []).append(row)
+    tables = []
+    for (task, dataset), members in sorted(groups.items(),
+                                           key=lambda kv: (TASKS.index(kv[0][0]), kv[0][1])):
+        _assign_baselines(members)
+        members.sort(key=lambda r: (r.main is None, -(r.main or 0.0), r.reported, r.label))
+        tables.append(Table(task, dataset, members))
+    return tables
+
+
+def build_leaderboard(work_dirs: Sequence[str], reference: Optional[str] = None,
+                      depth: int = 2) -> Tuple[List[Table], List[str]]:
+    """Read runs (and references) and build the tables.
+
+    Args:
+        work_dirs (sequence of str): Where to look for ``results.json``.
+        reference (str, optional): Reference YAML. Defaults to None (no
+            reported rows).
+        depth (int): Folder levels searched. Defaults to 2.
+
+    Returns:
+        tuple: ``(tables, problems)``.
+    """
+    rows, problems = rows_from_runs(work_dirs, depth)
+    if reference:
+        ref_rows, ref_problems = load_reference(reference)
+        rows += ref_rows
+        problems += ref_problems
+    return build_tables(rows), problems
+
+
+# ---------------------------------------------------------------------------
+# formatting
+# ---------------------------------------------------------------------------
+def _num(value: Optional[float], digits: int = 2) -> str:
+    return '' if value is None else f'{value:.{digits}f}'
+
+
+def _size(value: Optional[float]) -> str:
+    """Two decimals, or three significant digits below 1 (tiny test models)."""
+    if value is None:
+        return ''
+    return f'{value:.2f}' if abs(value) >= 1 or value == 0 else f'{value:.3g}'
+
+
+def _cells(table: Table) -> List[List[str]]:
+    out = []
+    rank = 0
+    for row in table.rows:
+        if row.main is not None:
+            rank += 1
+        removed = '' if row.removed_layers is None else (
+            str(row.removed_layers) if row.removed_layers else 'none')
+        if row.is_baseline:
+            delta = 'baseline'
+        else:
+            delta = '' if row.delta is None else f'{row.delta:+.2f}'
+        ips = row.img_per_s
+        cells = [str(rank) if row.main is not None else '', row.model, row.label, removed]
+        cells += [_num(row.metrics.get(key)) for key, _ in _METRIC_COLUMNS[table.task]]
+        cells += [delta, _size(row.params_m), _size(row.gflops),
+                  '' if ips is None else _num(ips, 1 if ips >= 10 else 2),
+                  _num(row.mem_mib, 0 if (row.mem_mib or 0) >= 10 else 1), row.setting,
+                  row.source]
+        out.append(cells)
+    return out
+
+
+def _md_escape(text: str) -> str:
+    return text.replace('|', '\\|').replace('\n', ' ')
+
+
+def _generated() -> str:
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    return f'Generated by tools/leaderboard.py on {now}.'
+
+
+def format_markdown(tables: Sequence[Table]) -> str:
+    """GitHub-flavoured Markdown: one section and table per (task, dataset)."""
+    lines = ['# Leaderboard', '', _generated(), '', _NOTES, '']
+    if not tables:
+        lines += ['No results.', '']
+    for table in tables:
+        header = COLUMNS[table.task]
+        lines += [f'## {table.title}', '', '| ' + ' | '.join(header) + ' |',
+                  '|' + '|'.join('---' for _ in header) + '|']
+        lines += ['| ' + ' | '.join(_md_escape(c) for c in cells) + ' |'
+                  for cells in _cells(table)]
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def format_csv(tables: Sequence[Table]) -> str:
+    """One CSV: ``Task``, ``Dataset`` and the union of the tasks' columns."""
+    header: List[str] = ['Task', 'Dataset']
+    for task in TASKS:
+        header += [c for c in COLUMNS[task] if c not in header]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator='\n')
+    writer.writerow(header)
+    for table in tables:
+        columns = COLUMNS[table.task]
+        for cells in _cells(table):
+            values = dict(zip(columns, cells), Task=table.task, Dataset=table.dataset)
+            writer.writerow([values.get(c, '') for c in header])
+    return buf.getvalue()
+
+
+_HTML_STYLE = ('body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;'
+               'margin-bottom:2em}th,td{border:1px solid #ccc;padding:3px 8px;'
+               'text-align:right}td:nth-child(2),td:nth-child(3),td:nth-child(4),'
+               'td:nth-last-child(-n+2){text-align:left}tr.reported{color:#555;'
+               'font-style:italic}p.notes{max-width:70em;color:#444}')
+
+
+def format_html(tables: Sequence[Table]) -> str:
+    """A standalone HTML page; reported rows have the class ``reported``."""
+    esc = html.escape
+    parts = ['<!DOCTYPE html>', '<html><head><meta charset="utf-8">',
+             '<title>nose_mm leaderboard</title>', f'<style>{_HTML_STYLE}</style>',
+             '</head><body>', '<h1>Leaderboard</h1>', f'<p>{esc(_generated())}</p>',
+             f'<p class="notes">{esc(_NOTES)}</p>']
+    if not tables:
+        parts.append('<p>No results.</p>')
+    for table in tables:
+        parts += [f'<h2>{esc(table.title)}</h2>', '<table>', '<thead><tr>']
+        parts += [f'<th>{esc(c)}</th>' for c in COLUMNS[table.task]]
+        parts += ['</tr></thead>', '<tbody>']
+        for row, cells in zip(table.rows, _cells(table)):
+            cls = 'reported' if row.reported else 'measured'
+            parts.append(f'<tr class="{cls}">' + ''.join(f'<td>{esc(c)}</td>' for c in cells)
+                         + '</tr>')
+        parts += ['</tbody>', '</table>']
+    parts.append('</body></html>')
+    return '\n'.join(parts) + '\n'
+
+
+_FORMATTERS = {'md': format_markdown, 'csv': format_csv, 'html': format_html}
+
+
+def render(tables: Sequence[Table], fmt: str) -> str:
+    """The leaderboard as text in ``fmt`` (``'md'``, ``'csv'`` or ``'html'``)."""
+    if fmt not in FORMATS:
+        raise ValueError(f'format must be one of {", ".join(FORMATS)}, got {fmt!r}')
+    return _FORMATTERS[fmt](tables)
+
+
+def write_leaderboard(tables: Sequence[Table], out: str, fmt: str) -> None:
+    """Write :func:`render` output to ``out`` atomically."""
+    text = render(tables, fmt)
+
+    def _write(tmp: str) -> None:
+        with open(tmp, 'w', encoding='utf-8', newline='') as f:
+            f.write(text)
+
+    atomic_write(out, _write)
+
+
+def plot_leaderboard(tables: Sequence[Table], out: str) -> int:
+    """PNG of the main metric against throughput, one panel per table with points.
+
+    Only rows with both a main metric and img/s can be placed (reported rows
+    have no throughput measured here). Points are labelled with their run;
+    the throughput setting is part of the label when a panel mixes several.
+
+    Returns:
+        int: Number of points plotted (a figure saying how to get points is
+        written when there are none).
+    """
+    from matplotlib.figure import Figure
+
+    from nose_mm.analysis.plots import save_figure
+    panels = [(t, [r for r in t.rows if r.main is not None and r.img_per_s is not None])
+              for t in tables]
+    panels = [(t, rows) for t, rows in panels if rows]
+    fig = Figure(figsize=(6.5 * max(1, len(panels)), 4.8))
+    if not panels:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.axis('off')
+        ax.text(0.5, 0.5, 'No run has both a metric and a throughput.\nMeasure one with\n'
+                'tools/benchmark.py CONFIG --out WORK_DIR/benchmark.json',
+                ha='center', va='center')
+        save_figure(fig, out)
+        return 0
+    count = 0
+    for i, (table, rows) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        mixed = len({r.setting for r in rows}) > 1
+        for row in rows:
+            marker = 's' if row.is_baseline else 'o'
+            ax.scatter([row.img_per_s], [row.main], marker=marker, s=40)
+            text = row.label + (f' [{row.setting}]' if mixed else '')
+            ax.annotate(text, (row.img_per_s, row.main), textcoords='offset points',
+                        xytext=(4, 4), fontsize=8)
+            count += 1
+        settings = sorted({r.setting for r in rows})
+        ax.set_xlabel('img/s' + (f' ({settings[0]})' if len(settings) == 1 else ''))
+        metric = dict(_METRIC_COLUMNS[table.task])[MAIN_METRIC[table.task]]
+        ax.set_ylabel(f'{metric} (%)')
+        ax.set_title(table.title)
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, out)
+    return count

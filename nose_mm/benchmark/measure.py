@@ -1,0 +1,542 @@
+"""Parameters, FLOPs, throughput and memory of a model, and A/B comparisons.
+
+Every function takes a plain ``torch.nn.Module`` called as ``model(x)`` with
+``x`` a ``(batch, channels, height, width)`` tensor (see
+:func:`nose_mm.benchmark.info.build_model`, which wraps OpenMMLab models so
+they are called in ``mode='tensor'``). The inputs are random: speed and
+memory do not depend on the pixel values, and the data pre-processor
+(normalisation, padding) is not part of what is measured.
+
+Conventions:
+
+- FLOPs are multiply-accumulates (MACs) for one image, the unit of the DeiT,
+  timm and OpenMMLab model zoos (their "GFLOPs" are G MACs), counted by
+  :mod:`nose_mm.analysis.flops`, which includes the attention matrix
+  products that mmengine's analyzer skips.
+- Throughput is images per second of inference forwards (no gradient), the
+  median over ``repeats`` timed forwards after ``warmup`` untimed ones. Every
+  repeat is returned. Two models are compared *interleaved* in one process
+  (A, B, A, B, ...; see :func:`nose_mm.analysis.benchmark.time_interleaved`)
+  so drifts of a shared machine hit both alike.
+- Precision ``'fp32'`` runs as is; ``'fp16'`` and ``'bf16'`` run under
+  ``torch.autocast`` with that dtype (mixed precision, the ``--amp`` of the
+  tools; weights stay fp32).
+"""
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+__all__ = [
+    'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'count_params', 'count_flops',
+    'measure_throughput', 'peak_memory', 'memory_method', 'largest_batch', 'compare'
+]
+
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+DEVICES = ('cpu', 'cuda')
+#: How :func:`peak_memory` measures, by device type.
+MEMORY_METHODS = {
+    'cuda': 'torch.cuda.max_memory_allocated (weights + activations, bytes)',
+    'cpu': 'resident-set growth during one step (Linux VmHWM after clear_refs, bytes; '
+           'weights excluded)',
+}
+_AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
+ImgSize = Union[int, Sequence[int]]
+
+
+# ---------------------------------------------------------------------------
+# argument checks
+# ---------------------------------------------------------------------------
+def _check_device(device: Union[str, torch.device]) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in DEVICES:
+        raise ValueError(f'device must be one of {", ".join(DEVICES)} (e.g. cuda:1), '
+                         f'got {str(device)!r}')
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device {str(device)!r} asked for, but CUDA is not available here; '
+                         f'use device="cpu"')
+    return dev
+
+
+def _check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, '
+                         f'got {precision!r}')
+    return precision
+
+
+def _check_positive(name: str, value: int, minimum: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f'{name} must be an integer >= {minimum}, got {value!r}')
+    return value
+
+
+def _hw(img_size: ImgSize) -> Tuple[int, int]:
+    """``(height, width)`` from an int or a pair, checked."""
+    if isinstance(img_size, int) and not isinstance(img_size, bool):
+        size = (img_size, img_size)
+    elif isinstance(img_size, (tuple, list)) and len(img_size) == 2:
+        size = tuple(img_size)
+    else:
+        raise ValueError(f'img_size must be an int or (height, width), got {img_size!r}')
+    if not all(isinstance(s, int) and s > 0 for s in size):
+        raise ValueError(f'img_size must hold positive integers, got {img_size!r}')
+    return size  # type: ignore[return-value]
+
+
+def _in_channels(model: torch.nn.Module) -> int:
+    return int(getattr(model, 'in_channels', 3))
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device('cpu')
+
+
+def _inputs(model: torch.nn.Module, batch_size: int, img_size: ImgSize,
+            device: torch.device) -> torch.Tensor:
+    h, w = _hw(img_size)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, _in_channels(model), h, w, generator=gen)
+    return x.to(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _forward_fn(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
+                precision: str, train: bool = False):
+    """A callable running one (synchronised) forward, or forward + backward."""
+    dtype = _AUTOCAST_DTYPES.get(precision)
+
+    def _outputs_sum(out: Any) -> torch.Tensor:
+        if isinstance(out, torch.Tensor):
+            return out.float().sum()
+        if isinstance(out, (tuple, list)):
+            return sum(_outputs_sum(o) for o in out)
+        if isinstance(out, dict):
+            return sum(_outputs_sum(o) for o in out.values())
+        raise TypeError(f'cannot reduce a model output of type {type(out).__name__}')
+
+    def run() -> None:
+        if train:
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                loss = _outputs_sum(model(x))
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype,
+                                                        enabled=dtype is not None):
+                model(x)
+        _sync(device)
+
+    return run
+
+
+# ---------------------------------------------------------------------------
+# static counts
+# ---------------------------------------------------------------------------
+def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model``.
+
+    Args:
+        model (torch.nn.Module): Any model.
+        trainable_only (bool): Count only parameters with ``requires_grad``.
+            Defaults to False.
+
+    Returns:
+        int: The count (DeiT-B classifier: 86,567,656).
+    """
+    from nose_mm.analysis.flops import count_params as _count_all
+    if not trainable_only:
+        return _count_all(model)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_flops(model: torch.nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of one forward, the attention matrix products included.
+
+    Uses mmengine's :class:`~mmengine.analysis.FlopAnalyzer` with the
+    ``scaled_dot_product_attention`` handle of
+    :func:`nose_mm.analysis.flops.count_flops` (mmengine alone misses
+    ``2 * N^2 * C`` MACs per attention layer). The model is traced in eval
+    mode on its own device; its training mode is restored afterwards.
+
+    Args:
+        model (torch.nn.Module): Called as ``model(x)``.
+        input_shape (sequence of int): ``(C, H, W)`` for one image (the
+            reported convention) or ``(N, C, H, W)`` for a batch.
+
+    Returns:
+        int: MACs (DeiT-B at ``(3, 224, 224)``: about 17.58 G).
+
+    Raises:
+        ValueError: If ``input_shape`` does not have 3 or 4 positive entries.
+    """
+    from nose_mm.analysis.flops import count_flops as _count_flops
+    shape = tuple(input_shape)
+    if len(shape) not in (3, 4) or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ValueError(f'input_shape must be (C, H, W) or (N, C, H, W) with positive '
+                         f'integers, got {input_shape!r}')
+    if len(shape) == 3:
+        shape = (1, ) + shape
+    x = torch.zeros(shape, device=_model_device(model))
+    with torch.no_grad():
+        return _count_flops(model, (x, ))
+
+
+# ---------------------------------------------------------------------------
+# timing
+# ---------------------------------------------------------------------------
+def _throughput_record(seconds: List[float], batch_size: int, img_size: ImgSize,
+                       device: torch.device, precision: str, warmup: int) -> Dict[str, Any]:
+    from nose_mm.analysis.benchmark import median
+    ips = [batch_size / s for s in seconds]
+    return {
+        'img_per_s': median(ips),
+        'img_per_s_repeats': ips,
+        'seconds_repeats': list(seconds),
+        'batch_size': batch_size,
+        'img_size': list(_hw(img_size)),
+        'device': str(device),
+        'precision': precision,
+        'warmup': warmup,
+        'repeats': len(seconds),
+        'num_threads': torch.get_num_threads(),
+    }
+
+
+def _prepare(model: torch.nn.Module, device: Union[str, torch.device], precision: str,
+             batch_size: int, warmup: int, repeats: int) -> torch.device:
+    dev = _check_device(device)
+    _check_precision(precision)
+    _check_positive('batch_size', batch_size)
+    _check_positive('repeats', repeats)
+    _check_positive('warmup', warmup, minimum=0)
+    model.to(dev).eval()
+    return dev
+
+
+def measure_throughput(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize = 224,
+                       device: Union[str, torch.device] = 'cpu', precision: str = 'fp32',
+                       warmup: int = 2, repeats: int = 5) -> Dict[str, Any]:
+    """Inference images per second: the median over timed forwards.
+
+    The model is moved to ``device`` and put in eval mode. Each repeat is one
+    forward of a ``batch_size`` batch under ``torch.inference_mode`` (CUDA is
+    synchronised inside the timed region).
+
+    Args:
+        model (torch.nn.Module): Called as ``model(x)``.
+        batch_size (int): Images per forward. Defaults to 8.
+        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
+            Defaults to 224.
+        device (str | torch.device): ``'cpu'`` or ``'cuda'`` (``'cuda:N'``).
+            Defaults to ``'cpu'``.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'`` (autocast).
+            Defaults to ``'fp32'``.
+        warmup (int): Untimed forwards first. Defaults to 2.
+        repeats (int): Timed forwards. Defaults to 5.
+
+    Returns:
+        dict: ``img_per_s`` (median), ``img_per_s_repeats`` and
+        ``seconds_repeats`` (every repeat, in order), and the settings
+        (``batch_size``, ``img_size``, ``device``, ``precision``, ``warmup``,
+        ``repeats``, ``num_threads``).
+
+    Raises:
+        ValueError: Unknown device or precision, CUDA asked for but missing,
+            non-positive sizes or counts.
+    """
+    from nose_mm.analysis.benchmark import time_interleaved
+    dev = _prepare(model, device, precision, batch_size, warmup, repeats)
+    run = _forward_fn(model, _inputs(model, batch_size, img_size, dev), dev, precision)
+    times = time_interleaved({'model': run}, repeats=repeats, warmup=warmup)['model']
+    return _throughput_record(times, batch_size, img_size, dev, precision, warmup)
+
+
+# ---------------------------------------------------------------------------
+# memory
+# ---------------------------------------------------------------------------
+def memory_method(device: Union[str, torch.device]) -> str:
+    """What :func:`peak_memory` measures on ``device`` (see :data:`MEMORY_METHODS`)."""
+    return MEMORY_METHODS[_check_device(device).type]
+
+
+def _proc_status_kb(key: str) -> Optional[int]:
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            match = re.search(rf'^{key}:\s+(\d+)\s+kB', f.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+def _release_free_heap() -> None:
+    """Return memory freed by earlier steps to the OS (glibc ``malloc_trim``), if possible.
+
+    Without it, a step reuses the heap an earlier step left behind and the
+    resident set does not grow: the measured peak would be near zero.
+    """
+    try:
+        import ctypes
+        import ctypes.util
+        name = ctypes.util.find_library('c')
+        if name:
+            getattr(ctypes.CDLL(name), 'malloc_trim')(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_rss_peak() -> bool:
+    """Reset the process's peak resident set (Linux >= 4.0); False if not allowed."""
+    _release_free_heap()
+    try:
+        with open(f'/proc/{os.getpid()}/clear_refs', 'w', encoding='ascii') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize = 224,
+                device: Union[str, torch.device] = 'cpu', precision: str = 'fp32',
+                train: bool = False) -> Optional[int]:
+    """Peak memory of one forward (or forward + backward), in bytes.
+
+    - CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak
+      statistics, so the figure includes the weights already on the device
+      and the activations of the step: the memory the step needs.
+    - CPU: the growth of the process's resident set during the step: the
+      free heap is first handed back to the OS (glibc ``malloc_trim``), the
+      peak ``VmHWM`` is reset through ``/proc/self/clear_refs``, and the
+      figure is that peak minus the resident set before the step. It
+      excludes the weights (already resident) and counts the activations and
+      workspaces of the step (within a page or so). Returns None where the
+      operating system offers no such counters (non-Linux, restricted
+      ``/proc``). CPU and CUDA figures are not comparable.
+
+    Args:
+        model (torch.nn.Module): Called as ``model(x)``.
+        batch_size (int): Images per step. Defaults to 8.
+        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
+            Defaults to 224.
+        device (str | torch.device): ``'cpu'`` or ``'cuda'``. Defaults to
+            ``'cpu'``.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to
+            ``'fp32'``.
+        train (bool): Measure forward + backward (gradients of the summed
+            outputs) instead of an inference forward. Defaults to False.
+
+    Returns:
+        int | None: Bytes, or None on CPU without the Linux counters.
+    """
+    dev = _prepare(model, device, precision, batch_size, 0, 1)
+    if train:
+        model.train()
+    x = _inputs(model, batch_size, img_size, dev)
+    run = _forward_fn(model, x, dev, precision, train=train)
+    try:
+        if dev.type == 'cuda':
+            torch.cuda.synchronize(dev)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(dev)
+            run()
+            return int(torch.cuda.max_memory_allocated(dev))
+        if not _reset_rss_peak():
+            return None
+        before = _proc_status_kb('VmRSS')
+        run()
+        peak = _proc_status_kb('VmHWM')
+        if before is None or peak is None:
+            return None
+        return max(0, peak - before) * 1024
+    finally:
+        model.eval()
+
+
+def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: ImgSize = 224,
+                  device: Union[str, torch.device] = 'cuda', precision: str = 'fp32',
+                  train: bool = False, max_batch: int = 4096) -> Dict[str, Any]:
+    """The largest batch whose step fits a GPU memory budget (the "working load").
+
+    The paper's "working load" is the number of images a memory budget holds.
+    A batch *fits* if its step (see :func:`peak_memory`, CUDA peak allocated
+    bytes, weights included) stays within ``memory_budget_gb`` and does not
+    run out of memory. Batches are doubled from 1 until one does not fit
+    (or ``max_batch``), then the boundary is found by bisection, assuming
+    memory grows with the batch.
+
+    Args:
+        model (torch.nn.Module): Called as ``model(x)``.
+        memory_budget_gb (float): Budget in GiB (2**30 bytes), > 0.
+        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
+            Defaults to 224.
+        device (str | torch.device): A CUDA device. Defaults to ``'cuda'``.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to
+            ``'fp32'``.
+        train (bool): Budget a training step (forward + backward) instead of
+            an inference forward. Defaults to False.
+        max_batch (int): Upper end of the search. Defaults to 4096.
+
+    Returns:
+        dict: ``batch_size`` (0 if even one image does not fit),
+        ``peak_bytes`` at that batch, ``budget_bytes``, ``capped`` (True if
+        ``max_batch`` fits), ``tried`` (``{batch: peak bytes or None for
+        out of memory}``) and the settings.
+
+    Raises:
+        ValueError: On a CPU device (there is no allocator budget to search:
+            CPU memory is shared with the operating system and cached by the
+            C allocator), or a non-positive budget or ``max_batch``.
+    """
+    if not str(device).startswith('cuda'):
+        raise ValueError(f'largest_batch needs a CUDA device (it measures '
+                         f'torch.cuda.max_memory_allocated against the budget), got '
+                         f'device={str(device)!r}; CPU memory has no such budget')
+    dev = _check_device(device)
+    if not (isinstance(memory_budget_gb, (int, float)) and memory_budget_gb > 0):
+        raise ValueError(f'memory_budget_gb must be a positive number, got {memory_budget_gb!r}')
+    _check_positive('max_batch', max_batch)
+    budget = int(memory_budget_gb * 2**30)
+    tried: Dict[int, Optional[int]] = {}
+
+    def fits(batch: int) -> bool:
+        if batch not in tried:
+            try:
+                tried[batch] = peak_memory(model, batch, img_size, dev, precision, train=train)
+            except torch.cuda.OutOfMemoryError:
+                tried[batch] = None
+            finally:
+                model.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+        peak = tried[batch]
+        return peak is not None and peak <= budget
+
+    good, bad = 0, None
+    batch = 1
+    while batch <= max_batch:
+        if fits(batch):
+            good = batch
+            batch *= 2
+        else:
+            bad = batch
+            break
+    if bad is None and good < max_batch:
+        if fits(max_batch):
+            good = max_batch
+        else:
+            bad = max_batch
+    if bad is not None:
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if fits(mid):
+                good = mid
+            else:
+                bad = mid
+    return {
+        'batch_size': good,
+        'peak_bytes': tried.get(good) if good else None,
+        'budget_bytes': budget,
+        'memory_budget_gb': memory_budget_gb,
+        'capped': good == max_batch,
+        'tried': {str(b): tried[b] for b in sorted(tried)},
+        'img_size': list(_hw(img_size)),
+        'device': str(dev),
+        'precision': precision,
+        'train': train,
+    }
+
+
+# ---------------------------------------------------------------------------
+# A/B comparison
+# ---------------------------------------------------------------------------
+def _ratio(b: Optional[float], a: Optional[float]) -> Optional[float]:
+    if a is None or b is None or a == 0:
+        return None
+    return b / a
+
+
+def compare(model_a: torch.nn.Module, model_b: torch.nn.Module, batch_size: int = 8,
+            img_size: ImgSize = 224, device: Union[str, torch.device] = 'cpu',
+            precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
+            flops: bool = True, memory: bool = True,
+            memory_train: bool = False) -> Dict[str, Any]:
+    """Measure two models in one process, interleaved, and return B / A ratios.
+
+    Timing alternates ``A, B, A, B, ...`` (after ``warmup`` rounds of both),
+    so the models see the same machine state; the ratio of medians is far
+    steadier than two separate runs on a shared machine.
+
+    Args:
+        model_a (torch.nn.Module): The reference (e.g. the baseline).
+        model_b (torch.nn.Module): The candidate (e.g. the pruned model).
+        batch_size (int): Images per forward. Defaults to 8.
+        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
+            Defaults to 224.
+        device (str | torch.device): ``'cpu'`` or ``'cuda'``. Defaults to
+            ``'cpu'``.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to
+            ``'fp32'``.
+        warmup (int): Untimed rounds. Defaults to 2.
+        repeats (int): Timed rounds (each model once per round). Defaults to 5.
+        flops (bool): Count FLOPs (one trace per model). Defaults to True.
+        memory (bool): Measure peak memory (:func:`peak_memory`), after the
+            timing. Defaults to True.
+        memory_train (bool): Peak memory of a training step (forward +
+            backward) instead of an inference forward. Defaults to False.
+
+    Returns:
+        dict: ``a`` and ``b``: ``params``, ``flops`` (MACs per image or
+        None), ``throughput`` (as :func:`measure_throughput` returns) and
+        ``peak_memory_bytes``; ``ratios``: ``params``, ``flops`` and
+        ``throughput`` (ratio of the medians) as B / A,
+        ``throughput_paired`` (median over rounds of B's img/s / A's img/s
+        in the same round: steadier when the machine's load drifts) with
+        ``throughput_paired_repeats``, ``ideal_speedup`` (A / B FLOPs: the
+        speed-up FLOPs predict), ``speedup_vs_ideal`` and
+        ``paired_speedup_vs_ideal`` (throughput ratio / ideal speed-up; 1.0
+        means B is as fast as its FLOPs promise) and ``peak_memory``.
+    """
+    from nose_mm.analysis.benchmark import median, time_interleaved
+    dev = _prepare(model_a, device, precision, batch_size, warmup, repeats)
+    _prepare(model_b, device, precision, batch_size, warmup, repeats)
+    hw = _hw(img_size)
+    out: Dict[str, Any] = {}
+    fns = {}
+    for name, model in (('a', model_a), ('b', model_b)):
+        out[name] = {
+            'params': count_params(model),
+            'flops': count_flops(model, (_in_channels(model), ) + hw) if flops else None,
+        }
+        fns[name] = _forward_fn(model, _inputs(model, batch_size, hw, dev), dev, precision)
+    times = time_interleaved(fns, repeats=repeats, warmup=warmup)
+    for name, model in (('a', model_a), ('b', model_b)):
+        out[name]['throughput'] = _throughput_record(times[name], batch_size, hw, dev,
+                                                     precision, warmup)
+        out[name]['peak_memory_bytes'] = (peak_memory(model, batch_size, hw, dev, precision,
+                                                      train=memory_train) if memory else None)
+    ips_ratio = _ratio(out['b']['throughput']['img_per_s'], out['a']['throughput']['img_per_s'])
+    paired = [ta / tb for ta, tb in zip(times['a'], times['b'])]  # B img/s / A img/s
+    flop_ratio = _ratio(out['b']['flops'], out['a']['flops'])
+    ideal = 1.0 / flop_ratio if flop_ratio else None
+    out['ratios'] = {
+        'params': _ratio(out['b']['params'], out['a']['params']),
+        'flops': flop_ratio,
+        'throughput': ips_ratio,
+        'throughput_paired': median(paired),
+        'throughput_paired_repeats': paired,
+        'ideal_speedup': ideal,
+        'speedup_vs_ideal': _ratio(ips_ratio, ideal),
+        'paired_speedup_vs_ideal': _ratio(median(paired), ideal),
+        'peak_memory': _ratio(out['b']['peak_memory_bytes'], out['a']['peak_memory_bytes']),
+    }
+    out['memory_method'] = memory_method(dev) if memory else None
+    return out

@@ -1,0 +1,280 @@
+"""DilutionHook: drives ``lam`` of every dilutable backbone during training."""
+import math
+import numbers
+from typing import List, Optional
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import IterBasedTrainLoop
+from torch.nn.parallel import DistributedDataParallel
+
+from nose_mm.models.dilution import (META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED,
+                                     Dilutable, find_dilutable_modules, get_lam_schedule)
+from nose_mm.registry import HOOKS
+
+__all__ = ['DilutionHook', 'get_dilutable_modules']
+
+UNITS = ('epoch', 'iter', 'fraction')
+
+
+def get_dilutable_modules(runner) -> List[Dilutable]:
+    """The :class:`~nose_mm.models.dilution.Dilutable` modules of ``runner.model``.
+
+    Model wrappers (DDP, ``MMDistributedDataParallel``...) are unwrapped first.
+    """
+    model = runner.model
+    if is_model_wrapper(model):
+        model = model.module
+    return find_dilutable_modules(model)
+
+
+@HOOKS.register_module()
+class DilutionHook(Hook):
+    """Set the dilution coefficient ``lam`` from the training progress.
+
+    ``lam`` is a pure function of ``runner.epoch`` / ``runner.iter`` (nothing
+    is accumulated), so a resumed run reproduces the uninterrupted one. The
+    hook talks to backbones only through the
+    :class:`~nose_mm.models.dilution.Dilutable` protocol and sets the same
+    ``lam`` on every dilutable module of the (unwrapped) model.
+
+    - Before each training iteration: ``lam`` is computed and set, and logged
+      as ``train/dilution_lam`` through the message hub (log lines and
+      visualizer backends).
+    - Before validation during training: the ``lam`` of the last training
+      iteration (evaluation during training uses the current ``lam``).
+    - Validation / test without training: the ``lam`` stored in the loaded
+      checkpoint's meta, if any (otherwise the model's own ``lam``).
+    - Each saved checkpoint gets ``meta['dilution_lam']`` (the ``lam`` its
+      weights were trained with), ``meta['dilution_layers']``,
+      ``meta['dilution_compensate']`` and ``meta['removed_layers']``;
+      ``tools/prune.py`` refuses checkpoints whose ``dilution_lam`` is not 0.
+      For "best" checkpoints, see
+      :class:`~nose_mm.engine.hooks.DilutionCheckpointHook`.
+
+    Progress and units. ``by_epoch`` sets the granularity: with True,
+    ``lam`` is constant within an epoch and computed from the epoch index
+    (the reference: ``lam(epoch) = max(0, 1 - epoch / 299)`` is
+    ``schedule='linear', begin=0, end=299``); with False it changes every
+    iteration. ``unit`` says what ``begin`` and ``end`` count:
+
+    - ``'epoch'``: epochs (with ``by_epoch=False`` the progress is the
+      fractional epoch ``iter / iters_per_epoch``);
+    - ``'iter'``: iterations (with ``by_epoch=True`` the progress is the
+      first iteration of the current epoch);
+    - ``'fraction'``: fractions of the whole training in [0, 1]
+      (``epoch / max_epochs`` or ``iter / max_iters``).
+
+    ``lam`` is 1 while the progress is ``<= begin``, 0 from ``end`` on, and
+    follows the schedule in between (see
+    :func:`~nose_mm.models.dilution.linear_lam` and
+    :func:`~nose_mm.models.dilution.cosine_lam`).
+
+    Under DDP, layers at ``lam = 0`` skip their attention, whose parameters
+    then get no gradient: wrap the model with ``find_unused_parameters=True``
+    (e.g. ``model_wrapper_cfg=dict(type='NoseDistributedDataParallel',
+    find_unused_parameters=True)``). The hook raises at the start of training
+    otherwise.
+
+    Args:
+        end (float): Progress at which ``lam`` reaches 0, in ``unit``.
+            Required.
+        begin (float): Progress at which ``lam`` starts to fall from 1, in
+            ``unit``. Defaults to 0.
+        schedule (str): ``'linear'`` or ``'cosine'``. Defaults to
+            ``'linear'``.
+        by_epoch (bool): Epoch granularity (True) or iteration granularity
+            (False). True needs an epoch-based train loop. Defaults to True.
+        unit (str, optional): ``'epoch'``, ``'iter'`` or ``'fraction'``.
+            Defaults to None: ``'epoch'`` if ``by_epoch`` else ``'iter'``.
+
+    Raises:
+        ValueError: Unknown schedule or unit, non-numeric / negative /
+            non-finite bounds, ``end < begin``, fractions outside [0, 1]; at
+            the start of training: no dilutable module in the model, or an
+            epoch unit / granularity with an iteration-based loop.
+
+    Example:
+        >>> custom_hooks = [dict(type='DilutionHook', begin=0, end=299)]  # reference
+        >>> custom_hooks = [dict(type='DilutionHook', schedule='cosine', begin=0.1,
+        ...                      end=0.75, unit='fraction', by_epoch=False)]
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self,
+                 end: float,
+                 begin: float = 0,
+                 schedule: str = 'linear',
+                 by_epoch: bool = True,
+                 unit: Optional[str] = None) -> None:
+        self.schedule_fn = get_lam_schedule(schedule)
+        self.schedule = schedule
+        if not isinstance(by_epoch, bool):
+            raise ValueError(f'by_epoch must be True or False, got {by_epoch!r}')
+        self.by_epoch = by_epoch
+        if unit is None:
+            unit = 'epoch' if by_epoch else 'iter'
+        if unit not in UNITS:
+            raise ValueError(f'unit must be one of {UNITS} (or None), got {unit!r}')
+        self.unit = unit
+        for name, value in (('begin', begin), ('end', end)):
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                    or not math.isfinite(value) or value < 0):
+                raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
+        if end < begin:
+            raise ValueError(f'end ({end!r}) must be >= begin ({begin!r})')
+        if unit == 'fraction' and end > 1:
+            raise ValueError(f'with unit="fraction", begin and end must lie in [0, 1], '
+                             f'got begin={begin!r}, end={end!r}')
+        self.begin = float(begin)
+        self.end = float(end)
+        self._in_train = False
+        self._train_lam: Optional[float] = None  # lam of the last training iteration
+        self._loaded_lam: Optional[float] = None  # lam of the last loaded checkpoint
+        self._module_cache = None
+
+    # -- the pure part -------------------------------------------------------
+    def progress(self, epoch: int, iteration: int, iters_per_epoch: Optional[int],
+                 max_epochs: Optional[int], max_iters: Optional[int]) -> float:
+        """Training progress in ``self.unit`` for the given position.
+
+        Args:
+            epoch (int): Current epoch index (0-based).
+            iteration (int): Current global iteration index (0-based).
+            iters_per_epoch (int, optional): Needed to convert between epochs
+                and iterations.
+            max_epochs (int, optional): Needed for fractions with ``by_epoch``.
+            max_iters (int, optional): Needed for fractions without.
+
+        Returns:
+            float: The progress, comparable with ``begin`` and ``end``.
+        """
+        if self.by_epoch:
+            if self.unit == 'epoch':
+                return float(epoch)
+            if self.unit == 'iter':
+                return float(epoch * iters_per_epoch)
+            return epoch / max_epochs
+        if self.unit == 'iter':
+            return float(iteration)
+        if self.unit == 'epoch':
+            return iteration / iters_per_epoch
+        return iteration / max_iters
+
+    def lam_at(self, epoch: int, iteration: int, iters_per_epoch: Optional[int] = None,
+               max_epochs: Optional[int] = None, max_iters: Optional[int] = None) -> float:
+        """``lam`` at a training position (pure; see :meth:`progress`)."""
+        p = self.progress(epoch, iteration, iters_per_epoch, max_epochs, max_iters)
+        return self.schedule_fn(p, self.begin, self.end)
+
+    def _runner_lam(self, runner, epoch: int, iteration: int) -> float:
+        loop = runner.train_loop
+        iters_per_epoch = None if isinstance(loop, IterBasedTrainLoop) else len(loop.dataloader)
+        return self.lam_at(epoch, iteration, iters_per_epoch, loop.max_epochs, loop.max_iters)
+
+    # -- talking to the model ------------------------------------------------
+    def _modules(self, runner) -> List[Dilutable]:
+        # Searching the module tree costs a few ms; do it once per model object.
+        if self._module_cache is None or self._module_cache[0] is not runner.model:
+            self._module_cache = (runner.model, get_dilutable_modules(runner))
+        return self._module_cache[1]
+
+    def _set_lam(self, runner, lam: float) -> None:
+        for module in self._modules(runner):
+            module.set_dilution_lam(lam)
+
+    # -- hooks ---------------------------------------------------------------
+    def before_train(self, runner) -> None:
+        """Check the set-up: dilutable modules, loop type, DDP options."""
+        modules = self._modules(runner)
+        if not modules:
+            raise ValueError('DilutionHook: the model has no dilutable module (a backbone '
+                             'implementing nose_mm.models.dilution.Dilutable, e.g. '
+                             'NoseVisionTransformer)')
+        loop = runner.train_loop
+        iter_based = isinstance(loop, IterBasedTrainLoop)
+        if iter_based and (self.by_epoch or self.unit == 'epoch'):
+            raise ValueError('DilutionHook: by_epoch=True and unit="epoch" need an epoch-based '
+                             'train loop; with an iteration-based loop use by_epoch=False and '
+                             'unit="iter" or "fraction"')
+        self._in_train = True
+        if iter_based:
+            final = self.lam_at(0, loop.max_iters - 1, None, loop.max_epochs, loop.max_iters)
+        else:
+            final = self._runner_lam(runner, loop.max_epochs - 1, loop.max_iters - 1)
+        diluted = any(m.diluted_layers for m in modules)
+        model = runner.model
+        if (diluted and final == 0 and isinstance(model, DistributedDataParallel)
+                and not model.find_unused_parameters):
+            raise RuntimeError(
+                'DilutionHook: lam reaches 0 in this run, where diluted layers skip their '
+                'attention and DDP with find_unused_parameters=False fails. Set '
+                "model_wrapper_cfg=dict(type='NoseDistributedDataParallel', "
+                'find_unused_parameters=True).')
+        if not diluted:
+            runner.logger.warning('DilutionHook: no layer is diluted (diluted_layers is '
+                                  'empty); lam has no effect')
+        elif final > 0:
+            runner.logger.warning(
+                f'DilutionHook: lam is still {final:.4g} at the last training step, so the '
+                f'final checkpoint cannot be pruned (end={self.end:g} {self.unit} is beyond '
+                f'the training length)')
+        runner.logger.info(
+            f'DilutionHook: {self.schedule} lam from 1 at {self.begin:g} to 0 at {self.end:g} '
+            f'({self.unit}, {"epoch" if self.by_epoch else "iteration"} granularity), '
+            f'diluted layers {[list(m.diluted_layers) for m in modules]}')
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Set ``lam`` for this iteration and log it."""
+        lam = self._runner_lam(runner, runner.epoch, runner.iter)
+        self._set_lam(runner, lam)
+        self._train_lam = lam
+        runner.message_hub.update_scalar('train/dilution_lam', lam)
+
+    def after_train(self, runner) -> None:
+        self._in_train = False
+
+    def before_val(self, runner) -> None:
+        """Evaluate with the training's current ``lam`` (or the loaded one)."""
+        if self._in_train:
+            lam = self._train_lam
+            if lam is None:  # validation before the first iteration
+                lam = self._runner_lam(runner, runner.epoch, runner.iter)
+            self._set_lam(runner, lam)
+        elif self._train_lam is None and self._loaded_lam is not None:
+            self._set_lam(runner, self._loaded_lam)
+
+    def before_test(self, runner) -> None:
+        """Test with the loaded checkpoint's ``lam`` (or the last trained one)."""
+        lam = self._train_lam if self._train_lam is not None else self._loaded_lam
+        if lam is not None:
+            self._set_lam(runner, lam)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Remember the checkpoint's ``lam`` for validation / test runs."""
+        meta = checkpoint.get('meta') or {}
+        lam = meta.get(META_LAM)
+        self._loaded_lam = None if lam is None else float(lam)
+        saved = meta.get(META_DILUTED)
+        if saved is not None:
+            for module in self._modules(runner):
+                if list(module.diluted_layers) != list(saved):
+                    runner.logger.warning(
+                        f'DilutionHook: the checkpoint was trained with diluted layers '
+                        f'{list(saved)}, the model dilutes {list(module.diluted_layers)}')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Record ``lam`` and the dilution set-up in the checkpoint's meta."""
+        modules = self._modules(runner)
+        if not modules:
+            return
+        module = modules[0]
+        meta = checkpoint.setdefault('meta', {})
+        meta[META_LAM] = float(module.get_dilution_lam())
+        meta[META_DILUTED] = list(module.diluted_layers)
+        meta[META_COMPENSATE] = bool(module.dilution_compensate)
+        meta[META_REMOVED] = list(module.removed_layers)
+        meta['dilution_schedule'] = dict(schedule=self.schedule, begin=self.begin,
+                                         end=self.end, by_epoch=self.by_epoch, unit=self.unit)
+

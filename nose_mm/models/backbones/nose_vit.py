@@ -1,0 +1,232 @@
+"""mmpretrain's VisionTransformer with dilutable and removable attention layers."""
+import re
+from typing import Optional, Sequence
+
+import torch
+from mmpretrain.models.backbones import VisionTransformer
+from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
+
+from nose_mm.registry import register_model
+
+from ..dilution import DilutableMixin, dilute_residual, removed_residual
+
+__all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer']
+
+
+class DilutableEncoderLayer(TransformerEncoderLayer):
+    """mmpretrain's ``TransformerEncoderLayer`` with a dilutable attention branch.
+
+    Same parameters and state-dict keys as the parent. The forward is::
+
+        lam == 1 (default):  x = x + Attn(LN1(x))                 # the parent's
+        0 < lam < 1:         x = (2 - lam) * x + lam * Attn(LN1(x))
+                             (or x + lam * Attn(LN1(x)) without compensation)
+        lam == 0 / removed:  x = 2 * x (or x); Attn and LN1 are not called
+        then                 x = x + FFN(LN2(x))
+
+    ``Attn`` includes the layer's layer scale (``gamma1``) and drop path, as in
+    the parent. A *removed* layer has no ``ln1`` and no ``attn`` submodules at
+    all (the pruned model of METHOD.md section 5).
+
+    Layers are made by :meth:`from_encoder_layer`, which converts a layer the
+    parent backbone has built, so every mmpretrain layer option (layer scale,
+    drop path, norm config, ``layer_cfgs``...) keeps working unchanged.
+
+    Attributes:
+        dilution_lam (float): ``lam`` of this layer. Defaults to 1.
+        compensate (bool): Use the compensated residual. Defaults to True.
+        removed (bool): Whether the attention sublayer is pruned.
+    """
+
+    dilution_lam: float = 1.0
+    compensate: bool = True
+    removed: bool = False
+
+    @classmethod
+    def from_encoder_layer(cls, layer: TransformerEncoderLayer, removed: bool = False,
+                           compensate: bool = True) -> 'DilutableEncoderLayer':
+        """Convert a built ``TransformerEncoderLayer`` in place.
+
+        The instance keeps its submodules and parameters; only its class
+        changes (the same technique ``torch.nn.utils.parametrize`` uses), so
+        no weights are built twice.
+
+        Args:
+            layer (TransformerEncoderLayer): A layer built by mmpretrain.
+            removed (bool): Delete ``ln1`` and ``attn`` (pruned layer).
+                Defaults to False.
+            compensate (bool): Compensated residual. Defaults to True.
+
+        Returns:
+            DilutableEncoderLayer: The same object, converted.
+        """
+        if type(layer) is not TransformerEncoderLayer:
+            raise TypeError(f'expected an mmpretrain TransformerEncoderLayer, got '
+                            f'{type(layer).__name__}')
+        layer.__class__ = cls
+        layer.dilution_lam = 1.0
+        layer.compensate = compensate
+        layer.removed = removed
+        if removed:
+            del layer.ln1
+            del layer.attn
+        return layer
+
+    @property
+    def norm1(self):
+        """The attention's pre-norm (missing in removed layers)."""
+        if self.removed:
+            raise AttributeError('this layer is removed (pruned): it has no ln1')
+        return self.ln1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Dilutable block forward (see the class docstring)."""
+        lam = self.dilution_lam
+        if self.removed or lam == 0:
+            x = removed_residual(x, self.compensate)
+        elif lam == 1:
+            x = x + self.attn(self.ln1(x))
+        else:
+            x = dilute_residual(x, self.attn(self.ln1(x)), lam, self.compensate)
+        return self.ffn(self.ln2(x), identity=x)
+
+    def extra_repr(self) -> str:
+        if self.removed:
+            return f'removed=True, compensate={self.compensate}'
+        return f'dilution_lam={self.dilution_lam}, compensate={self.compensate}'
+
+
+_LAYER_KEY = r'layers\.(\d+)\.([A-Za-z0-9_]+)\.'
+
+
+@register_model
+class NoseVisionTransformer(DilutableMixin, VisionTransformer):
+    """Vision Transformer whose attention layers can be diluted and removed.
+
+    mmpretrain's :class:`~mmpretrain.models.backbones.VisionTransformer` with
+    every arch and argument unchanged, plus dilution learning (METHOD.md
+    section 4) and pruned layers (section 5). It implements the
+    :class:`~nose_mm.models.dilution.Dilutable` protocol, through which
+    :class:`~nose_mm.engine.hooks.DilutionHook` drives ``lam``.
+
+    State-dict keys are mmpretrain's (``layers.{i}.ln1.weight``,
+    ``layers.{i}.attn.qkv.weight``...), so an mmpretrain ViT / DeiT checkpoint
+    loads into it, and position embeddings are resized as mmpretrain does
+    (e.g. a 224 px checkpoint into ``img_size=512`` for segmentation). A
+    removed layer has no ``layers.{i}.ln1.*`` / ``layers.{i}.attn.*`` keys.
+    Loading a checkpoint whose attention layers do not match the model
+    (pruned checkpoint into an unpruned model, the reverse, or another removed
+    set) raises a ``RuntimeError`` naming the layers that differ, both with
+    ``load_state_dict`` and with mmengine's loaders (``load_checkpoint``,
+    ``init_cfg=dict(type='Pretrained', ...)``), which otherwise only log
+    missing keys.
+
+    Usable as an mmpretrain classifier backbone (``out_type='cls_token'``) and
+    as an mmseg backbone (registered in both registries), e.g. UperNet with
+    ``MultiLevelNeck``: ``out_type='featmap', out_indices=(2, 5, 8, 11)``.
+
+    Args:
+        arch (str | dict): As in ``VisionTransformer``: ``'deit-tiny'``,
+            ``'deit-small'``, ``'deit-base'``, ``'small'``, ``'base'``,
+            ``'large'``, ``'huge'``... or a dict with ``embed_dims``,
+            ``num_layers``, ``num_heads``, ``feedforward_channels``.
+            Defaults to ``'base'``.
+        *args: Further positional arguments of ``VisionTransformer``
+            (``img_size``, ``patch_size``...).
+        diluted_layers (Sequence[int], optional): Layers whose attention branch
+            is scaled by ``lam``. Negative indices count from the end (as
+            mmpretrain's ``out_indices``) and are normalised. Defaults to
+            None (no layer).
+        removed_layers (Sequence[int], optional): Pruned layers: MLP-only
+            blocks without ``ln1`` and ``attn`` parameters. Same index rules.
+            Must not overlap ``diluted_layers``. Defaults to None.
+        compensate (bool): Residual compensation of METHOD.md: a diluted layer
+            computes ``(2 - lam) * x + lam * Attn(LN1(x))`` and a removed layer
+            ``2 * x`` before its MLP; with False, ``x + lam * Attn(LN1(x))``
+            and ``x``. Defaults to True (the reference default).
+        init_lam (float): Initial ``lam`` in [0, 1] of the diluted layers.
+            Defaults to 1.0.
+        **kwargs: Keyword arguments of ``VisionTransformer`` (``img_size``,
+            ``patch_size``, ``out_indices``, ``out_type``, ``drop_path_rate``,
+            ``layer_scale_init_value``, ``final_norm``, ``with_cls_token``,
+            ``frozen_stages``, ``layer_cfgs``, ``init_cfg``...).
+
+    Raises:
+        ValueError: Layer indices out of ``[-num_layers, num_layers - 1]``,
+            duplicated (also ``11`` and ``-1`` with 12 layers), or both
+            diluted and removed; ``init_lam`` outside [0, 1].
+
+    Example:
+        >>> backbone = NoseVisionTransformer('deit-small', diluted_layers=[0, 2, 4])
+        >>> backbone.set_dilution_lam(0.5)
+        >>> pruned = NoseVisionTransformer('deit-small', removed_layers=[0, 2, 4])
+    """
+
+    def __init__(self,
+                 arch='base',
+                 *args,
+                 diluted_layers: Optional[Sequence[int]] = None,
+                 removed_layers: Optional[Sequence[int]] = None,
+                 compensate: bool = True,
+                 init_lam: float = 1.0,
+                 **kwargs) -> None:
+        super().__init__(arch, *args, **kwargs)
+        self._init_dilution(self.num_layers, diluted_layers, removed_layers, compensate,
+                            init_lam)
+        for i, layer in enumerate(self.layers):
+            DilutableEncoderLayer.from_encoder_layer(
+                layer, removed=i in self._removed_layers, compensate=compensate)
+        self._apply_dilution()
+
+    def train(self, mode: bool = True) -> 'NoseVisionTransformer':
+        """Same as the parent, but returns ``self`` as ``nn.Module.train`` should."""
+        super().train(mode)
+        return self
+
+    def _apply_dilution(self) -> None:
+        diluted = set(self._diluted_layers)
+        for i, layer in enumerate(self.layers):
+            layer.compensate = self._dilution_compensate
+            layer.dilution_lam = self._dilution_lam if i in diluted else 1.0
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        self._check_attention_layers(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def _check_attention_layers(self, state_dict, prefix: str) -> None:
+        """Raise if the checkpoint's pruned layers differ from the model's."""
+        pattern = re.compile(re.escape(prefix) + _LAYER_KEY)
+        present, with_attn = set(), set()
+        for key in state_dict.keys():
+            match = pattern.match(key)
+            if match is None:
+                continue
+            index = int(match.group(1))
+            if index >= self.num_layers:
+                continue  # another depth: left to the usual missing/unexpected keys
+            present.add(index)
+            if match.group(2) in ('ln1', 'attn'):
+                with_attn.add(index)
+        if not present:
+            return
+        ckpt_removed = present - with_attn
+        model_removed = set(self._removed_layers)
+        has_but_removed = sorted(with_attn & model_removed)
+        pruned_but_kept = sorted(ckpt_removed - model_removed)
+        if not has_but_removed and not pruned_but_kept:
+            return
+        problems = []
+        if pruned_but_kept:
+            problems.append(f'layers {pruned_but_kept} have no attention (ln1/attn) weights in '
+                            f'the checkpoint but keep attention in the model')
+        if has_but_removed:
+            problems.append(f'layers {has_but_removed} have attention weights in the '
+                            f'checkpoint but are removed in the model')
+        raise RuntimeError(
+            f'{type(self).__name__} ({prefix or "<root>"}): the checkpoint\'s attention layers '
+            f'differ from the model\'s: ' + '; '.join(problems) + '. The checkpoint looks '
+            f'pruned at layers {sorted(ckpt_removed)} (of those it holds), the model has '
+            f'removed_layers={sorted(model_removed)}. Set removed_layers in the backbone '
+            f'config to match the checkpoint (see its meta["removed_layers"]).')

@@ -1,0 +1,203 @@
+"""Pruning a dilution-trained checkpoint (METHOD.md section 5).
+
+A layer trained down to ``lam = 0`` no longer uses its LN1 and attention
+weights; pruning drops them from the checkpoint. The result loads into a
+:class:`~nose_mm.models.backbones.NoseVisionTransformer` built with
+``removed_layers`` set to the pruned layers, and gives the same outputs as the
+``lam = 0`` diluted model.
+
+Only checkpoints whose ``meta['dilution_lam']`` is exactly 0 are pruned. A
+checkpoint saved while ``lam > 0`` (for instance a "best" checkpoint picked by
+validation accuracy half-way through the schedule, the reference code's pitfall)
+still needs its attention branches, and pruning it would silently change the
+model. :class:`~nose_mm.engine.hooks.DilutionHook` writes the meta keys.
+"""
+import os.path as osp
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from nose_mm.utils.fileio import atomic_write
+
+from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
+
+__all__ = [
+    'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'load_checkpoint_file',
+    'save_checkpoint_file', 'check_distinct_paths'
+]
+
+
+def attention_keys(state_dict: Dict[str, torch.Tensor], layer: int,
+                   prefix: str = 'backbone.') -> List[str]:
+    """Keys of layer ``layer``'s LN1 and attention in an mmpretrain-style state dict.
+
+    Args:
+        state_dict (dict): ``{name: tensor}`` with mmpretrain ViT keys.
+        layer (int): Layer index.
+        prefix (str): Prefix of the backbone keys. Defaults to ``'backbone.'``.
+
+    Returns:
+        list[str]: ``{prefix}layers.{layer}.ln1.*`` and ``...attn.*`` keys.
+    """
+    heads = (f'{prefix}layers.{layer}.ln1.', f'{prefix}layers.{layer}.attn.')
+    return [k for k in state_dict if k.startswith(heads)]
+
+
+def _num_layers(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r'layers\.(\d+)\.')
+    indices = [int(m.group(1)) for m in map(pattern.match, state_dict) if m]
+    return max(indices) + 1 if indices else 0
+
+
+def prune_state_dict(state_dict: Dict[str, torch.Tensor], layers: Sequence[int],
+                     prefix: str = 'backbone.') -> 'OrderedDict[str, torch.Tensor]':
+    """Drop the LN1 and attention parameters of ``layers``.
+
+    Args:
+        state_dict (dict): mmpretrain-style state dict (``{prefix}layers.{i}...``).
+        layers (Sequence[int]): Non-negative layer indices to prune.
+        prefix (str): Prefix of the backbone keys: ``'backbone.'`` for
+            classifier / segmentor checkpoints, ``''`` for a bare backbone.
+            Defaults to ``'backbone.'``.
+
+    Returns:
+        OrderedDict: A new state dict without those keys (same order otherwise).
+
+    Raises:
+        ValueError: A layer is negative, duplicated, or has no LN1/attention
+            keys under ``prefix`` (already pruned, or a wrong prefix).
+    """
+    layers = list(layers)
+    if len(set(layers)) != len(layers):
+        raise ValueError(f'duplicate layers in {layers}')
+    num_layers = _num_layers(state_dict, prefix)
+    if num_layers == 0:
+        raise ValueError(f'no "{prefix}layers.<i>." keys in the state dict; is the prefix '
+                         f'{prefix!r} right?')
+    drop = set()
+    for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+            raise ValueError(f'layer indices must be non-negative ints, got {layer!r}')
+        keys = attention_keys(state_dict, layer, prefix)
+        if not keys:
+            raise ValueError(f'layer {layer} has no "{prefix}layers.{layer}.ln1.*" / '
+                             f'"...attn.*" keys (layers 0..{num_layers - 1} exist): it is '
+                             f'already pruned or out of range')
+        drop.update(keys)
+    return OrderedDict((k, v) for k, v in state_dict.items() if k not in drop)
+
+
+def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
+                     prefix: str = 'backbone.') -> dict:
+    """Prune a Runner-saved dilution checkpoint trained to ``lam = 0``.
+
+    Args:
+        checkpoint (dict): With ``state_dict`` and ``meta`` (as saved by an
+            mmengine Runner with :class:`~nose_mm.engine.hooks.DilutionHook`).
+        layers (Sequence[int], optional): Layers to prune; each must be one
+            of ``meta['dilution_layers']``. Defaults to None (all of them).
+        prefix (str): Prefix of the backbone keys. Defaults to ``'backbone.'``.
+
+    Returns:
+        dict: ``{'meta': ..., 'state_dict': ...}``: the pruned weights, and the
+        meta with ``removed_layers`` (old and new pruned layers),
+        ``dilution_layers`` (diluted layers left), ``dilution_compensate`` and
+        ``pruned_layers`` (this call's). Optimizer, scheduler and message-hub
+        states are dropped: they refer to the removed parameters.
+
+    Raises:
+        ValueError: No dilution meta, ``lam > 0``, layers that were not
+            diluted, or a malformed checkpoint.
+    """
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get('state_dict'), dict):
+        raise ValueError('expected a Runner-saved checkpoint: a dict with "state_dict" and '
+                         '"meta"')
+    meta = checkpoint.get('meta')
+    if not isinstance(meta, dict) or META_LAM not in meta:
+        raise ValueError(
+            f'refusing to prune: the checkpoint has no meta["{META_LAM}"], so nothing says '
+            f'its attention layers were trained down to lam = 0. Only checkpoints saved by a '
+            f'run with DilutionHook (which records lam) can be pruned.')
+    lam = float(meta[META_LAM])
+    if lam != 0:
+        raise ValueError(
+            f'refusing to prune: the checkpoint was saved at lam = {lam:g} > 0, so its '
+            f'diluted layers still add lam * Attn(LN1(x)) and dropping them would change the '
+            f'model. Prune a checkpoint saved after the dilution schedule reached lam = 0 '
+            f'(e.g. the last checkpoint; a "best" checkpoint chosen while lam > 0 is not a '
+            f'prunable model).')
+    for key in (META_DILUTED, META_COMPENSATE):
+        if key not in meta:
+            raise ValueError(f'refusing to prune: meta["{key}"] is missing (written by '
+                             f'DilutionHook together with meta["{META_LAM}"])')
+    diluted = [int(i) for i in meta[META_DILUTED]]
+    if layers is None:
+        layers = diluted
+    layers = sorted(int(i) for i in layers) if layers is not None else []
+    if not layers:
+        raise ValueError(f'nothing to prune: meta["{META_DILUTED}"] is empty and no layers '
+                         f'were given')
+    removed_before = [int(i) for i in meta.get(META_REMOVED, [])]
+    already = sorted(set(layers) & set(removed_before))
+    if already:
+        raise ValueError(f'layers {already} are already removed (meta["{META_REMOVED}"]='
+                         f'{removed_before})')
+    not_diluted = sorted(set(layers) - set(diluted))
+    if not_diluted:
+        raise ValueError(f'layers {not_diluted} were not diluted (they ran with lam = 1); '
+                         f'only the diluted layers {diluted} can be pruned')
+    state_dict = prune_state_dict(checkpoint['state_dict'], layers, prefix)
+    new_meta = dict(meta)
+    new_meta[META_REMOVED] = sorted(set(removed_before) | set(layers))
+    new_meta[META_DILUTED] = [i for i in diluted if i not in layers]
+    new_meta['pruned_layers'] = layers
+    return {'meta': new_meta, 'state_dict': state_dict}
+
+
+def load_checkpoint_file(path: str) -> dict:
+    """Load a trusted local checkpoint file (``weights_only=False``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        IsADirectoryError: ``path`` is a folder.
+        ValueError: The file is not a torch checkpoint holding a dict.
+    """
+    if not osp.exists(path):
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+    if osp.isdir(path):
+        raise IsADirectoryError(f'checkpoint {path!r} is a folder, expected a file')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as e:  # corrupt / not a torch file
+        raise ValueError(f'cannot read {path!r} as a torch checkpoint: {e}') from e
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, expected a dict')
+    return checkpoint
+
+
+def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) -> None:
+    """Save ``checkpoint`` with ``torch.save`` atomically.
+
+    Args:
+        checkpoint (dict): What to save.
+        path (str): Destination file; its folder is created if needed.
+        overwrite (bool): Allow replacing an existing file. Defaults to True.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    if osp.isdir(path):
+        raise IsADirectoryError(f'output {path!r} is a folder, expected a file name')
+    if osp.exists(path) and not overwrite:
+        raise FileExistsError(f'output {path!r} exists')
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def check_distinct_paths(src: str, dst: str) -> None:
+    """Raise ValueError if ``dst`` is the same file as ``src``."""
+    same = osp.exists(src) and osp.exists(dst) and osp.samefile(src, dst)
+    if same or osp.abspath(src) == osp.abspath(dst):
+        raise ValueError(f'output {dst!r} is the input checkpoint; write to another file')

@@ -1,0 +1,321 @@
+"""Transfer-entropy evaluators over a calibration set, and one-pass layer statistics.
+
+Both evaluators are callables for :func:`~nose_mm.selection.greedy_select`:
+``evaluator(selected, candidate)`` returns ``TE(selected + [candidate]) =
+H(F_full) - H(F_S)``, where ``F_S`` are the adapter's read-out features with
+the attention of every layer in ``S`` skipped as identity, accumulated in
+float64 over every calibration batch (:class:`~nose_mm.selection.FeatureStats`).
+
+* :class:`NaiveEvaluator` runs the whole network for every candidate.
+* :class:`CachedEvaluator` keeps, for the current skip set ``S``, the input of
+  every block for every calibration batch (the *prefix cache*). Skipping layer
+  ``i`` only changes blocks ``i .. L-1``, so a candidate ``i`` recomputes only
+  those, from the cached input of block ``i``. After a step, the cache is moved
+  to ``S + [c*]``: with ``keep_best=True`` the block inputs computed while
+  evaluating ``c*`` are kept and spliced in (no recomputation); otherwise
+  blocks ``c*+1 ..`` are recomputed.
+
+  Memory: the cache holds ``L x N x tokens x C`` values in the model's dtype
+  (DeiT-T at 224 px: about 1.8 MB per image in float32, so 1.8 GB for
+  N = 1000); ``keep_best`` adds up to two more trajectories of at most the same
+  size (the best candidate's and the one being evaluated). Fine for the small
+  default N; lower N, or use ``keep_best=False`` or :class:`NaiveEvaluator`,
+  when memory is short.
+
+Both count the work as *blocks computed* (one block on one image = 1); the
+forward-pass equivalent is ``blocks / (L * N)`` (patch embedding and read-out
+are not counted).
+
+torch only; the model side is a :class:`~nose_mm.selection.LayerSkipAdapter`.
+"""
+from typing import AbstractSet, Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .adapters import LayerSkipAdapter
+from .entropy import FeatureStats, transfer_entropy
+from .greedy import CRITERIA
+
+__all__ = ['NaiveEvaluator', 'CachedEvaluator', 'EVALUATORS', 'build_evaluator',
+           'layer_statistics', 'selection_cost']
+
+#: Evaluator names accepted by :func:`build_evaluator`.
+EVALUATORS = ('cached', 'naive')
+
+
+class _Evaluator:
+    """Shared parts: the calibration batches, the full entropy and the cost counter."""
+
+    def __init__(self, adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> None:
+        if len(batches) == 0:
+            raise ValueError('the calibration set is empty')
+        self.adapter = adapter
+        self.batches = list(batches)
+        self.num_samples = sum(int(b.shape[0]) for b in self.batches)
+        if self.num_samples < 2:
+            raise ValueError(f'entropy needs at least 2 calibration samples, got '
+                             f'{self.num_samples}')
+        self.num_layers = adapter.num_layers
+        self.blocks_computed = 0
+        self._h_full: Optional[float] = None
+
+    @property
+    def forward_equivalents(self) -> float:
+        """Blocks computed so far divided by ``L * N`` (full forward passes)."""
+        return self.blocks_computed / (self.num_layers * self.num_samples)
+
+    def _run(self, x: Tensor, start: int, skip: AbstractSet[int], batch_size: int,
+             keep_from: Optional[int] = None) -> Tuple[Tensor, List[Tensor]]:
+        """Blocks ``start .. L-1`` on ``x``; returns the output and, if
+        ``keep_from`` is given, the inputs of blocks ``keep_from .. L-1``."""
+        kept = []
+        for i in range(start, self.num_layers):
+            if keep_from is not None and i >= keep_from:
+                kept.append(x)
+            x = self.adapter.block(i, x, i in skip)
+        self.blocks_computed += (self.num_layers - start) * batch_size
+        return x, kept
+
+    def full_entropy(self) -> float:
+        """Entropy of the full model's features over the calibration set."""
+        if self._h_full is None:
+            self._h_full = self.entropy(())
+        return self._h_full
+
+    def entropy(self, skip: Sequence[int]) -> float:
+        """Entropy of the features with the attention of ``skip`` skipped (full forward)."""
+        skip = set(skip)
+        stats = FeatureStats()
+        with torch.no_grad():
+            for inputs in self.batches:
+                x, ctx = self.adapter.embed(inputs)
+                x, _ = self._run(x, 0, skip, inputs.shape[0])
+                stats.update(self.adapter.readout(x, ctx))
+        return stats.entropy()
+
+    def __call__(self, selected: Sequence[int], candidate: int) -> float:
+        raise NotImplementedError
+
+
+class NaiveEvaluator(_Evaluator):
+    """TE by a full forward pass over the calibration set for every candidate.
+
+    Args:
+        adapter (LayerSkipAdapter): The model.
+        batches (Sequence[Tensor]): Preprocessed calibration batches on the
+            model's device.
+    """
+
+    def __call__(self, selected: Sequence[int], candidate: int) -> float:
+        """``TE(selected + [candidate])``."""
+        h_full = self.full_entropy()
+        return transfer_entropy(h_full, self.entropy(tuple(selected) + (candidate, )))
+
+
+class CachedEvaluator(_Evaluator):
+    """TE with a prefix cache: candidate ``i`` recomputes only blocks ``i .. L-1``.
+
+    See the module docstring for the memory cost.
+
+    Args:
+        adapter (LayerSkipAdapter): The model.
+        batches (Sequence[Tensor]): Preprocessed calibration batches on the
+            model's device.
+        criterion (str): The greedy criterion (``'abs'`` or ``'signed'``), used
+            to know which candidate's trajectory to keep. Defaults to ``'abs'``.
+        keep_best (bool): Keep the block inputs of the best candidate so far
+            and splice them into the cache when it is selected, instead of
+            recomputing them. Defaults to True.
+
+    Raises:
+        ValueError: If ``criterion`` is not allowed.
+    """
+
+    def __init__(self, adapter: LayerSkipAdapter, batches: Sequence[Tensor],
+                 criterion: str = 'abs', keep_best: bool = True) -> None:
+        super().__init__(adapter, batches)
+        if criterion not in CRITERIA:
+            raise ValueError(f'unknown criterion {criterion!r}; allowed: {", ".join(CRITERIA)}')
+        self.criterion = criterion
+        self.keep_best = keep_best
+        self._skip: Optional[Tuple[int, ...]] = None
+        self._cache: List[List[Tensor]] = []  # [batch][block] -> input of the block
+        self._contexts: list = []
+        self._best: Optional[Tuple[int, float, List[List[Tensor]]]] = None
+
+    def _build(self) -> None:
+        """Cache every block's input with nothing skipped; also gives ``H(full)``."""
+        stats = FeatureStats()
+        self._cache, self._contexts = [], []
+        for inputs in self.batches:
+            x, ctx = self.adapter.embed(inputs)
+            x, kept = self._run(x, 0, set(), inputs.shape[0], keep_from=0)
+            self._cache.append(kept)
+            self._contexts.append(ctx)
+            stats.update(self.adapter.readout(x, ctx))
+        self._skip = ()
+        self._h_full = stats.entropy()
+
+    def _move_to(self, selected: Tuple[int, ...]) -> None:
+        """Update the cache from the current skip set to ``selected``."""
+        if self._skip is None:
+            self._build()
+        if set(selected) == set(self._skip):
+            self._skip = selected
+            return
+        changed = set(selected) ^ set(self._skip)
+        first = min(changed)
+        best = self._best
+        if (best is not None and changed == {best[0]} and set(selected) > set(self._skip)):
+            # The newly selected layer is the candidate whose trajectory we kept.
+            for cache, kept in zip(self._cache, best[2]):
+                cache[first + 1:] = kept
+        elif first < self.num_layers - 1:
+            skip = set(selected)
+            for cache in self._cache:
+                x = cache[first]
+                kept = []
+                for i in range(first, self.num_layers - 1):
+                    x = self.adapter.block(i, x, i in skip)
+                    kept.append(x)
+                cache[first + 1:] = kept
+                self.blocks_computed += (self.num_layers - 1 - first) * x.shape[0]
+        self._skip = selected
+        self._best = None
+
+    def full_entropy(self) -> float:
+        if self._h_full is None:
+            with torch.no_grad():
+                self._build()
+        return self._h_full
+
+    def __call__(self, selected: Sequence[int], candidate: int) -> float:
+        """``TE(selected + [candidate])`` from the cache of ``selected``."""
+        selected = tuple(int(s) for s in selected)
+        if candidate in selected:
+            raise ValueError(f'candidate {candidate} is already in the skip set {selected}')
+        with torch.no_grad():
+            self._move_to(selected)
+            skip = set(selected) | {candidate}
+            stats = FeatureStats()
+            trajectories = []
+            keep = candidate + 1 if self.keep_best else None
+            for cache, ctx in zip(self._cache, self._contexts):
+                x = cache[candidate]
+                x, kept = self._run(x, candidate, skip, x.shape[0], keep_from=keep)
+                if self.keep_best:
+                    trajectories.append(kept)  # inputs of blocks candidate+1 ..
+                stats.update(self.adapter.readout(x, ctx))
+        te = transfer_entropy(self._h_full, stats.entropy())
+        if self.keep_best:
+            score = abs(te) if self.criterion == 'abs' else te
+            if self._best is None or score < self._best[1]:
+                self._best = (candidate, score, trajectories)
+        return te
+
+
+def selection_cost(num_layers: int, candidates: Sequence[int], selection: Sequence[int],
+                   evaluator: str = 'cached', keep_best: bool = True) -> float:
+    """Forward-pass equivalents a greedy run costs, from its selection order alone.
+
+    Matches the evaluators' counters: naive ``1 + sum_t |C_t|`` (the full pass
+    plus one pass per remaining candidate per step); cached ``1 + sum_t
+    sum_{c in C_t} (L - c) / L``, plus ``(L - 1 - c*_t) / L`` for every cache
+    update without ``keep_best``.
+
+    Args:
+        num_layers (int): ``L``.
+        candidates (Sequence[int]): Candidate layers.
+        selection (Sequence[int]): The selected layers in step order.
+        evaluator (str): ``'cached'`` or ``'naive'``. Defaults to ``'cached'``.
+        keep_best (bool): The cached evaluator's ``keep_best``. Defaults to True.
+
+    Returns:
+        float: Blocks computed divided by ``L * N``.
+    """
+    if evaluator not in EVALUATORS:
+        raise ValueError(f'unknown evaluator {evaluator!r}; allowed: {", ".join(EVALUATORS)}')
+    remaining = list(candidates)
+    blocks = num_layers  # the full pass (cache build / H(full))
+    for step, chosen in enumerate(selection):
+        if evaluator == 'naive':
+            blocks += num_layers * len(remaining)
+        else:
+            blocks += sum(num_layers - c for c in remaining)
+            if not keep_best and step + 1 < len(selection):
+                blocks += num_layers - 1 - chosen
+        remaining.remove(chosen)
+    return blocks / num_layers
+
+
+
+def build_evaluator(name: str, adapter: LayerSkipAdapter, batches: Sequence[Tensor],
+                    criterion: str = 'abs') -> _Evaluator:
+    """Build an evaluator by name.
+
+    Args:
+        name (str): ``'cached'`` or ``'naive'``.
+        adapter (LayerSkipAdapter): The model.
+        batches (Sequence[Tensor]): Preprocessed calibration batches.
+        criterion (str): Greedy criterion (used by the cached evaluator).
+            Defaults to ``'abs'``.
+
+    Returns:
+        The evaluator.
+
+    Raises:
+        ValueError: If ``name`` is not one of :data:`EVALUATORS`.
+    """
+    if name not in EVALUATORS:
+        raise ValueError(f'unknown evaluator {name!r}; allowed: {", ".join(EVALUATORS)}')
+    if name == 'cached':
+        return CachedEvaluator(adapter, batches, criterion=criterion)
+    return NaiveEvaluator(adapter, batches)
+
+
+def layer_statistics(adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> Dict[str, Any]:
+    """Per-layer statistics of the full model in one pass (no layer skipped).
+
+    Every token of every image is one sample of a C-dim feature: entropies are
+    over all ``N x tokens`` samples (float64, :class:`FeatureStats`).
+
+    Args:
+        adapter (LayerSkipAdapter): The model.
+        batches (Sequence[Tensor]): Preprocessed calibration batches.
+
+    Returns:
+        dict: ``{'attn_entropy': {layer: H}, 'mlp_entropy': {layer: H},
+        'attn_cosine': {layer: mean cos}, 'num_tokens': int}``: entropy of the
+        attention-branch and MLP-branch outputs, the mean cosine similarity
+        between the attention sublayer's input ``x`` and output
+        ``x + attn(ln1(x))``, and the number of token samples. Removed layers
+        (no attention) are left out.
+    """
+    candidates = set(adapter.candidate_layers)
+    attn = {i: FeatureStats() for i in candidates}
+    mlp = {i: FeatureStats() for i in candidates}
+    cos_sum = {i: 0.0 for i in candidates}
+    tokens = 0
+    with torch.no_grad():
+        for inputs in batches:
+            x, _ = adapter.embed(inputs)
+            tokens += x.shape[0] * x.shape[1]
+            for i in range(adapter.num_layers):
+                if i not in candidates:
+                    x = adapter.block(i, x)
+                    continue
+                a = adapter.attention_branch(i, x)
+                mid = x + a
+                cos = torch.nn.functional.cosine_similarity(x.double(), mid.double(), dim=-1)
+                cos_sum[i] += float(cos.sum())
+                attn[i].update(a.reshape(-1, a.shape[-1]))
+                m = adapter.mlp_branch(i, mid)
+                mlp[i].update(m.reshape(-1, m.shape[-1]))
+                x = mid + m
+    if tokens == 0:
+        raise ValueError('the calibration set is empty')
+    return dict(attn_entropy={i: s.entropy() for i, s in sorted(attn.items())},
+                mlp_entropy={i: s.entropy() for i, s in sorted(mlp.items())},
+                attn_cosine={i: cos_sum[i] / tokens for i in sorted(cos_sum)},
+                num_tokens=tokens)

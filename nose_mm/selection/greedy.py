@@ -1,0 +1,139 @@
+"""NOSE greedy selection (METHOD.md section 3, the paper's Algorithm 1).
+
+::
+
+    S = []; C = candidates
+    repeat K times:
+        for c in C: te[c] = TE(S + [c])
+        c* = argmin_c score(te[c]); S = S + [c*]; C = C - {c*}
+
+``score`` is ``|te|`` (criterion ``'abs'``, default: the layer whose removal
+changes the head's features least) or ``te`` itself (``'signed'``). Ties go to
+the earlier candidate in the given order. The raw, signed TE values are kept
+in a table with one row per step and one column per candidate, NaN where the
+candidate was already selected (the paper's Figure 4 heatmap).
+
+No framework imports: the model side lives in ``evaluate_fn``.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ['CRITERIA', 'SelectionResult', 'check_budget', 'greedy_select']
+
+#: Allowed greedy criteria.
+CRITERIA = ('abs', 'signed')
+
+EvaluateFn = Callable[[Tuple[int, ...], int], float]
+
+
+@dataclass
+class SelectionResult:
+    """Outcome of a selection method (NOSE or a baseline).
+
+    Attributes:
+        method (str): Name of the method (``'nose'``, ``'random'``...).
+        selection (list[int]): Selected layers in the order they were chosen.
+        candidates (list[int]): Layers that could be chosen; the table's columns.
+        table (np.ndarray): float64 array, one column per candidate. For NOSE,
+            one row per step holding the signed TE of ``S + [c]`` (NaN for
+            already-selected candidates). For score baselines, one row with
+            each layer's score. For random / first-K, zero rows.
+        table_name (str, optional): What the table holds
+            (``'transfer_entropy'``, ``'attn_entropy'``, ``'cosine_similarity'``).
+            Defaults to None (empty table).
+        criterion (str, optional): Greedy criterion for NOSE. Defaults to None.
+        extra (dict): Method-specific information (e.g. the seed). Defaults to
+            an empty dict.
+    """
+
+    method: str
+    selection: List[int]
+    candidates: List[int]
+    table: np.ndarray
+    table_name: Optional[str] = None
+    criterion: Optional[str] = None
+    extra: Dict = field(default_factory=dict)
+
+    def table_as_lists(self) -> List[List[Optional[float]]]:
+        """The table as nested lists with NaN written as None (valid JSON)."""
+        return [[None if math.isnan(v) else float(v) for v in row] for row in self.table]
+
+
+def check_budget(candidates: Sequence[int], k: int) -> List[int]:
+    """Validate a candidate list and a budget; return the candidates as ints.
+
+    Args:
+        candidates (Sequence[int]): Layer indices that may be selected.
+        k (int): Number of layers to select.
+
+    Returns:
+        list[int]: The candidates.
+
+    Raises:
+        ValueError: If ``k`` is not a positive int, exceeds the number of
+            candidates, or the candidates repeat.
+    """
+    candidates = [int(c) for c in candidates]
+    if len(set(candidates)) != len(candidates):
+        raise ValueError(f'candidates must be unique, got {candidates}')
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f'the number of layers to select must be a positive int, got {k!r}')
+    if k > len(candidates):
+        raise ValueError(f'cannot select {k} layers from {len(candidates)} candidate layers '
+                         f'{candidates}')
+    return candidates
+
+
+def greedy_select(evaluate_fn: EvaluateFn,
+                  candidates: Sequence[int],
+                  k: int,
+                  criterion: str = 'abs',
+                  callback: Optional[Callable[[int, int, np.ndarray], None]] = None
+                  ) -> SelectionResult:
+    """Greedy NOSE selection of ``k`` layers.
+
+    Args:
+        evaluate_fn (callable): ``evaluate_fn(selected, candidate) -> float``
+            returns ``TE(selected + [candidate])``; ``selected`` is a tuple in
+            selection order. It is called once per remaining candidate per step,
+            in candidate order, so a caching evaluator can rely on that.
+        candidates (Sequence[int]): Layers that may be selected.
+        k (int): Number of layers to select.
+        criterion (str): ``'abs'`` (smallest ``|TE|``) or ``'signed'``
+            (smallest ``TE``). Defaults to ``'abs'``.
+        callback (callable, optional): Called after each step as
+            ``callback(step, chosen_layer, te_row)``. Defaults to None.
+
+    Returns:
+        SelectionResult: ``selection`` in step order, ``table`` of shape
+        ``(k, len(candidates))`` with the raw signed TE values and NaN for
+        already-selected candidates.
+
+    Raises:
+        ValueError: On a bad budget, criterion, or a non-finite TE.
+    """
+    candidates = check_budget(candidates, k)
+    if criterion not in CRITERIA:
+        raise ValueError(f'unknown criterion {criterion!r}; allowed: {", ".join(CRITERIA)}')
+    table = np.full((k, len(candidates)), np.nan, dtype=np.float64)
+    selected: List[int] = []
+    for step in range(k):
+        best_col, best_score = None, math.inf
+        for col, layer in enumerate(candidates):
+            if layer in selected:
+                continue
+            te = float(evaluate_fn(tuple(selected), layer))
+            if not math.isfinite(te):
+                raise ValueError(f'transfer entropy of {selected + [layer]} is {te}')
+            table[step, col] = te
+            score = abs(te) if criterion == 'abs' else te
+            if score < best_score:
+                best_col, best_score = col, score
+        selected.append(candidates[best_col])
+        if callback is not None:
+            callback(step, candidates[best_col], table[step].copy())
+    return SelectionResult(method='nose', selection=selected, candidates=candidates,
+                           table=table, table_name='transfer_entropy', criterion=criterion)

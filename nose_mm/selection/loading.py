@@ -1,0 +1,266 @@
+"""Model and calibration-data loading for selection and the analysis tools (mmengine side).
+
+Calibration data choice: the paper assumes test data is unavailable, so
+selection runs on images of the *training* split: the dataset of the config's
+``train_dataloader``. Its augmenting training pipeline is replaced by the
+config's test pipeline (``test_dataloader``'s, else ``val_dataloader``'s, else
+a top-level ``test_pipeline``/``val_pipeline``), so the features are
+deterministic: the same images give the same entropies on every run and rank.
+``N`` images are drawn without replacement with a seeded generator and kept in
+index order, so the subset depends on ``(N, seed)`` only, not on the batch size.
+"""
+import copy
+import os.path as osp
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+__all__ = ['load_checkpoint_strict', 'build_model_from_cfg', 'calibration_dataset_cfg',
+           'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
+           'collect_batches', 'prepare_calibration']
+
+
+def _shorten(keys: Sequence[str], limit: int = 5) -> str:
+    keys = list(keys)
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... (+{len(keys) - limit} more)' if len(keys) > limit else '')
+
+
+def load_checkpoint_strict(model: torch.nn.Module, path: str) -> dict:
+    """Load a checkpoint into ``model``; its keys must match the model's exactly.
+
+    Accepts Runner-saved checkpoints (``state_dict`` key) and bare state dicts;
+    a ``module.`` prefix (DDP) is removed.
+
+    Args:
+        model (nn.Module): The model built from the config.
+        path (str): A local checkpoint file.
+
+    Returns:
+        dict: The loaded checkpoint (e.g. its ``meta``).
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file.
+        ValueError: If keys are missing or unexpected, or shapes differ: one
+            line naming the counts and the first keys.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'checkpoint {path!r} holds a {type(checkpoint).__name__}, not a '
+                         f'state dict')
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        detail = ' '.join(str(e).split())
+        raise ValueError(f'checkpoint {path!r} does not match the config\'s model: '
+                         f'{detail}') from None
+    if missing or unexpected:
+        raise ValueError(f'checkpoint {path!r} does not match the config\'s model: '
+                         f'{len(missing)} missing keys [{_shorten(missing)}]; '
+                         f'{len(unexpected)} unexpected keys [{_shorten(unexpected)}]')
+    return checkpoint
+
+
+def build_model_from_cfg(cfg: Any, checkpoint: Optional[str] = None,
+                         device: str = 'cpu') -> torch.nn.Module:
+    """Build ``cfg.model`` in the config's default scope, load a checkpoint, eval mode.
+
+    Args:
+        cfg (mmengine.Config): The config (``custom_imports`` already applied
+            by ``Config.fromfile``).
+        checkpoint (str, optional): Checkpoint loaded with
+            :func:`load_checkpoint_strict`. Defaults to None (initial weights).
+        device (str): Device to move the model to. Defaults to ``'cpu'``.
+
+    Returns:
+        nn.Module: The model in eval mode.
+    """
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    model = MODELS.build(cfg.model)
+    if checkpoint is None:
+        model.init_weights()
+    else:
+        load_checkpoint_strict(model, checkpoint)
+    return model.to(device).eval()
+
+
+def _find_pipeline(node: Any) -> Optional[list]:
+    """The first ``pipeline`` in a dataloader / dataset config (wrappers searched)."""
+    if not isinstance(node, dict):
+        return None
+    if node.get('pipeline') is not None:
+        return node['pipeline']
+    for key in ('dataset', 'datasets'):
+        child = node.get(key)
+        for item in (child if isinstance(child, (list, tuple)) else [child]):
+            found = _find_pipeline(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _set_pipeline(node: Any, pipeline: list) -> None:
+    if not isinstance(node, dict):
+        return
+    if 'pipeline' in node:
+        node['pipeline'] = copy.deepcopy(pipeline)
+    for key in ('dataset', 'datasets'):
+        child = node.get(key)
+        for item in (child if isinstance(child, (list, tuple)) else [child]):
+            _set_pipeline(item, pipeline)
+
+
+def calibration_dataset_cfg(cfg: Any) -> dict:
+    """The training dataset config with the test pipeline (see the module docstring).
+
+    Args:
+        cfg (mmengine.Config): A config with ``train_dataloader``.
+
+    Returns:
+        dict: A copy of ``cfg.train_dataloader.dataset`` whose pipeline(s) are
+        the test pipeline.
+
+    Raises:
+        ValueError: If the config has no training dataset or no test/val pipeline.
+    """
+    loader = cfg.get('train_dataloader')
+    if not loader or not loader.get('dataset'):
+        raise ValueError('the config has no train_dataloader.dataset to calibrate on')
+    pipeline = None
+    for source in (cfg.get('test_dataloader'), cfg.get('val_dataloader')):
+        pipeline = _find_pipeline(source)
+        if pipeline is not None:
+            break
+    if pipeline is None:
+        pipeline = cfg.get('test_pipeline') or cfg.get('val_pipeline')
+    if pipeline is None:
+        raise ValueError('the config has no test or val pipeline (test_dataloader, '
+                         'val_dataloader, test_pipeline or val_pipeline) to apply to the '
+                         'calibration images')
+    dataset = copy.deepcopy(loader['dataset'])
+    dataset = dataset.to_dict() if hasattr(dataset, 'to_dict') else dict(dataset)
+    _set_pipeline(dataset, list(pipeline))
+    return dataset
+
+
+def build_calibration_dataset(cfg: Any) -> torch.utils.data.Dataset:
+    """Build :func:`calibration_dataset_cfg` in the config's default scope."""
+    from mmengine.registry import DATASETS, init_default_scope
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    return DATASETS.build(calibration_dataset_cfg(cfg))
+
+
+def calibration_indices(length: int, num_samples: int, seed: int = 0) -> List[int]:
+    """``num_samples`` distinct indices of ``range(length)``, seeded, ascending.
+
+    Args:
+        length (int): Dataset size.
+        num_samples (int): How many to draw; all of them if equal to ``length``.
+        seed (int): Seed of :func:`numpy.random.default_rng`. Defaults to 0.
+
+    Returns:
+        list[int]: Sorted indices.
+
+    Raises:
+        ValueError: If ``num_samples`` < 2 or > ``length``.
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) \
+            or num_samples < 2:
+        raise ValueError(f'num_samples must be an int >= 2 (entropy needs a spread), got '
+                         f'{num_samples!r}')
+    if num_samples > length:
+        raise ValueError(f'num_samples={num_samples} is larger than the calibration dataset '
+                         f'({length} images)')
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(length, size=num_samples, replace=False))
+
+
+def build_calibration_loader(dataset: torch.utils.data.Dataset, num_samples: int,
+                             batch_size: int = 32, seed: int = 0,
+                             num_workers: int = 0) -> DataLoader:
+    """A deterministic loader over a seeded subset of ``dataset``.
+
+    Args:
+        dataset (Dataset): The calibration dataset (test pipeline).
+        num_samples (int): Number of images ``N``.
+        batch_size (int): Images per batch. Defaults to 32.
+        seed (int): Subset seed. Defaults to 0.
+        num_workers (int): Loader workers. Defaults to 0.
+
+    Returns:
+        DataLoader: Unshuffled, ``pseudo_collate`` batches for the model's
+        data preprocessor.
+
+    Raises:
+        ValueError: On a bad ``num_samples`` or ``batch_size``.
+    """
+    from mmengine.dataset import pseudo_collate
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
+    indices = calibration_indices(len(dataset), num_samples, seed)
+    return DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False,
+                      num_workers=num_workers, collate_fn=pseudo_collate)
+
+
+def collect_batches(model: torch.nn.Module, dataloader: Any) -> List[torch.Tensor]:
+    """Run the model's data preprocessor (eval mode) on every batch of ``dataloader``.
+
+    Args:
+        model (nn.Module): A model with a ``data_preprocessor`` (wrappers are
+            unwrapped).
+        dataloader (Iterable): Yields batches for that preprocessor.
+
+    Returns:
+        list[Tensor]: Preprocessed input batches on the model's device.
+    """
+    from mmengine.model import is_model_wrapper
+    if is_model_wrapper(model):
+        model = model.module
+    batches = []
+    with torch.no_grad():
+        for data in dataloader:
+            batches.append(model.data_preprocessor(data, False)['inputs'])
+    return batches
+
+
+def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
+                        batch_size: int = 32, seed: int = 0, device: str = 'cpu',
+                        num_workers: int = 0,
+                        check_model: Optional[Callable[[torch.nn.Module], None]] = None
+                        ) -> Tuple[torch.nn.Module, DataLoader]:
+    """Model (checkpoint loaded, eval mode) and calibration loader from a config.
+
+    The order is chosen so cheap user errors come first: checkpoint path, model
+    build and checkpoint match, ``check_model`` (e.g. the budget), then the
+    dataset and ``num_samples``.
+
+    Args:
+        cfg (mmengine.Config): The config.
+        checkpoint (str, optional): Checkpoint path; None keeps initial weights.
+        num_samples (int): Calibration images ``N``.
+        batch_size (int): Calibration batch size. Defaults to 32.
+        seed (int): Subset seed. Defaults to 0.
+        device (str): Model device. Defaults to ``'cpu'``.
+        num_workers (int): Loader workers. Defaults to 0.
+        check_model (callable, optional): Called with the built model before
+            the data is touched. Defaults to None.
+
+    Returns:
+        tuple: ``(model, dataloader)``.
+    """
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    model = build_model_from_cfg(cfg, checkpoint, device)
+    if check_model is not None:
+        check_model(model)
+    dataset = build_calibration_dataset(cfg)
+    loader = build_calibration_loader(dataset, num_samples, batch_size, seed, num_workers)
+    return model, loader

@@ -1,0 +1,207 @@
+"""Run a selection method on a model and a calibration loader: the work behind the tool and hook."""
+import time
+from typing import Any, Dict, Iterable, List, Optional
+
+import torch
+
+from .adapters import build_adapter
+from .baselines import select_attn_entropy, select_cosine, select_first, select_random
+from .evaluators import build_evaluator, layer_statistics
+from .greedy import CRITERIA, SelectionResult, check_budget, greedy_select
+from .io import file_sha256
+from .loading import collect_batches, prepare_calibration
+
+__all__ = ['METHODS', 'run_selection', 'result_to_record', 'select_from_config']
+
+#: Selection methods: NOSE and its baselines.
+METHODS = ('nose', 'random', 'first', 'attn_entropy', 'cosine')
+
+#: Version of the selection record layout.
+RECORD_VERSION = 1
+
+
+def result_to_record(result: SelectionResult) -> Dict[str, Any]:
+    """The JSON-ready part of a record that comes from a :class:`SelectionResult`."""
+    record = dict(method=result.method, criterion=result.criterion,
+                  selection=list(result.selection), candidates=list(result.candidates),
+                  te_table=None, scores=None)
+    if result.table_name == 'transfer_entropy':
+        record['te_table'] = result.table_as_lists()
+    elif result.table_name is not None:
+        record['scores'] = dict(name=result.table_name,
+                                values={str(c): float(v) for c, v in
+                                        zip(result.candidates, result.table[0])})
+    record.update(result.extra)
+    return record
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+    return tqdm(total=total, disable=not enabled, desc=desc, unit='eval', leave=False)
+
+
+def run_selection(model: torch.nn.Module,
+                  dataloader: Optional[Iterable],
+                  num_layers: int,
+                  method: str = 'nose',
+                  criterion: str = 'abs',
+                  seed: int = 0,
+                  features: str = 'head_input',
+                  evaluator: str = 'cached',
+                  progress: bool = True,
+                  batches: Optional[List[torch.Tensor]] = None) -> Dict[str, Any]:
+    """Select ``num_layers`` attention layers of ``model`` with ``method``.
+
+    The model is put in eval mode for the selection and its previous mode is
+    restored afterwards. Random and first-K selection do not read the data.
+
+    Args:
+        model (nn.Module): A classifier supported by
+            :func:`~nose_mm.selection.build_adapter` (model wrappers are unwrapped).
+        dataloader (Iterable, optional): Calibration batches for the model's data
+            preprocessor (see :func:`~nose_mm.selection.build_calibration_loader`).
+            May be None when ``batches`` is given or the method reads no data.
+        num_layers (int): Budget ``K``.
+        method (str): One of :data:`METHODS`. Defaults to ``'nose'``.
+        criterion (str): NOSE criterion, ``'abs'`` or ``'signed'``. Defaults to
+            ``'abs'``.
+        seed (int): Seed of the random baseline (recorded for all). Defaults to 0.
+        features (str): ``'head_input'`` or ``'logits'``. Defaults to
+            ``'head_input'``.
+        evaluator (str): ``'cached'`` or ``'naive'`` (NOSE only). Defaults to
+            ``'cached'``.
+        progress (bool): Show a progress bar. Defaults to True.
+        batches (list[Tensor], optional): Already preprocessed calibration
+            batches; skips the data loading. Defaults to None.
+
+    Returns:
+        dict: The selection record: ``method``, ``criterion``, ``selection``
+        (ordered), ``candidates``, ``te_table`` (NOSE: one row per step, signed
+        TE, None for already-selected), ``scores`` (score baselines),
+        ``entropies`` (``full`` and ``per_step``: ``H`` after each step, NOSE
+        only), ``num_layers`` (K), ``total_layers`` (L), ``num_samples``,
+        ``seed``, ``features``, ``evaluator``, ``cost`` (``blocks_computed``,
+        ``forward_equivalents``) and ``timing`` (seconds).
+
+    Raises:
+        ValueError: On an unknown method / criterion, ``K`` larger than the
+            number of candidate layers, or an empty calibration set.
+    """
+    if method not in METHODS:
+        raise ValueError(f'unknown method {method!r}; allowed: {", ".join(METHODS)}')
+    if criterion not in CRITERIA:
+        raise ValueError(f'unknown criterion {criterion!r}; allowed: {", ".join(CRITERIA)}')
+    adapter = build_adapter(model, features=features)
+    candidates = adapter.candidate_layers
+    check_budget(candidates, num_layers)
+    t_start = time.perf_counter()
+    needs_data = method in ('nose', 'attn_entropy', 'cosine')
+    if needs_data and batches is None:
+        if dataloader is None:
+            raise ValueError(f'method {method!r} needs calibration data: give a dataloader')
+        batches = collect_batches(adapter.model, dataloader)
+    t_data = time.perf_counter()
+    num_samples = sum(int(b.shape[0]) for b in batches) if batches else 0
+    entropies, cost = None, None
+
+    was_training = adapter.model.training
+    adapter.model.eval()
+    try:
+        if method == 'random':
+            result = select_random(candidates, num_layers, seed=seed)
+        elif method == 'first':
+            result = select_first(candidates, num_layers)
+        elif method in ('attn_entropy', 'cosine'):
+            stats = layer_statistics(adapter, batches)
+            if method == 'attn_entropy':
+                result = select_attn_entropy(stats['attn_entropy'], candidates, num_layers)
+            else:
+                result = select_cosine(stats['attn_cosine'], candidates, num_layers)
+            cost = dict(blocks_computed=adapter.num_layers * num_samples,
+                        forward_equivalents=1.0)
+        else:
+            evaluate = build_evaluator(evaluator, adapter, batches, criterion=criterion)
+            total = sum(len(candidates) - step for step in range(num_layers))
+            with _progress(total, progress, f'NOSE selection (K={num_layers})') as bar:
+                h_full = evaluate.full_entropy()
+
+                def counted(selected, candidate):
+                    te = evaluate(selected, candidate)
+                    bar.update(1)
+                    return te
+
+                result = greedy_select(counted, candidates, num_layers, criterion=criterion)
+            per_step = [h_full - float(result.table[step, candidates.index(layer)])
+                        for step, layer in enumerate(result.selection)]
+            entropies = dict(full=h_full, per_step=per_step)
+            cost = dict(blocks_computed=evaluate.blocks_computed,
+                        forward_equivalents=evaluate.forward_equivalents)
+    finally:
+        adapter.model.train(was_training)
+    t_end = time.perf_counter()
+
+    record = dict(version=RECORD_VERSION)
+    record.update(result_to_record(result))
+    if method != 'nose':
+        record['criterion'] = None
+    record.update(entropies=entropies, num_layers=num_layers, total_layers=adapter.num_layers,
+                  removed_layers=adapter.removed_layers, num_samples=num_samples,
+                  seed=seed, features=features,
+                  evaluator=evaluator if method == 'nose' else None, cost=cost,
+                  timing=dict(data_s=t_data - t_start, select_s=t_end - t_data,
+                              total_s=t_end - t_start))
+    return record
+
+
+def select_from_config(cfg: Any,
+                       checkpoint: str,
+                       num_layers: int,
+                       num_samples: int = 256,
+                       method: str = 'nose',
+                       criterion: str = 'abs',
+                       batch_size: int = 32,
+                       seed: int = 0,
+                       features: str = 'head_input',
+                       evaluator: str = 'cached',
+                       device: str = 'cpu',
+                       num_workers: int = 0,
+                       progress: bool = True) -> Dict[str, Any]:
+    """Build the config's model, load ``checkpoint`` and run :func:`run_selection`.
+
+    Calibration images: ``num_samples`` images of the config's training
+    dataset with its test pipeline (see :mod:`nose_mm.selection.loading`).
+
+    Args:
+        cfg (mmengine.Config): The config (with ``filename`` when loaded from a file).
+        checkpoint (str): Checkpoint whose keys must match the config's model.
+        num_layers (int): Budget ``K``.
+        num_samples (int): Calibration images ``N``. Defaults to 256.
+        method (str): One of :data:`METHODS`. Defaults to ``'nose'``.
+        criterion (str): ``'abs'`` or ``'signed'``. Defaults to ``'abs'``.
+        batch_size (int): Calibration batch size. Defaults to 32.
+        seed (int): Seed of the subset and of the random baseline. Defaults to 0.
+        features (str): ``'head_input'`` or ``'logits'``. Defaults to
+            ``'head_input'``.
+        evaluator (str): ``'cached'`` or ``'naive'``. Defaults to ``'cached'``.
+        device (str): Device. Defaults to ``'cpu'``.
+        num_workers (int): Loader workers. Defaults to 0.
+        progress (bool): Show a progress bar. Defaults to True.
+
+    Returns:
+        dict: The record of :func:`run_selection` plus ``batch_size``,
+        ``config`` and ``checkpoint`` (``path``, ``sha256``).
+    """
+    if method not in METHODS:
+        raise ValueError(f'unknown method {method!r}; allowed: {", ".join(METHODS)}')
+
+    def check(model: torch.nn.Module) -> None:
+        check_budget(build_adapter(model, features=features).candidate_layers, num_layers)
+
+    model, loader = prepare_calibration(cfg, checkpoint, num_samples, batch_size, seed,
+                                        device, num_workers, check_model=check)
+    record = run_selection(model, loader, num_layers, method=method, criterion=criterion,
+                           seed=seed, features=features, evaluator=evaluator,
+                           progress=progress)
+    record.update(batch_size=batch_size, config=getattr(cfg, 'filename', None),
+                  checkpoint=dict(path=checkpoint, sha256=file_sha256(checkpoint)))
+    return record

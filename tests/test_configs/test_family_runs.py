@@ -1,0 +1,105 @@
+"""Each config family trains a few iterations and validates on tiny data in its
+real on-disk format, with the real dataset classes and metrics."""
+import os.path as osp
+import re
+
+import pytest
+import torch
+
+from tests.test_configs.shrink import shrink_classification, shrink_segmentation
+from tests.utils import REPO, run_script, run_tool
+
+IN1K_NOSE = osp.join(REPO, 'configs/imagenet/deit-small_nose-0-2-4_8xb256-400e_in1k-224px.py')
+IN1K_PRUNED = osp.join(REPO, 'configs/imagenet/deit-small_nose-0-2-4-pruned_in1k-224px.py')
+C100_NOSE = osp.join(REPO, 'configs/cifar100/deit-small_nose-0-2-4_8xb64-100e_cifar100-224px.py')
+ADE_PRUNED = osp.join(
+    REPO, 'configs/ade20k/upernet_deit-small_nose-0-2-4-pruned_mln_8xb2-160k_ade20k-512x512.py')
+
+
+def _load(path):
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def _top1(text):
+    found = re.findall(r'accuracy/top1: ([0-9.]+)', text)
+    assert found, text[-3000:]
+    return float(found[-1])
+
+
+def test_imagenet_nose_finetune_dilutes_to_zero_then_prunes_and_tests(tiny_imagenet, tmp_path):
+    cfg = shrink_classification(IN1K_NOSE, tiny_imagenet, str(tmp_path))
+    work = tmp_path / 'work'
+    proc = run_tool('train.py', cfg, '--work-dir', work)
+    assert 0.0 <= _top1(proc.stdout + proc.stderr) <= 100.0
+    last = _load(work / 'epoch_2.pth')
+    assert last['meta']['dilution_lam'] == 0.0
+    # prune the lam = 0 checkpoint and evaluate it with the pruned config
+    pruned = tmp_path / 'pruned.pth'
+    run_tool('prune.py', work / 'epoch_2.pth', pruned)
+    pruned_cfg = shrink_classification(IN1K_PRUNED, tiny_imagenet, str(tmp_path / 'p'))
+    proc = run_tool('test.py', pruned_cfg, pruned, '--work-dir', tmp_path / 'test')
+    assert 0.0 <= _top1(proc.stdout) <= 100.0
+    keys = _load(pruned)['state_dict']
+    assert not any(k.startswith('backbone.layers.0.attn') for k in keys)
+
+
+def test_cifar100_nose_finetune_with_real_pickles(tiny_cifar100, tmp_path):
+    cfg = shrink_classification(C100_NOSE, tiny_cifar100, str(tmp_path))
+    proc = run_tool('train.py', cfg, '--work-dir', tmp_path / 'work')
+    log = proc.stdout + proc.stderr
+    assert 0.0 <= _top1(log) <= 100.0
+    assert 'accuracy/top5' in log
+
+
+def _pruned_classification_checkpoint(tiny_imagenet, tmp_path, removed):
+    """Train the tiny pruned classifier one epoch; return its checkpoint path."""
+    cfg = shrink_classification(IN1K_PRUNED, tiny_imagenet, str(tmp_path / 'cls'), max_epochs=1,
+                                extra={'model.backbone.removed_layers': removed})
+    work = tmp_path / 'cls_work'
+    run_tool('train.py', cfg, '--work-dir', work, '--no-validate')
+    return work / 'epoch_1.pth'
+
+
+def test_pruned_classification_checkpoint_transfers_into_upernet(tiny_imagenet, tiny_ade20k,
+                                                                  tmp_path):
+    ckpt = _pruned_classification_checkpoint(tiny_imagenet, tmp_path, [0, 2, 4])
+    cfg = shrink_segmentation(ADE_PRUNED, tiny_ade20k, str(tmp_path),
+                              extra={'model.backbone.init_cfg.checkpoint': str(ckpt)})
+    work = tmp_path / 'seg'
+    proc = run_tool('train.py', cfg, '--work-dir', work)
+    log = proc.stdout + proc.stderr
+    assert re.search(r'mIoU: [0-9.]+', log), log[-3000:]
+    # the backbone weights came from the classification checkpoint (two AdamW
+    # steps at lr 6e-5 move them by far less than a fresh init would differ)
+    seg = _load(work / 'iter_2.pth')['state_dict']
+    cls = _load(ckpt)['state_dict']
+    for key in ('backbone.layers.1.attn.qkv.weight', 'backbone.layers.0.ffn.layers.1.weight',
+                'backbone.cls_token'):
+        assert torch.allclose(seg[key], cls[key], atol=1e-3), key
+    assert 'backbone.layers.1.attn.qkv.weight' in seg
+    assert 'backbone.layers.0.attn.qkv.weight' not in seg
+
+    # a checkpoint pruned differently is rejected, naming the layers
+    wrong = _pruned_classification_checkpoint(tiny_imagenet, tmp_path / 'wrong', [0, 2, 5])
+    cfg = shrink_segmentation(ADE_PRUNED, tiny_ade20k, str(tmp_path / 'w'),
+                              extra={'model.backbone.init_cfg.checkpoint': str(wrong)})
+    proc = run_tool('train.py', cfg, '--work-dir', tmp_path / 'seg_wrong', check=False)
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert re.search(r'\b4\b', err) and re.search(r'\b5\b', err), err[-2000:]
+
+
+@pytest.mark.parametrize('family', ['classification', 'segmentation'])
+def test_two_process_cpu_runs(family, tiny_cifar100, tiny_ade20k, tmp_path):
+    if family == 'classification':
+        cfg = shrink_classification(C100_NOSE, tiny_cifar100, str(tmp_path), max_epochs=1)
+        ckpt_name = 'epoch_1.pth'
+    else:
+        cfg = shrink_segmentation(ADE_PRUNED, tiny_ade20k, str(tmp_path),
+                                  extra={'model.backbone.init_cfg': None})
+        ckpt_name = 'iter_2.pth'
+    work = tmp_path / 'work'
+    proc = run_script('dist_train.sh', cfg, 2, '--work-dir', work)
+    log = proc.stdout + proc.stderr
+    assert 'Distributed training: True' in log
+    assert (work / ckpt_name).is_file()

@@ -1,0 +1,86 @@
+"""Selection files, calibration data from a config, and strict checkpoint loading."""
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from nose_mm.selection import (build_calibration_dataset, build_calibration_loader,
+                               calibration_dataset_cfg, calibration_indices,
+                               load_checkpoint_strict, load_selection, load_selection_record,
+                               save_selection)
+from tests.utils import TEST_CONFIGS
+
+from .conftest import build_tiny_classifier
+
+
+def test_selection_file_round_trip_and_errors(tmp_path):
+    path = str(tmp_path / 'a' / 'selection.json')
+    save_selection(path, dict(method='nose', selection=[4, 0, 2], te_table=[[None, 1.0]]))
+    assert load_selection(path) == [4, 0, 2]
+    assert load_selection_record(path)['te_table'] == [[None, 1.0]]
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        load_selection(str(tmp_path / 'missing.json'))
+    (tmp_path / 'bad.json').write_text('{not json')
+    with pytest.raises(ValueError, match='is not valid JSON'):
+        load_selection(str(tmp_path / 'bad.json'))
+    (tmp_path / 'dup.json').write_text(json.dumps(dict(selection=[1, 1])))
+    with pytest.raises(ValueError, match='distinct non-negative layer indices, got \\[1, 1\\]'):
+        load_selection(str(tmp_path / 'dup.json'))
+    with pytest.raises(ValueError, match='got None'):
+        save_selection(path, dict(method='nose'))
+
+
+def test_calibration_uses_the_train_split_with_the_test_pipeline(tiny_cifar100):
+    cfg = Config.fromfile(osp.join(TEST_CONFIGS, 'tiny-vit_cifar100.py'))
+    cfg.train_dataloader.dataset.data_root = tiny_cifar100
+    ds_cfg = calibration_dataset_cfg(cfg)
+    assert ds_cfg['split'] == 'train'
+    assert ds_cfg['pipeline'] == [dict(type='PackInputs')]  # no RandomFlip
+    assert cfg.train_dataloader.dataset.pipeline[0]['type'] == 'RandomFlip'  # cfg untouched
+    dataset = build_calibration_dataset(cfg)
+    assert len(dataset) == 20
+    # wrapped datasets get the test pipeline too
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=2,
+                                        dataset=cfg.train_dataloader.dataset)
+    assert calibration_dataset_cfg(cfg)['dataset']['pipeline'] == [dict(type='PackInputs')]
+    # without test/val dataloaders the top-level test_pipeline is used
+    cfg.test_dataloader = cfg.val_dataloader = None
+    cfg.test_pipeline = [dict(type='Resize', scale=32), dict(type='PackInputs')]
+    assert calibration_dataset_cfg(cfg)['dataset']['pipeline'] == cfg.test_pipeline
+    cfg.test_pipeline = None
+    with pytest.raises(ValueError, match='no test or val pipeline'):
+        calibration_dataset_cfg(cfg)
+    loader = build_calibration_loader(dataset, 7, batch_size=3, seed=0)
+    assert [len(b['inputs']) for b in loader] == [3, 3, 1]
+
+
+def test_calibration_subset_is_seeded_and_checked():
+    a = calibration_indices(100, 10, seed=5)
+    assert a == calibration_indices(100, 10, seed=5) == sorted(set(a)) and len(a) == 10
+    assert a != calibration_indices(100, 10, seed=6)
+    assert calibration_indices(4, 4) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match='num_samples=11 is larger than the calibration '
+                                         'dataset \\(10 images\\)'):
+        calibration_indices(10, 11)
+    with pytest.raises(ValueError, match='int >= 2'):
+        calibration_indices(10, 1)
+    with pytest.raises(ValueError, match='batch_size must be a positive int, got 0'):
+        build_calibration_loader(list(range(10)), 4, batch_size=0)
+
+
+def test_load_checkpoint_strict(tmp_path):
+    model = build_tiny_classifier(num_layers=2)
+    other = build_tiny_classifier(num_layers=2, seed=1)
+    path = str(tmp_path / 'ddp.pth')
+    torch.save({'module.' + k: v for k, v in other.state_dict().items()}, path)
+    load_checkpoint_strict(model, path)
+    assert torch.equal(model.head.layers.head.weight, other.head.layers.head.weight)
+    state = other.state_dict()
+    state['extra.weight'] = torch.zeros(1)
+    del state['backbone.ln1.bias']
+    torch.save({'state_dict': state}, path)
+    with pytest.raises(ValueError, match=r"1 missing keys \[backbone.ln1.bias\]; 1 unexpected "
+                                         r"keys \[extra.weight\]"):
+        load_checkpoint_strict(model, path)

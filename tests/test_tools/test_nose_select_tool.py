@@ -1,0 +1,129 @@
+"""tools/nose_select.py and the analysis tools, as a user runs them, on tiny CIFAR-100."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+import torch
+
+from tests.utils import REPO, TEST_CONFIGS, run_tool
+
+CFG = osp.join(TEST_CONFIGS, 'tiny-vit_cifar100.py')
+
+
+def _tool(path):
+    """Import a tool script as a module (its ``main(argv)`` runs in-process)."""
+    spec = importlib.util.spec_from_file_location(osp.basename(path)[:-3],
+                                                  osp.join(REPO, 'tools', path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _checkpoint(path, **options):
+    """Save the initial weights of the test config's model (with ``options``) to ``path``."""
+    import nose_mm  # noqa: F401
+    from nose_mm.apis import load_config
+    from nose_mm.selection import build_model_from_cfg
+    cfg = load_config(CFG, options)
+    torch.save({'state_dict': build_model_from_cfg(cfg).state_dict(), 'meta': {}}, path)
+    return str(path)
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    return _checkpoint(tmp_path / 'tiny.pth')
+
+
+def _opts(root):
+    return ['--cfg-options', f'train_dataloader.dataset.data_root={root}']
+
+
+def test_select_tool_writes_the_selection_json(tiny_cifar100, ckpt, tmp_path):
+    out = tmp_path / 'sel' / 'selection.json'
+    proc = run_tool('nose_select.py', CFG, ckpt, '--num-layers', 2, '--num-samples', 10,
+                    '--batch-size', 4, '--seed', 1, '--out', out, *_opts(tiny_cifar100))
+    assert 'nose selection of 2 / 4 layers' in proc.stdout
+    assert 'NOSE selection (K=2)' in proc.stderr  # the progress bar
+    record = json.load(open(out))
+    from nose_mm.selection import file_sha256, load_selection
+    assert load_selection(str(out)) == record['selection'] and len(record['selection']) == 2
+    assert record['method'] == 'nose' and record['criterion'] == 'abs'
+    assert record['num_samples'] == 10 and record['seed'] == 1 and record['batch_size'] == 4
+    assert record['checkpoint'] == {'path': ckpt, 'sha256': file_sha256(ckpt)}
+    assert record['config'] == CFG
+    assert len(record['te_table']) == 2 and record['te_table'][1].count(None) == 1
+    assert len(record['entropies']['per_step']) == 2
+    assert record['cost']['forward_equivalents'] > 1 and record['timing']['total_s'] > 0
+
+    # the heatmap of that file (paper Fig. 4)
+    assert _tool('analysis/plot_te_heatmap.py').main([str(out), '--out',
+                                                      str(tmp_path / 'fig')]) == 0
+    assert (tmp_path / 'fig' / 'te_heatmap.png').stat().st_size > 0
+    rows = open(tmp_path / 'fig' / 'te_heatmap.csv').read().splitlines()
+    assert rows[0] == 'step,selected,layer_0,layer_1,layer_2,layer_3' and len(rows) == 3
+
+
+def test_select_tool_baseline_and_same_subset_for_any_batch_size(tiny_cifar100, ckpt,
+                                                                 tmp_path):
+    select = _tool('nose_select.py')
+    outs = []
+    for bs in (3, 10):
+        outs.append(tmp_path / f'bs{bs}.json')
+        assert select.main([CFG, ckpt, '-k', '2', '-n', '10', '--batch-size', str(bs),
+                            '--no-progress', '--out', str(outs[-1]),
+                            *_opts(tiny_cifar100)]) == 0
+    a, b = (json.load(open(p)) for p in outs)
+    assert a['selection'] == b['selection']
+    assert a['entropies']['full'] == pytest.approx(b['entropies']['full'], abs=1e-4)
+    out = tmp_path / 'cos.json'
+    assert select.main([CFG, ckpt, '-k', '3', '-n', '6', '--method', 'cosine', '--out',
+                        str(out), *_opts(tiny_cifar100)]) == 0
+    record = json.load(open(out))
+    assert record['method'] == 'cosine' and len(record['selection']) == 3
+    assert set(record['scores']['values']) == {'0', '1', '2', '3'}
+
+
+def test_select_tool_clear_errors(tiny_cifar100, ckpt, tmp_path, capsys):
+    select = _tool('nose_select.py')
+    out = str(tmp_path / 's.json')
+
+    def error(*argv):
+        assert select.main([*map(str, argv), '--out', out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith('nose_mm: error: ') and '\n' not in err
+        return err
+
+    opts = _opts(tiny_cifar100)
+    assert 'cannot select 5 layers from 4 candidate layers [0, 1, 2, 3]' in error(
+        CFG, ckpt, '-k', 5, '-n', 4, *opts)
+    assert 'num_samples=21 is larger than the calibration dataset (20 images)' in error(
+        CFG, ckpt, '-k', 2, '-n', 21, *opts)
+    other = _checkpoint(tmp_path / 'other.pth', **{'model.backbone.arch.num_layers': 3})
+    msg = error(CFG, other, '-k', 2, '-n', 4, *opts)
+    assert "does not match the config's model: 12 missing keys [backbone.layers.3." in msg
+    wide = _checkpoint(tmp_path / 'wide.pth', **{'model.head.num_classes': 7})
+    assert 'size mismatch for head.layers.head.weight' in error(CFG, wide, '-k', 2, '-n', 4,
+                                                                  *opts)
+    assert "checkpoint 'missing.pth' does not exist" in error(CFG, 'missing.pth', '-k', 2,
+                                                              *opts)
+    assert "config file 'nope.py' does not exist" in error('nope.py', ckpt, '-k', 2)
+    assert 'does not exist (set by train_dataloader.dataset.data_root)' in error(
+        CFG, ckpt, '-k', 2, '--cfg-options', 'train_dataloader.dataset.data_root=/nonexistent')
+    assert not osp.exists(out)
+
+
+def test_block_entropy_and_frequency_tools(tiny_cifar100, ckpt, tmp_path):
+    args = [CFG, ckpt, '-n', '6', '--batch-size', '3', *_opts(tiny_cifar100)]
+    assert _tool('analysis/block_entropy.py').main(args + ['--out', str(tmp_path / 'e')]) == 0
+    rows = open(tmp_path / 'e' / 'block_entropy.csv').read().splitlines()
+    assert rows[0] == 'block,attn_entropy,mlp_entropy,attn_cosine' and len(rows) == 5
+    assert (tmp_path / 'e' / 'block_entropy.png').stat().st_size > 0
+    assert _tool('analysis/frequency.py').main(args + ['--out', str(tmp_path / 'f'),
+                                                       '--edges', '0.25', '0.6']) == 0
+    rows = [r.split(',') for r in open(tmp_path / 'f' / 'frequency.csv').read().splitlines()]
+    assert rows[0] == ['block', 'low', 'mid', 'high'] and len(rows) == 5
+    for row in rows[1:]:
+        assert sum(map(float, row[1:])) == pytest.approx(1.0)
+    assert (tmp_path / 'f' / 'frequency.png').stat().st_size > 0
+    assert (tmp_path / 'f' / 'frequency_profile.csv').is_file()

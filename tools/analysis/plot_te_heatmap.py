@@ -1,0 +1,31 @@
+"""Plot the per-step transfer-entropy heatmap of a NOSE selection (paper Fig. 4).
+
+    python tools/analysis/plot_te_heatmap.py selection.json --out DIR
+
+Writes ``DIR/te_heatmap.png`` and ``DIR/te_heatmap.csv`` (one row per step:
+the selected layer and the signed TE of every candidate; empty cells for
+layers selected earlier).
+"""
+import argparse
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='TE heatmap of a NOSE selection (nose_mm)')
+    parser.add_argument('selection', help='selection.json from tools/nose_select.py')
+    parser.add_argument('--out', required=True, help='output folder')
+    args = parser.parse_args(argv)
+
+    from nose_mm.analysis import plot_te_heatmap
+    from nose_mm.selection import load_selection_record
+    try:
+        paths = plot_te_heatmap(load_selection_record(args.selection), args.out)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f'nose_mm: error: {exc}', file=sys.stderr)
+        return 2
+    print(f'wrote {paths["png"]} and {paths["csv"]}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

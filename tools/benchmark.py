@@ -1,0 +1,104 @@
+"""Params, FLOPs, throughput and peak memory of a config's model; two side by side.
+
+    python tools/benchmark.py CONFIG [CHECKPOINT] [--compare CONFIG2 [CHECKPOINT2]]
+        [--batch-size 8] [--img-size H [W]] [--device cpu|cuda] [--amp]
+        [--repeats 5] [--warmup 2] [--part model|backbone] [--memory-budget-gb GB]
+        [--train-memory] [--threads N] [--no-memory] [--out FILE.json]
+        [--cfg-options k=v ...]
+
+What is measured: classification configs, the classifier (backbone, neck,
+head) up to the logits; segmentation configs, the whole ``EncoderDecoder`` in
+``mode='tensor'`` (backbone, neck, decode head; no auxiliary head, no
+resizing, no sliding window), or its backbone alone with ``--part backbone``.
+Inputs are random pre-processed batches; weights are random unless a
+checkpoint is given. FLOPs are multiply-accumulates per image, attention
+products included. Throughput: the median img/s over ``--repeats`` timed
+forwards (every repeat is in the JSON); with ``--compare`` the two models are
+timed interleaved in this one process and the ratios (B / A) are printed.
+``--amp`` runs under autocast: fp16 on CUDA, bf16 on CPU. ``--out
+WORK_DIR/benchmark.json`` next to a run's results.json puts img/s and memory
+on the leaderboard (tools/leaderboard.py).
+"""
+import argparse
+import os.path as osp
+import sys
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Benchmark a model (nose_mm)')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint (random weights if omitted)')
+    parser.add_argument('--compare', nargs='+', metavar=('CONFIG2', 'CHECKPOINT2'),
+                        help='a second config (and checkpoint) to measure against the first')
+    parser.add_argument('--batch-size', type=int, default=8, help='images per forward')
+    parser.add_argument('--img-size', type=int, nargs='+', metavar='PX',
+                        help='input size: one side or H W (default: the config\'s)')
+    parser.add_argument('--device', default=None,
+                        help='cpu or cuda[:N] (default: cuda if available, else cpu)')
+    parser.add_argument('--amp', action='store_true',
+                        help='autocast: fp16 on CUDA, bf16 on CPU (default fp32)')
+    parser.add_argument('--repeats', type=int, default=5, help='timed forwards')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed forwards first')
+    parser.add_argument('--part', choices=('model', 'backbone'), default='model',
+                        help='measure the whole model or its backbone')
+    parser.add_argument('--memory-budget-gb', type=float,
+                        help='also find the largest batch fitting this GPU memory (CUDA)')
+    parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory step')
+    parser.add_argument('--train-memory', action='store_true',
+                        help='peak memory / largest batch of a training step (forward + '
+                        'backward) instead of an inference forward')
+    parser.add_argument('--threads', type=int, help='torch intra-op threads')
+    parser.add_argument('--out', help='write the report to this JSON file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of every config, e.g. model.backbone.arch=x')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    import nose_mm  # noqa: F401  (compat fixes, registries)
+    from nose_mm.apis import LaunchError, load_config
+    from nose_mm.benchmark import amp_precision, format_report, run_benchmark
+    from nose_mm.utils import atomic_write_json
+
+    def fail(message):
+        print(f'nose_mm: error: {message}', file=sys.stderr)
+        return 2
+
+    if args.compare and len(args.compare) > 2:
+        return fail(f'--compare takes CONFIG2 [CHECKPOINT2], got {len(args.compare)} values')
+    if args.img_size and len(args.img_size) not in (1, 2):
+        return fail(f'--img-size takes one side or H W, got {args.img_size}')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    img_size = None
+    if args.img_size:
+        img_size = args.img_size * 2 if len(args.img_size) == 1 else args.img_size
+    for ckpt in [args.checkpoint] + (args.compare or [])[1:]:
+        if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
+            return fail(f'checkpoint {ckpt!r} does not exist')
+    try:
+        configs = [(load_config(args.config, args.cfg_options), args.checkpoint)]
+        if args.compare:
+            configs.append((load_config(args.compare[0], args.cfg_options),
+                            args.compare[1] if len(args.compare) > 1 else None))
+        report = run_benchmark(
+            configs, batch_size=args.batch_size, img_size=img_size, device=device,
+            precision=amp_precision(device) if args.amp else 'fp32', warmup=args.warmup,
+            repeats=args.repeats, part=args.part, memory_budget_gb=args.memory_budget_gb,
+            memory=not args.no_memory, memory_train=args.train_memory)
+    except (LaunchError, ValueError, FileNotFoundError) as exc:
+        return fail(exc)
+    print(format_report(report))
+    if args.out:
+        atomic_write_json(args.out, report)
+        print(f'nose_mm: wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

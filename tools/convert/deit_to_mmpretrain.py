@@ -1,0 +1,38 @@
+"""Convert an official DeiT / timm ViT checkpoint to mmpretrain keys.
+
+    python tools/convert/deit_to_mmpretrain.py SRC DST
+
+SRC: ``{'model': state_dict}`` (facebookresearch/deit releases), a timm state dict,
+or ``{'state_dict': ...}``. DST loads with ``load_from`` into an ``ImageClassifier``
+(ViT backbone + ``VisionTransformerClsHead``) or with
+``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``.
+"""
+import argparse
+import sys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='DeiT / timm ViT -> mmpretrain checkpoint')
+    parser.add_argument('src', help='source checkpoint')
+    parser.add_argument('dst', help='output checkpoint file')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from nose_mm.models.convert import convert_deit_checkpoint
+    from nose_mm.models.prune import (check_distinct_paths, load_checkpoint_file,
+                                      save_checkpoint_file)
+    try:
+        check_distinct_paths(args.src, args.dst)
+        converted = convert_deit_checkpoint(load_checkpoint_file(args.src))
+        save_checkpoint_file(converted, args.dst)
+    except (OSError, ValueError) as e:
+        print(f'deit_to_mmpretrain.py: error: {e}', file=sys.stderr)
+        return 1
+    print(f'converted {len(converted["state_dict"])} tensors -> {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Convert a pruned checkpoint of the reference code (lambda_vit) to nose_mm.
+
+    python tools/convert/lambda_vit_to_nose.py SRC DST [--no-compensate]
+
+The reference's pruned blocks have no ``norm1`` / ``attn`` weights; they become
+``removed_layers`` in DST's meta. Build the model with
+``backbone=dict(type='NoseVisionTransformer', removed_layers=<meta removed_layers>,
+compensate=<meta dilution_compensate>)``.
+"""
+import argparse
+import sys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='lambda_vit pruned checkpoint -> nose_mm')
+    parser.add_argument('src', help='source checkpoint ({"model": state_dict} or a state dict)')
+    parser.add_argument('dst', help='output checkpoint file')
+    parser.add_argument('--no-compensate', action='store_true',
+                        help='the model was trained without residual compensation '
+                        '(the reference default is compensated: pruned blocks compute 2 * x)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from nose_mm.models.convert import convert_lambda_vit
+    from nose_mm.models.prune import (check_distinct_paths, load_checkpoint_file,
+                                      save_checkpoint_file)
+    try:
+        check_distinct_paths(args.src, args.dst)
+        converted = convert_lambda_vit(load_checkpoint_file(args.src),
+                                       compensate=not args.no_compensate)
+        save_checkpoint_file(converted, args.dst)
+    except (OSError, ValueError) as e:
+        print(f'lambda_vit_to_nose.py: error: {e}', file=sys.stderr)
+        return 1
+    meta = converted['meta']
+    print(f'converted {len(converted["state_dict"])} tensors -> {args.dst} '
+          f'(removed_layers={meta["removed_layers"]}, '
+          f'compensate={meta["dilution_compensate"]})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Leaderboard of runs (their results.json) beside the published reference numbers.
+
+    python tools/leaderboard.py WORK_DIR [WORK_DIR ...] [--reference FILE.yml | --no-reference]
+        [--format md|csv|html] --out FILE [--plot FILE.png] [--depth 2]
+
+Each WORK_DIR is a run's work dir, a folder of work dirs (results.json is
+searched up to --depth folder levels below), or a results.json file. One table
+per task and dataset, sorted by top-1 / mIoU; reference rows (default:
+benchmarks/reference.yml) are marked "reported". img/s and memory come from a
+benchmark.json next to results.json (tools/benchmark.py --out
+WORK_DIR/benchmark.json). Malformed or partial results files are named on
+stderr and skipped (never modified). See nose_mm/benchmark/leaderboard.py.
+"""
+import argparse
+import os.path as osp
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEFAULT_REFERENCE = osp.join(REPO, 'benchmarks', 'reference.yml')
+FORMATS = ('md', 'csv', 'html')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Build the leaderboard (nose_mm)')
+    parser.add_argument('work_dirs', nargs='+', help='work dirs, folders of them, or '
+                        'results.json files')
+    parser.add_argument('--reference', default=DEFAULT_REFERENCE,
+                        help='reference rows (YAML); default: benchmarks/reference.yml')
+    parser.add_argument('--no-reference', action='store_true', help='runs only')
+    parser.add_argument('--format', choices=FORMATS, default=None,
+                        help='output format (default: from the --out suffix, else md)')
+    parser.add_argument('--out', required=True, help='output file')
+    parser.add_argument('--plot', help='also write accuracy vs throughput as a PNG')
+    parser.add_argument('--depth', type=int, default=2,
+                        help='folder levels searched below each work dir')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    fmt = args.format
+    if fmt is None:
+        suffix = osp.splitext(args.out)[1].lstrip('.').lower()
+        fmt = {'markdown': 'md', 'htm': 'html'}.get(suffix, suffix)
+        fmt = fmt if fmt in FORMATS else 'md'
+    if args.depth < 0:
+        print(f'nose_mm: error: --depth must be >= 0, got {args.depth}', file=sys.stderr)
+        return 2
+    reference = None if args.no_reference else args.reference
+    if reference and not osp.isfile(reference):
+        print(f'nose_mm: error: reference file {reference!r} does not exist', file=sys.stderr)
+        return 2
+    from nose_mm.benchmark.leaderboard import (build_leaderboard, plot_leaderboard,
+                                               write_leaderboard)
+    tables, problems = build_leaderboard(args.work_dirs, reference, depth=args.depth)
+    for problem in problems:
+        print(f'nose_mm: warning: {problem}', file=sys.stderr)
+    write_leaderboard(tables, args.out, fmt)
+    runs = sum(not r.reported for t in tables for r in t.rows)
+    refs = sum(r.reported for t in tables for r in t.rows)
+    print(f'nose_mm: wrote {args.out} ({fmt}): {len(tables)} tables, {runs} runs, '
+          f'{refs} reported rows, {len(problems)} warnings')
+    if args.plot:
+        points = plot_leaderboard(tables, args.plot)
+        print(f'nose_mm: wrote {args.plot} ({points} points)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -50,8 +50,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs - 1, by_epoch=True, begin=1,
          end=max_epochs, eta_min=1e-5, convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=15)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=10, max_keep_ckpts=1, save_last=True))
+                     checkpoint=dict(interval=15, max_keep_ckpts=1, save_last=True))

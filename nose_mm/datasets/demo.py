@@ -77,7 +77,7 @@ def _compose_canvases(images: np.ndarray, labels: np.ndarray, n: int, canvas: in
             ys, xs = slice(y * digit_size, (y + 1) * digit_size), \
                 slice(x * digit_size, (x + 1) * digit_size)
             digit = grey[k]
-            mask = digit > 96
+            mask = digit > 48
             patch = out_img[i, ys, xs]
             patch[mask] = digit[mask, None]
             out_lab[i, ys, xs][mask] = labels[k] + 2

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny datasets written in their real on-disk formats."""
+"""Shared fixtures: tiny datasets written in their real on-disk formats, and one torch
+thread for the tiny-model test modules."""
 import os
 import os.path as osp
 import sys
@@ -57,3 +58,17 @@ def tiny_ade20k(tmp_path):
         labels[:, 32:, 32:] = 12
         write_ade20k(root, split, images, labels)
     return osp.join(root, 'ADEChallengeData2016')
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is much faster.
+
+    Test modules of tiny models opt in with
+    ``pytestmark = pytest.mark.usefixtures('one_thread')``.
+    """
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

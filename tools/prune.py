@@ -26,13 +26,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from nose_mm.models.prune import (check_distinct_paths, load_checkpoint_file, prune_checkpoint,
-                                      save_checkpoint_file)
+    from nose_mm.models.prune import convert_checkpoint_file, prune_checkpoint
     try:
-        check_distinct_paths(args.checkpoint, args.out)
-        pruned = prune_checkpoint(load_checkpoint_file(args.checkpoint), args.layers,
-                                  args.prefix)
-        save_checkpoint_file(pruned, args.out)
+        pruned = convert_checkpoint_file(
+            args.checkpoint, args.out,
+            lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))
     except (OSError, ValueError) as e:
         print(f'prune.py: error: {e}', file=sys.stderr)
         return 1

@@ -32,7 +32,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import nose_mm  # noqa: F401  (compat fixes, registries)
-    from nose_mm.apis import LaunchError, build_runner, load_config, prepare_launch
+    from nose_mm.apis import LaunchError, build_runner, finish_launch, load_config, prepare_launch
     from nose_mm.apis import setup_test_cfg
 
     try:
@@ -48,6 +48,7 @@ def main(argv=None):
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
+    finish_launch()
     print(f'nose_mm: test metrics: {metrics}')
     return 0
 

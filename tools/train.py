@@ -42,7 +42,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import nose_mm  # noqa: F401  (compat fixes, registries)
-    from nose_mm.apis import LaunchError, build_runner, load_config, prepare_launch
+    from nose_mm.apis import LaunchError, build_runner, finish_launch, load_config, prepare_launch
     from nose_mm.apis import setup_train_cfg
 
     try:
@@ -56,6 +56,7 @@ def main(argv=None):
         return 2
     runner = build_runner(cfg)
     runner.train()
+    finish_launch()
     return 0
 
 

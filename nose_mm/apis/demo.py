@@ -22,6 +22,7 @@ inherit the demo configs, so every run's ``results.json`` names a real config.
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import time
@@ -81,6 +82,23 @@ class _Pipeline:
         return osp.join(self.work_dir, *parts)
 
 
+#: written last into a demo data folder: a folder without it is rebuilt
+DATA_DONE = '.nose_mm_demo_data_complete'
+
+
+def _build_once(root: str, build) -> bool:
+    """Build demo data into ``root`` unless a previous build completed there."""
+    if osp.isfile(osp.join(root, DATA_DONE)):
+        return False
+    if osp.isdir(root) and os.listdir(root):  # never delete a folder we did not finish
+        raise RuntimeError(f'{root} exists but holds no completed demo data (no {DATA_DONE}, '
+                           f'e.g. an interrupted build): remove it or choose another folder')
+    build()
+    with open(osp.join(root, DATA_DONE), 'w') as f:
+        f.write('complete\n')
+    return True
+
+
 def _last_checkpoint(work_dir: str) -> str:
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
@@ -125,18 +143,16 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
         raise ValueError(f'methods must include "nose" and come from {DEMO_METHODS}, got '
                          f'{list(methods)}')
     from nose_mm.datasets import build_digits_classification, build_digits_segmentation
-    from nose_mm.utils.fileio import atomic_write_json
+    from nose_mm.utils.fileio import atomic_write, atomic_write_json
 
     start = time.time()
     p = _Pipeline(work_dir, quick)
     data_root, seg_root = osp.abspath(data_root), osp.abspath(seg_data_root)
-    if not osp.isdir(osp.join(data_root, 'val')):
-        print(f'[demo] writing digit images to {data_root}: '
-              f'{build_digits_classification(data_root, size=16)}')
+    if _build_once(data_root, lambda: build_digits_classification(data_root, size=16)):
+        print(f'[demo] wrote digit images to {data_root}')
     seg_data = osp.join(seg_root, 'ADEChallengeData2016')
-    if not osp.isdir(osp.join(seg_data, 'images', 'validation')):
-        build_digits_segmentation(seg_root)
-        print(f'[demo] writing digit canvases to {seg_data}')
+    if _build_once(seg_root, lambda: build_digits_segmentation(seg_root)):
+        print(f'[demo] wrote digit canvases to {seg_data}')
 
     # -- 1. baseline ----------------------------------------------------------
     quick_cls = ['train_cfg = dict(max_epochs=3, val_interval=3)',
@@ -189,10 +205,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
                pruned_cfg, pruned, '--batch-size', 256, '--repeats', 3 if quick else 15,
                '--warmup', 1 if quick else 3, '--device', 'cpu', '--out', bench)
         if method == 'nose':  # the same measurement serves the baseline row
-            with open(bench) as src:
-                content = src.read()
-            with open(p.dir('baseline', 'benchmark.json'), 'w') as dst:
-                dst.write(content)
+            atomic_write(p.dir('baseline', 'benchmark.json'),
+                         lambda tmp, src=bench: shutil.copyfile(src, tmp))
 
     # -- 4. segmentation transfer ---------------------------------------------
     quick_seg = ['train_cfg = dict(max_iters=4, val_interval=4)',

@@ -20,7 +20,8 @@ from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
     'LaunchError', 'DictAction', 'LAUNCHERS', 'load_config', 'check_data_roots',
-    'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'add_results_hook'
+    'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'finish_launch',
+    'add_results_hook'
 ]
 
 DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -229,6 +230,19 @@ def prepare_launch(launcher: str) -> None:
     """Start the CPU process group when needed (see :mod:`nose_mm.utils.dist`)."""
     _check_launcher(launcher)
     init_dist_if_needed(launcher)
+
+
+def finish_launch() -> None:
+    """Wait for every rank, then close the process group.
+
+    Ranks finish at different times (rank 0 writes results); a rank that exits
+    while gloo's threads still serve the group aborts ("terminate called
+    without an active exception"), which fails the whole torchrun job.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def env_info() -> dict:

@@ -359,7 +359,12 @@ def build_model(cfg: Any, checkpoint: Optional[str] = None, part: str = 'model',
     model = revert_sync_batchnorm(model)
     if checkpoint:
         from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        try:
+            load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        except RuntimeError as exc:  # key / shape / removed-layer mismatch
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+            raise ValueError(f'checkpoint {checkpoint!r} does not fit the model of this '
+                             f'config: {first}') from exc
     wrapped = TensorForward(model, part)
     wrapped.in_channels = in_channels(cfg)
     return wrapped.to(device).eval()

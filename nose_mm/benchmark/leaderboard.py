@@ -285,6 +285,12 @@ def load_reference(path: str) -> Tuple[List[Row], List[str]]:
         if not any(isinstance(v, (int, float)) for v in metrics.values()):
             problems.append(f'{where} ({ref["id"]}): no numeric metric')
             continue
+        bad = [k for k in ('params_m', 'gflops') if ref.get(k) is not None
+               and (isinstance(ref[k], bool) or not isinstance(ref[k], (int, float)))]
+        if bad:
+            problems.append(f'{where} ({ref["id"]}): ' + ', '.join(
+                f'{k} is {ref[k]!r}, expected a number' for k in bad))
+            continue
         ids.add(ref['id'])
         removed = ref.get('removed_layers')
         rows.append(Row(

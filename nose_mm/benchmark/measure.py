@@ -22,6 +22,7 @@ Conventions:
   ``torch.autocast`` with that dtype (mixed precision, the ``--amp`` of the
   tools; weights stay fp32).
 """
+import contextlib
 import os
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -30,7 +31,7 @@ import torch
 
 __all__ = [
     'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'count_params', 'count_flops',
-    'measure_throughput', 'peak_memory', 'memory_method', 'largest_batch', 'compare'
+    'measure_throughput', 'peak_memory', 'memory_method', 'largest_batch', 'compare', 'offloaded'
 ]
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -362,6 +363,25 @@ def peak_memory(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize =
         model.eval()
 
 
+@contextlib.contextmanager
+def offloaded(model: torch.nn.Module, device: Union[str, torch.device]):
+    """Keep ``model`` off a CUDA ``device`` inside the block (no-op elsewhere).
+
+    Peak CUDA memory counts every tensor on the device, so the model that is
+    not being measured is moved to the CPU meanwhile and brought back after.
+    """
+    dev = torch.device(device)
+    if dev.type != 'cuda':
+        yield
+        return
+    model.to('cpu')
+    torch.cuda.empty_cache()
+    try:
+        yield
+    finally:
+        model.to(dev)
+
+
 def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: ImgSize = 224,
                   device: Union[str, torch.device] = 'cuda', precision: str = 'fp32',
                   train: bool = False, max_batch: int = 4096) -> Dict[str, Any]:
@@ -518,11 +538,13 @@ def compare(model_a: torch.nn.Module, model_b: torch.nn.Module, batch_size: int 
         }
         fns[name] = _forward_fn(model, _inputs(model, batch_size, hw, dev), dev, precision)
     times = time_interleaved(fns, repeats=repeats, warmup=warmup)
-    for name, model in (('a', model_a), ('b', model_b)):
+    del fns  # free the timing inputs before measuring memory
+    for name, model, other in (('a', model_a, model_b), ('b', model_b, model_a)):
         out[name]['throughput'] = _throughput_record(times[name], batch_size, hw, dev,
                                                      precision, warmup)
-        out[name]['peak_memory_bytes'] = (peak_memory(model, batch_size, hw, dev, precision,
-                                                      train=memory_train) if memory else None)
+        with offloaded(other, dev):  # the other model's weights must not count
+            out[name]['peak_memory_bytes'] = (peak_memory(
+                model, batch_size, hw, dev, precision, train=memory_train) if memory else None)
     ips_ratio = _ratio(out['b']['throughput']['img_per_s'], out['a']['throughput']['img_per_s'])
     paired = [ta / tb for ta, tb in zip(times['a'], times['b'])]  # B img/s / A img/s
     flop_ratio = _ratio(out['b']['flops'], out['a']['flops'])

@@ -5,6 +5,7 @@ The report is a JSON-able dict (``format: nose_mm.benchmark``) that
 leaderboard merges into the run of that work dir (see
 :mod:`nose_mm.benchmark.results`).
 """
+import contextlib
 import datetime
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -14,7 +15,7 @@ import torch
 from .info import PARTS, build_model, config_sha256, default_img_size, git_commit, model_info
 from .measure import (_check_device, _check_positive, _check_precision, _hw, compare,
                       count_flops, count_params, largest_batch, measure_throughput,
-                      memory_method, peak_memory)
+                      memory_method, offloaded, peak_memory)
 from .results import BENCHMARK_FORMAT, FORMAT_VERSION
 
 __all__ = ['amp_precision', 'cpu_model_name', 'run_benchmark', 'format_report']
@@ -120,8 +121,12 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
                                                        train=memory_train) if memory else None)
     if memory_budget_gb is not None:
         for entry, model in zip(entries, models):
-            entry['largest_batch'] = largest_batch(model, memory_budget_gb, hw, dev, precision,
-                                                   train=memory_train)
+            others = [m for m in models if m is not model]
+            with contextlib.ExitStack() as stack:
+                for other in others:  # only the searched model on the GPU
+                    stack.enter_context(offloaded(other, dev))
+                entry['largest_batch'] = largest_batch(model, memory_budget_gb, hw, dev,
+                                                       precision, train=memory_train)
         if ratios is not None:
             a, b = (e['largest_batch']['batch_size'] for e in entries)
             ratios['largest_batch'] = b / a if a else None

@@ -216,7 +216,7 @@ def validate_results(data: Any) -> List[str]:
     :data:`~nose_mm.benchmark.info.TASKS`, a ``dataset`` string, a ``model``
     dict and a ``metrics`` dict holding at least one numeric metric of the
     task. ``params`` / ``flops``, if present, must be numbers (or null);
-    ``removed_layers`` a list of ints.
+    ``removed_layers`` / ``diluted_layers`` lists of ints; ``date`` a string.
     """
     if not isinstance(data, dict):
         return [f'top level is a {type(data).__name__}, expected an object']
@@ -241,9 +241,12 @@ def validate_results(data: Any) -> List[str]:
     for key in ('params', 'flops'):
         if data.get(key) is not None and _number(data.get(key)) is None:
             problems.append(f'"{key}" is {data.get(key)!r}, expected a number')
-    removed = data.get('removed_layers', [])
-    if not (isinstance(removed, list) and all(isinstance(i, int) for i in removed)):
-        problems.append(f'"removed_layers" is {removed!r}, expected a list of integers')
+    for key in ('removed_layers', 'diluted_layers'):
+        layers = data.get(key) or []
+        if not (isinstance(layers, list) and all(isinstance(i, int) for i in layers)):
+            problems.append(f'"{key}" is {layers!r}, expected a list of integers')
+    if data.get('date') is not None and not isinstance(data.get('date'), str):
+        problems.append(f'"date" is {data.get("date")!r}, expected an ISO date string')
     return problems
 
 

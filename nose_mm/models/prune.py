@@ -15,7 +15,7 @@ model. :class:`~nose_mm.engine.hooks.DilutionHook` writes the meta keys.
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -25,7 +25,7 @@ from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
 
 __all__ = [
     'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'load_checkpoint_file',
-    'save_checkpoint_file', 'check_distinct_paths'
+    'save_checkpoint_file', 'check_distinct_paths', 'convert_checkpoint_file'
 ]
 
 
@@ -201,3 +201,23 @@ def check_distinct_paths(src: str, dst: str) -> None:
     same = osp.exists(src) and osp.exists(dst) and osp.samefile(src, dst)
     if same or osp.abspath(src) == osp.abspath(dst):
         raise ValueError(f'output {dst!r} is the input checkpoint; write to another file')
+
+
+def convert_checkpoint_file(src: str, dst: str, convert: Callable[[dict], dict]) -> dict:
+    """Read checkpoint ``src``, apply ``convert`` to it and save the result to ``dst``.
+
+    The body of tools/prune.py and tools/convert/*.py: :func:`check_distinct_paths`,
+    :func:`load_checkpoint_file`, ``convert``, :func:`save_checkpoint_file`, in
+    that order, so nothing is written when a step fails.
+
+    Returns:
+        dict: The converted checkpoint, as saved.
+
+    Raises:
+        OSError, ValueError: From those steps (``convert`` raises ValueError for
+        a checkpoint it cannot convert).
+    """
+    check_distinct_paths(src, dst)
+    converted = convert(load_checkpoint_file(src))
+    save_checkpoint_file(converted, dst)
+    return converted

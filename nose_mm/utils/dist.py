@@ -54,6 +54,17 @@ def default_wrapper_cfg(find_unused_parameters: bool = False) -> dict:
                 find_unused_parameters=find_unused_parameters)
 
 
+def _slurm_first_host() -> str:
+    """The job's first node (every rank agrees on it), as mmengine's slurm init does."""
+    nodes = os.environ.get('SLURM_NODELIST')
+    if not nodes:
+        return '127.0.0.1'
+    import subprocess
+    out = subprocess.run(['scontrol', 'show', 'hostname', nodes], capture_output=True,
+                         text=True, check=True).stdout.split()
+    return out[0] if out else '127.0.0.1'
+
+
 def init_dist_if_needed(launcher: str, backend: Optional[str] = None) -> None:
     """Initialise the process group on CPU machines before the Runner does.
 
@@ -77,7 +88,8 @@ def init_dist_if_needed(launcher: str, backend: Optional[str] = None) -> None:
         os.environ.setdefault('WORLD_SIZE', os.environ.get('SLURM_NTASKS', '1'))
         os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
         os.environ.setdefault('MASTER_PORT', '29500')
-        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+        if 'MASTER_ADDR' not in os.environ:
+            os.environ['MASTER_ADDR'] = _slurm_first_host()
     elif launcher == 'mpi':
         os.environ.setdefault('RANK', os.environ.get('OMPI_COMM_WORLD_RANK', '0'))
         os.environ.setdefault('WORLD_SIZE', os.environ.get('OMPI_COMM_WORLD_SIZE', '1'))

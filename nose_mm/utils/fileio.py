@@ -22,6 +22,11 @@ def atomic_write(path: str, write_fn: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write_fn(tmp)
+        with open(tmp, 'rb+') as f:  # on disk before the rename makes it visible
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual file mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -153,9 +153,15 @@ def _add_synthetic_runs(work):
     os.makedirs(work / 'partial')
     with open(work / 'partial' / 'results.json', 'w') as f:
         json.dump(partial, f)
+    bad_date = copy.deepcopy(base)  # a second baseline candidate with a wrong type
+    bad_date['date'] = 5
+    os.makedirs(work / 'bad_date')
+    with open(work / 'bad_date' / 'results.json', 'w') as f:
+        json.dump(bad_date, f)
     return {p: (open(p, 'rb').read(), os.stat(p).st_mtime_ns)
             for p in (str(work / 'broken' / 'results.json'),
-                      str(work / 'partial' / 'results.json'))}
+                      str(work / 'partial' / 'results.json'),
+                      str(work / 'bad_date' / 'results.json'))}
 
 
 class _Tables(HTMLParser):
@@ -198,6 +204,7 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
     assert f'nose_mm: warning: {work / "broken" / "results.json"}: is not valid JSON' in err
     assert f'nose_mm: warning: {work / "partial" / "results.json"}: "metrics" holds none ' \
         f'of top1, top5' in err
+    assert f'nose_mm: warning: {work / "bad_date" / "results.json"}: "date" is 5' in err
     for path, (content, mtime) in before.items():
         assert open(path, 'rb').read() == content and os.stat(path).st_mtime_ns == mtime
     assert (tmp_path / 'board.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -234,7 +241,7 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
 
     from nose_mm.benchmark.leaderboard import build_leaderboard, render
     tables, problems = build_leaderboard([str(work)], REFERENCE)
-    assert len(problems) == 2
+    assert len(problems) == 3  # broken, partial, bad_date
     rows = list(csv.DictReader(io.StringIO(render(tables, 'csv'))))
     cifar_csv = [r for r in rows if r['Dataset'] == 'CIFAR-100']
     assert [r['Run / method'] for r in cifar_csv] == labels

@@ -17,13 +17,8 @@ TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 ITERS_PER_EPOCH = 5  # 20 training images, batch 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is much faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a shared 2-core machine: one intra-op thread is much faster.
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 class _Stop(Exception):
@@ -253,6 +248,22 @@ def test_test_run_uses_the_checkpoint_lam(tiny_cifar100, tmp_path):
                      test_evaluator=dict(type='Accuracy', topk=(1, )))
     runner.test()
     assert recorder.test == [0.75]  # lam of epoch 1 (the last trained) = 1 - 1/4
+
+
+def test_test_run_adopts_layers_chosen_by_the_selection_hook(tiny_cifar100, tmp_path):
+    """A config that names no diluted layers (NoseSelectionHook chose them) tests the
+    trained model: the checkpoint's diluted layers are applied at its lam."""
+    hook = dict(type='DilutionHook', begin=0, end=1)
+    select = dict(type='NoseSelectionHook', num_layers=2, method='first')
+    _runner(tmp_path / 'train', tiny_cifar100, hook, select, max_epochs=2, diluted=()).train()
+    recorder = Recorder()
+    runner = _runner(tmp_path / 'test', tiny_cifar100, hook, select, recorder, max_epochs=2,
+                     diluted=(), load_from=str(tmp_path / 'train' / 'epoch_2.pth'),
+                     test_dataloader=_dataloader(tiny_cifar100, 'test'), test_cfg=dict(),
+                     test_evaluator=dict(type='Accuracy', topk=(1, )))
+    runner.test()
+    assert list(runner.model.backbone.diluted_layers) == [0, 1]
+    assert recorder.test == [0.0]
 
 
 @pytest.mark.parametrize('hook_type, best_epoch', [('CheckpointHook', 1),

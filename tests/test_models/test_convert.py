@@ -13,13 +13,8 @@ TIMM_TO_ARCH = {'deit_tiny_patch16_224': ('deit-tiny', 192),
                 'deit_small_patch16_224': ('deit-small', 384)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is much faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a shared 2-core machine: one intra-op thread is much faster.
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _classifier(arch, dims, **backbone):

@@ -15,13 +15,8 @@ SMALL_INPUT = dict(img_size=32, patch_size=8)
 DEIT_B_ATTN_PARAMS = 2_363_904  # LN1 + qkv + proj of one DeiT-B layer (METHOD.md)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is much faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a shared 2-core machine: one intra-op thread is much faster.
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _tiny(**kwargs):

@@ -2,9 +2,12 @@
 import json
 import os.path as osp
 
+import pytest
+
 from tests.utils import run_tool
 
 
+@pytest.mark.timeout(900)
 def test_quick_demo_end_to_end(tmp_path):
     work = tmp_path / 'demo'
     proc = run_tool('demo.py', '--quick', '--work-dir', work, '--data-root', tmp_path / 'digits',

@@ -18,13 +18,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is much faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a shared 2-core machine: one intra-op thread is much faster.
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _tool(path):

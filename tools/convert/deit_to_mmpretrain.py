@@ -21,12 +21,9 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_deit_checkpoint
-    from nose_mm.models.prune import (check_distinct_paths, load_checkpoint_file,
-                                      save_checkpoint_file)
+    from nose_mm.models.prune import convert_checkpoint_file
     try:
-        check_distinct_paths(args.src, args.dst)
-        converted = convert_deit_checkpoint(load_checkpoint_file(args.src))
-        save_checkpoint_file(converted, args.dst)
+        converted = convert_checkpoint_file(args.src, args.dst, convert_deit_checkpoint)
     except (OSError, ValueError) as e:
         print(f'deit_to_mmpretrain.py: error: {e}', file=sys.stderr)
         return 1

@@ -24,13 +24,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_lambda_vit
-    from nose_mm.models.prune import (check_distinct_paths, load_checkpoint_file,
-                                      save_checkpoint_file)
+    from nose_mm.models.prune import convert_checkpoint_file
     try:
-        check_distinct_paths(args.src, args.dst)
-        converted = convert_lambda_vit(load_checkpoint_file(args.src),
-                                       compensate=not args.no_compensate)
-        save_checkpoint_file(converted, args.dst)
+        converted = convert_checkpoint_file(
+            args.src, args.dst,
+            lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate))
     except (OSError, ValueError) as e:
         print(f'lambda_vit_to_nose.py: error: {e}', file=sys.stderr)
         return 1

@@ -252,17 +252,31 @@ class DilutionHook(Hook):
             self._set_lam(runner, lam)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Remember the checkpoint's ``lam`` for validation / test runs."""
+        """Remember the checkpoint's ``lam`` for validation / test runs.
+
+        If the model dilutes no layers but the checkpoint records some (a run
+        whose layers were selected by ``NoseSelectionHook``), those layers are
+        diluted, so testing such a checkpoint evaluates the trained model.
+        """
         meta = checkpoint.get('meta') or {}
         lam = meta.get(META_LAM)
         self._loaded_lam = None if lam is None else float(lam)
         saved = meta.get(META_DILUTED)
         if saved is not None:
             for module in self._modules(runner):
-                if list(module.diluted_layers) != list(saved):
+                current = list(module.diluted_layers)
+                if current == list(saved):
+                    continue
+                if not current:
+                    # e.g. layers chosen by NoseSelectionHook: the config names none, the
+                    # checkpoint knows them (test runs, and resume before the selection hook)
+                    module.set_diluted_layers(list(saved))
+                    runner.logger.info(f'DilutionHook: diluting layers {list(saved)} as '
+                                       f'recorded in the checkpoint')
+                else:
                     runner.logger.warning(
                         f'DilutionHook: the checkpoint was trained with diluted layers '
-                        f'{list(saved)}, the model dilutes {list(module.diluted_layers)}')
+                        f'{list(saved)}, the model dilutes {current}')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Record ``lam`` and the dilution set-up in the checkpoint's meta."""

@@ -52,8 +52,9 @@ class NoseSelectionHook(Hook):
 
     In ``before_train`` (after the pre-trained weights are loaded):
 
-    1. If ``selection_file`` is given, or ``<work_dir>/<file_name>`` exists (a
-       resumed run), its selection is reused; no selection runs.
+    1. If ``selection_file`` is given, or the run resumes (``--resume``) and
+       ``<work_dir>/<file_name>`` exists, that selection is reused; no
+       selection runs. A fresh run in a used work dir selects again.
     2. Otherwise rank 0 runs :func:`~nose_mm.selection.run_selection` on
        ``num_samples`` images of the config's training dataset with the test
        pipeline (see :mod:`nose_mm.selection.loading`; rebuilt from the
@@ -152,8 +153,9 @@ class NoseSelectionHook(Hook):
             dataset = build_calibration_dataset(runner.cfg)
             loader = build_calibration_loader(dataset, self.num_samples, self.batch_size,
                                               self.seed, self.num_workers)
+        data = f' on {self.num_samples} training images' if loader is not None else ''
         runner.logger.info(f'NoseSelectionHook: selecting {self.num_layers} attention layers '
-                           f'with {self.method!r} on {self.num_samples} training images')
+                           f'with {self.method!r}{data}')
         record = run_selection(model, loader, self.num_layers, method=self.method,
                                criterion=self.criterion, seed=self.seed,
                                features=self.features, evaluator=self.evaluator,
@@ -173,7 +175,7 @@ class NoseSelectionHook(Hook):
         if self.selection_file is not None:
             record = load_selection_record(self.selection_file)
             origin = self.selection_file
-        elif osp.isfile(work_file):
+        elif osp.isfile(work_file) and getattr(runner, '_resume', False):
             record = load_selection_record(work_file)
             origin = work_file
         else:
@@ -182,7 +184,7 @@ class NoseSelectionHook(Hook):
         if self.num_layers is not None and len(record['selection']) != self.num_layers:
             raise ValueError(f'{origin} selects {len(record["selection"])} layers '
                              f'{record["selection"]} but num_layers={self.num_layers}')
-        if origin is None or not osp.isfile(work_file):
+        if origin != work_file:  # the work dir always records the selection in use
             save_selection(work_file, record)
         if origin is not None:
             runner.logger.info(f'NoseSelectionHook: reusing the selection of {origin}')

@@ -4,14 +4,11 @@
         [--tta] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
-import os
 import sys
-
-LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from nose_mm.apis.launch import add_launch_args, parse_launch_args
     parser = argparse.ArgumentParser(description='Test a checkpoint (nose_mm)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -19,19 +16,12 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (segmentation: multi-scale + flip)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. --cfg-options test_dataloader.batch_size=1')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launch_args(parser, 'test_dataloader.batch_size=1')
+    return parse_launch_args(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import nose_mm  # noqa: F401  (compat fixes, registries)
     from nose_mm.apis import LaunchError, build_runner, finish_launch, load_config, prepare_launch
     from nose_mm.apis import setup_test_cfg
 

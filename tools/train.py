@@ -8,14 +8,11 @@ Distributed: ``tools/dist_train.sh CONFIG NPROC`` (torchrun) or
 ``tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR``; works on CPU (gloo) too.
 """
 import argparse
-import os
 import sys
-
-LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from nose_mm.apis.launch import add_launch_args, parse_launch_args
     parser = argparse.ArgumentParser(description='Train a model (nose_mm)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
@@ -28,20 +25,12 @@ def parse_args(argv=None):
                         help='scale the lr by the actual batch size')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not validate checkpoints during training')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. --cfg-options train_cfg.max_iters=10')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launch_args(parser, 'train_cfg.max_iters=10')
+    return parse_launch_args(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import nose_mm  # noqa: F401  (compat fixes, registries)
     from nose_mm.apis import LaunchError, build_runner, finish_launch, load_config, prepare_launch
     from nose_mm.apis import setup_train_cfg
 

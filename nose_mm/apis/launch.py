@@ -19,7 +19,8 @@ from mmengine.runner import Runner
 from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
-    'LaunchError', 'DictAction', 'LAUNCHERS', 'load_config', 'check_data_roots',
+    'LaunchError', 'DictAction', 'LAUNCHERS', 'add_launch_args', 'parse_launch_args',
+    'load_config', 'check_data_roots',
     'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'finish_launch',
     'add_results_hook'
 ]
@@ -89,6 +90,27 @@ def check_data_roots(cfg: Config, keys: Sequence[str] = DATALOADER_KEYS) -> None
                 raise LaunchError(
                     f'dataset folder {root!r} does not exist (set by {where}.data_root); '
                     f'lay out the data there or pass --cfg-options {where}.data_root=PATH')
+
+
+def add_launch_args(parser, cfg_example: str) -> None:
+    """Add ``--cfg-options``, ``--launcher`` and ``--local-rank`` (train and test tools).
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+        cfg_example (str): An example override shown in ``--cfg-options``' help.
+    """
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help=f'override config settings, e.g. --cfg-options {cfg_example}')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_launch_args(parser, argv=None):
+    """Parse the tool's arguments and export ``LOCAL_RANK`` if the launcher did not."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def _check_launcher(launcher: str) -> None:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Subset
 
 __all__ = ['load_checkpoint_strict', 'build_model_from_cfg', 'calibration_dataset_cfg',
            'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
-           'collect_batches', 'prepare_calibration']
+           'collect_batches', 'prepare_calibration', 'add_calibration_args', 'load_calibration']
 
 
 def _shorten(keys: Sequence[str], limit: int = 5) -> str:
@@ -264,3 +264,36 @@ def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
     dataset = build_calibration_dataset(cfg)
     loader = build_calibration_loader(dataset, num_samples, batch_size, seed, num_workers)
     return model, loader
+
+
+def add_calibration_args(parser) -> None:
+    """Arguments of the analysis tools that read N calibration images of a model.
+
+    ``config``, ``checkpoint``, ``--num-samples``, ``--batch-size``, ``--seed``,
+    ``--device`` and ``--cfg-options``; see :func:`load_calibration`.
+    """
+    from mmengine.config import DictAction
+    parser.add_argument('config', help='model config file')
+    parser.add_argument('checkpoint', help='checkpoint matching the config')
+    parser.add_argument('--num-samples', '-n', type=int, default=256, help='images (256)')
+    parser.add_argument('--batch-size', type=int, default=32, help='batch size (32)')
+    parser.add_argument('--seed', type=int, default=0, help='subset seed (0)')
+    parser.add_argument('--device', default=None, help='default: cuda if available')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings')
+
+
+def load_calibration(args) -> Tuple[torch.nn.Module, List[Any]]:
+    """The model and its calibration batches for the arguments of :func:`add_calibration_args`.
+
+    Raises:
+        LaunchError: Bad config path or missing training data folder.
+        ValueError, FileNotFoundError: See :func:`prepare_calibration`.
+    """
+    from nose_mm.apis import check_data_roots, load_config
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    cfg = load_config(args.config, args.cfg_options)
+    check_data_roots(cfg, ['train_dataloader'])
+    model, loader = prepare_calibration(cfg, args.checkpoint, args.num_samples,
+                                        args.batch_size, args.seed, device)
+    return model, collect_batches(model, loader)

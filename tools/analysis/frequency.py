@@ -15,38 +15,24 @@ import sys
 
 
 def main(argv=None):
-    from mmengine.config import DictAction
+    from nose_mm.selection.loading import add_calibration_args, load_calibration
     parser = argparse.ArgumentParser(description='Per-block frequency analysis (nose_mm)')
-    parser.add_argument('config', help='model config file')
-    parser.add_argument('checkpoint', help='checkpoint matching the config')
-    parser.add_argument('--num-samples', '-n', type=int, default=256, help='images (256)')
-    parser.add_argument('--batch-size', type=int, default=32, help='batch size (32)')
-    parser.add_argument('--seed', type=int, default=0, help='subset seed (0)')
+    add_calibration_args(parser)
     parser.add_argument('--edges', type=float, nargs=2, default=(1 / 3, 2 / 3),
                         metavar=('E1', 'E2'), help='band edges (default 1/3 2/3)')
     parser.add_argument('--num-bins', type=int, default=10, help='radial profile bins (10)')
-    parser.add_argument('--device', default=None, help='default: cuda if available')
     parser.add_argument('--out', default='frequency', help='output folder')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
     args = parser.parse_args(argv)
 
-    import torch
-
-    import nose_mm  # noqa: F401
     from nose_mm.analysis import check_band_edges, frequency_analysis, plot_frequency
-    from nose_mm.apis import LaunchError, check_data_roots, load_config
-    from nose_mm.selection import build_adapter, collect_batches, prepare_calibration
+    from nose_mm.apis import LaunchError
+    from nose_mm.selection import build_adapter
 
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     try:
         edges = check_band_edges(args.edges)
-        cfg = load_config(args.config, args.cfg_options)
-        check_data_roots(cfg, ['train_dataloader'])
-        model, loader = prepare_calibration(cfg, args.checkpoint, args.num_samples,
-                                            args.batch_size, args.seed, device)
-        results = frequency_analysis(build_adapter(model), collect_batches(model, loader),
-                                     edges=edges, num_bins=args.num_bins)
+        model, batches = load_calibration(args)
+        results = frequency_analysis(build_adapter(model), batches, edges=edges,
+                                     num_bins=args.num_bins)
         paths = plot_frequency(results, args.out, edges=edges)
     except (LaunchError, ValueError, FileNotFoundError) as exc:
         print(f'nose_mm: error: {exc}', file=sys.stderr)

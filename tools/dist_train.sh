@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Distributed training through torchrun (works with CUDA/NCCL and CPU/gloo).
 #   bash tools/dist_train.sh CONFIG NPROC [train.py args...]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT on each node.
+# One node: torchrun --standalone picks a free port itself (no port race); set PORT
+# to use a fixed one. Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT on each node.
 set -euo pipefail
 CONFIG=$1
 NPROC=$2
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
+PORT=${PORT:-}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PYTHON=${PYTHON:-python}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
+if [ "$NNODES" = 1 ] && [ -z "$PORT" ]; then
+    RDZV=(--standalone)
+else
+    RDZV=(--nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR"
+          --master_port="${PORT:-29500}")
+fi
 PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$NPROC" --master_port="$PORT" \
+"$PYTHON" -m torch.distributed.run "${RDZV[@]}" --nproc_per_node="$NPROC" \
     "$HERE/train.py" "$CONFIG" --launcher pytorch "${@:3}"

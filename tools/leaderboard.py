@@ -15,6 +15,8 @@ import argparse
 import os.path as osp
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, UserError, cli_main
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_REFERENCE = osp.join(REPO, 'benchmarks', 'reference.yml')
 FORMATS = ('md', 'csv', 'html')
@@ -36,6 +38,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_main(*INPUT_ERRORS)
 def main(argv=None):
     args = parse_args(argv)
     fmt = args.format
@@ -44,12 +47,10 @@ def main(argv=None):
         fmt = {'markdown': 'md', 'htm': 'html'}.get(suffix, suffix)
         fmt = fmt if fmt in FORMATS else 'md'
     if args.depth < 0:
-        print(f'nose_mm: error: --depth must be >= 0, got {args.depth}', file=sys.stderr)
-        return 2
+        raise UserError(f'--depth must be >= 0, got {args.depth}')
     reference = None if args.no_reference else args.reference
     if reference and not osp.isfile(reference):
-        print(f'nose_mm: error: reference file {reference!r} does not exist', file=sys.stderr)
-        return 2
+        raise UserError(f'reference file {reference!r} does not exist')
     from nose_mm.benchmark.leaderboard import (build_leaderboard, plot_leaderboard,
                                                write_leaderboard)
     tables, problems = build_leaderboard(args.work_dirs, reference, depth=args.depth)

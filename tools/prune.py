@@ -12,6 +12,8 @@ compensate=<meta dilution_compensate>)``.
 import argparse
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Prune a lam = 0 dilution checkpoint')
@@ -24,16 +26,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_main(*INPUT_ERRORS)
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.prune import convert_checkpoint_file, prune_checkpoint
-    try:
-        pruned = convert_checkpoint_file(
-            args.checkpoint, args.out,
-            lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))
-    except (OSError, ValueError) as e:
-        print(f'prune.py: error: {e}', file=sys.stderr)
-        return 1
+    pruned = convert_checkpoint_file(
+        args.checkpoint, args.out,
+        lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))
     meta = pruned['meta']
     print(f'pruned layers {meta["pruned_layers"]} -> {args.out} '
           f'(removed_layers={meta["removed_layers"]}, '

@@ -6,6 +6,8 @@
 import argparse
 import sys
 
+from nose_mm.utils.cli import cli_main
+
 
 def parse_args(argv=None):
     from nose_mm.apis.launch import add_launch_args, parse_launch_args
@@ -20,19 +22,16 @@ def parse_args(argv=None):
     return parse_launch_args(parser, argv)
 
 
+@cli_main()
 def main(argv=None):
     args = parse_args(argv)
-    from nose_mm.apis import LaunchError, build_runner, finish_launch, load_config, prepare_launch
+    from nose_mm.apis import build_runner, finish_launch, load_config, prepare_launch
     from nose_mm.apis import setup_test_cfg
 
-    try:
-        cfg = load_config(args.config, args.cfg_options)
-        setup_test_cfg(cfg, args.config, args.checkpoint, work_dir=args.work_dir,
-                       launcher=args.launcher, tta=args.tta)
-        prepare_launch(args.launcher)
-    except LaunchError as exc:
-        print(f'nose_mm: error: {exc}', file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.cfg_options)
+    setup_test_cfg(cfg, args.config, args.checkpoint, work_dir=args.work_dir,
+                   launcher=args.launcher, tta=args.tta)
+    prepare_launch(args.launcher)
     runner = build_runner(cfg)
     if args.out:
         from mmengine.evaluator import DumpResults

@@ -10,6 +10,8 @@ Distributed: ``tools/dist_train.sh CONFIG NPROC`` (torchrun) or
 import argparse
 import sys
 
+from nose_mm.utils.cli import cli_main
+
 
 def parse_args(argv=None):
     from nose_mm.apis.launch import add_launch_args, parse_launch_args
@@ -29,20 +31,17 @@ def parse_args(argv=None):
     return parse_launch_args(parser, argv)
 
 
+@cli_main()
 def main(argv=None):
     args = parse_args(argv)
-    from nose_mm.apis import LaunchError, build_runner, finish_launch, load_config, prepare_launch
+    from nose_mm.apis import build_runner, finish_launch, load_config, prepare_launch
     from nose_mm.apis import setup_train_cfg
 
-    try:
-        cfg = load_config(args.config, args.cfg_options)
-        setup_train_cfg(cfg, args.config, work_dir=args.work_dir, resume=args.resume,
-                        amp=args.amp, auto_scale_lr=args.auto_scale_lr,
-                        no_validate=args.no_validate, launcher=args.launcher)
-        prepare_launch(args.launcher)
-    except LaunchError as exc:
-        print(f'nose_mm: error: {exc}', file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.cfg_options)
+    setup_train_cfg(cfg, args.config, work_dir=args.work_dir, resume=args.resume,
+                    amp=args.amp, auto_scale_lr=args.auto_scale_lr,
+                    no_validate=args.no_validate, launcher=args.launcher)
+    prepare_launch(args.launcher)
     runner = build_runner(cfg)
     runner.train()
     finish_launch()

@@ -5,17 +5,19 @@ options, checking the data folders, setting up CPU-distributed runs and
 building the Runner live here so they are tested and reusable.
 
 Every user error (bad config path, missing data folder, unknown launcher,
-``--amp`` without a GPU...) raises :class:`LaunchError` with a one-line
-message; the tools print it as ``nose_mm: error: ...`` and exit with status 2.
+``--amp`` without a GPU...) raises :class:`~nose_mm.utils.cli.UserError`
+(``LaunchError`` here) with a one-line message.
 """
 import os
 import os.path as osp
-from typing import Any, Iterator, Optional, Sequence, Tuple
+from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from ..utils.cli import UserError
+from ..utils.config import DATALOADER_KEYS, check_data_roots, load_config
 from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
@@ -25,71 +27,9 @@ __all__ = [
     'add_results_hook'
 ]
 
-DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
-
-class LaunchError(Exception):
-    """A user error found before training starts (printed as one line)."""
-
-
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Load a config file and merge ``--cfg-options``.
-
-    Args:
-        path (str): Config file (``.py``, ``.json`` or ``.yaml``).
-        cfg_options (dict, optional): Overrides, ``{'a.b': value}``.
-            Defaults to None.
-
-    Raises:
-        LaunchError: If the file does not exist, has an unsupported suffix or
-            cannot be parsed (the parser's own message is kept).
-    """
-    if not osp.isfile(path):
-        raise LaunchError(f'config file {path!r} does not exist')
-    if osp.splitext(path)[1] not in ('.py', '.json', '.yaml', '.yml'):
-        raise LaunchError(f'config file {path!r} must end in .py, .json, .yaml or .yml')
-    try:
-        cfg = Config.fromfile(path)
-    except Exception as exc:  # noqa: BLE001 - re-raised as one line
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise LaunchError(f'cannot load config {path!r}: {type(exc).__name__}: {msg}') from exc
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
-def _iter_datasets(node: Any, where: str) -> Iterator[Tuple[str, dict]]:
-    """Yield ``(location, dataset_cfg)`` for every dataset dict, wrappers included."""
-    if not isinstance(node, dict):
-        return
-    yield where, node
-    if isinstance(node.get('dataset'), dict):
-        yield from _iter_datasets(node['dataset'], where + '.dataset')
-    for i, sub in enumerate(node.get('datasets') or []):
-        yield from _iter_datasets(sub, f'{where}.datasets[{i}]')
-
-
-def check_data_roots(cfg: Config, keys: Sequence[str] = DATALOADER_KEYS) -> None:
-    """Check that every dataset ``data_root`` the run will read exists.
-
-    Args:
-        cfg (Config): The loaded config.
-        keys (sequence of str): Dataloader keys to check. Defaults to the
-            train, val and test dataloaders.
-
-    Raises:
-        LaunchError: Naming the missing folder and the config key that sets it.
-    """
-    for key in keys:
-        loader = cfg.get(key)
-        if not loader:
-            continue
-        for where, ds in _iter_datasets(loader.get('dataset'), f'{key}.dataset'):
-            root = ds.get('data_root')
-            if root and '://' not in str(root) and not osp.isdir(root):
-                raise LaunchError(
-                    f'dataset folder {root!r} does not exist (set by {where}.data_root); '
-                    f'lay out the data there or pass --cfg-options {where}.data_root=PATH')
+#: The user error of the launch functions (kept as a name for older imports).
+LaunchError = UserError
 
 
 def add_launch_args(parser, cfg_example: str) -> None:
@@ -266,14 +206,3 @@ def finish_launch() -> None:
         dist.barrier()
         dist.destroy_process_group()
 
-
-def env_info() -> dict:
-    """Hardware and software facts recorded alongside results."""
-    import platform
-    info = {'python': platform.python_version(), 'torch': torch.__version__,
-            'cpu': platform.processor() or platform.machine(), 'num_threads':
-            torch.get_num_threads(), 'hostname': platform.node()}
-    if torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name(0)
-    info['world_size'] = int(os.environ.get('WORLD_SIZE', '1'))
-    return info

@@ -33,7 +33,10 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from prettytable import PrettyTable, TableStyle
+
 from nose_mm.utils.fileio import atomic_write
+
 from .info import ARCH_NAMES, RESULTS_FILE, TASKS
 from .results import MAIN_METRIC, load_run
 
@@ -61,7 +64,7 @@ _NOTES = (
     'GFLOPs are multiply-accumulates per image (the model zoos\' "GFLOPs"), attention '
     'products included. img/s: inference, median of repeats, at the stated throughput '
     'setting (compare img/s only between rows measured alike). Mem: peak memory of one '
-    'forward at that setting (CUDA: max allocated; CPU: resident-set growth). Δ: main '
+    'forward at that setting (CUDA max allocated; not measured on CPU). Δ: main '
     'metric minus the baseline row\'s (runs: the latest run of the same arch with no '
     'removed or diluted layers; reported rows: the baseline their source names). '
     'Source "reported" = published numbers (benchmarks/reference.yml), "measured" = a run.')
@@ -413,12 +416,10 @@ def format_markdown(tables: Sequence[Table]) -> str:
     if not tables:
         lines += ['No results.', '']
     for table in tables:
-        header = COLUMNS[table.task]
-        lines += [f'## {table.title}', '', '| ' + ' | '.join(header) + ' |',
-                  '|' + '|'.join('---' for _ in header) + '|']
-        lines += ['| ' + ' | '.join(_md_escape(c) for c in cells) + ' |'
-                  for cells in _cells(table)]
-        lines.append('')
+        grid = PrettyTable(COLUMNS[table.task], align='l')
+        grid.set_style(TableStyle.MARKDOWN)
+        grid.add_rows([[_md_escape(c) for c in cells] for cells in _cells(table)])
+        lines += [f'## {table.title}', '', grid.get_string(), '']
     return '\n'.join(lines)
 
 

@@ -26,9 +26,14 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.model import BaseTTAModel
+from mmpretrain.utils import get_ori_model
 
-from .info import (BENCHMARK_FILE, TASKS, config_sha256, dataset_name, default_img_size,
-                   git_commit, in_channels, model_info)
+from .env import env_info, git_commit
+from .flops import count_flops as _count_flops
+from .flops import count_params
+from .info import (BENCHMARK_FILE, TASKS, TensorForward, config_sha256, dataset_name,
+                   default_img_size, in_channels, model_info)
 
 __all__ = [
     'RESULTS_FORMAT', 'BENCHMARK_FORMAT', 'FORMAT_VERSION', 'METRIC_KEYS', 'MAIN_METRIC',
@@ -89,16 +94,11 @@ def normalize_metrics(metrics: Dict[str, Any], task: str, tta: bool = False) -> 
 
 
 def _is_tta(model: Optional[torch.nn.Module]) -> bool:
-    from mmengine.model import BaseTTAModel, is_model_wrapper
-    if model is not None and is_model_wrapper(model):
-        model = model.module
-    return isinstance(model, BaseTTAModel)
+    return model is not None and isinstance(get_ori_model(model), BaseTTAModel)
 
 
 def _measured_model(model: torch.nn.Module) -> torch.nn.Module:
-    from mmengine.model import BaseTTAModel, is_model_wrapper
-    if is_model_wrapper(model):
-        model = model.module
+    model = get_ori_model(model)
     if isinstance(model, BaseTTAModel):
         model = model.module
     return model
@@ -137,11 +137,6 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
         dict: See the module docstring and ``benchmarks/README.md``. FLOP or
         parameter counting errors are recorded in ``errors``, never raised.
     """
-    from nose_mm.apis.launch import env_info
-
-    from .info import TensorForward
-    from .measure import count_flops as _count_flops
-    from .measure import count_params as _count_params
     info = model_info(cfg, model)
     task = info['task']
     tta = _is_tta(model)
@@ -151,9 +146,9 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
     if model is not None:
         inner = _measured_model(model)
         try:
-            params = _count_params(inner)
+            params = count_params(inner)
             if getattr(inner, 'backbone', None) is not None:
-                backbone_params = _count_params(inner.backbone)
+                backbone_params = count_params(inner.backbone)
         except Exception as exc:  # noqa: BLE001 - recorded, the run has succeeded
             errors['params'] = f'{type(exc).__name__}: {exc}'
         if count_flops:

@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from nose_mm.utils.checkpoint import load_checkpoint_file
 from nose_mm.utils.fileio import atomic_write
 
 from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
@@ -154,27 +155,6 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
     new_meta[META_DILUTED] = [i for i in diluted if i not in layers]
     new_meta['pruned_layers'] = layers
     return {'meta': new_meta, 'state_dict': state_dict}
-
-
-def load_checkpoint_file(path: str) -> dict:
-    """Load a trusted local checkpoint file (``weights_only=False``).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        IsADirectoryError: ``path`` is a folder.
-        ValueError: The file is not a torch checkpoint holding a dict.
-    """
-    if not osp.exists(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    if osp.isdir(path):
-        raise IsADirectoryError(f'checkpoint {path!r} is a folder, expected a file')
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # corrupt / not a torch file
-        raise ValueError(f'cannot read {path!r} as a torch checkpoint: {e}') from e
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, expected a dict')
-    return checkpoint
 
 
 def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) -> None:

@@ -16,16 +16,15 @@
 The fix is applied when ``nose_mm`` is imported, i.e. whenever a config has
 ``custom_imports = dict(imports=['nose_mm'])`` or a tool imports the package.
 """
-import os.path as osp
-
-import torch
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .checkpoint import load_checkpoint_file
 
 __all__ = ['load_trusted_local', 'apply_checkpoint_fix']
 
 
-def load_trusted_local(filename: str, map_location=None):
-    """Load a local checkpoint with ``weights_only=False`` (trusted files only).
+def load_trusted_local(filename: str, map_location=None) -> dict:
+    """mmengine's loader for local paths: :func:`~nose_mm.utils.checkpoint.load_checkpoint_file`.
 
     Args:
         filename (str): Path of a local checkpoint file.
@@ -33,14 +32,8 @@ def load_trusted_local(filename: str, map_location=None):
 
     Returns:
         dict: The loaded checkpoint.
-
-    Raises:
-        FileNotFoundError: If ``filename`` is not a file.
     """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename!r} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    return load_checkpoint_file(filename, map_location=map_location)
 
 
 def apply_checkpoint_fix() -> None:

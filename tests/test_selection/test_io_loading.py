@@ -7,9 +7,9 @@ import torch
 from mmengine.config import Config
 
 from nose_mm.selection import (build_calibration_dataset, build_calibration_loader,
-                               calibration_dataset_cfg, calibration_indices,
-                               load_checkpoint_strict, load_selection, load_selection_record,
-                               save_selection)
+                               calibration_dataset_cfg, calibration_indices, load_selection,
+                               load_selection_record, save_selection)
+from nose_mm.utils.checkpoint import load_checkpoint_strict
 from tests.utils import TEST_CONFIGS
 
 from .conftest import build_tiny_classifier

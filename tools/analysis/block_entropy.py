@@ -10,7 +10,10 @@ tools/nose_select.py). Writes ``DIR/block_entropy.png`` and
 import argparse
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, cli_main
 
+
+@cli_main(*INPUT_ERRORS)
 def main(argv=None):
     from nose_mm.selection.loading import add_calibration_args, load_calibration
     parser = argparse.ArgumentParser(description='Per-block branch entropy (nose_mm)')
@@ -19,16 +22,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from nose_mm.analysis import block_entropies, plot_block_entropy
-    from nose_mm.apis import LaunchError
     from nose_mm.selection import build_adapter
 
-    try:
-        model, batches = load_calibration(args)
-        rows = block_entropies(build_adapter(model), batches)
-        paths = plot_block_entropy(rows, args.out)
-    except (LaunchError, ValueError, FileNotFoundError) as exc:
-        print(f'nose_mm: error: {exc}', file=sys.stderr)
-        return 2
+    model, batches = load_calibration(args)
+    rows = block_entropies(build_adapter(model), batches)
+    paths = plot_block_entropy(rows, args.out)
     for r in rows:
         print(f'block {r["block"]:2d}: attention {r["attn_entropy"]:10.3f}  '
               f'MLP {r["mlp_entropy"]:10.3f}')

@@ -13,7 +13,10 @@ high r >= E2 (default E1 = 1/3, E2 = 2/3). Writes ``DIR/frequency.png``,
 import argparse
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, cli_main
 
+
+@cli_main(*INPUT_ERRORS)
 def main(argv=None):
     from nose_mm.selection.loading import add_calibration_args, load_calibration
     parser = argparse.ArgumentParser(description='Per-block frequency analysis (nose_mm)')
@@ -25,18 +28,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from nose_mm.analysis import check_band_edges, frequency_analysis, plot_frequency
-    from nose_mm.apis import LaunchError
     from nose_mm.selection import build_adapter
 
-    try:
-        edges = check_band_edges(args.edges)
-        model, batches = load_calibration(args)
-        results = frequency_analysis(build_adapter(model), batches, edges=edges,
-                                     num_bins=args.num_bins)
-        paths = plot_frequency(results, args.out, edges=edges)
-    except (LaunchError, ValueError, FileNotFoundError) as exc:
-        print(f'nose_mm: error: {exc}', file=sys.stderr)
-        return 2
+    edges = check_band_edges(args.edges)
+    model, batches = load_calibration(args)
+    results = frequency_analysis(build_adapter(model), batches, edges=edges,
+                                 num_bins=args.num_bins)
+    paths = plot_frequency(results, args.out, edges=edges)
     for r in results:
         print(f'block {r["block"]:2d}: low {r["low"]:.3f}  mid {r["mid"]:.3f}  '
               f'high {r["high"]:.3f}')

@@ -10,6 +10,8 @@ or ``{'state_dict': ...}``. DST loads with ``load_from`` into an ``ImageClassifi
 import argparse
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='DeiT / timm ViT -> mmpretrain checkpoint')
@@ -18,15 +20,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_main(*INPUT_ERRORS)
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_deit_checkpoint
     from nose_mm.models.prune import convert_checkpoint_file
-    try:
-        converted = convert_checkpoint_file(args.src, args.dst, convert_deit_checkpoint)
-    except (OSError, ValueError) as e:
-        print(f'deit_to_mmpretrain.py: error: {e}', file=sys.stderr)
-        return 1
+    converted = convert_checkpoint_file(args.src, args.dst, convert_deit_checkpoint)
     print(f'converted {len(converted["state_dict"])} tensors -> {args.dst}')
     return 0
 

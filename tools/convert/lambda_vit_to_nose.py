@@ -10,6 +10,8 @@ compensate=<meta dilution_compensate>)``.
 import argparse
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='lambda_vit pruned checkpoint -> nose_mm')
@@ -21,17 +23,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_main(*INPUT_ERRORS)
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_lambda_vit
     from nose_mm.models.prune import convert_checkpoint_file
-    try:
-        converted = convert_checkpoint_file(
-            args.src, args.dst,
-            lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate))
-    except (OSError, ValueError) as e:
-        print(f'lambda_vit_to_nose.py: error: {e}', file=sys.stderr)
-        return 1
+    converted = convert_checkpoint_file(
+        args.src, args.dst,
+        lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate))
     meta = converted['meta']
     print(f'converted {len(converted["state_dict"])} tensors -> {args.dst} '
           f'(removed_layers={meta["removed_layers"]}, '

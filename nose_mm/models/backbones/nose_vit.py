@@ -8,7 +8,7 @@ from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLay
 
 from nose_mm.registry import register_model
 
-from ..dilution import DilutableMixin, dilute_residual, removed_residual
+from ..dilution import DilutableMixin, dilute_residual
 
 __all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer']
 
@@ -16,15 +16,10 @@ __all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer']
 class DilutableEncoderLayer(TransformerEncoderLayer):
     """mmpretrain's ``TransformerEncoderLayer`` with a dilutable attention branch.
 
-    Same parameters and state-dict keys as the parent. The forward is::
-
-        lam == 1 (default):  x = x + Attn(LN1(x))                 # the parent's
-        0 < lam < 1:         x = (2 - lam) * x + lam * Attn(LN1(x))
-                             (or x + lam * Attn(LN1(x)) without compensation)
-        lam == 0 / removed:  x = 2 * x (or x); Attn and LN1 are not called
-        then                 x = x + FFN(LN2(x))
-
-    ``Attn`` includes the layer's layer scale (``gamma1``) and drop path, as in
+    Same parameters and state-dict keys as the parent. The attention residual is
+    :func:`~nose_mm.models.dilution.dilute_residual` (formulas in
+    :mod:`nose_mm.models.dilution`; at ``lam == 0`` Attn and LN1 are not
+    called), then ``x = x + FFN(LN2(x))``. ``Attn`` includes the layer's layer scale (``gamma1``) and drop path, as in
     the parent. A *removed* layer has no ``ln1`` and no ``attn`` submodules at
     all (the pruned model of METHOD.md section 5).
 
@@ -81,13 +76,9 @@ class DilutableEncoderLayer(TransformerEncoderLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dilutable block forward (see the class docstring)."""
-        lam = self.dilution_lam
-        if self.removed or lam == 0:
-            x = removed_residual(x, self.compensate)
-        elif lam == 1:
-            x = x + self.attn(self.ln1(x))
-        else:
-            x = dilute_residual(x, self.attn(self.ln1(x)), lam, self.compensate)
+        lam = 0.0 if self.removed else self.dilution_lam
+        branch = None if lam == 0 else self.attn(self.ln1(x))
+        x = dilute_residual(x, branch, lam, self.compensate)
         return self.ffn(self.ln2(x), identity=x)
 
     def extra_repr(self) -> str:

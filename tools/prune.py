@@ -4,10 +4,8 @@
 
 CKPT is a Runner-saved checkpoint of a run with ``DilutionHook`` (its meta records
 ``dilution_lam``). Checkpoints saved while lam > 0 are refused: their attention
-layers still contribute. OUT holds ``state_dict`` and ``meta`` (with
-``removed_layers``); build the model with
-``backbone=dict(type='NoseVisionTransformer', removed_layers=<meta removed_layers>,
-compensate=<meta dilution_compensate>)``.
+layers still contribute. OUT holds ``state_dict`` and ``meta``; see
+:func:`nose_mm.models.prune.pruned_backbone_cfg` for the model it loads into.
 """
 import argparse
 import sys
@@ -29,14 +27,13 @@ def parse_args(argv=None):
 @cli_main(*INPUT_ERRORS)
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from nose_mm.models.prune import convert_checkpoint_file, prune_checkpoint
-    pruned = convert_checkpoint_file(
+    from nose_mm.models.prune import (convert_checkpoint_file, prune_checkpoint,
+                                      pruned_backbone_cfg)
+    meta = convert_checkpoint_file(
         args.checkpoint, args.out,
-        lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))
-    meta = pruned['meta']
-    print(f'pruned layers {meta["pruned_layers"]} -> {args.out} '
-          f'(removed_layers={meta["removed_layers"]}, '
-          f'compensate={meta["dilution_compensate"]})')
+        lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))['meta']
+    print(f'pruned layers {meta["pruned_layers"]} -> {args.out}; backbone: '
+          f'{pruned_backbone_cfg(meta)}')
     return 0
 
 

@@ -25,19 +25,17 @@ def parse_args(argv=None):
 @cli_main()
 def main(argv=None):
     args = parse_args(argv)
-    from nose_mm.apis import build_runner, finish_launch, load_config, prepare_launch
-    from nose_mm.apis import setup_test_cfg
+    from nose_mm.apis.launch import launch, setup_test_cfg
 
-    cfg = load_config(args.config, args.cfg_options)
-    setup_test_cfg(cfg, args.config, args.checkpoint, work_dir=args.work_dir,
-                   launcher=args.launcher, tta=args.tta)
-    prepare_launch(args.launcher)
-    runner = build_runner(cfg)
-    if args.out:
-        from mmengine.evaluator import DumpResults
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    metrics = runner.test()
-    finish_launch()
+    def run(runner):
+        if args.out:
+            from mmengine.evaluator import DumpResults
+            runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        return runner.test()
+
+    metrics = launch(args, lambda cfg: setup_test_cfg(
+        cfg, args.config, args.checkpoint, work_dir=args.work_dir, launcher=args.launcher,
+        tta=args.tta), run)
     print(f'nose_mm: test metrics: {metrics}')
     return 0
 

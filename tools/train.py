@@ -34,17 +34,12 @@ def parse_args(argv=None):
 @cli_main()
 def main(argv=None):
     args = parse_args(argv)
-    from nose_mm.apis import build_runner, finish_launch, load_config, prepare_launch
-    from nose_mm.apis import setup_train_cfg
+    from nose_mm.apis.launch import launch, setup_train_cfg
 
-    cfg = load_config(args.config, args.cfg_options)
-    setup_train_cfg(cfg, args.config, work_dir=args.work_dir, resume=args.resume,
-                    amp=args.amp, auto_scale_lr=args.auto_scale_lr,
-                    no_validate=args.no_validate, launcher=args.launcher)
-    prepare_launch(args.launcher)
-    runner = build_runner(cfg)
-    runner.train()
-    finish_launch()
+    launch(args, lambda cfg: setup_train_cfg(
+        cfg, args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
+        auto_scale_lr=args.auto_scale_lr, no_validate=args.no_validate,
+        launcher=args.launcher), lambda runner: runner.train())
     return 0
 
 

@@ -1,12 +1,12 @@
 from .block_entropy import block_entropies
 from .frequency import (BANDS, DEFAULT_BAND_EDGES, band_shares, block_spectra, check_band_edges,
                         frequency_analysis, magnitude_spectrum, radial_distance, radial_profile)
-from .plots import (plot_block_entropy, plot_frequency, plot_te_heatmap, save_figure, te_table_rows,
-                    write_csv)
+from .plots import (block_report, plot_block_entropy, plot_frequency, plot_te_heatmap,
+                    save_figure, te_table_rows, write_csv)
 
 __all__ = [
     'block_entropies', 'BANDS', 'DEFAULT_BAND_EDGES', 'band_shares',
     'block_spectra', 'check_band_edges', 'frequency_analysis', 'magnitude_spectrum',
     'radial_distance', 'radial_profile', 'plot_block_entropy', 'plot_frequency',
-    'plot_te_heatmap', 'save_figure', 'te_table_rows', 'write_csv'
+    'plot_te_heatmap', 'block_report', 'save_figure', 'te_table_rows', 'write_csv'
 ]

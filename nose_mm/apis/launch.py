@@ -10,7 +10,7 @@ Every user error (bad config path, missing data folder, unknown launcher,
 """
 import os
 import os.path as osp
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -24,6 +24,7 @@ __all__ = [
     'LaunchError', 'DictAction', 'LAUNCHERS', 'add_launch_args', 'parse_launch_args',
     'load_config', 'check_data_roots',
     'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'finish_launch',
+    'launch',
     'add_results_hook'
 ]
 
@@ -192,6 +193,21 @@ def prepare_launch(launcher: str) -> None:
     """Start the CPU process group when needed (see :mod:`nose_mm.utils.dist`)."""
     _check_launcher(launcher)
     init_dist_if_needed(launcher)
+
+
+def launch(args, setup: Callable[[Config], Any], run: Callable[[Runner], Any]) -> Any:
+    """The body of ``tools/train.py`` and ``tools/test.py``.
+
+    Loads ``args.config`` with ``args.cfg_options``, applies ``setup(cfg)``,
+    starts the process group, builds the Runner, returns ``run(runner)`` and
+    closes the group.
+    """
+    cfg = load_config(args.config, args.cfg_options)
+    setup(cfg)
+    prepare_launch(args.launcher)
+    result = run(build_runner(cfg))
+    finish_launch()
+    return result
 
 
 def finish_launch() -> None:

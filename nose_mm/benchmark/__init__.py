@@ -25,19 +25,20 @@ from .leaderboard import (FORMATS, Row, Table, build_leaderboard, build_tables, 
 from .measure import (DEVICES, MEMORY_METHODS, PRECISIONS, compare, largest_batch,
                       measure_throughput, memory_method, peak_memory)
 from .report import amp_precision, format_report, run_benchmark
-from .timing import median, paired_ratio, time_interleaved
 from .results import (MAIN_METRIC, METRIC_KEYS, build_results, load_run, match_benchmark,
                       normalize_metrics, validate_results)
+from .timing import median, paired_ratio, time_interleaved
 
 __all__ = [
     'count_params', 'count_flops', 'flop_analyzer', 'sdpa_flop_jit', 'median',
-    'paired_ratio', 'time_interleaved', 'env_info', 'measure_throughput', 'peak_memory', 'memory_method',
+    'paired_ratio', 'time_interleaved', 'env_info', 'cpu_model_name', 'measure_throughput',
+    'peak_memory', 'memory_method',
     'largest_batch', 'compare', 'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'TASKS', 'PARTS',
     'RESULTS_FILE', 'BENCHMARK_FILE', 'TensorForward', 'build_model', 'config_sha256',
     'dataset_name', 'default_img_size', 'git_commit', 'model_info', 'task_of',
     'MAIN_METRIC', 'METRIC_KEYS', 'build_results', 'load_run', 'match_benchmark',
     'normalize_metrics', 'validate_results', 'FORMATS', 'Row', 'Table', 'build_leaderboard',
     'build_tables', 'find_results', 'load_reference', 'plot_leaderboard', 'render',
-    'rows_from_runs', 'write_leaderboard', 'amp_precision', 'cpu_model_name', 'format_report',
+    'rows_from_runs', 'write_leaderboard', 'amp_precision', 'format_report',
     'run_benchmark'
 ]

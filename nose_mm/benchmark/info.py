@@ -7,7 +7,6 @@ describe a model the same way. Everything here reads a loaded mmengine
 """
 import hashlib
 import json
-import os
 import os.path as osp
 from typing import Any, Dict, Optional, Tuple
 

@@ -1,28 +1,9 @@
 """Leaderboard: every run's ``results.json`` side by side with published numbers.
 
-Rows come from two places:
-
-- runs: each ``results.json`` found under the given work dirs (the path
-  itself, or one or two folder levels below it), with throughput and memory
-  merged from a ``benchmark.json`` beside it (see
-  :mod:`nose_mm.benchmark.results`). A malformed or partial file is reported
-  (``problems``) and skipped; nothing is ever written next to it.
-- reference rows: ``benchmarks/reference.yml``, published numbers with their
-  source, marked as reported.
-
-Rows are grouped into one table per (task, dataset), sorted by the main
-metric (top-1 / mIoU, best first; rows without it last). The delta column
-compares the main metric with the table's baseline row:
-
-- a run's baseline is a run of the same table whose backbone has the same
-  ``arch`` (whatever the backbone class, so an mmpretrain
-  ``VisionTransformer`` run is the baseline of a pruned
-  ``NoseVisionTransformer`` one) with no removed and no diluted layers; if
-  several qualify, the most recent (``date``);
-- a reference row's baseline is the reference row it names (``baseline:``
-  in the YAML), e.g. the DeiT numbers of the NOSE paper.
-
-The baseline row itself shows ``baseline``; rows without one show nothing.
+One table per (task, dataset) from the runs under the given work dirs and the
+reported rows of ``benchmarks/reference.yml``, sorted by the main metric, with
+the delta to each row's baseline (rules: ``benchmarks/README.md``, "Leaderboard").
+Malformed or partial files are reported (``problems``) and skipped, never written.
 """
 import csv
 import datetime

@@ -1,26 +1,11 @@
-"""Parameters, FLOPs, throughput and memory of a model, and A/B comparisons.
+"""Throughput and memory of a model, and interleaved A/B comparisons.
 
-Every function takes a plain ``torch.nn.Module`` called as ``model(x)`` with
-``x`` a ``(batch, channels, height, width)`` tensor (see
-:func:`nose_mm.benchmark.info.build_model`, which wraps OpenMMLab models so
-they are called in ``mode='tensor'``). The inputs are random: speed and
-memory do not depend on the pixel values, and the data pre-processor
-(normalisation, padding) is not part of what is measured.
-
-Conventions:
-
-- FLOPs are multiply-accumulates (MACs) for one image, the unit of the DeiT,
-  timm and OpenMMLab model zoos (their "GFLOPs" are G MACs), counted by
-  :mod:`nose_mm.benchmark.flops`, which includes the attention matrix
-  products that mmengine's analyzer skips.
-- Throughput is images per second of inference forwards (no gradient), the
-  median over ``repeats`` timed forwards after ``warmup`` untimed ones. Every
-  repeat is returned. Two models are compared *interleaved* in one process
-  (A, B, A, B, ...; see :func:`nose_mm.benchmark.timing.time_interleaved`)
-  so drifts of a shared machine hit both alike.
-- Precision ``'fp32'`` runs as is; ``'fp16'`` and ``'bf16'`` run under
-  ``torch.autocast`` with that dtype (mixed precision, the ``--amp`` of the
-  tools; weights stay fp32).
+Every function takes a ``torch.nn.Module`` called as ``model(x)`` on a random
+``(batch, channels, height, width)`` tensor (see
+:func:`nose_mm.benchmark.info.build_model`). Throughput is the median img/s of
+inference forwards; two models are timed interleaved in one process
+(:func:`nose_mm.benchmark.timing.time_interleaved`); ``'fp16'`` / ``'bf16'`` run
+under ``torch.autocast``. Conventions: ``benchmarks/README.md``.
 """
 import contextlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -31,7 +16,8 @@ from .flops import count_flops, count_params
 from .timing import median, time_interleaved
 
 __all__ = [
-    'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'measure_throughput', 'peak_memory', 'memory_method', 'largest_batch', 'compare', 'offloaded'
+    'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'measure_throughput', 'peak_memory',
+    'memory_method', 'largest_batch', 'compare', 'offloaded'
 ]
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -386,13 +372,8 @@ def compare(model_a: torch.nn.Module, model_b: torch.nn.Module, batch_size: int 
     Args:
         model_a (torch.nn.Module): The reference (e.g. the baseline).
         model_b (torch.nn.Module): The candidate (e.g. the pruned model).
-        batch_size (int): Images per forward. Defaults to 8.
-        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
-            Defaults to 224.
-        device (str | torch.device): ``'cpu'`` or ``'cuda'``. Defaults to
-            ``'cpu'``.
-        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to
-            ``'fp32'``.
+        batch_size, img_size, device, precision: As in
+            :func:`measure_throughput` (defaults 8, 224, ``'cpu'``, ``'fp32'``).
         warmup (int): Untimed rounds. Defaults to 2.
         repeats (int): Timed rounds (each model once per round). Defaults to 5.
         flops (bool): Count FLOPs (one trace per model). Defaults to True.

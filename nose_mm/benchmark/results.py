@@ -1,23 +1,9 @@
 """``results.json`` (one per train / test run) and its merge with ``benchmark.json``.
 
-Two files, two writers, one reader:
-
-- ``results.json`` is written by :class:`~nose_mm.engine.hooks.ResultsHook`
-  at the end of every train and test run: what was run (task, dataset,
-  model, removed layers, config and its sha256, checkpoint, git commit,
-  date, hardware), its metrics, params and FLOPs.
-- ``benchmark.json`` is written by ``tools/benchmark.py --out
-  WORK_DIR/benchmark.json``: throughput and peak memory of one or two
-  models (``--compare``), with the settings they were measured at.
-- The leaderboard reads both: :func:`load_run` returns the results with a
-  ``benchmark`` entry taken from ``benchmark.json`` next to it.
-
-The merge happens when reading: neither file is rewritten, so a benchmark
-never races a run's hook and a run re-written later keeps its benchmark. It
-is explicit about what it merges: the ``benchmark.json`` entry whose model
-matches the run's (same task, backbone ``arch_name`` and removed layers; with
-``--compare``, whichever of the two models matches). A benchmark of another
-model is not merged and the reader is told why.
+:class:`~nose_mm.engine.hooks.ResultsHook` writes ``results.json``,
+``tools/benchmark.py --out`` writes ``benchmark.json``; :func:`load_run` merges
+the matching benchmark entry when the leaderboard reads a run, rewriting neither
+(rules: ``benchmarks/README.md``, "Merging benchmark.json into the leaderboard").
 """
 import datetime
 import json

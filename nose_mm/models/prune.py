@@ -25,7 +25,7 @@ from nose_mm.utils.fileio import atomic_write
 from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
 
 __all__ = [
-    'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'load_checkpoint_file',
+    'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'pruned_backbone_cfg',
     'save_checkpoint_file', 'check_distinct_paths', 'convert_checkpoint_file'
 ]
 
@@ -174,6 +174,12 @@ def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) ->
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'output {path!r} exists')
     atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def pruned_backbone_cfg(meta: dict) -> str:
+    """The backbone config a pruned checkpoint with this ``meta`` loads into."""
+    return (f"dict(type='NoseVisionTransformer', removed_layers={meta[META_REMOVED]}, "
+            f"compensate={meta[META_COMPENSATE]})")
 
 
 def check_distinct_paths(src: str, dst: str) -> None:

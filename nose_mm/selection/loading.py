@@ -11,7 +11,7 @@ index order, so the subset depends on ``(N, seed)`` only, not on the batch size.
 """
 import copy
 import os.path as osp
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 import torch

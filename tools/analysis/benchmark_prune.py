@@ -7,7 +7,7 @@
 For each model: the unpruned classifier and the pruned one (reference layer sets:
 DeiT-S [0, 2, 4], DeiT-B [0, 1, 3, 4, 6]) with random weights; forward throughput
 (images/s, median of interleaved repeats, one process), FLOPs (multiply-adds, the
-attention matrix products included, see nose_mm.analysis.flops) and parameters.
+attention matrix products included, see nose_mm.benchmark.flops) and parameters.
 Then one training step (forward, backward, AdamW) of the diluted model at lam = 0
 against the pruned model: at lam = 0 the diluted model skips its attention, so the
 two should take about the same time (the diluted model keeps its attention

@@ -21,16 +21,14 @@ def main(argv=None):
     parser.add_argument('--out', default='block_entropy', help='output folder')
     args = parser.parse_args(argv)
 
-    from nose_mm.analysis import block_entropies, plot_block_entropy
+    from nose_mm.analysis import block_entropies, block_report, plot_block_entropy
     from nose_mm.selection import build_adapter
 
     model, batches = load_calibration(args)
     rows = block_entropies(build_adapter(model), batches)
     paths = plot_block_entropy(rows, args.out)
-    for r in rows:
-        print(f'block {r["block"]:2d}: attention {r["attn_entropy"]:10.3f}  '
-              f'MLP {r["mlp_entropy"]:10.3f}')
-    print(f'wrote {paths["png"]} and {paths["csv"]}')
+    print(block_report(rows, [('attention', 'attn_entropy'), ('MLP', 'mlp_entropy')],
+                       '10.3f', [paths['png'], paths['csv']]))
     return 0
 
 

@@ -27,7 +27,8 @@ def main(argv=None):
     parser.add_argument('--out', default='frequency', help='output folder')
     args = parser.parse_args(argv)
 
-    from nose_mm.analysis import check_band_edges, frequency_analysis, plot_frequency
+    from nose_mm.analysis import (block_report, check_band_edges, frequency_analysis,
+                                  plot_frequency)
     from nose_mm.selection import build_adapter
 
     edges = check_band_edges(args.edges)
@@ -35,10 +36,8 @@ def main(argv=None):
     results = frequency_analysis(build_adapter(model), batches, edges=edges,
                                  num_bins=args.num_bins)
     paths = plot_frequency(results, args.out, edges=edges)
-    for r in results:
-        print(f'block {r["block"]:2d}: low {r["low"]:.3f}  mid {r["mid"]:.3f}  '
-              f'high {r["high"]:.3f}')
-    print(f'wrote {paths["png"]}, {paths["csv"]} and {paths["profile_csv"]}')
+    print(block_report(results, [(band, band) for band in ('low', 'mid', 'high')], '.3f',
+                       [paths['png'], paths['csv'], paths['profile_csv']]))
     return 0
 
 

@@ -3,9 +3,8 @@
     python tools/convert/lambda_vit_to_nose.py SRC DST [--no-compensate]
 
 The reference's pruned blocks have no ``norm1`` / ``attn`` weights; they become
-``removed_layers`` in DST's meta. Build the model with
-``backbone=dict(type='NoseVisionTransformer', removed_layers=<meta removed_layers>,
-compensate=<meta dilution_compensate>)``.
+``removed_layers`` in DST's meta (the backbone to load DST into is printed, see
+:func:`nose_mm.models.prune.pruned_backbone_cfg`).
 """
 import argparse
 import sys
@@ -27,14 +26,12 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_lambda_vit
-    from nose_mm.models.prune import convert_checkpoint_file
+    from nose_mm.models.prune import convert_checkpoint_file, pruned_backbone_cfg
     converted = convert_checkpoint_file(
         args.src, args.dst,
         lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate))
-    meta = converted['meta']
-    print(f'converted {len(converted["state_dict"])} tensors -> {args.dst} '
-          f'(removed_layers={meta["removed_layers"]}, '
-          f'compensate={meta["dilution_compensate"]})')
+    print(f'converted {len(converted["state_dict"])} tensors -> {args.dst}; backbone: '
+          f'{pruned_backbone_cfg(converted["meta"])}')
     return 0
 
 

@@ -19,9 +19,10 @@ class DilutableEncoderLayer(TransformerEncoderLayer):
     Same parameters and state-dict keys as the parent. The attention residual is
     :func:`~nose_mm.models.dilution.dilute_residual` (formulas in
     :mod:`nose_mm.models.dilution`; at ``lam == 0`` Attn and LN1 are not
-    called), then ``x = x + FFN(LN2(x))``. ``Attn`` includes the layer's layer scale (``gamma1``) and drop path, as in
-    the parent. A *removed* layer has no ``ln1`` and no ``attn`` submodules at
-    all (the pruned model of METHOD.md section 5).
+    called), then ``x = x + FFN(LN2(x))``. ``Attn`` includes the layer's layer
+    scale (``gamma1``) and drop path, as in the parent. A *removed* layer has
+    no ``ln1`` and no ``attn`` submodules at all (the pruned model of METHOD.md
+    section 5).
 
     Layers are made by :meth:`from_encoder_layer`, which converts a layer the
     parent backbone has built, so every mmpretrain layer option (layer scale,

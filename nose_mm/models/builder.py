@@ -1,4 +1,5 @@
 """Building a config's model outside a Runner (selection, analysis, benchmarks)."""
+import copy
 from typing import Any, Optional
 
 import torch
@@ -15,8 +16,10 @@ def build_model_from_cfg(cfg: Any, checkpoint: Optional[str] = None,
                          device: str = 'cpu') -> torch.nn.Module:
     """Build ``cfg.model`` as the Runner does, load a checkpoint, eval mode.
 
-    Imports the config's ``custom_imports``, builds in its ``default_scope``
-    (``'mmpretrain'`` if unset) and converts ``SyncBN`` to ``BN`` (one process).
+    Imports the config's ``custom_imports``, gives the model the config's
+    top-level ``data_preprocessor`` unless it has its own (as the Runner does),
+    builds in the ``default_scope`` (``'mmpretrain'`` if unset) and converts
+    ``SyncBN`` to ``BN`` (one process).
 
     Args:
         cfg (mmengine.Config): The config.
@@ -31,7 +34,10 @@ def build_model_from_cfg(cfg: Any, checkpoint: Optional[str] = None,
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope') or 'mmpretrain')
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))
     if checkpoint is None:
         model.init_weights()
     else:

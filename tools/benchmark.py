@@ -26,6 +26,8 @@ import sys
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
+
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='Benchmark a model (nose_mm)')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint (random weights if omitted)')
@@ -52,6 +54,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='write the report to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config, e.g. model.backbone.arch=x')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -63,6 +66,7 @@ def main(argv=None):
     from nose_mm.apis import LaunchError, load_config
     from nose_mm.benchmark import amp_precision, format_report, run_benchmark
     from nose_mm.utils import atomic_write_json
+    from nose_mm.utils.safe_load import apply_trust_checkpoint
 
     def fail(message):
         print(f'nose_mm: error: {message}', file=sys.stderr)
@@ -82,6 +86,7 @@ def main(argv=None):
         if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
             return fail(f'checkpoint {ckpt!r} does not exist')
     try:
+        apply_trust_checkpoint(args.trust_checkpoint)
         configs = [(load_config(args.config, args.cfg_options), args.checkpoint)]
         if args.compare:
             configs.append((load_config(args.compare[0], args.cfg_options),

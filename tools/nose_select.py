@@ -21,6 +21,8 @@ METHODS = ('nose', 'random', 'first', 'attn_entropy', 'cosine')
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
+
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='NOSE attention-layer selection (nose_mm)')
     parser.add_argument('config', help='model config file (its train dataset calibrates)')
     parser.add_argument('checkpoint', help='pre-trained checkpoint matching the config')
@@ -47,6 +49,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_dataloader.dataset.'
                         'data_root=data/cifar100')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -57,10 +60,12 @@ def main(argv=None):
     import nose_mm  # noqa: F401  (compat fixes, registries)
     from nose_mm.apis import LaunchError, check_data_roots, load_config
     from nose_mm.selection import save_selection, select_from_config
+    from nose_mm.utils.safe_load import apply_trust_checkpoint
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     try:
         cfg = load_config(args.config, args.cfg_options)
+        apply_trust_checkpoint(args.trust_checkpoint, cfg)
         check_data_roots(cfg, ['train_dataloader'])
         record = select_from_config(
             cfg, args.checkpoint, args.num_layers, num_samples=args.num_samples,

@@ -14,6 +14,7 @@ import sys
 
 
 def parse_args(argv=None):
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='Prune a lam = 0 dilution checkpoint')
     parser.add_argument('checkpoint', help='Runner-saved checkpoint trained to lam = 0')
     parser.add_argument('out', help='output checkpoint file')
@@ -21,16 +22,22 @@ def parse_args(argv=None):
                         help='layers to prune (default: all diluted layers in the meta)')
     parser.add_argument('--prefix', default='backbone.',
                         help='prefix of the backbone keys (default: backbone.)')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.prune import convert_checkpoint_file, prune_checkpoint
+    from nose_mm.utils.safe_load import CheckpointLoadError, apply_trust_checkpoint
     try:
+        apply_trust_checkpoint(args.trust_checkpoint)
         pruned = convert_checkpoint_file(
             args.checkpoint, args.out,
             lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))
+    except CheckpointLoadError as e:
+        print(f'nose_mm: error: {e}', file=sys.stderr)
+        return 2
     except (OSError, ValueError) as e:
         print(f'prune.py: error: {e}', file=sys.stderr)
         return 1

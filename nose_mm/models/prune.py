@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from nose_mm.utils.fileio import atomic_write
+from nose_mm.utils.safe_load import safe_torch_load
 
 from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
 
@@ -157,21 +158,19 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
 
 
 def load_checkpoint_file(path: str) -> dict:
-    """Load a trusted local checkpoint file (``weights_only=False``).
+    """Load a local checkpoint file safely (``nose_mm.utils.safe_load.safe_torch_load``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         IsADirectoryError: ``path`` is a folder.
-        ValueError: The file is not a torch checkpoint holding a dict.
+        ValueError: The file is not a torch checkpoint holding a dict
+            (``CheckpointLoadError``: unreadable or refused as unsafe).
     """
     if not osp.exists(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
     if osp.isdir(path):
         raise IsADirectoryError(f'checkpoint {path!r} is a folder, expected a file')
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # corrupt / not a torch file
-        raise ValueError(f'cannot read {path!r} as a torch checkpoint: {e}') from e
+    checkpoint = safe_torch_load(path, map_location='cpu')
     if not isinstance(checkpoint, dict):
         raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, expected a dict')
     return checkpoint

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from ..utils.safe_load import add_trust_checkpoint_arg, apply_trust_checkpoint
+
 __all__ = ['load_checkpoint_strict', 'build_model_from_cfg', 'calibration_dataset_cfg',
            'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
            'collect_batches', 'prepare_calibration', 'add_calibration_args', 'load_calibration']
@@ -281,6 +283,7 @@ def add_calibration_args(parser) -> None:
     parser.add_argument('--device', default=None, help='default: cuda if available')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
+    add_trust_checkpoint_arg(parser)
 
 
 def load_calibration(args) -> Tuple[torch.nn.Module, List[Any]]:
@@ -293,6 +296,7 @@ def load_calibration(args) -> Tuple[torch.nn.Module, List[Any]]:
     from nose_mm.apis import check_data_roots, load_config
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)
+    apply_trust_checkpoint(args.trust_checkpoint, cfg)
     check_data_roots(cfg, ['train_dataloader'])
     model, loader = prepare_calibration(cfg, args.checkpoint, args.num_samples,
                                         args.batch_size, args.seed, device)

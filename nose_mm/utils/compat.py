@@ -4,10 +4,12 @@
    0.10.7 calls it without the argument, so ``--resume``, ``load_from`` and
    ``tools/test.py`` fail on Runner-saved checkpoints ("Unsupported global:
    mmengine.logging.history_buffer.HistoryBuffer"). :func:`load_trusted_local`
-   replaces mmengine's loader for local paths and passes ``weights_only=False``.
-
-   Only use it with checkpoints you trust: unpickling a file can run code.
-   Remote schemes (http, s3, ...) keep mmengine's own loaders.
+   replaces mmengine's loader for local paths with
+   :func:`nose_mm.utils.safe_load.safe_torch_load`: ``weights_only=True`` plus
+   the allow-list of types that Runner (and other legitimate) checkpoints hold;
+   anything else is refused unless the user opts in (``--trust-checkpoint`` /
+   ``NOSE_MM_TRUST_CHECKPOINT=1``). Remote schemes (http, s3, ...) keep
+   mmengine's own loaders.
 
    Upstream fixed this on mmengine's main branch only. Delete this module (and
    its call in ``nose_mm/__init__.py``) once a fixed mmengine is released and
@@ -18,14 +20,15 @@ The fix is applied when ``nose_mm`` is imported, i.e. whenever a config has
 """
 import os.path as osp
 
-import torch
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .safe_load import safe_torch_load
 
 __all__ = ['load_trusted_local', 'apply_checkpoint_fix']
 
 
 def load_trusted_local(filename: str, map_location=None):
-    """Load a local checkpoint with ``weights_only=False`` (trusted files only).
+    """Load a local checkpoint safely (see :func:`safe_torch_load`).
 
     Args:
         filename (str): Path of a local checkpoint file.
@@ -36,11 +39,13 @@ def load_trusted_local(filename: str, map_location=None):
 
     Raises:
         FileNotFoundError: If ``filename`` is not a file.
+        CheckpointLoadError: Unreadable file, or (``UnsafeCheckpointError``) a
+            type that is not allowed without the opt-in.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename!r} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    return safe_torch_load(filename, map_location=map_location)
 
 
 def apply_checkpoint_fix() -> None:

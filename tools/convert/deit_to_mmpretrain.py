@@ -12,9 +12,11 @@ import sys
 
 
 def parse_args(argv=None):
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='DeiT / timm ViT -> mmpretrain checkpoint')
     parser.add_argument('src', help='source checkpoint')
     parser.add_argument('dst', help='output checkpoint file')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -22,8 +24,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_deit_checkpoint
     from nose_mm.models.prune import convert_checkpoint_file
+    from nose_mm.utils.safe_load import CheckpointLoadError, apply_trust_checkpoint
     try:
+        apply_trust_checkpoint(args.trust_checkpoint)
         converted = convert_checkpoint_file(args.src, args.dst, convert_deit_checkpoint)
+    except CheckpointLoadError as e:
+        print(f'nose_mm: error: {e}', file=sys.stderr)
+        return 2
     except (OSError, ValueError) as e:
         print(f'deit_to_mmpretrain.py: error: {e}', file=sys.stderr)
         return 1

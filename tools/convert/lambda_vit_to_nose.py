@@ -12,12 +12,14 @@ import sys
 
 
 def parse_args(argv=None):
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='lambda_vit pruned checkpoint -> nose_mm')
     parser.add_argument('src', help='source checkpoint ({"model": state_dict} or a state dict)')
     parser.add_argument('dst', help='output checkpoint file')
     parser.add_argument('--no-compensate', action='store_true',
                         help='the model was trained without residual compensation '
                         '(the reference default is compensated: pruned blocks compute 2 * x)')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -25,10 +27,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_lambda_vit
     from nose_mm.models.prune import convert_checkpoint_file
+    from nose_mm.utils.safe_load import CheckpointLoadError, apply_trust_checkpoint
     try:
+        apply_trust_checkpoint(args.trust_checkpoint)
         converted = convert_checkpoint_file(
             args.src, args.dst,
             lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate))
+    except CheckpointLoadError as e:
+        print(f'nose_mm: error: {e}', file=sys.stderr)
+        return 2
     except (OSError, ValueError) as e:
         print(f'lambda_vit_to_nose.py: error: {e}', file=sys.stderr)
         return 1

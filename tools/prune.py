@@ -29,13 +29,13 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.prune import convert_checkpoint_file, prune_checkpoint
-    from nose_mm.utils.safe_load import CheckpointLoadError, apply_trust_checkpoint
+    from nose_mm.utils.safe_load import UnsafeCheckpointError, apply_trust_checkpoint
     try:
         apply_trust_checkpoint(args.trust_checkpoint)
         pruned = convert_checkpoint_file(
             args.checkpoint, args.out,
             lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))
-    except CheckpointLoadError as e:
+    except UnsafeCheckpointError as e:
         print(f'nose_mm: error: {e}', file=sys.stderr)
         return 2
     except (OSError, ValueError) as e:

@@ -25,7 +25,7 @@ from nose_mm.models.prune import convert_checkpoint_file, prune_checkpoint
 from nose_mm.utils.safe_load import (SAFE_GLOBALS, TRUST_ENV, CheckpointLoadError,
                                      UnsafeCheckpointError, apply_trust_checkpoint,
                                      safe_torch_load)
-from tests.utils import TEST_CONFIGS, data_root_options, run_tool
+from tests.utils import TEST_CONFIGS, data_root_options, import_tool, run_tool
 
 CLS_CFG = osp.join(TEST_CONFIGS, 'tiny-vit_cifar100.py')
 SEG_CFG = osp.join(TEST_CONFIGS, 'tiny-upernet_ade20k.py')
@@ -57,7 +57,8 @@ def _images(rng, n, size):
 
 @pytest.fixture(autouse=True)
 def _no_trust_from_outside(monkeypatch):
-    monkeypatch.delenv(TRUST_ENV, raising=False)
+    # setenv first records the caller's state, so opt-ins set by a test are undone
+    monkeypatch.setenv(TRUST_ENV, '0')
 
 
 @pytest.fixture(scope='module')
@@ -336,6 +337,7 @@ def test_unreadable_files_name_the_file(tmp_path, files):
 
 
 def test_opt_in_switches(monkeypatch):
+    monkeypatch.delenv(TRUST_ENV)
     assert apply_trust_checkpoint() is False and TRUST_ENV not in os.environ
     assert apply_trust_checkpoint(False, Config(dict(trust_checkpoint=False))) is False
     with pytest.raises(ValueError) as info:
@@ -383,28 +385,37 @@ ENTRY_POINTS = {
 
 
 @pytest.mark.parametrize('entry', list(ENTRY_POINTS))
-def test_entry_point_refuses_a_payload(entry, payload, cifar, tmp_path):
+def test_entry_point_refuses_a_payload(entry, payload, cifar, tmp_path, capsys):
     path, marker = payload
-    proc = run_tool(*ENTRY_POINTS[entry](path, cifar, tmp_path), env=NOT_TRUSTED, check=False)
+    tool, *argv = ENTRY_POINTS[entry](path, cifar, tmp_path)
+    assert import_tool(tool).main([str(a) for a in argv]) == 2
     assert not marker.exists(), f'{entry} ran the payload'
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert proc.stderr.strip().splitlines()[-1] == f'nose_mm: error: {refusal(path)}'
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f'nose_mm: error: {refusal(path)}'
     assert not (tmp_path / 'out.pth').exists()
 
 
+def test_a_user_running_test_py_on_a_payload(payload, cifar, tmp_path):
+    path, marker = payload
+    proc = run_tool(*ENTRY_POINTS['test.py'](path, cifar, tmp_path), env=NOT_TRUSTED,
+                    check=False)
+    assert not marker.exists()
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == f'nose_mm: error: {refusal(path)}'
+
+
 @pytest.mark.parametrize('how', ['--trust-checkpoint', 'environment', 'config'])
-def test_entry_point_opt_in_runs_a_trusted_file(how, payload, cifar, tmp_path):
+def test_entry_point_opt_in_runs_a_trusted_file(how, files, payload, cifar, tmp_path):
     _, shared_marker = payload
-    ckpt = torch.load(payload[0], map_location='cpu', weights_only=False)
+    ckpt = torch.load(files['runner'], map_location='cpu', weights_only=False)
     ckpt['meta']['note'] = Payload(tmp_path / 'ran')
     trusted = tmp_path / 'trusted.pth'
     torch.save(ckpt, trusted)
     if how == 'config':  # the train / test tools honour `trust_checkpoint = True`
-        args = ENTRY_POINTS['test.py'](trusted, cifar, tmp_path) + ['trust_checkpoint=True']
-        run_tool(*args, env=NOT_TRUSTED)
-    elif how == 'environment':
+        argv = ENTRY_POINTS['test.py'](trusted, cifar, tmp_path)[1:] + ['trust_checkpoint=True']
+        assert import_tool('test.py').main([str(a) for a in argv]) == 0
+    elif how == 'environment':  # as a user exports it, for every process
         run_tool('prune.py', trusted, tmp_path / 'out.pth', env={TRUST_ENV: '1'})
     else:
-        run_tool('prune.py', trusted, tmp_path / 'out.pth', how, env=NOT_TRUSTED)
+        assert import_tool('prune.py').main([str(trusted), str(tmp_path / 'out.pth'), how]) == 0
     assert (tmp_path / 'ran').read_text() == 'payload ran'
     assert not shared_marker.exists()

@@ -27,13 +27,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_lambda_vit
     from nose_mm.models.prune import convert_checkpoint_file
-    from nose_mm.utils.safe_load import CheckpointLoadError, apply_trust_checkpoint
+    from nose_mm.utils.safe_load import UnsafeCheckpointError, apply_trust_checkpoint
     try:
         apply_trust_checkpoint(args.trust_checkpoint)
         converted = convert_checkpoint_file(
             args.src, args.dst,
             lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate))
-    except CheckpointLoadError as e:
+    except UnsafeCheckpointError as e:
         print(f'nose_mm: error: {e}', file=sys.stderr)
         return 2
     except (OSError, ValueError) as e:

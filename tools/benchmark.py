@@ -3,7 +3,7 @@
     python tools/benchmark.py CONFIG [CHECKPOINT] [--compare CONFIG2 [CHECKPOINT2]]
         [--batch-size 8] [--img-size H [W]] [--device cpu|cuda] [--amp]
         [--repeats 5] [--warmup 2] [--part model|backbone] [--memory-budget-gb GB]
-        [--train-memory] [--threads N] [--no-memory] [--out FILE.json]
+        [--train-memory] [--threads N] [--no-memory] [--out FILE.json] [--trust-checkpoint]
         [--cfg-options k=v ...]
 
 What is measured: classification configs, the classifier (backbone, neck,

@@ -4,7 +4,7 @@
         [--method {nose,random,first,attn_entropy,cosine}] [--criterion {abs,signed}]
         [--batch-size B] [--seed S] [--features {head_input,logits}]
         [--evaluator {cached,naive}] [--device DEV] [--out selection.json]
-        [--cfg-options k=v ...]
+        [--trust-checkpoint] [--cfg-options k=v ...]
 
 Calibration images are N images of the config's *training* dataset (test data
 is assumed unavailable) run through the config's test pipeline, so they are

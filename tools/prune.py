@@ -1,6 +1,6 @@
 """Prune a dilution-trained checkpoint: drop LN1 + attention of layers trained to lam = 0.
 
-    python tools/prune.py CKPT OUT [--layers 0 2 4] [--prefix backbone.]
+    python tools/prune.py CKPT OUT [--layers 0 2 4] [--prefix backbone.] [--trust-checkpoint]
 
 CKPT is a Runner-saved checkpoint of a run with ``DilutionHook`` (its meta records
 ``dilution_lam``). Checkpoints saved while lam > 0 are refused: their attention

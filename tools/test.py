@@ -1,7 +1,8 @@
 """Evaluate a checkpoint on a config's test set (top-1 or mIoU).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out preds.pkl]
-        [--tta] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--tta] [--trust-checkpoint] [--cfg-options k=v ...]
+        [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
 import sys

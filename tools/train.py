@@ -1,7 +1,7 @@
 """Train a classification (mmpretrain) or segmentation (mmseg) model from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...]
+        [--auto-scale-lr] [--no-validate] [--trust-checkpoint] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 Distributed: ``tools/dist_train.sh CONFIG NPROC`` (torchrun) or

@@ -394,6 +394,16 @@ def test_entry_point_refuses_a_payload(entry, payload, cifar, tmp_path, capsys):
     assert not (tmp_path / 'out.pth').exists()
 
 
+def test_tools_name_an_unreadable_checkpoint(cifar, tmp_path, capsys):
+    garbage = tmp_path / 'garbage.pth'
+    garbage.write_text('not a checkpoint')
+    argv = ENTRY_POINTS['test.py'](garbage, cifar, tmp_path)[1:]
+    assert import_tool('test.py').main([str(a) for a in argv]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f'nose_mm: error: cannot read checkpoint {str(garbage)!r}: not a torch checkpoint '
+        f'(neither a zip archive nor a pickle)')
+
+
 def test_a_user_running_test_py_on_a_payload(payload, cifar, tmp_path):
     path, marker = payload
     proc = run_tool(*ENTRY_POINTS['test.py'](path, cifar, tmp_path), env=NOT_TRUSTED,

@@ -1,6 +1,6 @@
 """Convert an official DeiT / timm ViT checkpoint to mmpretrain keys.
 
-    python tools/convert/deit_to_mmpretrain.py SRC DST
+    python tools/convert/deit_to_mmpretrain.py SRC DST [--trust-checkpoint]
 
 SRC: ``{'model': state_dict}`` (facebookresearch/deit releases), a timm state dict,
 or ``{'state_dict': ...}``. DST loads with ``load_from`` into an ``ImageClassifier``

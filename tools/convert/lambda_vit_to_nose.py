@@ -1,6 +1,6 @@
 """Convert a pruned checkpoint of the reference code (lambda_vit) to nose_mm.
 
-    python tools/convert/lambda_vit_to_nose.py SRC DST [--no-compensate]
+    python tools/convert/lambda_vit_to_nose.py SRC DST [--no-compensate] [--trust-checkpoint]
 
 The reference's pruned blocks have no ``norm1`` / ``attn`` weights; they become
 ``removed_layers`` in DST's meta. Build the model with

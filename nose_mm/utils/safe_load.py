@@ -6,7 +6,8 @@ downloaded checkpoint could run code as soon as it is loaded.
 besides torch's own tensor types, only the globals in :data:`SAFE_GLOBALS`:
 the types that legitimate checkpoints hold (measured by
 ``tests/test_utils/test_safe_load.py`` on real files of each kind). A file that
-names anything else is refused before any of it is unpickled.
+names anything else is refused before anything it names runs (zip-format files,
+i.e. everything torch >= 1.6 writes: before any of it is unpickled).
 
 The opt-in for a trusted file (``weights_only=False``) is never on by default:
 ``--trust-checkpoint`` on the tools, ``trust_checkpoint = True`` in a config
@@ -156,7 +157,7 @@ def safe_torch_load(path: str, map_location: Any = None, trust: Optional[bool] =
     Raises:
         FileNotFoundError / IsADirectoryError: ``path`` is not a file.
         UnsafeCheckpointError: The file holds a type not in
-            :data:`SAFE_GLOBALS`; nothing of it was unpickled.
+            :data:`SAFE_GLOBALS`; nothing it names has run.
         CheckpointLoadError: The file is empty, truncated or not a checkpoint.
     """
     path = osp.expanduser(str(path))

@@ -1,4 +1,5 @@
 """Helpers for tests that run the command-line tools as a user would."""
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -20,6 +21,15 @@ def run_tool(*args, env=None, timeout=600, check=True):
         raise AssertionError(f'{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
                              f'{proc.stderr[-5000:]}')
     return proc
+
+
+def import_tool(path):
+    """Import ``tools/<path>`` as a module; its ``main(argv)`` runs the tool in-process."""
+    name = 'tool_' + path[:-3].replace('/', '_')
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_script(script, *args, env=None, timeout=600):

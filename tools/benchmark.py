@@ -3,7 +3,7 @@
     python tools/benchmark.py CONFIG [CHECKPOINT] [--compare CONFIG2 [CHECKPOINT2]]
         [--batch-size 8] [--img-size H [W]] [--device cpu|cuda] [--amp]
         [--repeats 5] [--warmup 2] [--part model|backbone] [--memory-budget-gb GB]
-        [--train-memory] [--threads N] [--no-memory] [--out FILE.json]
+        [--train-memory] [--threads N] [--no-memory] [--out FILE.json] [--trust-checkpoint]
         [--cfg-options k=v ...]
 
 What is measured: classification configs, the classifier (backbone, neck,
@@ -28,6 +28,8 @@ from nose_mm.utils.cli import INPUT_ERRORS, UserError, cli_main
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
+
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='Benchmark a model (nose_mm)')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint (random weights if omitted)')
@@ -54,6 +56,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='write the report to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config, e.g. model.backbone.arch=x')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -65,6 +68,9 @@ def main(argv=None):
     from nose_mm.benchmark import amp_precision, format_report, run_benchmark
     from nose_mm.utils import atomic_write_json
     from nose_mm.utils.config import load_config
+    from nose_mm.utils.safe_load import apply_trust_checkpoint
+
+    apply_trust_checkpoint(args.trust_checkpoint)
 
     if args.compare and len(args.compare) > 2:
         raise UserError(f'--compare takes CONFIG2 [CHECKPOINT2], got {len(args.compare)} values')

@@ -4,7 +4,7 @@
         [--method {nose,random,first,attn_entropy,cosine}] [--criterion {abs,signed}]
         [--batch-size B] [--seed S] [--features {head_input,logits}]
         [--evaluator {cached,naive}] [--device DEV] [--out selection.json]
-        [--cfg-options k=v ...]
+        [--trust-checkpoint] [--cfg-options k=v ...]
 
 Calibration images are N images of the config's *training* dataset (test data
 is assumed unavailable) run through the config's test pipeline, so they are
@@ -23,6 +23,7 @@ def parse_args(argv=None):
     from mmengine.config import DictAction
 
     from nose_mm.selection.settings import add_selection_args
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='NOSE attention-layer selection (nose_mm)')
     parser.add_argument('config', help='model config file (its train dataset calibrates)')
     parser.add_argument('checkpoint', help='pre-trained checkpoint matching the config')
@@ -34,6 +35,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_dataloader.dataset.'
                         'data_root=data/cifar100')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -44,10 +46,12 @@ def main(argv=None):
 
     from nose_mm.selection import save_selection, select_from_config, settings_from_args
     from nose_mm.utils.config import check_data_roots, load_config
+    from nose_mm.utils.safe_load import apply_trust_checkpoint
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     settings = settings_from_args(args)
     cfg = load_config(args.config, args.cfg_options)
+    apply_trust_checkpoint(args.trust_checkpoint, cfg)
     check_data_roots(cfg, ['train_dataloader'])
     record = select_from_config(cfg, args.checkpoint, settings=settings, device=device,
                                 num_workers=args.num_workers, progress=not args.no_progress)

@@ -1,6 +1,6 @@
 """Prune a dilution-trained checkpoint: drop LN1 + attention of layers trained to lam = 0.
 
-    python tools/prune.py CKPT OUT [--layers 0 2 4] [--prefix backbone.]
+    python tools/prune.py CKPT OUT [--layers 0 2 4] [--prefix backbone.] [--trust-checkpoint]
 
 CKPT is a Runner-saved checkpoint of a run with ``DilutionHook`` (its meta records
 ``dilution_lam``). Checkpoints saved while lam > 0 are refused: their attention
@@ -14,6 +14,7 @@ from nose_mm.utils.cli import INPUT_ERRORS, cli_main
 
 
 def parse_args(argv=None):
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='Prune a lam = 0 dilution checkpoint')
     parser.add_argument('checkpoint', help='Runner-saved checkpoint trained to lam = 0')
     parser.add_argument('out', help='output checkpoint file')
@@ -21,6 +22,7 @@ def parse_args(argv=None):
                         help='layers to prune (default: all diluted layers in the meta)')
     parser.add_argument('--prefix', default='backbone.',
                         help='prefix of the backbone keys (default: backbone.)')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -29,6 +31,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.prune import (convert_checkpoint_file, prune_checkpoint,
                                       pruned_backbone_cfg)
+    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    apply_trust_checkpoint(args.trust_checkpoint)
     meta = convert_checkpoint_file(
         args.checkpoint, args.out,
         lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))['meta']

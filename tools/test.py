@@ -1,7 +1,8 @@
 """Evaluate a checkpoint on a config's test set (top-1 or mIoU).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out preds.pkl]
-        [--tta] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--tta] [--trust-checkpoint] [--cfg-options k=v ...]
+        [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
 import sys
@@ -11,6 +12,7 @@ from nose_mm.utils.cli import cli_main
 
 def parse_args(argv=None):
     from nose_mm.apis.launch import add_launch_args, parse_launch_args
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='Test a checkpoint (nose_mm)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -18,6 +20,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (segmentation: multi-scale + flip)')
+    add_trust_checkpoint_arg(parser)
     add_launch_args(parser, 'test_dataloader.batch_size=1')
     return parse_launch_args(parser, argv)
 

@@ -1,7 +1,7 @@
 """Train a classification (mmpretrain) or segmentation (mmseg) model from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...]
+        [--auto-scale-lr] [--no-validate] [--trust-checkpoint] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 Distributed: ``tools/dist_train.sh CONFIG NPROC`` (torchrun) or
@@ -15,6 +15,7 @@ from nose_mm.utils.cli import cli_main
 
 def parse_args(argv=None):
     from nose_mm.apis.launch import add_launch_args, parse_launch_args
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='Train a model (nose_mm)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
@@ -27,6 +28,7 @@ def parse_args(argv=None):
                         help='scale the lr by the actual batch size')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not validate checkpoints during training')
+    add_trust_checkpoint_arg(parser)
     add_launch_args(parser, 'train_cfg.max_iters=10')
     return parse_launch_args(parser, argv)
 

@@ -18,6 +18,7 @@ from mmengine.runner import Runner
 
 from ..utils.cli import UserError
 from ..utils.config import DATALOADER_KEYS, check_data_roots, load_config
+from ..utils.safe_load import apply_trust_checkpoint
 from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
@@ -203,6 +204,7 @@ def launch(args, setup: Callable[[Config], Any], run: Callable[[Runner], Any]) -
     closes the group.
     """
     cfg = load_config(args.config, args.cfg_options)
+    apply_trust_checkpoint(getattr(args, 'trust_checkpoint', False), cfg)
     setup(cfg)
     prepare_launch(args.launcher)
     result = run(build_runner(cfg))

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 from nose_mm.models.builder import build_model_from_cfg
 from nose_mm.utils.config import check_data_roots, load_config
+from nose_mm.utils.safe_load import add_trust_checkpoint_arg, apply_trust_checkpoint
 
 __all__ = ['calibration_dataset_cfg',
            'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
@@ -213,6 +214,7 @@ def add_calibration_args(parser) -> None:
     parser.add_argument('--device', default=None, help='default: cuda if available')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
+    add_trust_checkpoint_arg(parser)
 
 
 def load_calibration(args) -> Tuple[torch.nn.Module, List[Any]]:
@@ -224,6 +226,7 @@ def load_calibration(args) -> Tuple[torch.nn.Module, List[Any]]:
     """
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)
+    apply_trust_checkpoint(args.trust_checkpoint, cfg)
     check_data_roots(cfg, ['train_dataloader'])
     model, loader = prepare_calibration(cfg, args.checkpoint, args.num_samples,
                                         args.batch_size, args.seed, device)

@@ -1,4 +1,4 @@
-"""Reading checkpoint files: the one place in nose_mm that calls ``torch.load``.
+"""Reading checkpoint files: the one way nose_mm reads one (unpickling: :mod:`.safe_load`).
 
 Every loader of the package (mmengine's local scheme in :mod:`.compat`, the
 prune / convert tools, strict model loading) goes through
@@ -9,11 +9,13 @@ from typing import Sequence
 
 import torch
 
+from .safe_load import safe_torch_load
+
 __all__ = ['load_checkpoint_file', 'load_checkpoint_strict']
 
 
 def load_checkpoint_file(path: str, map_location='cpu') -> dict:
-    """Load a trusted local checkpoint file into a dict.
+    """Load a local checkpoint file into a dict, safely (:func:`.safe_load.safe_torch_load`).
 
     Args:
         path (str): A local checkpoint file.
@@ -25,17 +27,16 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         IsADirectoryError: ``path`` is a folder.
-        ValueError: The file is not a torch checkpoint holding a dict.
+        ValueError: The file is not a torch checkpoint holding a dict
+            (``CheckpointLoadError``: unreadable, or refused as unsafe).
     """
     path = osp.expanduser(path)
     if not osp.exists(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
     if osp.isdir(path):
         raise IsADirectoryError(f'checkpoint {path!r} is a folder, expected a file')
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # corrupt / not a torch file
-        raise ValueError(f'cannot read {path!r} as a torch checkpoint: {e}') from e
+    # weights_only=True with nose_mm's allow-list, unless the user opted in
+    checkpoint = safe_torch_load(path, map_location=map_location)
     if not isinstance(checkpoint, dict):
         raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, expected a dict')
     return checkpoint

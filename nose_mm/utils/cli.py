@@ -9,6 +9,8 @@ import functools
 import sys
 from typing import Callable, Optional, Sequence
 
+from .safe_load import CheckpointLoadError
+
 __all__ = ['UserError', 'USER_ERRORS', 'INPUT_ERRORS', 'cli_main', 'report_error']
 
 
@@ -17,7 +19,7 @@ class UserError(Exception):
 
 
 #: Exception types every tool reports as a user error. Extend this list to add one.
-USER_ERRORS: list = [UserError]
+USER_ERRORS: list = [UserError, CheckpointLoadError]
 #: What tools that read user-given files or values also report as user errors.
 INPUT_ERRORS = (OSError, ValueError)
 EXIT_USER_ERROR = 2

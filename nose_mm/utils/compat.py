@@ -4,10 +4,12 @@
    0.10.7 calls it without the argument, so ``--resume``, ``load_from`` and
    ``tools/test.py`` fail on Runner-saved checkpoints ("Unsupported global:
    mmengine.logging.history_buffer.HistoryBuffer"). :func:`load_trusted_local`
-   replaces mmengine's loader for local paths and passes ``weights_only=False``.
-
-   Only use it with checkpoints you trust: unpickling a file can run code.
-   Remote schemes (http, s3, ...) keep mmengine's own loaders.
+   replaces mmengine's loader for local paths with
+   :func:`nose_mm.utils.safe_load.safe_torch_load`: ``weights_only=True`` plus
+   the allow-list of types that Runner (and other legitimate) checkpoints hold;
+   anything else is refused unless the user opts in (``--trust-checkpoint`` /
+   ``NOSE_MM_TRUST_CHECKPOINT=1``). Remote schemes (http, s3, ...) keep
+   mmengine's own loaders.
 
    Upstream fixed this on mmengine's main branch only. Delete this module (and
    its call in ``nose_mm/__init__.py``) once a fixed mmengine is released and

@@ -50,7 +50,7 @@ def test_load_checkpoint_file(tmp_path):
     with pytest.raises(ValueError, match='holds a list, expected a dict'):
         load_checkpoint_file(str(path))
     path.write_text('not a checkpoint')
-    with pytest.raises(ValueError, match='cannot read .* as a torch checkpoint'):
+    with pytest.raises(ValueError, match="cannot read checkpoint '.*': not a torch checkpoint"):
         load_checkpoint_file(str(path))
 
 

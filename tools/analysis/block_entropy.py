@@ -1,7 +1,8 @@
 """Entropy of each block's attention-branch vs MLP-branch outputs (paper Fig. 1).
 
     python tools/analysis/block_entropy.py CONFIG CHECKPOINT [--num-samples N]
-        [--batch-size B] [--seed S] [--device DEV] [--out DIR] [--cfg-options k=v ...]
+        [--batch-size B] [--seed S] [--device DEV] [--out DIR] [--trust-checkpoint]
+        [--cfg-options k=v ...]
 
 Uses N images of the config's training dataset with its test pipeline (as
 tools/nose_select.py). Writes ``DIR/block_entropy.png`` and

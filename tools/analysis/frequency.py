@@ -2,7 +2,7 @@
 
     python tools/analysis/frequency.py CONFIG CHECKPOINT [--num-samples N]
         [--batch-size B] [--seed S] [--edges E1 E2] [--num-bins K] [--device DEV]
-        [--out DIR] [--cfg-options k=v ...]
+        [--out DIR] [--trust-checkpoint] [--cfg-options k=v ...]
 
 Per block: patch tokens -> B x C x H x W, 2-D FFT over H x W, fftshift, |F|
 averaged over images and channels against the normalised radial distance

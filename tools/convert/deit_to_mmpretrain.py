@@ -1,6 +1,6 @@
 """Convert an official DeiT / timm ViT checkpoint to mmpretrain keys.
 
-    python tools/convert/deit_to_mmpretrain.py SRC DST
+    python tools/convert/deit_to_mmpretrain.py SRC DST [--trust-checkpoint]
 
 SRC: ``{'model': state_dict}`` (facebookresearch/deit releases), a timm state dict,
 or ``{'state_dict': ...}``. DST loads with ``load_from`` into an ``ImageClassifier``
@@ -14,9 +14,11 @@ from nose_mm.utils.cli import INPUT_ERRORS, cli_main
 
 
 def parse_args(argv=None):
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='DeiT / timm ViT -> mmpretrain checkpoint')
     parser.add_argument('src', help='source checkpoint')
     parser.add_argument('dst', help='output checkpoint file')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -25,6 +27,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_deit_checkpoint
     from nose_mm.models.prune import convert_checkpoint_file
+    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    apply_trust_checkpoint(args.trust_checkpoint)
     converted = convert_checkpoint_file(args.src, args.dst, convert_deit_checkpoint)
     print(f'converted {len(converted["state_dict"])} tensors -> {args.dst}')
     return 0

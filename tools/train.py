@@ -43,8 +43,13 @@ def main(argv=None):
     except LaunchError as exc:
         print(f'nose_mm: error: {exc}', file=sys.stderr)
         return 2
+    from nose_mm.engine.hooks import TrainingDivergedError
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except TrainingDivergedError as exc:
+        print(f'nose_mm: error: {exc}', file=sys.stderr)
+        return 2
     finish_launch()
     return 0
 

@@ -231,9 +231,9 @@ def validate_results(data: Any) -> List[str]:
     if data.get('format') != RESULTS_FORMAT:
         problems.append(f'"format" is {data.get("format")!r}, expected {RESULTS_FORMAT!r} '
                         f'(not written by nose_mm\'s ResultsHook)')
-    if data.get('status', 'ok') != 'ok':
-        problems.append(f'"status" is {data.get("status")!r} ({data.get("error")}): a failed '
-                        f'run is not ranked')
+    if data.get('status', 'ok') != 'ok':  # what else is missing follows from it
+        return [f'"status" is {data.get("status")!r} ({data.get("error")}): a failed run is '
+                f'not ranked']
     task = data.get('task')
     if task not in TASKS:
         problems.append(f'"task" is {task!r}, expected one of {", ".join(TASKS)}')

@@ -20,6 +20,12 @@ LOOPS = {
     'epoch-based': ('tiny-vit-randaug-epoch_cifar100.py', 15, 9, 'epoch_1.pth', 5,
                     'epoch_3.pth'),
 }
+# Worker processes: their generators restart from mmengine's seed at every iterator
+# creation; the resumed run replays (iter-based) or restarts (epoch-based) them alike.
+WORKERS = ['train_dataloader.num_workers=2', 'train_dataloader.persistent_workers=False']
+LOOPS['iter-based, 2 workers'] = LOOPS['iter-based'] + (WORKERS, )
+LOOPS['epoch-based, 2 workers'] = LOOPS['epoch-based'] + (WORKERS, )
+
 
 
 def _train(*argv):
@@ -58,9 +64,9 @@ def _interrupt_at(monkeypatch, iteration):
 @pytest.mark.parametrize('loop', sorted(LOOPS))
 def test_resumed_run_with_random_augmentation_repeats_every_loss(loop, tiny_cifar100, tmp_path,
                                                                   monkeypatch):
-    name, total, cut_at, ckpt, ckpt_iter, last = LOOPS[loop]
+    name, total, cut_at, ckpt, ckpt_iter, last, *extra = LOOPS[loop]
     aug_cfg = osp.join(TEST_CONFIGS, name)
-    opts = ['--cfg-options', *data_root_options(tiny_cifar100)]
+    opts = ['--cfg-options', *data_root_options(tiny_cifar100), *(extra[0] if extra else [])]
     full, cut = tmp_path / 'full', tmp_path / 'cut'
     assert _train(aug_cfg, '--work-dir', full, *opts) == 0
     expected = _losses(full)

@@ -167,6 +167,14 @@ class RandomStateHook(Hook):
             sampler.seed = saved['seed']
         loop = runner.train_loop
         if isinstance(loop, EpochBasedTrainLoop) or not hasattr(loop, 'dataloader_iterator'):
+            loader = loop.dataloader
+            if getattr(loader, 'num_workers', 0) > 0 and getattr(loader, 'persistent_workers',
+                                                                 False):
+                runner.logger.warning(
+                    'RandomStateHook: persistent data-loading workers keep their random '
+                    'streams across epochs, a resumed run restarts them from the seed: the '
+                    'augmentation differs from the uninterrupted run (set '
+                    'train_dataloader.persistent_workers=False for exact resume)')
             set_random_states(states)
         else:
             loop.dataloader_iterator = _RestoreBeforeFetch(loop, runner.iter, states)

@@ -107,3 +107,39 @@ def test_every_config_uses_a_safe_checkpoint_hook():
         cfg = Config.fromfile(path)
         hook_type = cfg.default_hooks.checkpoint.type
         assert issubclass(HOOKS.get(hook_type), SafeCheckpointHook), (path, hook_type)
+
+
+def test_previous_best_is_removed_only_after_the_new_best_is_saved(tiny_cifar100, tmp_path,
+                                                                    monkeypatch, one_thread):
+    from nose_mm.apis import build_runner, setup_train_cfg
+    cfg = Config.fromfile(CLS_CFG)
+    cfg.merge_from_dict(dict(o.split('=') for o in data_root_options(tiny_cifar100)))
+    cfg.merge_from_dict({'train_cfg.max_epochs': 1, 'val_cfg': None, 'val_dataloader': None,
+                         'val_evaluator': None, 'default_hooks.checkpoint.max_keep_ckpts': 1,
+                         'default_hooks.checkpoint.save_best': 'acc',
+                         'default_hooks.checkpoint.rule': 'greater'})
+    setup_train_cfg(cfg, CLS_CFG, work_dir=str(tmp_path / 'work'))
+    runner = build_runner(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'SafeCheckpointHook')
+    work = tmp_path / 'work'
+    hook.after_val_epoch(runner, {'acc': 1.0})
+    runner.train_loop._epoch = 2
+    hook.after_val_epoch(runner, {'acc': 2.0})
+    assert sorted(p.name for p in work.glob('best_*.pth')) == ['best_acc_epoch_2.pth']
+
+    class Killed(Exception):
+        pass
+
+    def killed_save(*args, **kwargs):
+        raise Killed
+
+    runner.train_loop._epoch = 3
+    with monkeypatch.context() as patch:  # the process dies while the new best is written
+        patch.setattr(runner, 'save_checkpoint', killed_save)
+        with pytest.raises(Killed):
+            hook.after_val_epoch(runner, {'acc': 3.0})
+    # mmengine's hook would have removed it before writing the new one.
+    assert sorted(p.name for p in work.glob('best_*.pth')) == ['best_acc_epoch_2.pth']
+    assert _load(work / 'best_acc_epoch_2.pth')['meta']['epoch'] == 2
+    assert osp.isfile((work / 'last_checkpoint').read_text())

@@ -103,3 +103,20 @@ def test_resumed_run_with_random_augmentation_repeats_every_loss(loop, tiny_cifa
     with open(log) as f:
         assert ('RandomStateHook: the resumed checkpoint holds no random states (saved without '
                 'this hook): the run continues from the seed, not bit for bit') in f.read()
+
+
+def test_states_round_trip_and_load_without_unpickling_code(tmp_path):
+    """Saved states restore every generator and load with ``weights_only=True``."""
+    import random
+
+    import numpy as np
+
+    from nose_mm.engine.hooks.random_state_hook import get_random_states, set_random_states
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    np.random.randn()  # a cached gaussian in numpy's state
+    torch.save(get_random_states(), tmp_path / 'states.pth')
+    first = (random.random(), np.random.rand(), np.random.randn(), torch.rand(3))
+    states = torch.load(tmp_path / 'states.pth', weights_only=True)
+    set_random_states(states)
+    again = (random.random(), np.random.rand(), np.random.randn(), torch.rand(3))
+    assert first[:3] == again[:3] and torch.equal(first[3], again[3])

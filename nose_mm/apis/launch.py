@@ -25,8 +25,7 @@ __all__ = [
     'LaunchError', 'DictAction', 'LAUNCHERS', 'add_launch_args', 'parse_launch_args',
     'load_config', 'check_data_roots',
     'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'finish_launch',
-    'launch',
-    'add_results_hook'
+    'launch', 'add_results_hook', 'add_train_hooks'
 ]
 
 
@@ -73,6 +72,16 @@ def _common_setup(cfg: Config, work_dir: Optional[str], config_path: str,
     add_results_hook(cfg)
 
 
+def _add_hook_unless_listed(cfg: Config, hook_type: str) -> Config:
+    """Append ``dict(type=hook_type)`` to ``cfg.custom_hooks`` unless listed."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    names = [h.get('type') if isinstance(h, dict) else type(h).__name__ for h in hooks]
+    if not any(isinstance(n, str) and n.rsplit('.', 1)[-1] == hook_type for n in names):
+        hooks.append(dict(type=hook_type))
+        cfg.custom_hooks = hooks
+    return cfg
+
+
 def add_results_hook(cfg: Config) -> Config:
     """Append ``dict(type='ResultsHook')`` to ``cfg.custom_hooks`` unless listed.
 
@@ -80,11 +89,18 @@ def add_results_hook(cfg: Config) -> Config:
     leaderboard (see :class:`nose_mm.engine.hooks.ResultsHook`). A config that
     lists the hook itself (with its own arguments) keeps it unchanged.
     """
-    hooks = list(cfg.get('custom_hooks') or [])
-    names = [h.get('type') if isinstance(h, dict) else type(h).__name__ for h in hooks]
-    if not any(isinstance(n, str) and n.rsplit('.', 1)[-1] == 'ResultsHook' for n in names):
-        hooks.append(dict(type='ResultsHook'))
-        cfg.custom_hooks = hooks
+    return _add_hook_unless_listed(cfg, 'ResultsHook')
+
+
+def add_train_hooks(cfg: Config) -> Config:
+    """Add ``DivergenceHook`` and ``RandomStateHook`` to ``cfg.custom_hooks`` unless listed.
+
+    Every training run then stops at a non-finite loss and saves the random
+    generators' state for exact resume (see :mod:`nose_mm.engine.hooks`). A
+    config listing either hook (with its own arguments) keeps its entry.
+    """
+    for hook_type in ('DivergenceHook', 'RandomStateHook'):
+        _add_hook_unless_listed(cfg, hook_type)
     return cfg
 
 
@@ -113,6 +129,7 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         Config: ``cfg``.
     """
     _common_setup(cfg, work_dir, config_path, launcher)
+    add_train_hooks(cfg)
     if amp:
         if not torch.cuda.is_available():
             raise LaunchError('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); '

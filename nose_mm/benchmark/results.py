@@ -96,7 +96,8 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
                   iteration: Optional[int] = None,
                   history: Optional[Sequence[Dict[str, Any]]] = None,
                   count_flops: bool = True,
-                  flops_img_size: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+                  flops_img_size: Optional[Sequence[int]] = None,
+                  failure: Optional[str] = None) -> Dict[str, Any]:
     """The content of ``results.json`` for one run.
 
     Args:
@@ -118,6 +119,9 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
             at ``flops_img_size``). Defaults to True.
         flops_img_size (sequence of int, optional): ``(H, W)`` for FLOPs.
             Defaults to :func:`~nose_mm.benchmark.info.default_img_size`.
+        failure (str, optional): Why the run failed (e.g. training
+            diverged): ``status`` is then ``'failed'`` with this ``error``,
+            and no reader ranks it. Defaults to None (``status`` ``'ok'``).
 
     Returns:
         dict: See the module docstring and ``benchmarks/README.md``. FLOP or
@@ -149,6 +153,8 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
         'version': FORMAT_VERSION,
         'task': task,
         'mode': mode,
+        'status': 'failed' if failure else 'ok',
+        'error': failure,
         'dataset': dataset_name(cfg, 'test' if mode == 'test' else 'val'),
         'model': info,
         'removed_layers': info['removed_layers'],
@@ -193,7 +199,8 @@ def load_json(path: str) -> Tuple[Optional[Any], Optional[str]]:
 def validate_results(data: Any) -> List[str]:
     """What is wrong with a ``results.json`` content (empty list: usable).
 
-    Required: ``format`` == ``'nose_mm.results'``, ``task`` in
+    Required: ``format`` == ``'nose_mm.results'``, ``status`` ``'ok'``
+    (absent in files written before it existed), ``task`` in
     :data:`~nose_mm.benchmark.info.TASKS`, a ``dataset`` string, a ``model``
     dict and a ``metrics`` dict holding at least one numeric metric of the
     task. ``params`` / ``flops``, if present, must be numbers (or null);
@@ -205,6 +212,9 @@ def validate_results(data: Any) -> List[str]:
     if data.get('format') != RESULTS_FORMAT:
         problems.append(f'"format" is {data.get("format")!r}, expected {RESULTS_FORMAT!r} '
                         f'(not written by nose_mm\'s ResultsHook)')
+    if data.get('status', 'ok') != 'ok':  # what else is missing follows from it
+        return [f'"status" is {data.get("status")!r} ({data.get("error")}): a failed run is '
+                f'not ranked']
     task = data.get('task')
     if task not in TASKS:
         problems.append(f'"task" is {task!r}, expected one of {", ".join(TASKS)}')

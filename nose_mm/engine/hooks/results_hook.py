@@ -19,7 +19,9 @@ class ResultsHook(Hook):
     metrics, the evaluated checkpoint) or after validation; the content is
     :func:`nose_mm.benchmark.results.build_results` (task, dataset, model,
     removed layers, metrics, params, FLOPs, config sha256, checkpoint, git commit,
-    hardware). ``tools/train.py`` and ``tools/test.py`` add it when missing. Fields
+    hardware). A run stopped by :class:`DivergenceHook` (``after_train_failure``)
+    is written with ``status: 'failed'``, which the leaderboard does not rank.
+    ``tools/train.py`` and ``tools/test.py`` add it when missing. Fields
     and the merge with ``benchmark.json``: ``benchmarks/README.md``.
 
     Args:
@@ -87,7 +89,14 @@ class ResultsHook(Hook):
             checkpoint = runner.cfg.get('load_from')
         self._write(runner, checkpoint=checkpoint, best=hub.get_info('best_ckpt'))
 
-    def _write(self, runner, checkpoint: Optional[str], best: Optional[str] = None) -> None:
+    def after_train_failure(self, runner, error: str) -> None:
+        """Record a training run that failed (a custom hook point)."""
+        hub = runner.message_hub
+        self._write(runner, checkpoint=hub.get_info('last_ckpt'),
+                    best=hub.get_info('best_ckpt'), failure=error)
+
+    def _write(self, runner, checkpoint: Optional[str], best: Optional[str] = None,
+               failure: Optional[str] = None) -> None:
         self._written = True
         if not is_main_process():
             return
@@ -97,7 +106,8 @@ class ResultsHook(Hook):
             runner.cfg, runner.model, self._metrics or {}, self._mode, checkpoint=checkpoint,
             best_checkpoint=best, epoch=self._epoch if self._mode != 'test' else None,
             iteration=self._iter if self._mode != 'test' else None, history=self._history,
-            count_flops=self.count_flops, flops_img_size=self.flops_img_size)
+            count_flops=self.count_flops and not failure, flops_img_size=self.flops_img_size,
+            failure=failure)
         path = osp.join(runner.work_dir, self.filename)
         atomic_write_json(path, results)
         runner.logger.info(f'ResultsHook: wrote {path}')

@@ -24,6 +24,7 @@ def main(argv=None):
     args = parse_args(argv)
     from nose_mm.apis import LaunchError, build_runner, finish_launch, load_config, prepare_launch
     from nose_mm.apis import setup_test_cfg
+    from nose_mm.models import CheckpointFitError
 
     try:
         cfg = load_config(args.config, args.cfg_options)
@@ -37,7 +38,11 @@ def main(argv=None):
     if args.out:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except CheckpointFitError as exc:  # checkpoint of another model
+        print(f'nose_mm: error: {exc}', file=sys.stderr)
+        return 2
     finish_launch()
     print(f'nose_mm: test metrics: {metrics}')
     return 0

@@ -33,6 +33,7 @@ def main(argv=None):
     args = parse_args(argv)
     from nose_mm.apis import LaunchError, build_runner, finish_launch, load_config, prepare_launch
     from nose_mm.apis import setup_train_cfg
+    from nose_mm.models import CheckpointFitError
 
     try:
         cfg = load_config(args.config, args.cfg_options)
@@ -44,7 +45,11 @@ def main(argv=None):
         print(f'nose_mm: error: {exc}', file=sys.stderr)
         return 2
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointFitError as exc:  # checkpoint of another model
+        print(f'nose_mm: error: {exc}', file=sys.stderr)
+        return 2
     finish_launch()
     return 0
 

@@ -126,6 +126,8 @@ def _common_setup(cfg: Config, work_dir: Optional[str], config_path: str,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    if 'runner_type' not in cfg:  # strict checkpoint fit (nose_mm/engine/runner.py)
+        cfg.runner_type = 'NoseRunner'
     if launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = default_wrapper_cfg(cfg.get('find_unused_parameters', False))
     add_results_hook(cfg)

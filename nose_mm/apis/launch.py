@@ -16,11 +16,12 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from ..datasets.folders import ClassFolderError, check_class_folders
 from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
     'LaunchError', 'DictAction', 'LAUNCHERS', 'add_launch_args', 'parse_launch_args',
-    'load_config', 'check_data_roots',
+    'load_config', 'check_data_roots', 'check_split_classes',
     'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'finish_launch',
     'add_results_hook'
 ]
@@ -90,6 +91,24 @@ def check_data_roots(cfg: Config, keys: Sequence[str] = DATALOADER_KEYS) -> None
                 raise LaunchError(
                     f'dataset folder {root!r} does not exist (set by {where}.data_root); '
                     f'lay out the data there or pass --cfg-options {where}.data_root=PATH')
+
+
+def check_split_classes(cfg: Config, keys: Sequence[str]) -> None:
+    """Check that class-folder splits agree (see :mod:`nose_mm.datasets.folders`).
+
+    Args:
+        cfg (Config): The loaded config.
+        keys (sequence of str): Dataloader keys, the reference (training) first.
+
+    Raises:
+        LaunchError: Naming the split, the missing / extra classes and the fix.
+    """
+    try:
+        check_class_folders((where, ds) for key in keys if cfg.get(key)
+                            for where, ds in _iter_datasets(cfg[key].get('dataset'),
+                                                            f'{key}.dataset'))
+    except ClassFolderError as exc:
+        raise LaunchError(str(exc)) from exc
 
 
 def add_launch_args(parser, cfg_example: str) -> None:
@@ -204,6 +223,7 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         cfg.load_from = resume
     keys = ['train_dataloader'] if no_validate else list(DATALOADER_KEYS[:2])
     check_data_roots(cfg, keys)
+    check_split_classes(cfg, keys)
     return cfg
 
 
@@ -239,6 +259,7 @@ def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
     cfg.load_from = checkpoint
     cfg.resume = False
     check_data_roots(cfg, ['test_dataloader'])
+    check_split_classes(cfg, ['train_dataloader', 'test_dataloader'])
     return cfg
 
 

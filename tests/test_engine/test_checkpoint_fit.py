@@ -62,22 +62,26 @@ def test_test_tool_refuses_checkpoints_of_other_models(tiny_cifar100, tmp_path):
             '(only those keys loaded and compared), ignore_keys=[...] or strict=False in the '
             'config')
     expected = {
-        upernet: f"nose_mm: error: checkpoint {upernet!r} does not fit the model: 4 missing "
-                 "keys (backbone.ln1.weight, backbone.ln1.bias, head.layers.head.weight, ...); "
+        upernet: f"checkpoint {upernet!r} does not fit the model: 4 missing keys "
+                 "(backbone.ln1.weight, backbone.ln1.bias, head.layers.head.weight, ...); "
                  "85 unexpected keys (neck.lateral_convs.0.conv.weight, "
                  "neck.lateral_convs.0.conv.bias, neck.lateral_convs.1.conv.weight, ...)" + hint,
-        wide: f"nose_mm: error: checkpoint {wide!r} does not fit the model: 51 shape "
-              "mismatches (checkpoint vs model) (backbone.cls_token (1, 1, 48) vs (1, 1, 32), "
-              "backbone.pos_embed (1, 17, 48) vs (1, 17, 32), "
-              "backbone.patch_embed.projection.weight (48, 3, 8, 8) vs (32, 3, 8, 8), ...)" + hint,
+        wide: f"checkpoint {wide!r} does not fit the model: 51 shape mismatches (checkpoint "
+              "vs model) (backbone.cls_token (1, 1, 48) vs (1, 1, 32), backbone.pos_embed "
+              "(1, 17, 48) vs (1, 17, 32), backbone.patch_embed.projection.weight "
+              "(48, 3, 8, 8) vs (32, 3, 8, 8), ...)" + hint,
     }
-    for ckpt, message in expected.items():
-        work = tmp_path / ('work_' + osp.basename(ckpt))
-        proc = run_tool('test.py', CLS_CFG, ckpt, '--work-dir', work, '--cfg-options',
-                        *data_root_options(tiny_cifar100), check=False)
-        assert proc.returncode == 2, proc.stderr[-3000:]
-        assert proc.stderr.splitlines()[-1] == message
-        assert not (work / 'results.json').exists()
+    work = tmp_path / 'work'
+    proc = run_tool('test.py', CLS_CFG, upernet, '--work-dir', work, '--cfg-options',
+                    *data_root_options(tiny_cifar100), check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.splitlines()[-1] == 'nose_mm: error: ' + expected[upernet]
+    assert not (work / 'results.json').exists()
+    # The same load path in-process (tools/test.py sets load_from, NoseRunner loads it).
+    runner = _runner(_cfg(CLS_CFG), tmp_path / 'w', wide)
+    with pytest.raises(RuntimeError) as err:
+        runner.load_or_resume()
+    assert str(err.value) == expected[wide]
 
 
 def test_diluted_checkpoint_is_applied_and_recorded(tiny_cifar100, tmp_path):
@@ -88,17 +92,17 @@ def test_diluted_checkpoint_is_applied_and_recorded(tiny_cifar100, tmp_path):
             'removed_layers': []}
     ckpt = _save(_build(_cfg(CLS_CFG, type='NoseVisionTransformer')), tmp_path / 'dil.pth',
                  meta)
-    opts = data_root_options(tiny_cifar100)
-    proc = run_tool('test.py', CLS_CFG, ckpt, '--work-dir', tmp_path / 'plain',
-                    '--cfg-options', *opts, check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.splitlines()[-1] == (
-        f"nose_mm: error: checkpoint {ckpt!r} was trained with diluted layers [0, 2] at lam=0, "
-        "but the model has no dilutable backbone to run them: use NoseVisionTransformer with "
+    runner = _runner(_cfg(CLS_CFG), tmp_path / 'plain', ckpt)
+    with pytest.raises(RuntimeError) as err:
+        runner.load_or_resume()
+    assert str(err.value) == (
+        f"checkpoint {ckpt!r} was trained with diluted layers [0, 2] at lam=0, but the model "
+        "has no dilutable backbone to run them: use NoseVisionTransformer with "
         "diluted_layers=[0, 2] (or a pruned checkpoint with its removed_layers)")
 
     work = tmp_path / 'nose'
-    run_tool('test.py', CLS_CFG, ckpt, '--work-dir', work, '--cfg-options', *opts, NOSE)
+    run_tool('test.py', CLS_CFG, ckpt, '--work-dir', work, '--cfg-options',
+             *data_root_options(tiny_cifar100), NOSE)
     results = json.loads((work / 'results.json').read_text())
     assert results['diluted_layers'] == [0, 2]
     assert results['model']['dilution_lam'] == 0.0
@@ -115,6 +119,9 @@ def test_diluted_checkpoint_is_applied_and_recorded(tiny_cifar100, tmp_path):
     x = torch.randn(2, 3, 32, 32)
     assert runner.model.backbone.diluted_layers == (0, 2)
     assert torch.equal(runner.model.extract_feat(x)[0], oracle.extract_feat(x)[0])
+    undiluted = _build(_cfg(CLS_CFG, type='NoseVisionTransformer'))
+    undiluted.load_state_dict(oracle.state_dict())
+    assert not torch.allclose(undiluted.extract_feat(x)[0], oracle.extract_feat(x)[0])
     # Another diluted set in the config: refused, never ignored.
     runner = _runner(_cfg(CLS_CFG, type='NoseVisionTransformer', diluted_layers=[1]),
                      tmp_path / 'w2', ckpt)

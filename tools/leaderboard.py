@@ -9,7 +9,8 @@ per task and dataset, sorted by top-1 / mIoU; reference rows (default:
 benchmarks/reference.yml) are marked "reported". img/s and memory come from a
 benchmark.json next to results.json (tools/benchmark.py --out
 WORK_DIR/benchmark.json). Malformed or partial results files are named on
-stderr and skipped (never modified). See nose_mm/benchmark/leaderboard.py.
+stderr and skipped (never modified). No run found at all is an error (exit 2) and
+--out is left as it was. See nose_mm/benchmark/leaderboard.py.
 """
 import argparse
 import os.path as osp
@@ -56,8 +57,13 @@ def main(argv=None):
     tables, problems = build_leaderboard(args.work_dirs, reference, depth=args.depth)
     for problem in problems:
         print(f'nose_mm: warning: {problem}', file=sys.stderr)
-    write_leaderboard(tables, args.out, fmt)
     runs = sum(not r.reported for t in tables for r in t.rows)
+    if not runs:  # a mistyped or empty folder must not replace a good leaderboard
+        searched = ', '.join(repr(p) for p in args.work_dirs)
+        print(f'nose_mm: error: no runs found (searched {searched} for results.json up to '
+              f'{args.depth} levels below); {args.out!r} not written', file=sys.stderr)
+        return 2
+    write_leaderboard(tables, args.out, fmt)
     refs = sum(r.reported for t in tables for r in t.rows)
     print(f'nose_mm: wrote {args.out} ({fmt}): {len(tables)} tables, {runs} runs, '
           f'{refs} reported rows, {len(problems)} warnings')

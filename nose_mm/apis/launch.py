@@ -10,20 +10,21 @@ Every user error (bad config path, missing data folder, unknown launcher,
 """
 import os
 import os.path as osp
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from ..datasets.folders import ClassFolderError, check_class_folders
 from ..utils.cli import UserError
-from ..utils.config import DATALOADER_KEYS, check_data_roots, load_config
+from ..utils.config import DATALOADER_KEYS, iter_datasets, check_data_roots, load_config
 from ..utils.safe_load import apply_trust_checkpoint
 from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
     'LaunchError', 'DictAction', 'LAUNCHERS', 'add_launch_args', 'parse_launch_args',
-    'load_config', 'check_data_roots',
+    'load_config', 'check_data_roots', 'check_split_classes',
     'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'finish_launch',
     'launch', 'add_results_hook', 'add_train_hooks'
 ]
@@ -31,6 +32,24 @@ __all__ = [
 
 #: The user error of the launch functions (kept as a name for older imports).
 LaunchError = UserError
+
+
+def check_split_classes(cfg: Config, keys: Sequence[str]) -> None:
+    """Check that class-folder splits agree (see :mod:`nose_mm.datasets.folders`).
+
+    Args:
+        cfg (Config): The loaded config.
+        keys (sequence of str): Dataloader keys, the reference (training) first.
+
+    Raises:
+        LaunchError: Naming the split, the missing / extra classes and the fix.
+    """
+    try:
+        check_class_folders((where, ds) for key in keys if cfg.get(key)
+                            for where, ds in iter_datasets(cfg[key].get('dataset'),
+                                                            f'{key}.dataset'))
+    except ClassFolderError as exc:
+        raise LaunchError(str(exc)) from exc
 
 
 def add_launch_args(parser, cfg_example: str) -> None:
@@ -67,6 +86,8 @@ def _common_setup(cfg: Config, work_dir: Optional[str], config_path: str,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    if 'runner_type' not in cfg:  # strict checkpoint fit (nose_mm/engine/runner.py)
+        cfg.runner_type = 'NoseRunner'
     if launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = default_wrapper_cfg(cfg.get('find_unused_parameters', False))
     add_results_hook(cfg)
@@ -161,6 +182,7 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         cfg.load_from = resume
     keys = ['train_dataloader'] if no_validate else list(DATALOADER_KEYS[:2])
     check_data_roots(cfg, keys)
+    check_split_classes(cfg, keys)
     return cfg
 
 
@@ -196,6 +218,7 @@ def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
     cfg.load_from = checkpoint
     cfg.resume = False
     check_data_roots(cfg, ['test_dataloader'])
+    check_split_classes(cfg, ['train_dataloader', 'test_dataloader'])
     return cfg
 
 

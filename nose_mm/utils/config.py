@@ -6,7 +6,7 @@ from mmengine.config import Config
 
 from .cli import UserError
 
-__all__ = ['DATALOADER_KEYS', 'load_config', 'check_data_roots']
+__all__ = ['DATALOADER_KEYS', 'load_config', 'iter_datasets', 'check_data_roots']
 
 DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -37,15 +37,15 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     return cfg
 
 
-def _iter_datasets(node: Any, where: str) -> Iterator[Tuple[str, dict]]:
+def iter_datasets(node: Any, where: str) -> Iterator[Tuple[str, dict]]:
     """Yield ``(location, dataset_cfg)`` for every dataset dict, wrappers included."""
     if not isinstance(node, dict):
         return
     yield where, node
     if isinstance(node.get('dataset'), dict):
-        yield from _iter_datasets(node['dataset'], where + '.dataset')
+        yield from iter_datasets(node['dataset'], where + '.dataset')
     for i, sub in enumerate(node.get('datasets') or []):
-        yield from _iter_datasets(sub, f'{where}.datasets[{i}]')
+        yield from iter_datasets(sub, f'{where}.datasets[{i}]')
 
 
 def check_data_roots(cfg: Config, keys: Sequence[str] = DATALOADER_KEYS) -> None:
@@ -63,7 +63,7 @@ def check_data_roots(cfg: Config, keys: Sequence[str] = DATALOADER_KEYS) -> None
         loader = cfg.get(key)
         if not loader:
             continue
-        for where, ds in _iter_datasets(loader.get('dataset'), f'{key}.dataset'):
+        for where, ds in iter_datasets(loader.get('dataset'), f'{key}.dataset'):
             root = ds.get('data_root')
             if root and '://' not in str(root) and not osp.isdir(root):
                 raise UserError(

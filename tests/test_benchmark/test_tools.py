@@ -268,3 +268,20 @@ def test_benchmark_merge_only_for_the_matching_model(runs):
     seg = _results(work / 'seg' / 'results.json')
     entry, reason = match_benchmark(seg, _results(work / 'cls_pruned' / 'benchmark.json'))
     assert entry is None and "not the run's model ('segmentation'" in reason
+
+
+def test_leaderboard_no_runs_keeps_output(runs, tmp_path, capsys):
+    """A mistyped or empty folder: one error line, exit 2, the old leaderboard untouched."""
+    out = tmp_path / 'board.md'
+    run_tool('leaderboard.py', runs['work'] / 'cls_base', '--out', out)
+    good = out.read_bytes()
+    assert b'cls_base' in good
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    tool = _load_tool('leaderboard')
+    for folder in (runs['work'] / 'cls_bsae', empty):
+        assert tool.main([str(folder), '--out', str(out)]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"nose_mm: error: no runs found (searched {str(folder)!r} for results.json up to "
+            f"2 levels below); {str(out)!r} not written")
+        assert out.read_bytes() == good

@@ -8,6 +8,7 @@ from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLay
 
 from nose_mm.registry import register_model
 
+from ..checkpoint_fit import CheckpointFitError
 from ..dilution import DilutableMixin, dilute_residual
 
 __all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer']
@@ -108,7 +109,8 @@ class NoseVisionTransformer(DilutableMixin, VisionTransformer):
     removed layer has no ``layers.{i}.ln1.*`` / ``layers.{i}.attn.*`` keys.
     Loading a checkpoint whose attention layers do not match the model
     (pruned checkpoint into an unpruned model, the reverse, or another removed
-    set) raises a ``RuntimeError`` naming the layers that differ, both with
+    set) raises a ``CheckpointFitError`` (a ``RuntimeError``) naming the
+    layers that differ, both with
     ``load_state_dict`` and with mmengine's loaders (``load_checkpoint``,
     ``init_cfg=dict(type='Pretrained', ...)``), which otherwise only log
     missing keys.
@@ -216,7 +218,7 @@ class NoseVisionTransformer(DilutableMixin, VisionTransformer):
         if has_but_removed:
             problems.append(f'layers {has_but_removed} have attention weights in the '
                             f'checkpoint but are removed in the model')
-        raise RuntimeError(
+        raise CheckpointFitError(
             f'{type(self).__name__} ({prefix or "<root>"}): the checkpoint\'s attention layers '
             f'differ from the model\'s: ' + '; '.join(problems) + '. The checkpoint looks '
             f'pruned at layers {sorted(ckpt_removed)} (of those it holds), the model has '

@@ -221,4 +221,4 @@ def test_lambda_vit_to_nose(tmp_path):
     load_checkpoint(model, str(dst), strict=True)
     assert convert.main([str(src), str(dst), '--no-compensate']) == 0
     assert _load(dst)['meta']['dilution_compensate'] is False
-    assert convert.main([str(tmp_path / 'nope.pth'), str(dst)]) == 1
+    assert convert.main([str(tmp_path / 'nope.pth'), str(dst)]) == 2

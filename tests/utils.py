@@ -46,3 +46,16 @@ def free_port():
 def data_root_options(root, loaders=('train', 'val', 'test')):
     """``--cfg-options`` pointing every dataloader's dataset at ``root``."""
     return [f'{name}_dataloader.dataset.data_root={root}' for name in loaders]
+
+
+def reference_pruned_forward(model, x, removed):
+    """Logits of a timm ViT computed as the reference code's pruned model: blocks in
+    ``removed`` compute ``x = 2x; x = x + mlp(norm2(x))`` (no norm1 / attention)."""
+    h = model.norm_pre(model._pos_embed(model.patch_embed(x)))
+    for i, block in enumerate(model.blocks):
+        if i in removed:
+            h = 2 * h
+            h = h + block.mlp(block.norm2(h))
+        else:
+            h = block(h)
+    return model.head(model.norm(h)[:, 0])

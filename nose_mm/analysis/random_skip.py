@@ -19,8 +19,8 @@ import torch
 
 from nose_mm.selection.entropy import FeatureStats, transfer_entropy
 
-__all__ = ['RECORD_FORMAT', 'check_budgets', 'check_num_subsets', 'sample_skip_sets', 'evaluate_skip',
-           'random_skip_analysis', 'plot_random_skip']
+__all__ = ['RECORD_FORMAT', 'check_budgets', 'check_num_subsets', 'sample_skip_sets',
+           'evaluate_skip', 'random_skip_analysis', 'plot_random_skip']
 
 #: ``format`` of the JSON record.
 RECORD_FORMAT = 'nose_mm.random_skip'

@@ -12,6 +12,7 @@ from mmpretrain.registry import MODELS
 
 import nose_mm  # noqa: F401
 from nose_mm.models.convert import convert_lambda_vit, parse_layer_list
+from tests.utils import reference_pruned_forward
 
 timm = pytest.importorskip('timm')
 
@@ -40,18 +41,6 @@ def _timm_model(seed):
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.normal_(0, 0.1)
     return model.eval()
-
-
-def _reference_pruned_forward(model, x, removed):
-    """The reference shrink model: blocks in ``removed`` compute 2x, then the MLP residual."""
-    h = model.norm_pre(model._pos_embed(model.patch_embed(x)))
-    for i, block in enumerate(model.blocks):
-        if i in removed:
-            h = 2 * h
-            h = h + block.mlp(block.norm2(h))
-        else:
-            h = block(h)
-    return model.head(model.norm(h)[:, 0])
 
 
 def _main_lambda_checkpoint(model, ema_model, prune_layer='[0,2,3]', epoch=399, **args):
@@ -116,11 +105,11 @@ def test_checkpoint_saved_by_main_lambda_converts_to_reference_pruned_model(mode
         nose = _classifier([0, 2, 3])
         load_checkpoint(nose, str(dst), strict=True)
         with torch.no_grad():
-            expected = _reference_pruned_forward(reference, x, {0, 2, 3})
+            expected = reference_pruned_forward(reference, x, {0, 2, 3})
             assert (nose(x, mode='tensor') - expected).abs().max().item() <= 1e-5
     with torch.no_grad():  # the EMA weights differ: --ema really picked them
-        assert (_reference_pruned_forward(ema, x, {0, 2, 3})
-                - _reference_pruned_forward(model, x, {0, 2, 3})).abs().max() > 1e-3
+        assert (reference_pruned_forward(ema, x, {0, 2, 3})
+                - reference_pruned_forward(model, x, {0, 2, 3})).abs().max() > 1e-3
 
 
 def test_removed_layers_flag_gives_or_overrides_the_set(models, tmp_path, capsys):
@@ -137,7 +126,7 @@ def test_removed_layers_flag_gives_or_overrides_the_set(models, tmp_path, capsys
     load_checkpoint(nose, str(dst), strict=True)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        expected = _reference_pruned_forward(model, x, {0, 2, 3})
+        expected = reference_pruned_forward(model, x, {0, 2, 3})
         assert (nose(x, mode='tensor') - expected).abs().max().item() <= 1e-5
     # done_layer (layers already at lam = 0) join the removed set
     both = _main_lambda_checkpoint(model, ema, prune_layer='[3]', done_layer='[0, 2]')

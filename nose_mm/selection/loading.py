@@ -80,11 +80,15 @@ def build_model_from_cfg(cfg: Any, checkpoint: Optional[str] = None,
         device (str): Device to move the model to. Defaults to ``'cpu'``.
 
     Returns:
-        nn.Module: The model in eval mode.
+        nn.Module: The model in eval mode, with the config's top-level
+        ``data_preprocessor`` (normalisation) merged in as mmengine's Runner does.
     """
     from mmengine.registry import MODELS, init_default_scope
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    model = MODELS.build(model_cfg)
     if checkpoint is None:
         model.init_weights()
     else:

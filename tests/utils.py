@@ -62,3 +62,16 @@ def assert_top1_of(top1, num_images):
     assert abs(correct - round(correct)) < 1e-3 * num_images and 0 <= round(correct) \
         <= num_images, f'top1={top1} is not k/{num_images} of the images'
     return round(correct)
+
+
+def reference_pruned_forward(model, x, removed):
+    """Logits of a timm ViT computed as the reference code's pruned model: blocks in
+    ``removed`` compute ``x = 2x; x = x + mlp(norm2(x))`` (no norm1 / attention)."""
+    h = model.norm_pre(model._pos_embed(model.patch_embed(x)))
+    for i, block in enumerate(model.blocks):
+        if i in removed:
+            h = 2 * h
+            h = h + block.mlp(block.norm2(h))
+        else:
+            h = block(h)
+    return model.head(model.norm(h)[:, 0])

@@ -158,9 +158,10 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         optim = cfg.get('optim_wrapper')
         if optim is None:
             raise LaunchError('--amp needs an optim_wrapper in the config')
-        if optim.get('type', 'OptimWrapper') not in ('OptimWrapper', 'AmpOptimWrapper'):
+        allowed = ('OptimWrapper', 'AmpOptimWrapper', 'AutoAmpOptimWrapper')
+        if optim.get('type', 'OptimWrapper') not in allowed:
             raise LaunchError(f'--amp cannot be applied to optim_wrapper type {optim.type!r}; '
-                              'allowed: OptimWrapper, AmpOptimWrapper')
+                              f'allowed: {", ".join(allowed)}')
         optim.type = 'AmpOptimWrapper'
         optim.setdefault('loss_scale', 'dynamic')
     if auto_scale_lr:

@@ -56,7 +56,8 @@ def shrink_segmentation(path, data_root, out_dir, max_iters=2, extra=None):
     """Write a shrunk copy of a segmentation config; return its path."""
     cfg = Config.fromfile(path)
     cfg.model.backbone.update(arch=TINY_ARCH, patch_size=32, drop_path_rate=0.0)
-    cfg.model.neck.update(in_channels=[32] * 4, out_channels=32)
+    if cfg.model.get('neck') is not None:  # the no-neck UperNet variant has none
+        cfg.model.neck.update(in_channels=[32] * 4, out_channels=32)
     cfg.model.decode_head.update(in_channels=[32] * 4, channels=16)
     cfg.model.auxiliary_head.update(in_channels=32, channels=16)
     _small_loaders(cfg, data_root, batch_size=2)

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.slow
 C100_NOSE = osp.join(REPO, 'configs/cifar100/deit-small_nose-0-2-4_8xb64-100e_cifar100-224px.py')
 ADE_PRUNED = osp.join(
     REPO, 'configs/ade20k/upernet_deit-small_nose-0-2-4-pruned_mln_8xb2-160k_ade20k-512x512.py')
+ADE_NONECK_PRUNED = osp.join(REPO, 'configs/ade20k/upernet_deit-base_nose-0-1-3-4-6-9-pruned_'
+                             'noneck_8xb2-160k_ade20k-512x512.py')
 
 
 def _load(path):
@@ -90,6 +92,20 @@ def test_pruned_classification_checkpoint_transfers_into_upernet(tiny_imagenet, 
     assert proc.returncode != 0
     err = proc.stderr
     assert re.search(r'\b4\b', err) and re.search(r'\b5\b', err), err[-2000:]
+
+
+@pytest.mark.slow  # about 90 s here
+def test_noneck_upernet_variant_trains_and_validates(tiny_ade20k, tmp_path):
+    """mmseg's vit_deit-*_upernet layout: UperNet on the four 1/16 maps, no neck."""
+    cfg = shrink_segmentation(ADE_NONECK_PRUNED, tiny_ade20k, str(tmp_path),
+                              extra={'model.backbone.init_cfg': None})
+    work = tmp_path / 'seg'
+    proc = run_tool('train.py', cfg, '--work-dir', work)
+    assert re.search(r'mIoU: [0-9.]+', proc.stdout + proc.stderr)
+    keys = _load(work / 'iter_2.pth')['state_dict']
+    assert not any(k.startswith('neck.') for k in keys)
+    assert 'backbone.layers.9.attn.qkv.weight' not in keys
+    assert 'backbone.layers.8.attn.qkv.weight' in keys
 
 
 @pytest.mark.parametrize('family', ['classification', 'segmentation'])

@@ -140,6 +140,12 @@ class NoseVisionTransformer(DilutableMixin, VisionTransformer):
             and ``x``. Defaults to True (the reference default).
         init_lam (float): Initial ``lam`` in [0, 1] of the diluted layers.
             Defaults to 1.0.
+        drop_path_mode (str): How ``drop_path_rate`` is spread over the
+            layers: ``'linear'`` (mmpretrain's ramp from 0 in the first layer
+            to ``drop_path_rate`` in the last) or ``'constant'`` (the same rate
+            in every layer, as the reference code's DeiT-B). A
+            ``drop_path_rate`` in ``layer_cfgs`` still wins. Defaults to
+            ``'linear'``.
         **kwargs: Keyword arguments of ``VisionTransformer`` (``img_size``,
             ``patch_size``, ``out_indices``, ``out_type``, ``drop_path_rate``,
             ``layer_scale_init_value``, ``final_norm``, ``with_cls_token``,
@@ -163,7 +169,16 @@ class NoseVisionTransformer(DilutableMixin, VisionTransformer):
                  removed_layers: Optional[Sequence[int]] = None,
                  compensate: bool = True,
                  init_lam: float = 1.0,
+                 drop_path_mode: str = 'linear',
                  **kwargs) -> None:
+        if drop_path_mode not in ('linear', 'constant'):
+            raise ValueError(f"drop_path_mode must be 'linear' or 'constant', got "
+                             f'{drop_path_mode!r}')
+        if drop_path_mode == 'constant':
+            rate = dict(drop_path_rate=kwargs.get('drop_path_rate', 0.))
+            layer_cfgs = kwargs.get('layer_cfgs', dict())
+            kwargs['layer_cfgs'] = ({**rate, **layer_cfgs} if isinstance(layer_cfgs, dict)
+                                    else [{**rate, **cfg} for cfg in layer_cfgs])
         super().__init__(arch, *args, **kwargs)
         self._init_dilution(self.num_layers, diluted_layers, removed_layers, compensate,
                             init_lam)

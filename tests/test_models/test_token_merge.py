@@ -107,7 +107,7 @@ def _tome_oracle(model, x, removed, r_of_block, prop_attn):
             n, c = t.shape
             heads, d = attn.num_heads, c // attn.num_heads
             qkv = (block.norm1(t) @ attn.qkv.weight.T + attn.qkv.bias).reshape(n, 3, heads, d)
-            q, k, v = qkv[:, 0].transpose(0, 1), qkv[:, 1].transpose(0, 1), qkv[:, 2].transpose(0, 1)
+            q, k, v = (qkv[:, j].transpose(0, 1) for j in range(3))  # (heads, T, d)
             logits = q @ k.transpose(1, 2) / math.sqrt(d)
             if prop_attn:
                 logits = logits + size.log()[None, None, :]
@@ -189,7 +189,8 @@ def test_merged_token_counts_per_layer(r, counts):
     assert model.token_merge_counts() == counts
     seen = {}
     for i, layer in enumerate(model.layers):  # tokens entering each MLP
-        layer.ffn.register_forward_hook(lambda m, inp, out, i=i: seen.__setitem__(i, inp[0].shape[1]))
+        layer.ffn.register_forward_hook(
+            lambda m, inp, out, i=i: seen.__setitem__(i, inp[0].shape[1]))
     with torch.no_grad():
         model(_images(1, 224))
     assert {i: seen[i] for i in counts} == counts

@@ -2,7 +2,7 @@
 
     python tools/analysis/benchmark_interleaved.py CONFIG [CONFIG ...] [--checkpoints C ...]
         [--batch-size 8] [--img-size PX] [--repeats 5] [--warmup 2] [--threads N]
-        [--out FILE.json]
+        [--clock wall|process] [--out FILE.json]
 
 ``tools/benchmark.py --compare`` measures two models; this measures any number
 the same way (random pre-processed batches, the whole classifier in
@@ -10,9 +10,12 @@ the same way (random pre-processed batches, the whole classifier in
 interleaved (A, B, C, A, B, C, ...) so drifts of a shared machine hit all
 models alike. Ratios are against the first config: ``params`` and ``flops``
 (B / A), ``throughput`` (ratio of median img/s) and ``throughput_paired``
-(median over rounds of the per-round img/s ratio). FLOPs are multiply-adds per
-image with the attention products (nose_mm.analysis.flops); with token merging
-they are counted on the merged token counts (see benchmarks/README.md).
+(median over rounds of the per-round img/s ratio). ``--clock process`` times
+the CPU time of this process, which other processes on a busy machine barely
+disturb (meaningful with ``--threads 1`` only: idle worker threads spin).
+FLOPs are multiply-adds per image with the attention products
+(nose_mm.analysis.flops); with token merging they are counted on the merged
+token counts (see benchmarks/README.md).
 """
 import argparse
 import sys
@@ -29,12 +32,17 @@ def parse_args(argv=None):
     parser.add_argument('--repeats', type=int, default=5, help='timed rounds')
     parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
     parser.add_argument('--threads', type=int, help='torch intra-op threads')
+    parser.add_argument('--clock', choices=('wall', 'process'), default='wall',
+                        help='wall time (default) or CPU time of this process (use with '
+                        '--threads 1)')
     parser.add_argument('--out', help='write every figure and repeat to this JSON file')
     return parser.parse_args(argv)
 
 
-def measure(models, batch_size, hw, repeats, warmup):
+def measure(models, batch_size, hw, repeats, warmup, clock):
     """Params, FLOPs and interleaved timings of ``{name: model}`` (CPU, fp32)."""
+    import time
+
     import torch
 
     from nose_mm.analysis.benchmark import median, paired_ratio, time_interleaved
@@ -51,7 +59,8 @@ def measure(models, batch_size, hw, repeats, warmup):
     report = {name: {'params': count_params(model), 'flops': count_flops(model, (3, ) + hw)}
               for name, model in models.items()}
     times = time_interleaved({name: forward(m) for name, m in models.items()},
-                             repeats=repeats, warmup=warmup)
+                             repeats=repeats, warmup=warmup,
+                             clock=time.process_time if clock == 'process' else time.perf_counter)
     first = next(iter(models))
     for name, entry in report.items():
         entry['img_per_s'] = batch_size / median(times[name])
@@ -99,10 +108,10 @@ def main(argv=None):
         return fail(exc)
     if len(models) != len(args.configs):
         return fail('a config is given twice')
-    report = measure(models, args.batch_size, hw, args.repeats, args.warmup)
+    report = measure(models, args.batch_size, hw, args.repeats, args.warmup, args.clock)
     print(f'{cpu_model_name() or "CPU"}, torch {torch.__version__}, {torch.get_num_threads()} '
-          f'threads, fp32, batch {args.batch_size}, {hw[0]}x{hw[1]} px, median of '
-          f'{args.repeats} interleaved repeats ({args.warmup} warm-up)')
+          f'threads, {args.clock} clock, fp32, batch {args.batch_size}, {hw[0]}x{hw[1]} px, '
+          f'median of {args.repeats} interleaved repeats ({args.warmup} warm-up)')
     print(f'{"config":60s} {"params (M)":>10s} {"GMACs":>8s} {"img/s":>7s} '
           f'{"params":>7s} {"FLOPs":>7s} {"img/s":>7s} {"paired":>7s}')
     for name, e in report.items():
@@ -114,6 +123,7 @@ def main(argv=None):
         atomic_write_json(args.out, {
             'settings': {'batch_size': args.batch_size, 'img_size': list(hw),
                          'repeats': args.repeats, 'warmup': args.warmup, 'device': 'cpu',
+                         'clock': args.clock,
                          'precision': 'fp32', 'num_threads': torch.get_num_threads(),
                          'cpu_model': cpu_model_name(), 'torch': torch.__version__},
             'models': [dict(config=name, checkpoint=ckpt, **entry)

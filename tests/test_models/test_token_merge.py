@@ -2,10 +2,13 @@
 plain-torch oracle of the published algorithm on a timm DeiT-S, token counts, FLOPs
 on merged token counts, and build-time errors."""
 import math
+import os.path as osp
 import re
 
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 import nose_mm  # noqa: F401  (registers)
@@ -14,6 +17,7 @@ from nose_mm.models import NoseVisionTransformer
 from nose_mm.models.convert import convert_deit_checkpoint, convert_lambda_vit
 from nose_mm.models.token_merge import (bipartite_soft_matching, merge_weighted,
                                         merged_token_counts)
+from tests.utils import REPO, TEST_CONFIGS
 
 timm = pytest.importorskip('timm')
 
@@ -195,6 +199,38 @@ def test_merged_token_counts_per_layer(r, counts):
         model(_images(1, 224))
     assert {i: seen[i] for i in counts} == counts
     assert seen[0] == seen[1] == 197 and seen[3] == seen[4] == 197 and seen[6] == counts[5]
+
+
+@pytest.mark.parametrize('config, counts', [
+    ('deit-base_nose-0-1-3-4-6-pruned-tome-r24_in1k-224px.py',
+     {2: 197, 5: 173, 7: 149, 8: 125, 9: 101, 10: 77, 11: 53}),
+    ('deit-base_nose-0-1-3-4-6-pruned-tome-r28_in1k-224px.py',
+     {2: 197, 5: 169, 7: 141, 8: 113, 9: 85, 10: 57, 11: 29}),
+    ('deit-small_nose-0-2-4-pruned-tome-r22_in1k-224px.py',
+     {1: 197, 3: 175, 5: 153, 6: 131, 7: 109, 8: 87, 9: 65, 10: 43, 11: 22}),
+])
+def test_configs_hold_the_reference_settings(config, counts):
+    """The token counts of configs/imagenet/README.md's NOSE + ToMe table."""
+    backbone = Config.fromfile(osp.join(REPO, 'configs', 'imagenet', config)).model.backbone
+    model = NoseVisionTransformer(**{k: v for k, v in backbone.items() if k != 'type'})
+    assert model.token_merge.start == 1 and model.token_merge.prop_attn
+    assert model.token_merge_counts() == counts
+
+
+def test_runner_test_loop_merges_tokens(tiny_cifar100, tmp_path):
+    cfg = Config.fromfile(osp.join(TEST_CONFIGS, 'bench-tiny-vit-pruned_cifar100.py'))
+    cfg.model.backbone.token_merge = dict(r=4, start=0)  # attention layers 1 and 3
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].dataset.data_root = tiny_cifar100
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.custom_hooks = []
+    runner = Runner.from_cfg(cfg)
+    seen = []
+    runner.model.backbone.layers[3].ffn.register_forward_hook(
+        lambda m, inp, out: seen.append(inp[0].shape[1]))
+    metrics = runner.test()
+    assert 0 <= metrics['accuracy/top1'] <= 100
+    assert seen and set(seen) == {9}  # 17 tokens (16 patches + CLS) -> 13 -> 9
 
 
 def _macs_by_operator(model, size=64):

@@ -1,15 +1,17 @@
 """mmpretrain's VisionTransformer with dilutable and removable attention layers."""
 import re
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
+from mmpretrain.models.utils import resize_pos_embed
 
 from nose_mm.registry import register_model
 
 from ..checkpoint_fit import CheckpointFitError
 from ..dilution import DilutableMixin, dilute_residual
+from .token_merge_mixin import TokenMergeMixin
 
 __all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer']
 
@@ -93,7 +95,7 @@ _LAYER_KEY = r'layers\.(\d+)\.([A-Za-z0-9_]+)\.'
 
 
 @register_model
-class NoseVisionTransformer(DilutableMixin, VisionTransformer):
+class NoseVisionTransformer(TokenMergeMixin, DilutableMixin, VisionTransformer):
     """Vision Transformer whose attention layers can be diluted and removed.
 
     mmpretrain's :class:`~mmpretrain.models.backbones.VisionTransformer` with
@@ -118,6 +120,11 @@ class NoseVisionTransformer(DilutableMixin, VisionTransformer):
     Usable as an mmpretrain classifier backbone (``out_type='cls_token'``) and
     as an mmseg backbone (registered in both registries), e.g. UperNet with
     ``MultiLevelNeck``: ``out_type='featmap', out_indices=(2, 5, 8, 11)``.
+
+    With ``token_merge``, token merging (ToMe, :mod:`nose_mm.models.token_merge`)
+    runs after the attention of the layers that keep attention, for
+    classification (``out_type='cls_token'``) at test time, as in the
+    reference's NOSE + ToMe rows.
 
     Args:
         arch (str | dict): As in ``VisionTransformer``: ``'deit-tiny'``,
@@ -146,6 +153,13 @@ class NoseVisionTransformer(DilutableMixin, VisionTransformer):
             in every layer, as the reference code's DeiT-B). A
             ``drop_path_rate`` in ``layer_cfgs`` still wins. Defaults to
             ``'linear'``.
+        token_merge (dict, optional): ``dict(r=R, start=S, prop_attn=True)``:
+            merge ``R`` tokens (an int, or a list with one count per merging
+            layer) in every layer that keeps attention (removed and
+            ``lam = 0`` layers do not count) from the ``S``-th such layer on
+            (counted from 0; default 0), with proportional attention
+            (default True). Needs ``out_type='cls_token'``. Defaults to None
+            (no merging).
         **kwargs: Keyword arguments of ``VisionTransformer`` (``img_size``,
             ``patch_size``, ``out_indices``, ``out_type``, ``drop_path_rate``,
             ``layer_scale_init_value``, ``final_norm``, ``with_cls_token``,
@@ -154,7 +168,10 @@ class NoseVisionTransformer(DilutableMixin, VisionTransformer):
     Raises:
         ValueError: Layer indices out of ``[-num_layers, num_layers - 1]``,
             duplicated (also ``11`` and ``-1`` with 12 layers), or both
-            diluted and removed; ``init_lam`` outside [0, 1].
+            diluted and removed; ``init_lam`` outside [0, 1]; a bad
+            ``token_merge`` (negative or non-int ``r``, a list ``r`` of the
+            wrong length, ``start`` out of range, a non-``'cls_token'``
+            output).
 
     Example:
         >>> backbone = NoseVisionTransformer('deit-small', diluted_layers=[0, 2, 4])
@@ -170,6 +187,7 @@ class NoseVisionTransformer(DilutableMixin, VisionTransformer):
                  compensate: bool = True,
                  init_lam: float = 1.0,
                  drop_path_mode: str = 'linear',
+                 token_merge: Optional[dict] = None,
                  **kwargs) -> None:
         if drop_path_mode not in ('linear', 'constant'):
             raise ValueError(f"drop_path_mode must be 'linear' or 'constant', got "
@@ -186,6 +204,20 @@ class NoseVisionTransformer(DilutableMixin, VisionTransformer):
             DilutableEncoderLayer.from_encoder_layer(
                 layer, removed=i in self._removed_layers, compensate=compensate)
         self._apply_dilution()
+        self._init_token_merge(token_merge)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """The parent's forward, or with ``token_merge`` its steps with merging layers."""
+        if self.token_merge is None:
+            return super().forward(x)
+        # the embedding steps of VisionTransformer.forward, then the merging layers
+        x, patch_resolution = self.patch_embed(x)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        x = x + resize_pos_embed(self.pos_embed, self.patch_resolution, patch_resolution,
+                                 mode=self.interpolate_mode,
+                                 num_extra_tokens=self.num_extra_tokens)
+        x = self.pre_norm(self.drop_after_pos(x))
+        return self._forward_layers_merged(x, patch_resolution)
 
     def train(self, mode: bool = True) -> 'NoseVisionTransformer':
         """Same as the parent, but returns ``self`` as ``nn.Module.train`` should."""

@@ -3,7 +3,8 @@
 For each budget ``k``, ``M`` seeded random sets of ``k`` attention layers are
 skipped (as the adapters' ``skip_mode`` says: identity by default, as in
 selection) and the model is evaluated as it is: top-1 accuracy on the images
-and the transfer entropy ``TE(S) = H(F_full) - H(F_S)`` of the set (:mod:`nose_mm.selection.entropy`). The paper's point: accuracy
+and the transfer entropy ``TE(S) = H(F_full) - H(F_S)`` of the set
+(:mod:`nose_mm.selection.entropy`). The paper's point: accuracy
 falls as ``|TE|`` grows, so TE predicts which layers can go.
 
 The functions take :class:`~nose_mm.selection.adapters.LayerSkipAdapter`

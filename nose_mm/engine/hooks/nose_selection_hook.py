@@ -53,7 +53,8 @@ class NoseSelectionHook(Hook):
     otherwise rank 0 selects on ``num_samples`` images of ``split`` (training
     images with the test pipeline, or the val set), every rank sets
     ``backbone.set_diluted_layers`` and rank 0 writes ``<work_dir>/<file_name>``.
-    Priority ``'VERY_HIGH'``: before ``DilutionHook``. See the README section "Layer selection in training".
+    Priority ``'VERY_HIGH'``: before ``DilutionHook``. See the README section
+    "Layer selection in training".
 
     Args:
         selection_file (str, optional): A ``tools/nose_select.py`` JSON to use

@@ -29,7 +29,7 @@ from nose_mm.selection.runner import run_selection
 from nose_mm.selection.settings import SelectionSettings
 
 __all__ = ['RECORD_FORMAT', 'check_num_samples_grid', 'measure_selection_stability',
-           'stability_rows', 'smallest_stable_n']
+           'stability_rows', 'smallest_stable_n', 'stability_markdown']
 
 #: ``format`` of the JSON record.
 RECORD_FORMAT = 'nose_mm.selection_stability'
@@ -184,3 +184,51 @@ def smallest_stable_n(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
         out.append(dict(split=split, skip_mode=mode, k=k, n=best['n'] if best else None,
                         num_samples=best['num_samples'] if best else None))
     return out
+
+
+def stability_markdown(record: Dict[str, Any]) -> str:
+    """One markdown table per budget K: rows (split, skip mode), columns N.
+
+    A cell is the number of distinct sets over the seeds and, in brackets, how
+    many seeds gave the all-images set; the ``N = all`` cell is that set.
+
+    Args:
+        record (dict): With ``rows`` (:func:`stability_rows`) and
+            ``smallest_stable_n`` (:func:`smallest_stable_n`).
+    """
+    rows, lines = record['rows'], []
+    grid = []
+    for row in rows:
+        if row['n'] not in grid:
+            grid.append(row['n'])
+    grid.sort(key=lambda n: (n == 'all', n if n != 'all' else 0))
+    smallest = {(s['split'], s['skip_mode'], s['k']): s['n'] for s in record['smallest_stable_n']}
+    for k in sorted({r['k'] for r in rows}):
+        lines += [f'K = {k}: distinct sets over the seeds (seeds giving the all-images set)', '',
+                  '| split | skip mode | ' + ' | '.join(f'N = {n}' for n in grid)
+                  + ' | all-images set | smallest stable N |',
+                  '|---|---|' + '---|' * (len(grid) + 2)]
+        keys = []
+        for row in rows:
+            if row['k'] == k and (row['split'], row['skip_mode']) not in keys:
+                keys.append((row['split'], row['skip_mode']))
+        for split, mode in keys:
+            cells, whole = [], None
+            for n in grid:
+                row = next((r for r in rows if (r['split'], r['skip_mode'], r['k'], r['n'])
+                            == (split, mode, k, n)), None)
+                if row is None:
+                    cells.append('n/a')
+                    continue
+                if n == 'all':
+                    whole = row['modal']
+                    cells.append(f'{row["modal"]} ({row["num_samples"]} images)')
+                    continue
+                match = ('' if row['matches_all'] is None
+                         else f' ({round(row["matches_all"] * row["seeds"])}/{row["seeds"]})')
+                cells.append(f'{row["distinct"]}{match}')
+            lines.append(f'| {split} | {mode} | ' + ' | '.join(cells)
+                         + f' | {whole if whole is not None else "-"} | '
+                         f'{smallest.get((split, mode, k))} |')
+        lines.append('')
+    return '\n'.join(lines)

@@ -36,7 +36,8 @@ class SelectionSettings:
     Args:
         num_layers (int, optional): Budget ``K`` (a positive int). Defaults to None
             (only allowed where a selection file supplies the layers).
-        num_samples (int): Calibration images ``N`` (>= 2). Defaults to 256.
+        num_samples (int): Calibration images ``N`` (>= 2). Defaults to 1024 (from
+            the stability measurement in the README, "Calibration size").
         method (str): One of :data:`METHODS`. Defaults to ``'nose'``.
         criterion (str): NOSE criterion, ``'abs'`` or ``'signed'``. Defaults to ``'abs'``.
         batch_size (int): Calibration batch size. Defaults to 32.
@@ -57,7 +58,7 @@ class SelectionSettings:
 
     num_layers: Optional[int] = _field(None, 'number of attention layers to select (K)',
                                        ('-k', ))
-    num_samples: int = _field(256, 'calibration images N (default: 256)', ('-n', ))
+    num_samples: int = _field(1024, 'calibration images N (default: 1024)', ('-n', ))
     method: str = _field('nose', 'selection method (default: nose)', choices=METHODS)
     criterion: str = _field('abs', 'NOSE: smallest |TE| (abs) or smallest TE (signed) '
                             '(default: abs)', choices=CRITERIA)

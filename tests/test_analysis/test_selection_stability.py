@@ -1,5 +1,4 @@
 """Selection stability across calibration seeds: the summary and the tool on tiny CIFAR-100."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -8,17 +7,13 @@ import torch
 
 from nose_mm.analysis.selection_stability import (check_num_samples_grid, smallest_stable_n,
                                                   stability_rows)
-from tests.utils import REPO, TEST_CONFIGS
+from tests.utils import TEST_CONFIGS, import_tool
 
 CFG = osp.join(TEST_CONFIGS, 'tiny-vit_cifar100.py')
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'selection_stability_tool', osp.join(REPO, 'tools', 'analysis', 'selection_stability.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool('analysis/selection_stability.py')
 
 
 def _run(n, seed, selection, split='train', mode='identity', size=None):

@@ -11,7 +11,8 @@ attention skipped (identity, or 2x with ``--skip-mode compensated``); on N
 images of the split (default: the val split with its pipeline; ``train`` uses
 the test pipeline), each set gets its top-1 accuracy and its transfer entropy
 TE(S) = H(full) - H(S). Writes ``DIR/random_skip.json`` (accuracy mean /
-variance per k and every set's accuracy and TE) and ``DIR/random_skip.png`` (accuracy vs TE), atomically.
+variance per k and every set's accuracy and TE) and ``DIR/random_skip.png``
+(accuracy vs TE), atomically.
 """
 import argparse
 import math

@@ -51,46 +51,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def markdown_tables(record: dict) -> str:
-    """One markdown table per budget K: rows (split, skip mode), columns N."""
-    rows, lines = record['rows'], []
-    grid = []
-    for row in rows:
-        if row['n'] not in grid:
-            grid.append(row['n'])
-    grid.sort(key=lambda n: (n == 'all', n if n != 'all' else 0))
-    smallest = {(s['split'], s['skip_mode'], s['k']): s['n'] for s in record['smallest_stable_n']}
-    for k in sorted({r['k'] for r in rows}):
-        lines += [f'K = {k}: distinct sets over the seeds (seeds giving the all-images set)', '',
-                  '| split | skip mode | ' + ' | '.join(f'N = {n}' for n in grid)
-                  + ' | all-images set | smallest stable N |',
-                  '|---|---|' + '---|' * (len(grid) + 2)]
-        keys = []
-        for row in rows:
-            if row['k'] == k and (row['split'], row['skip_mode']) not in keys:
-                keys.append((row['split'], row['skip_mode']))
-        for split, mode in keys:
-            cells, whole = [], None
-            for n in grid:
-                row = next((r for r in rows if (r['split'], r['skip_mode'], r['k'], r['n'])
-                            == (split, mode, k, n)), None)
-                if row is None:
-                    cells.append('n/a')
-                    continue
-                if n == 'all':
-                    whole = row['modal']
-                    cells.append(f'{row["modal"]} ({row["num_samples"]} images)')
-                    continue
-                match = ('' if row['matches_all'] is None
-                         else f' ({round(row["matches_all"] * row["seeds"])}/{row["seeds"]})')
-                cells.append(f'{row["distinct"]}{match}')
-            lines.append(f'| {split} | {mode} | ' + ' | '.join(cells)
-                         + f' | {whole if whole is not None else "-"} | '
-                         f'{smallest.get((split, mode, k))} |')
-        lines.append('')
-    return '\n'.join(lines)
-
-
 @cli_main(*INPUT_ERRORS)
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -99,7 +59,8 @@ def main(argv=None) -> int:
 
     from nose_mm.analysis.selection_stability import (RECORD_FORMAT, check_num_samples_grid,
                                                       measure_selection_stability,
-                                                      smallest_stable_n, stability_rows)
+                                                      smallest_stable_n, stability_markdown,
+                                                      stability_rows)
     from nose_mm.benchmark.env import env_info, git_commit
     from nose_mm.models.builder import build_model_from_cfg
     from nose_mm.selection import build_adapter, check_budget, file_sha256
@@ -143,7 +104,7 @@ def main(argv=None) -> int:
                   dataset_sizes={s: len(d) for s, d in datasets.items()},
                   settings=settings.to_dict(), rows=rows,
                   smallest_stable_n=smallest_stable_n(rows), runs=runs)
-    table = markdown_tables(record)
+    table = stability_markdown(record)
     json_path = osp.join(args.out, 'selection_stability.json')
     md_path = osp.join(args.out, 'selection_stability.md')
     atomic_write_json(json_path, record)

@@ -61,6 +61,7 @@ def test_calibration_uses_the_train_split_with_the_test_pipeline(tiny_cifar100):
 def test_calibration_on_the_val_split(tiny_cifar100):
     cfg = Config.fromfile(osp.join(TEST_CONFIGS, 'tiny-vit_cifar100.py'))
     cfg.val_dataloader.dataset.data_root = tiny_cifar100
+    cfg.train_dataloader.dataset.data_root = tiny_cifar100
     cfg.val_dataloader.dataset.pipeline = [dict(type='RandomFlip', prob=1.0,
                                                 direction='horizontal'), dict(type='PackInputs')]
     ds_cfg = calibration_dataset_cfg(cfg, 'val')

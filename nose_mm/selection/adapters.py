@@ -22,12 +22,14 @@ pre-trained model. What a skipped attention leaves is the adapter's
 definition, the default) or ``'compensated'`` (x becomes 2x, the reference
 code's shrink model, i.e. the block diluted at lam = 0 with compensation);
 adapters that override :meth:`~LayerSkipAdapter.block` call
-:meth:`~LayerSkipAdapter.skipped_attention` for it. Layers listed in the
+:meth:`~LayerSkipAdapter.skipped_attention` for it and mark the override with
+:func:`applies_skip_mode` (an unmarked override refuses ``'compensated'``
+rather than silently computing ``'identity'``). Layers listed in the
 backbone's ``removed_layers`` (if it has that attribute) have no attention;
 they run through the layer's own ``forward`` and are not candidates.
 """
 from abc import ABCMeta, abstractmethod
-from typing import Any, List, Sequence, Tuple, Type
+from typing import Any, Callable, List, Sequence, Tuple, Type
 
 import torch
 from mmpretrain.utils import get_ori_model
@@ -35,8 +37,8 @@ from torch import Tensor
 
 from nose_mm.models.dilution import removed_residual
 
-__all__ = ['FEATURES', 'SKIP_MODES', 'LayerSkipAdapter', 'MMPretrainViTAdapter', 'register_adapter',
-           'build_adapter']
+__all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'LayerSkipAdapter',
+           'MMPretrainViTAdapter', 'register_adapter', 'build_adapter']
 
 #: Which features an adapter reads out: what the head reads, or the logits.
 FEATURES = ('head_input', 'logits')
@@ -44,6 +46,13 @@ FEATURES = ('head_input', 'logits')
 SKIP_MODES = ('identity', 'compensated')
 
 _ADAPTERS: List[Type['LayerSkipAdapter']] = []
+
+
+def applies_skip_mode(block: Callable) -> Callable:
+    """Mark a :meth:`LayerSkipAdapter.block` override that skips through
+    :meth:`~LayerSkipAdapter.skipped_attention` (so every skip mode is honoured)."""
+    block.applies_skip_mode = True
+    return block
 
 
 class LayerSkipAdapter(metaclass=ABCMeta):
@@ -64,7 +73,9 @@ class LayerSkipAdapter(metaclass=ABCMeta):
             ``'identity'``.
 
     Raises:
-        ValueError: If ``features`` or ``skip_mode`` is not an allowed value.
+        ValueError: If ``features`` or ``skip_mode`` is not an allowed value, or
+            ``skip_mode`` is not ``'identity'`` and the subclass overrides
+            :meth:`block` without :func:`applies_skip_mode`.
     """
 
     def __init__(self, model: torch.nn.Module, features: str = 'head_input',
@@ -74,6 +85,10 @@ class LayerSkipAdapter(metaclass=ABCMeta):
         if skip_mode not in SKIP_MODES:
             raise ValueError(f'unknown skip_mode {skip_mode!r}; allowed: '
                              f'{", ".join(SKIP_MODES)}')
+        if skip_mode != 'identity' and not getattr(type(self).block, 'applies_skip_mode', False):
+            raise ValueError(f'{type(self).__name__}.block does not apply skip_mode '
+                             f'{skip_mode!r}: it must skip through skipped_attention() and be '
+                             f'marked with @applies_skip_mode')
         self.model = model
         self.features = features
         self.skip_mode = skip_mode
@@ -126,6 +141,7 @@ class LayerSkipAdapter(metaclass=ABCMeta):
         """The tokens after a skipped attention sublayer: ``x`` or, compensated, ``2x``."""
         return removed_residual(x, compensate=self.skip_mode == 'compensated')
 
+    @applies_skip_mode
     def block(self, index: int, x: Tensor, skip_attn: bool = False) -> Tensor:
         """Block ``index``; with ``skip_attn`` its attention is skipped (``skip_mode``).
 
@@ -273,6 +289,7 @@ class MMPretrainViTAdapter(LayerSkipAdapter):
         layer = self._layer(index)
         return layer.ffn(layer.ln2(x), identity=torch.zeros_like(x))
 
+    @applies_skip_mode
     def block(self, index: int, x: Tensor, skip_attn: bool = False) -> Tensor:
         if index in self.removed_layers:
             if skip_attn:

@@ -6,6 +6,6 @@ model = dict(
                   arch=dict(embed_dims=16, depths=[2, 2, 2], num_heads=[1, 2, 4]),
                   img_size=32, patch_size=4, window_size=2, out_indices=(2, ),
                   drop_path_rate=0.0),
-    neck=dict(type='GlobalAveragePooling'),
+    neck=dict(_delete_=True, type='GlobalAveragePooling'),
     head=dict(_delete_=True, type='LinearClsHead', num_classes=100, in_channels=64,
               loss=dict(type='CrossEntropyLoss')))

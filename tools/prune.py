@@ -1,5 +1,9 @@
 """Prune a dilution-trained checkpoint: drop LN1 + attention of layers trained to lam = 0.
 
+Works for every backbone family (ViT / DeiT / DeiT-III keys ``layers.{i}.ln1/attn``,
+Swin keys ``stages.{s}.blocks.{j}.norm1/attn`` with global layer indices), read from
+the keys by ``nose_mm.models.layouts``.
+
     python tools/prune.py CKPT OUT [--layers 0 2 4] [--prefix backbone.]
 
 CKPT is a Runner-saved checkpoint of a run with ``DilutionHook`` (its meta records
@@ -7,7 +11,7 @@ CKPT is a Runner-saved checkpoint of a run with ``DilutionHook`` (its meta recor
 layers still contribute. OUT holds ``state_dict`` and ``meta`` (with
 ``removed_layers``); build the model with
 ``backbone=dict(type='NoseVisionTransformer', removed_layers=<meta removed_layers>,
-compensate=<meta dilution_compensate>)``.
+compensate=<meta dilution_compensate>)`` (or ``NoseDeiT3`` / ``NoseSwinTransformer``).
 """
 import argparse
 import sys

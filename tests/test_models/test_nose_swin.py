@@ -237,3 +237,36 @@ def test_dilution_hook_runner_and_prune(tiny_cifar100, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model.extract_feat(x)[0], pruned.extract_feat(x)[0],
                                    rtol=0, atol=0)
+
+
+def test_convert_tool_tiny_timm_swin(tmp_path, capsys):
+    """tools/convert/deit_to_mmpretrain.py on a tiny timm Swin (2x2 windows, 3 stages)."""
+    timm = pytest.importorskip('timm')
+    from mmengine.config import Config
+
+    from tests.test_tools.test_prune_convert import _tool
+    from tests.utils import TEST_CONFIGS
+    tool = _tool('convert/deit_to_mmpretrain.py')
+    torch.manual_seed(0)
+    reference = timm.models.swin_transformer.SwinTransformer(
+        img_size=32, patch_size=4, window_size=2, embed_dim=16, depths=(2, 2, 2),
+        num_heads=(1, 2, 4), num_classes=100).eval()
+    with torch.no_grad():
+        for name, param in reference.named_parameters():
+            if 'norm' in name:
+                param.add_(0.3 * torch.randn(param.shape))
+    src, dst = tmp_path / 'swin.pth', tmp_path / 'mm.pth'
+    torch.save({'model': reference.state_dict()}, src)
+    assert tool.main([str(src), str(dst)]) == 0
+    assert capsys.readouterr().out.strip().endswith(
+        '(timm/swin: build backbone type NoseSwinTransformer)')
+    model = MODELS.build(Config.fromfile(f'{TEST_CONFIGS}/tiny-swin_cifar100.py').model).eval()
+    model.load_state_dict(torch.load(dst, weights_only=False)['state_dict'], strict=True)
+    x = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, mode='tensor'), reference(x), rtol=0, atol=1e-5)
+    # an unknown layout is refused, nothing written
+    torch.save({'state_dict': model.state_dict()}, src)
+    assert tool.main([str(src), str(tmp_path / 'no.pth')]) == 1
+    assert not (tmp_path / 'no.pth').exists()
+    assert 'unrecognised checkpoint layout' in capsys.readouterr().err

@@ -16,6 +16,24 @@ def count(module):
     return sum(p.numel() for p in module.parameters())
 
 
+def perturb(model, norm_std=0.3, gamma=None, table_std=None):
+    """Move a timm model's norms (and layer scales / bias tables) off their init, in place.
+
+    With init values (norm weights 1, layer scales 1e-6) blocks that differ only
+    in which norm they use, or in channel order, give the same outputs.
+    """
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if 'norm' in name:
+                param.add_(norm_std * torch.randn(param.shape, generator=g))
+            elif gamma is not None and name.endswith('gamma'):
+                param.copy_(gamma + 0.1 * torch.randn(param.shape, generator=g))
+            elif table_std is not None and 'relative_position_bias_table' in name:
+                param.normal_(0, table_std, generator=g)
+    return model
+
+
 def attention_params(block):
     """Parameters a pruned block loses: its pre-norm and attention."""
     return sum(count(getattr(block, name)) for name in block.attention_parts)

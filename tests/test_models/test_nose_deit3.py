@@ -11,7 +11,7 @@ from nose_mm.models.convert import convert_deit_checkpoint, detect_checkpoint_fa
 from nose_mm.models.prune import attention_keys
 
 from .family_checks import (assert_lam_zero_equals_pruned, assert_mismatch_refused,
-                            attention_params, count, dilute_train_prune)
+                            attention_params, count, dilute_train_prune, perturb)
 
 TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 SMALL_INPUT = dict(img_size=32, patch_size=8)
@@ -35,16 +35,7 @@ def _perturbed_timm_deit3():
     timm = pytest.importorskip('timm')
     torch.manual_seed(0)
     model = timm.create_model('deit3_small_patch16_224', pretrained=False).eval()
-    g = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if 'norm' in name and name.endswith('weight'):
-                param.copy_(1 + 0.3 * torch.randn(param.shape, generator=g))
-            elif 'norm' in name and name.endswith('bias'):
-                param.copy_(0.2 * torch.randn(param.shape, generator=g))
-            elif name.endswith('gamma'):  # layer scales start at 1e-6
-                param.copy_(0.5 + 0.1 * torch.randn(param.shape, generator=g))
-    return model
+    return perturb(model, gamma=0.5)  # layer scales start at 1e-6
 
 
 def _classifier(**backbone):

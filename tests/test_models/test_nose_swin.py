@@ -13,7 +13,7 @@ from nose_mm.models.convert import convert_deit_checkpoint, detect_checkpoint_fa
 from nose_mm.models.prune import attention_keys, prune_state_dict
 
 from .family_checks import (assert_lam_zero_equals_pruned, assert_mismatch_refused,
-                            attention_params, count, dilute_train_prune)
+                            attention_params, count, dilute_train_prune, perturb)
 
 # 3 stages of 2 blocks (layers 0-5); 32 px -> 8x8, 4x4, 2x2 tokens in 2x2 windows
 TINY = dict(embed_dims=16, depths=[2, 2, 2], num_heads=[1, 2, 4])
@@ -152,14 +152,7 @@ def _perturbed_timm_swin():
     timm = pytest.importorskip('timm')
     torch.manual_seed(0)
     model = timm.create_model('swin_tiny_patch4_window7_224', pretrained=False).eval()
-    g = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if 'norm' in name:  # incl. patch-merging norms: their channel order matters
-                param.add_(0.3 * torch.randn(param.shape, generator=g))
-            elif 'relative_position_bias_table' in name:
-                param.normal_(0, 0.5, generator=g)
-    return model
+    return perturb(model, table_std=0.5)  # incl. patch-merging norms: channel order matters
 
 
 def _swin_classifier():
@@ -251,10 +244,7 @@ def test_convert_tool_tiny_timm_swin(tmp_path, capsys):
     reference = timm.models.swin_transformer.SwinTransformer(
         img_size=32, patch_size=4, window_size=2, embed_dim=16, depths=(2, 2, 2),
         num_heads=(1, 2, 4), num_classes=100).eval()
-    with torch.no_grad():
-        for name, param in reference.named_parameters():
-            if 'norm' in name:
-                param.add_(0.3 * torch.randn(param.shape))
+    perturb(reference)
     src, dst = tmp_path / 'swin.pth', tmp_path / 'mm.pth'
     torch.save({'model': reference.state_dict()}, src)
     assert tool.main([str(src), str(dst)]) == 0

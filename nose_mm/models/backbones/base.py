@@ -7,7 +7,7 @@ changes) and computes the attention residual with
 implements :class:`~nose_mm.models.dilution.Dilutable` over those blocks and
 refuses checkpoints whose pruned layers differ from the model's, naming them.
 """
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -91,19 +91,33 @@ class NoseBackboneMixin(DilutableMixin):
 
     Put it before the mmpretrain backbone in the bases. Subclasses set
     ``block_layout`` (their state-dict key layout, see
-    :mod:`nose_mm.models.layouts`) and implement :meth:`dilutable_blocks` and
-    :meth:`block_depths`.
+    :mod:`nose_mm.models.layouts`) and ``block_class`` (their
+    :class:`DilutableBlockMixin`), call :meth:`_setup_dilution` after the
+    parent's constructor, and override :meth:`dilutable_blocks` /
+    :meth:`block_depths` unless their blocks are ``self.layers`` (plain ViTs).
     """
 
     block_layout: BlockLayout
+    block_class: type
 
-    def dilutable_blocks(self) -> List[DilutableBlockMixin]:
-        """The blocks in global layer order."""
-        raise NotImplementedError
+    def _setup_dilution(self, diluted_layers: Optional[Sequence[int]],
+                        removed_layers: Optional[Sequence[int]], compensate: bool,
+                        init_lam: float) -> None:
+        """Validate the dilution arguments and convert the built blocks."""
+        blocks = self.dilutable_blocks()
+        self._init_dilution(len(blocks), diluted_layers, removed_layers, compensate, init_lam)
+        for i, block in enumerate(blocks):
+            self.block_class.convert(block, removed=i in self._removed_layers,
+                                     compensate=compensate)
+        self._apply_dilution()
 
-    def block_depths(self) -> Sequence[int]:
-        """Blocks per stage (one stage for a plain ViT)."""
-        raise NotImplementedError
+    def dilutable_blocks(self) -> List[nn.Module]:
+        """The blocks in global layer order (``self.layers`` for plain ViTs)."""
+        return list(self.layers)
+
+    def block_depths(self) -> Tuple[int, ...]:
+        """Blocks per stage (one stage for plain ViTs)."""
+        return (len(self.layers), )
 
     def train(self, mode: bool = True):
         """Same as the parent, but returns ``self`` as ``nn.Module.train`` should."""

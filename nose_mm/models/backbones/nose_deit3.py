@@ -72,6 +72,7 @@ class NoseDeiT3(NoseBackboneMixin, DeiT3):
     """
 
     block_layout = VIT_LAYOUT
+    block_class = DilutableDeiT3Layer
 
     def __init__(self,
                  arch='base',
@@ -82,15 +83,4 @@ class NoseDeiT3(NoseBackboneMixin, DeiT3):
                  init_lam: float = 1.0,
                  **kwargs) -> None:
         super().__init__(arch, *args, **kwargs)
-        self._init_dilution(self.num_layers, diluted_layers, removed_layers, compensate,
-                            init_lam)
-        for i, layer in enumerate(self.layers):
-            DilutableDeiT3Layer.convert(layer, removed=i in self._removed_layers,
-                                        compensate=compensate)
-        self._apply_dilution()
-
-    def dilutable_blocks(self):
-        return list(self.layers)
-
-    def block_depths(self):
-        return (self.num_layers, )
+        self._setup_dilution(diluted_layers, removed_layers, compensate, init_lam)

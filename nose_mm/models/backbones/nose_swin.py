@@ -83,6 +83,7 @@ class NoseSwinTransformer(NoseBackboneMixin, SwinTransformer):
     """
 
     block_layout = SWIN_LAYOUT
+    block_class = DilutableSwinBlock
 
     def __init__(self,
                  arch='tiny',
@@ -93,12 +94,7 @@ class NoseSwinTransformer(NoseBackboneMixin, SwinTransformer):
                  init_lam: float = 1.0,
                  **kwargs) -> None:
         super().__init__(arch, *args, **kwargs)
-        blocks = self.dilutable_blocks()
-        self._init_dilution(len(blocks), diluted_layers, removed_layers, compensate, init_lam)
-        for i, block in enumerate(blocks):
-            DilutableSwinBlock.convert(block, removed=i in self._removed_layers,
-                                       compensate=compensate)
-        self._apply_dilution()
+        self._setup_dilution(diluted_layers, removed_layers, compensate, init_lam)
 
     def dilutable_blocks(self):
         return [block for stage in self.stages for block in stage.blocks]

@@ -116,6 +116,7 @@ class NoseVisionTransformer(NoseBackboneMixin, VisionTransformer):
     """
 
     block_layout = VIT_LAYOUT
+    block_class = DilutableEncoderLayer
 
     def __init__(self,
                  arch='base',
@@ -126,15 +127,4 @@ class NoseVisionTransformer(NoseBackboneMixin, VisionTransformer):
                  init_lam: float = 1.0,
                  **kwargs) -> None:
         super().__init__(arch, *args, **kwargs)
-        self._init_dilution(self.num_layers, diluted_layers, removed_layers, compensate,
-                            init_lam)
-        for i, layer in enumerate(self.layers):
-            DilutableEncoderLayer.from_encoder_layer(
-                layer, removed=i in self._removed_layers, compensate=compensate)
-        self._apply_dilution()
-
-    def dilutable_blocks(self):
-        return list(self.layers)
-
-    def block_depths(self):
-        return (self.num_layers, )
+        self._setup_dilution(diluted_layers, removed_layers, compensate, init_lam)

@@ -260,3 +260,17 @@ def test_convert_tool_tiny_timm_swin(tmp_path, capsys):
     assert tool.main([str(src), str(tmp_path / 'no.pth')]) == 1
     assert not (tmp_path / 'no.pth').exists()
     assert 'unrecognised checkpoint layout' in capsys.readouterr().err
+
+
+def test_with_cp_same_forward_and_grads():
+    """Activation checkpointing (with_cp) computes the same diluted blocks and gradients."""
+    outs, grads = [], []
+    for with_cp in (False, True):
+        model = _tiny(diluted_layers=[1, 2], removed_layers=[4], init_lam=0.4,
+                      with_cp=with_cp).train()
+        out = model(_images())[0]
+        out.sum().backward()
+        outs.append(out.detach())
+        grads.append(model.stages[1].blocks[0].attn.w_msa.qkv.weight.grad)
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    torch.testing.assert_close(grads[0], grads[1])

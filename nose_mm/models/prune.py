@@ -4,8 +4,8 @@ A layer trained down to ``lam = 0`` no longer uses its LN1 and attention
 weights; pruning drops them from the checkpoint. The result loads into a
 :class:`~nose_mm.models.backbones.NoseVisionTransformer` (or ``NoseDeiT3``,
 ``NoseSwinTransformer``: the family is read from the keys, see
-:mod:`nose_mm.models.layouts`) built with ``removed_layers`` set to the pruned layers, and gives the same outputs as the
-``lam = 0`` diluted model.
+:mod:`nose_mm.models.layouts`) built with ``removed_layers`` set to the pruned
+layers, and gives the same outputs as the ``lam = 0`` diluted model.
 
 Only checkpoints whose ``meta['dilution_lam']`` is exactly 0 are pruned. A
 checkpoint saved while ``lam > 0`` (for instance a "best" checkpoint picked by

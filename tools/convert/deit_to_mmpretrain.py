@@ -15,7 +15,8 @@ import sys
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='timm / official ViT, DeiT, DeiT-III or Swin -> mmpretrain checkpoint')
+    parser = argparse.ArgumentParser(
+        description='timm / official ViT, DeiT, DeiT-III or Swin -> mmpretrain checkpoint')
     parser.add_argument('src', help='source checkpoint')
     parser.add_argument('dst', help='output checkpoint file')
     return parser.parse_args(argv)

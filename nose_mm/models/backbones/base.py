@@ -92,18 +92,31 @@ class NoseBackboneMixin(DilutableMixin):
     Put it before the mmpretrain backbone in the bases. Subclasses set
     ``block_layout`` (their state-dict key layout, see
     :mod:`nose_mm.models.layouts`) and ``block_class`` (their
-    :class:`DilutableBlockMixin`), call :meth:`_setup_dilution` after the
-    parent's constructor, and override :meth:`dilutable_blocks` /
+    :class:`DilutableBlockMixin`), and override :meth:`dilutable_blocks` /
     :meth:`block_depths` unless their blocks are ``self.layers`` (plain ViTs).
+
+    Args:
+        *args: Positional arguments of the mmpretrain backbone (``arch``...),
+            whose defaults are kept.
+        diluted_layers (Sequence[int], optional): Layers whose attention branch
+            is scaled by ``lam``. Defaults to None.
+        removed_layers (Sequence[int], optional): Pruned layers. Defaults to None.
+        compensate (bool): Compensated residuals. Defaults to True.
+        init_lam (float): Initial ``lam`` of the diluted layers. Defaults to 1.0.
+        **kwargs: Keyword arguments of the mmpretrain backbone.
     """
 
     block_layout: BlockLayout
     block_class: type
 
-    def _setup_dilution(self, diluted_layers: Optional[Sequence[int]],
-                        removed_layers: Optional[Sequence[int]], compensate: bool,
-                        init_lam: float) -> None:
-        """Validate the dilution arguments and convert the built blocks."""
+    def __init__(self,
+                 *args,
+                 diluted_layers: Optional[Sequence[int]] = None,
+                 removed_layers: Optional[Sequence[int]] = None,
+                 compensate: bool = True,
+                 init_lam: float = 1.0,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         blocks = self.dilutable_blocks()
         self._init_dilution(len(blocks), diluted_layers, removed_layers, compensate, init_lam)
         for i, block in enumerate(blocks):

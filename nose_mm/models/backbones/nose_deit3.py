@@ -1,6 +1,4 @@
 """mmpretrain's DeiT3 computing the official DeiT-III block, dilutable and prunable."""
-from typing import Optional, Sequence
-
 import torch
 from mmpretrain.models.backbones import DeiT3
 from mmpretrain.models.backbones.deit3 import DeiT3TransformerEncoderLayer
@@ -73,14 +71,3 @@ class NoseDeiT3(NoseBackboneMixin, DeiT3):
 
     block_layout = VIT_LAYOUT
     block_class = DilutableDeiT3Layer
-
-    def __init__(self,
-                 arch='base',
-                 *args,
-                 diluted_layers: Optional[Sequence[int]] = None,
-                 removed_layers: Optional[Sequence[int]] = None,
-                 compensate: bool = True,
-                 init_lam: float = 1.0,
-                 **kwargs) -> None:
-        super().__init__(arch, *args, **kwargs)
-        self._setup_dilution(diluted_layers, removed_layers, compensate, init_lam)

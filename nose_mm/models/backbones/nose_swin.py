@@ -1,6 +1,4 @@
 """mmpretrain's SwinTransformer with dilutable and removable attention blocks."""
-from typing import Optional, Sequence
-
 import torch
 import torch.utils.checkpoint as cp
 from mmpretrain.models.backbones import SwinTransformer
@@ -85,17 +83,6 @@ class NoseSwinTransformer(NoseBackboneMixin, SwinTransformer):
 
     block_layout = SWIN_LAYOUT
     block_class = DilutableSwinBlock
-
-    def __init__(self,
-                 arch='tiny',
-                 *args,
-                 diluted_layers: Optional[Sequence[int]] = None,
-                 removed_layers: Optional[Sequence[int]] = None,
-                 compensate: bool = True,
-                 init_lam: float = 1.0,
-                 **kwargs) -> None:
-        super().__init__(arch, *args, **kwargs)
-        self._setup_dilution(diluted_layers, removed_layers, compensate, init_lam)
 
     def dilutable_blocks(self):
         return [block for stage in self.stages for block in stage.blocks]

@@ -1,6 +1,4 @@
 """mmpretrain's VisionTransformer with dilutable and removable attention layers."""
-from typing import Optional, Sequence
-
 import torch
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
@@ -117,14 +115,3 @@ class NoseVisionTransformer(NoseBackboneMixin, VisionTransformer):
 
     block_layout = VIT_LAYOUT
     block_class = DilutableEncoderLayer
-
-    def __init__(self,
-                 arch='base',
-                 *args,
-                 diluted_layers: Optional[Sequence[int]] = None,
-                 removed_layers: Optional[Sequence[int]] = None,
-                 compensate: bool = True,
-                 init_lam: float = 1.0,
-                 **kwargs) -> None:
-        super().__init__(arch, *args, **kwargs)
-        self._setup_dilution(diluted_layers, removed_layers, compensate, init_lam)

@@ -6,7 +6,8 @@ blocks / readout), :mod:`.evaluators` (cached and naive TE over a calibration
 set), :mod:`.loading` (model, checkpoint and calibration data from a config),
 :mod:`.runner` (:func:`run_selection`) and :mod:`.io` (selection files).
 """
-from .adapters import (FEATURES, LayerSkipAdapter, MMPretrainViTAdapter, build_adapter,
+from .adapters import (FEATURES, BlockParts, LayerSkipAdapter, MMPretrainDeiT3Adapter,
+                       MMPretrainSwinAdapter, MMPretrainViTAdapter, build_adapter,
                        register_adapter)
 from .baselines import (select_attn_entropy, select_by_score, select_cosine, select_first,
                         select_random)
@@ -23,8 +24,9 @@ from .runner import METHODS, result_to_record, run_selection, select_from_config
 __all__ = [
     'STD_EPS', 'FeatureStats', 'gaussian_entropy', 'transfer_entropy', 'CRITERIA',
     'SelectionResult', 'check_budget', 'greedy_select', 'select_random', 'select_first',
-    'select_by_score', 'select_attn_entropy', 'select_cosine', 'FEATURES', 'LayerSkipAdapter',
-    'MMPretrainViTAdapter', 'register_adapter', 'build_adapter', 'EVALUATORS',
+    'select_by_score', 'select_attn_entropy', 'select_cosine', 'FEATURES', 'BlockParts',
+    'LayerSkipAdapter', 'MMPretrainViTAdapter', 'MMPretrainDeiT3Adapter',
+    'MMPretrainSwinAdapter', 'register_adapter', 'build_adapter', 'EVALUATORS',
     'CachedEvaluator', 'NaiveEvaluator', 'build_evaluator', 'layer_statistics', 'selection_cost',
     'save_selection', 'load_selection', 'load_selection_record', 'file_sha256',
     'load_checkpoint_strict', 'build_model_from_cfg', 'calibration_dataset_cfg',

@@ -1,58 +1,14 @@
 """Selection adapters of Swin and DeiT-III: real mmpretrain classifiers as the oracle."""
-import numpy as np
 import pytest
 import torch
 
 from nose_mm.analysis.frequency import frequency_analysis
-from nose_mm.selection import (CachedEvaluator, MMPretrainDeiT3Adapter, MMPretrainSwinAdapter,
-                               NaiveEvaluator, build_adapter, greedy_select, layer_statistics,
-                               run_selection, selection_cost)
+from nose_mm.selection import (MMPretrainDeiT3Adapter, MMPretrainSwinAdapter, build_adapter,
+                               layer_statistics, run_selection)
 
-from .conftest import make_batches
+from .conftest import FAMILIES, build_classifier, make_batches
 
 pytestmark = pytest.mark.usefixtures('one_thread')
-
-# 3 Swin stages of 2 blocks (layers 0-5) on 32 px: 8x8, 4x4, 2x2 tokens in 2x2 windows
-SWIN = dict(arch=dict(embed_dims=16, depths=[2, 2, 2], num_heads=[1, 2, 4]), img_size=32,
-            patch_size=4, window_size=2, out_indices=(2, ))
-DEIT3 = dict(arch=dict(embed_dims=32, num_layers=5, num_heads=2, feedforward_channels=64),
-             img_size=32, patch_size=8)
-FAMILIES = {
-    'NoseSwinTransformer': (SWIN, 'swin'), 'SwinTransformer': (SWIN, 'swin'),
-    'NoseDeiT3': (DEIT3, 'deit3'), 'DeiT3': (DEIT3, 'deit3')
-}
-
-
-def build_classifier(backbone_type, seed=0, **kwargs):
-    """A tiny classifier as mmpretrain's configs build it, off its init (norms, layer scales)."""
-    from mmengine.registry import MODELS, init_default_scope
-
-    import nose_mm  # noqa: F401  (registers the backbones)
-    init_default_scope('mmpretrain')
-    arch, family = FAMILIES[backbone_type]
-    backbone = dict(dict(arch, type=backbone_type), **kwargs)
-    if family == 'swin':
-        cfg = dict(type='ImageClassifier', backbone=backbone,
-                   neck=dict(type='GlobalAveragePooling'),
-                   head=dict(type='LinearClsHead', num_classes=10, in_channels=64))
-    else:
-        cfg = dict(type='ImageClassifier', backbone=backbone,
-                   head=dict(type='VisionTransformerClsHead', num_classes=10, in_channels=32))
-    torch.manual_seed(seed)
-    model = MODELS.build(cfg)
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():  # move norms, layer scales and bias tables off their init
-        for name, param in model.named_parameters():
-            if 'norm' in name or '.ln' in name or 'gamma' in name or 'table' in name:
-                param.add_(0.3 * torch.randn(param.shape, generator=g))
-            elif name.startswith('head'):
-                param.normal_(0, 0.1, generator=g)
-    return model.eval()
-
-
-@pytest.fixture(params=['NoseSwinTransformer', 'NoseDeiT3'])
-def family_model(request):
-    return build_classifier(request.param)
 
 
 @pytest.mark.parametrize('backbone_type', list(FAMILIES))
@@ -144,31 +100,6 @@ def test_removed_layers_run_their_own_forward(backbone_type, removed):
         adapter.attention_branch(removed[0], state)
     record = run_selection(model, None, 2, batches=make_batches(8, 4), progress=False)
     assert record['removed_layers'] == removed and not set(record['selection']) & set(removed)
-
-
-@pytest.mark.parametrize('criterion, keep_best', [('abs', True), ('abs', False),
-                                                  ('signed', True)])
-def test_cached_equals_naive_across_stages(family_model, criterion, keep_best):
-    batches = make_batches(12, 4)
-    adapter = build_adapter(family_model)
-    naive = NaiveEvaluator(adapter, batches)
-    cached = CachedEvaluator(adapter, batches, criterion=criterion, keep_best=keep_best)
-    pairs = []
-
-    def both(selected, candidate):
-        a, b = cached(selected, candidate), naive(selected, candidate)
-        pairs.append((a, b))
-        return a
-
-    k = 4
-    result = greedy_select(both, adapter.candidate_layers, k, criterion=criterion)
-    L = adapter.num_layers
-    assert len(pairs) == sum(L - s for s in range(k))
-    np.testing.assert_allclose([p[0] for p in pairs], [p[1] for p in pairs], rtol=0, atol=1e-9)
-    assert cached.full_entropy() == pytest.approx(naive.full_entropy(), abs=1e-12)
-    assert cached.forward_equivalents == pytest.approx(
-        selection_cost(L, adapter.candidate_layers, result.selection, 'cached', keep_best))
-    assert cached.forward_equivalents < naive.forward_equivalents
 
 
 @pytest.mark.parametrize('method', ['nose', 'random', 'first', 'attn_entropy', 'cosine'])

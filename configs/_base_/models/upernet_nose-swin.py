@@ -1,31 +1,18 @@
-# mmseg's UperNet on a NoseSwinTransformer backbone (mmseg's upernet_swin model:
-# the 4 stage outputs, normed, straight into UPerHead; FCN auxiliary head on stage
-# 3). Swin-T sizes. The backbone is mmpretrain's Swin (registered for mmseg too),
-# initialised from a classification checkpoint (backbone.* keys) through init_cfg;
-# a pruned backbone needs a pruned checkpoint with the same removed_layers,
-# otherwise loading fails naming the layers that differ.
-norm_cfg = dict(type='SyncBN', requires_grad=True)
-data_preprocessor = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
-                         std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
-                         seg_pad_val=255, size=(512, 512))
+# mmseg's UperNet on a NoseSwinTransformer backbone (mmseg's upernet_swin model):
+# the heads of ./upernet_nose-deit.py, but no neck: the 4 normed stage outputs
+# (Swin-T: 96-768 channels) go straight into UPerHead; FCN auxiliary head on stage
+# 3. The backbone is mmpretrain's Swin (registered for mmseg too), initialised
+# from a classification checkpoint (backbone.* keys) through init_cfg; a pruned
+# backbone needs a pruned checkpoint with the same removed_layers, otherwise
+# loading fails naming the layers that differ.
+_base_ = ['./upernet_nose-deit.py']
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor=data_preprocessor,
-    backbone=dict(type='NoseSwinTransformer', arch='tiny', img_size=224, patch_size=4,
-                  window_size=7, out_indices=(0, 1, 2, 3), drop_path_rate=0.3,
+    backbone=dict(_delete_=True, type='NoseSwinTransformer', arch='tiny', img_size=224,
+                  patch_size=4, window_size=7, out_indices=(0, 1, 2, 3), drop_path_rate=0.3,
                   use_abs_pos_embed=False, removed_layers=None, compensate=True,
                   init_cfg=dict(type='Pretrained', prefix='backbone.',
                                 checkpoint='checkpoints/swin-tiny_in1k.pth')),
-    decode_head=dict(type='UPerHead', in_channels=[96, 192, 384, 768], in_index=[0, 1, 2, 3],
-                     pool_scales=(1, 2, 3, 6), channels=512, dropout_ratio=0.1,
-                     num_classes=150, norm_cfg=norm_cfg, align_corners=False,
-                     loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
-                                      loss_weight=1.0)),
-    auxiliary_head=dict(type='FCNHead', in_channels=384, in_index=2, channels=256,
-                        num_convs=1, concat_input=False, dropout_ratio=0.1, num_classes=150,
-                        norm_cfg=norm_cfg, align_corners=False,
-                        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
-                                         loss_weight=0.4)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'),
+    neck=None,
+    decode_head=dict(in_channels=[96, 192, 384, 768]),
+    auxiliary_head=dict(in_channels=384, in_index=2),
 )

@@ -2,6 +2,8 @@
 import json
 import os.path as osp
 
+import pytest
+
 from nose_mm.benchmark.info import arch_name, model_info
 from tests.utils import TEST_CONFIGS, data_root_options, run_tool
 
@@ -22,6 +24,7 @@ def test_family_arch_names():
     assert model_info(cfg)['display'] == 'ViT-S'
 
 
+@pytest.mark.slow  # two training runs: about 40 s on an idle 2-core machine, 100 s loaded
 def test_swin_and_deit3_runs_on_the_leaderboard(tiny_cifar100, tmp_path):
     work = tmp_path / 'work_dirs'
     opts = ['--cfg-options', *data_root_options(tiny_cifar100), 'train_cfg.max_epochs=1']

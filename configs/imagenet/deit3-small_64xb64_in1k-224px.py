@@ -1,7 +1,8 @@
 # DeiT-III-Small baseline: mmpretrain's deit3-small-p16_64xb64_in1k config (made for
 # evaluating the official weights: batch 64 x 64, AdamW lr 1e-5, wd 0.1, 30 warm-up
 # epochs, cosine over 300; DeiT-III's own 800-epoch LAMB / 3-Augment pre-training
-# is not reproduced), on NoseDeiT3, which computes the official block. Evaluate the converted official checkpoint:
+# is not reproduced), on NoseDeiT3, which computes the official block. Evaluate
+# the converted official checkpoint:
 #   python tools/test.py configs/imagenet/deit3-small_64xb64_in1k-224px.py \
 #       checkpoints/deit3-small_in1k.pth
 _base_ = [

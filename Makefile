@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo test test-all lint clean
+.PHONY: setup demo test test-fast test-all lint clean
 
 setup:  ## create .venv with the tested OpenMMLab stack (set MMCV_WHEEL_DIR to reuse a wheel)
 	bash tools/setup_env.sh
@@ -12,11 +12,13 @@ setup:  ## create .venv with the tested OpenMMLab stack (set MMCV_WHEEL_DIR to r
 demo: setup  ## the built-in demo on scikit-learn's digits, end to end on CPU
 	$(PY) tools/demo.py --work-dir work_dirs/demo
 
-test: setup  ## the default test suite (slow tests excluded)
+test: setup  ## every test, the slow end-to-end runs included
 	$(PY) -m pytest
 
-test-all: setup  ## every test, slow ones included
-	$(PY) -m pytest -m ''
+test-fast: setup  ## every test except those marked slow (end-to-end runs)
+	$(PY) -m pytest -m 'not slow'
+
+test-all: test  ## kept as an alias of `make test`
 
 lint: setup
 	$(PY) -m ruff check nose_mm tools tests configs || $(PY) -m flake8 nose_mm tools tests

@@ -3,7 +3,7 @@
     python tools/benchmark.py CONFIG [CHECKPOINT] [--compare CONFIG2 [CHECKPOINT2]]
         [--batch-size 8] [--img-size H [W]] [--device cpu|cuda] [--amp]
         [--repeats 5] [--warmup 2] [--part model|backbone] [--memory-budget-gb GB]
-        [--train-memory] [--threads N] [--no-memory] [--out FILE.json]
+        [--train-memory] [--threads N] [--no-memory] [--out FILE.json] [--trust-checkpoint]
         [--cfg-options k=v ...]
 
 What is measured: classification configs, the classifier (backbone, neck,
@@ -23,9 +23,13 @@ import argparse
 import os.path as osp
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, UserError, cli_main
+
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
+
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='Benchmark a model (nose_mm)')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint (random weights if omitted)')
@@ -52,26 +56,26 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='write the report to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config, e.g. model.backbone.arch=x')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
+@cli_main(*INPUT_ERRORS)
 def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    import nose_mm  # noqa: F401  (compat fixes, registries)
-    from nose_mm.apis import LaunchError, load_config
     from nose_mm.benchmark import amp_precision, format_report, run_benchmark
     from nose_mm.utils import atomic_write_json
+    from nose_mm.utils.config import load_config
+    from nose_mm.utils.safe_load import apply_trust_checkpoint
 
-    def fail(message):
-        print(f'nose_mm: error: {message}', file=sys.stderr)
-        return 2
+    apply_trust_checkpoint(args.trust_checkpoint)
 
     if args.compare and len(args.compare) > 2:
-        return fail(f'--compare takes CONFIG2 [CHECKPOINT2], got {len(args.compare)} values')
+        raise UserError(f'--compare takes CONFIG2 [CHECKPOINT2], got {len(args.compare)} values')
     if args.img_size and len(args.img_size) not in (1, 2):
-        return fail(f'--img-size takes one side or H W, got {args.img_size}')
+        raise UserError(f'--img-size takes one side or H W, got {args.img_size}')
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -80,19 +84,16 @@ def main(argv=None):
         img_size = args.img_size * 2 if len(args.img_size) == 1 else args.img_size
     for ckpt in [args.checkpoint] + (args.compare or [])[1:]:
         if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
-            return fail(f'checkpoint {ckpt!r} does not exist')
-    try:
-        configs = [(load_config(args.config, args.cfg_options), args.checkpoint)]
-        if args.compare:
-            configs.append((load_config(args.compare[0], args.cfg_options),
-                            args.compare[1] if len(args.compare) > 1 else None))
-        report = run_benchmark(
-            configs, batch_size=args.batch_size, img_size=img_size, device=device,
-            precision=amp_precision(device) if args.amp else 'fp32', warmup=args.warmup,
-            repeats=args.repeats, part=args.part, memory_budget_gb=args.memory_budget_gb,
-            memory=not args.no_memory, memory_train=args.train_memory)
-    except (LaunchError, ValueError, FileNotFoundError) as exc:
-        return fail(exc)
+            raise UserError(f'checkpoint {ckpt!r} does not exist')
+    configs = [(load_config(args.config, args.cfg_options), args.checkpoint)]
+    if args.compare:
+        configs.append((load_config(args.compare[0], args.cfg_options),
+                        args.compare[1] if len(args.compare) > 1 else None))
+    report = run_benchmark(
+        configs, batch_size=args.batch_size, img_size=img_size, device=device,
+        precision=amp_precision(device) if args.amp else 'fp32', warmup=args.warmup,
+        repeats=args.repeats, part=args.part, memory_budget_gb=args.memory_budget_gb,
+        memory=not args.no_memory, memory_train=args.train_memory)
     print(format_report(report))
     if args.out:
         atomic_write_json(args.out, report)

@@ -11,6 +11,8 @@ pruning, evaluation, UperNet transfer, benchmark and leaderboard; see
 import argparse
 import sys
 
+from nose_mm.utils.cli import cli_main
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='nose_mm built-in demo')
@@ -24,14 +26,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_main(RuntimeError)
 def main(argv=None):
     args = parse_args(argv)
     from nose_mm.apis.demo import run_demo
-    try:
-        run_demo(args.work_dir, args.data_root, args.seg_data_root, quick=args.quick)
-    except RuntimeError as exc:
-        print(f'nose_mm: error: {exc}', file=sys.stderr)
-        return 1
+    run_demo(args.work_dir, args.data_root, args.seg_data_root, quick=args.quick)
     return 0
 
 

@@ -1,20 +1,5 @@
 #!/usr/bin/env bash
-# Distributed testing through torchrun (works with CUDA/NCCL and CPU/gloo).
+# Distributed testing through torchrun (see tools/dist_launch.sh for PORT, NNODES...).
 #   bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [test.py args...]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT on each node.
 set -euo pipefail
-CONFIG=$1
-CHECKPOINT=$2
-NPROC=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$NPROC" --master_port="$PORT" \
-    "$HERE/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+exec bash "$(dirname "$0")/dist_launch.sh" test.py "$3" "$1" "$2" "${@:4}"

@@ -1,19 +1,5 @@
 #!/usr/bin/env bash
-# Distributed training through torchrun (works with CUDA/NCCL and CPU/gloo).
+# Distributed training through torchrun (see tools/dist_launch.sh for PORT, NNODES...).
 #   bash tools/dist_train.sh CONFIG NPROC [train.py args...]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT on each node.
 set -euo pipefail
-CONFIG=$1
-NPROC=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$NPROC" --master_port="$PORT" \
-    "$HERE/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+exec bash "$(dirname "$0")/dist_launch.sh" train.py "$2" "$1" "${@:3}"

@@ -9,11 +9,14 @@ per task and dataset, sorted by top-1 / mIoU; reference rows (default:
 benchmarks/reference.yml) are marked "reported". img/s and memory come from a
 benchmark.json next to results.json (tools/benchmark.py --out
 WORK_DIR/benchmark.json). Malformed or partial results files are named on
-stderr and skipped (never modified). See nose_mm/benchmark/leaderboard.py.
+stderr and skipped (never modified). No run found at all is an error (exit 2) and
+--out is left as it was. See nose_mm/benchmark/leaderboard.py.
 """
 import argparse
 import os.path as osp
 import sys
+
+from nose_mm.utils.cli import INPUT_ERRORS, UserError, cli_main
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_REFERENCE = osp.join(REPO, 'benchmarks', 'reference.yml')
@@ -36,6 +39,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@cli_main(*INPUT_ERRORS)
 def main(argv=None):
     args = parse_args(argv)
     fmt = args.format
@@ -44,19 +48,22 @@ def main(argv=None):
         fmt = {'markdown': 'md', 'htm': 'html'}.get(suffix, suffix)
         fmt = fmt if fmt in FORMATS else 'md'
     if args.depth < 0:
-        print(f'nose_mm: error: --depth must be >= 0, got {args.depth}', file=sys.stderr)
-        return 2
+        raise UserError(f'--depth must be >= 0, got {args.depth}')
     reference = None if args.no_reference else args.reference
     if reference and not osp.isfile(reference):
-        print(f'nose_mm: error: reference file {reference!r} does not exist', file=sys.stderr)
-        return 2
+        raise UserError(f'reference file {reference!r} does not exist')
     from nose_mm.benchmark.leaderboard import (build_leaderboard, plot_leaderboard,
                                                write_leaderboard)
     tables, problems = build_leaderboard(args.work_dirs, reference, depth=args.depth)
     for problem in problems:
         print(f'nose_mm: warning: {problem}', file=sys.stderr)
-    write_leaderboard(tables, args.out, fmt)
     runs = sum(not r.reported for t in tables for r in t.rows)
+    if not runs:  # a mistyped or empty folder must not replace a good leaderboard
+        searched = ', '.join(repr(p) for p in args.work_dirs)
+        print(f'nose_mm: error: no runs found (searched {searched} for results.json up to '
+              f'{args.depth} levels below); {args.out!r} not written', file=sys.stderr)
+        return 2
+    write_leaderboard(tables, args.out, fmt)
     refs = sum(r.reported for t in tables for r in t.rows)
     print(f'nose_mm: wrote {args.out} ({fmt}): {len(tables)} tables, {runs} runs, '
           f'{refs} reported rows, {len(problems)} warnings')

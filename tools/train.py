@@ -1,7 +1,7 @@
 """Train a classification (mmpretrain) or segmentation (mmseg) model from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...]
+        [--auto-scale-lr] [--no-validate] [--trust-checkpoint] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 Distributed: ``tools/dist_train.sh CONFIG NPROC`` (torchrun) or
@@ -10,9 +10,12 @@ Distributed: ``tools/dist_train.sh CONFIG NPROC`` (torchrun) or
 import argparse
 import sys
 
+from nose_mm.utils.cli import cli_main
+
 
 def parse_args(argv=None):
     from nose_mm.apis.launch import add_launch_args, parse_launch_args
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
     parser = argparse.ArgumentParser(description='Train a model (nose_mm)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
@@ -25,27 +28,20 @@ def parse_args(argv=None):
                         help='scale the lr by the actual batch size')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not validate checkpoints during training')
+    add_trust_checkpoint_arg(parser)
     add_launch_args(parser, 'train_cfg.max_iters=10')
     return parse_launch_args(parser, argv)
 
 
+@cli_main()
 def main(argv=None):
     args = parse_args(argv)
-    from nose_mm.apis import LaunchError, build_runner, finish_launch, load_config, prepare_launch
-    from nose_mm.apis import setup_train_cfg
+    from nose_mm.apis.launch import launch, setup_train_cfg
 
-    try:
-        cfg = load_config(args.config, args.cfg_options)
-        setup_train_cfg(cfg, args.config, work_dir=args.work_dir, resume=args.resume,
-                        amp=args.amp, auto_scale_lr=args.auto_scale_lr,
-                        no_validate=args.no_validate, launcher=args.launcher)
-        prepare_launch(args.launcher)
-    except LaunchError as exc:
-        print(f'nose_mm: error: {exc}', file=sys.stderr)
-        return 2
-    runner = build_runner(cfg)
-    runner.train()
-    finish_launch()
+    launch(args, lambda cfg: setup_train_cfg(
+        cfg, args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
+        auto_scale_lr=args.auto_scale_lr, no_validate=args.no_validate,
+        launcher=args.launcher), lambda runner: runner.train())
     return 0
 
 

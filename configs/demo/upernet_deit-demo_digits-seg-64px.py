@@ -20,7 +20,10 @@ model = dict(
         arch=dict(embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128),
         img_size=64, patch_size=4, out_type='featmap', out_indices=(1, 2, 4, 5),
         final_norm=False, drop_path_rate=0.0, removed_layers=None,
-        init_cfg=dict(type='Pretrained', prefix='backbone.', checkpoint=None)),
+        # strict fit on the backbone.* keys; final_norm=False: the classifier's
+        # final norm (ln1.*) is not used here
+        init_cfg=dict(type='Pretrained', prefix='backbone.', checkpoint=None,
+                      ignore_keys=[r'ln1\..*'])),
     # features are at stride 4 (patch 4): a 1/2 .. 1/16 pyramid
     neck=dict(type='MultiLevelNeck', in_channels=[64] * 4, out_channels=64,
               scales=[2, 1, 0.5, 0.25]),
@@ -76,6 +79,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=max_iters,
+                    max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook', draw=False))

@@ -7,14 +7,29 @@ display is needed.
 import csv
 import math
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from nose_mm.utils.fileio import atomic_write
 
 __all__ = ['write_csv', 'save_figure', 'te_table_rows', 'plot_te_heatmap',
-           'plot_block_entropy', 'plot_frequency']
+           'plot_block_entropy', 'plot_frequency', 'block_report']
+
+
+def block_report(rows: Sequence[dict], columns: Sequence[Tuple[str, str]], fmt: str,
+                 paths: Sequence[str]) -> str:
+    """One line per block (``block  3: <label> <value> ...``) and the files written.
+
+    Args:
+        rows (list[dict]): Per-block results with a ``block`` key.
+        columns (list[tuple[str, str]]): ``(label, key)`` pairs to show.
+        fmt (str): Format spec of the values, e.g. ``'10.3f'``.
+        paths (list[str]): The files written.
+    """
+    lines = ['block {:2d}: '.format(r['block'])
+             + '  '.join(f'{label} {r[key]:{fmt}}' for label, key in columns) for r in rows]
+    return '\n'.join(lines + ['wrote ' + ', '.join(paths)])
 
 
 def write_csv(path: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -5,91 +5,51 @@ options, checking the data folders, setting up CPU-distributed runs and
 building the Runner live here so they are tested and reusable.
 
 Every user error (bad config path, missing data folder, unknown launcher,
-``--amp`` without a GPU...) raises :class:`LaunchError` with a one-line
-message; the tools print it as ``nose_mm: error: ...`` and exit with status 2.
+``--amp`` without a GPU...) raises :class:`~nose_mm.utils.cli.UserError`
+(``LaunchError`` here) with a one-line message.
 """
 import os
 import os.path as osp
-from typing import Any, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from ..datasets.folders import ClassFolderError, check_class_folders
+from ..utils.cli import UserError
+from ..utils.config import DATALOADER_KEYS, iter_datasets, check_data_roots, load_config
+from ..utils.safe_load import apply_trust_checkpoint
 from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
     'LaunchError', 'DictAction', 'LAUNCHERS', 'add_launch_args', 'parse_launch_args',
-    'load_config', 'check_data_roots',
+    'load_config', 'check_data_roots', 'check_split_classes',
     'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'finish_launch',
-    'add_results_hook'
+    'launch', 'add_results_hook', 'add_train_hooks'
 ]
 
-DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+#: The user error of the launch functions (kept as a name for older imports).
+LaunchError = UserError
 
 
-class LaunchError(Exception):
-    """A user error found before training starts (printed as one line)."""
-
-
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Load a config file and merge ``--cfg-options``.
-
-    Args:
-        path (str): Config file (``.py``, ``.json`` or ``.yaml``).
-        cfg_options (dict, optional): Overrides, ``{'a.b': value}``.
-            Defaults to None.
-
-    Raises:
-        LaunchError: If the file does not exist, has an unsupported suffix or
-            cannot be parsed (the parser's own message is kept).
-    """
-    if not osp.isfile(path):
-        raise LaunchError(f'config file {path!r} does not exist')
-    if osp.splitext(path)[1] not in ('.py', '.json', '.yaml', '.yml'):
-        raise LaunchError(f'config file {path!r} must end in .py, .json, .yaml or .yml')
-    try:
-        cfg = Config.fromfile(path)
-    except Exception as exc:  # noqa: BLE001 - re-raised as one line
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise LaunchError(f'cannot load config {path!r}: {type(exc).__name__}: {msg}') from exc
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
-def _iter_datasets(node: Any, where: str) -> Iterator[Tuple[str, dict]]:
-    """Yield ``(location, dataset_cfg)`` for every dataset dict, wrappers included."""
-    if not isinstance(node, dict):
-        return
-    yield where, node
-    if isinstance(node.get('dataset'), dict):
-        yield from _iter_datasets(node['dataset'], where + '.dataset')
-    for i, sub in enumerate(node.get('datasets') or []):
-        yield from _iter_datasets(sub, f'{where}.datasets[{i}]')
-
-
-def check_data_roots(cfg: Config, keys: Sequence[str] = DATALOADER_KEYS) -> None:
-    """Check that every dataset ``data_root`` the run will read exists.
+def check_split_classes(cfg: Config, keys: Sequence[str]) -> None:
+    """Check that class-folder splits agree (see :mod:`nose_mm.datasets.folders`).
 
     Args:
         cfg (Config): The loaded config.
-        keys (sequence of str): Dataloader keys to check. Defaults to the
-            train, val and test dataloaders.
+        keys (sequence of str): Dataloader keys, the reference (training) first.
 
     Raises:
-        LaunchError: Naming the missing folder and the config key that sets it.
+        LaunchError: Naming the split, the missing / extra classes and the fix.
     """
-    for key in keys:
-        loader = cfg.get(key)
-        if not loader:
-            continue
-        for where, ds in _iter_datasets(loader.get('dataset'), f'{key}.dataset'):
-            root = ds.get('data_root')
-            if root and '://' not in str(root) and not osp.isdir(root):
-                raise LaunchError(
-                    f'dataset folder {root!r} does not exist (set by {where}.data_root); '
-                    f'lay out the data there or pass --cfg-options {where}.data_root=PATH')
+    try:
+        check_class_folders((where, ds) for key in keys if cfg.get(key)
+                            for where, ds in iter_datasets(cfg[key].get('dataset'),
+                                                            f'{key}.dataset'))
+    except ClassFolderError as exc:
+        raise LaunchError(str(exc)) from exc
 
 
 def add_launch_args(parser, cfg_example: str) -> None:
@@ -126,9 +86,21 @@ def _common_setup(cfg: Config, work_dir: Optional[str], config_path: str,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    if 'runner_type' not in cfg:  # strict checkpoint fit (nose_mm/engine/runner.py)
+        cfg.runner_type = 'NoseRunner'
     if launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = default_wrapper_cfg(cfg.get('find_unused_parameters', False))
     add_results_hook(cfg)
+
+
+def _add_hook_unless_listed(cfg: Config, hook_type: str) -> Config:
+    """Append ``dict(type=hook_type)`` to ``cfg.custom_hooks`` unless listed."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    names = [h.get('type') if isinstance(h, dict) else type(h).__name__ for h in hooks]
+    if not any(isinstance(n, str) and n.rsplit('.', 1)[-1] == hook_type for n in names):
+        hooks.append(dict(type=hook_type))
+        cfg.custom_hooks = hooks
+    return cfg
 
 
 def add_results_hook(cfg: Config) -> Config:
@@ -138,11 +110,18 @@ def add_results_hook(cfg: Config) -> Config:
     leaderboard (see :class:`nose_mm.engine.hooks.ResultsHook`). A config that
     lists the hook itself (with its own arguments) keeps it unchanged.
     """
-    hooks = list(cfg.get('custom_hooks') or [])
-    names = [h.get('type') if isinstance(h, dict) else type(h).__name__ for h in hooks]
-    if not any(isinstance(n, str) and n.rsplit('.', 1)[-1] == 'ResultsHook' for n in names):
-        hooks.append(dict(type='ResultsHook'))
-        cfg.custom_hooks = hooks
+    return _add_hook_unless_listed(cfg, 'ResultsHook')
+
+
+def add_train_hooks(cfg: Config) -> Config:
+    """Add ``DivergenceHook`` and ``RandomStateHook`` to ``cfg.custom_hooks`` unless listed.
+
+    Every training run then stops at a non-finite loss and saves the random
+    generators' state for exact resume (see :mod:`nose_mm.engine.hooks`). A
+    config listing either hook (with its own arguments) keeps its entry.
+    """
+    for hook_type in ('DivergenceHook', 'RandomStateHook'):
+        _add_hook_unless_listed(cfg, hook_type)
     return cfg
 
 
@@ -171,6 +150,7 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         Config: ``cfg``.
     """
     _common_setup(cfg, work_dir, config_path, launcher)
+    add_train_hooks(cfg)
     if amp:
         if not torch.cuda.is_available():
             raise LaunchError('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); '
@@ -178,9 +158,10 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         optim = cfg.get('optim_wrapper')
         if optim is None:
             raise LaunchError('--amp needs an optim_wrapper in the config')
-        if optim.get('type', 'OptimWrapper') not in ('OptimWrapper', 'AmpOptimWrapper'):
+        allowed = ('OptimWrapper', 'AmpOptimWrapper', 'AutoAmpOptimWrapper')
+        if optim.get('type', 'OptimWrapper') not in allowed:
             raise LaunchError(f'--amp cannot be applied to optim_wrapper type {optim.type!r}; '
-                              'allowed: OptimWrapper, AmpOptimWrapper')
+                              f'allowed: {", ".join(allowed)}')
         optim.type = 'AmpOptimWrapper'
         optim.setdefault('loss_scale', 'dynamic')
     if auto_scale_lr:
@@ -202,6 +183,7 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         cfg.load_from = resume
     keys = ['train_dataloader'] if no_validate else list(DATALOADER_KEYS[:2])
     check_data_roots(cfg, keys)
+    check_split_classes(cfg, keys)
     return cfg
 
 
@@ -237,6 +219,7 @@ def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
     cfg.load_from = checkpoint
     cfg.resume = False
     check_data_roots(cfg, ['test_dataloader'])
+    check_split_classes(cfg, ['train_dataloader', 'test_dataloader'])
     return cfg
 
 
@@ -254,6 +237,22 @@ def prepare_launch(launcher: str) -> None:
     init_dist_if_needed(launcher)
 
 
+def launch(args, setup: Callable[[Config], Any], run: Callable[[Runner], Any]) -> Any:
+    """The body of ``tools/train.py`` and ``tools/test.py``.
+
+    Loads ``args.config`` with ``args.cfg_options``, applies ``setup(cfg)``,
+    starts the process group, builds the Runner, returns ``run(runner)`` and
+    closes the group.
+    """
+    cfg = load_config(args.config, args.cfg_options)
+    apply_trust_checkpoint(getattr(args, 'trust_checkpoint', False), cfg)
+    setup(cfg)
+    prepare_launch(args.launcher)
+    result = run(build_runner(cfg))
+    finish_launch()
+    return result
+
+
 def finish_launch() -> None:
     """Wait for every rank, then close the process group.
 
@@ -266,14 +265,3 @@ def finish_launch() -> None:
         dist.barrier()
         dist.destroy_process_group()
 
-
-def env_info() -> dict:
-    """Hardware and software facts recorded alongside results."""
-    import platform
-    info = {'python': platform.python_version(), 'torch': torch.__version__,
-            'cpu': platform.processor() or platform.machine(), 'num_threads':
-            torch.get_num_threads(), 'hostname': platform.node()}
-    if torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name(0)
-    info['world_size'] = int(os.environ.get('WORLD_SIZE', '1'))
-    return info

@@ -7,18 +7,20 @@ describe a model the same way. Everything here reads a loaded mmengine
 """
 import hashlib
 import json
-import os
 import os.path as osp
-import subprocess
 from typing import Any, Dict, Optional, Tuple
 
 import torch
+from mmpretrain.utils import get_ori_model
+
+from nose_mm.models.builder import build_model_from_cfg
+from nose_mm.models.dilution import find_dilutable_modules
 
 __all__ = [
     'TASKS', 'PARTS', 'RESULTS_FILE', 'BENCHMARK_FILE', 'DATASET_NAMES', 'ARCH_NAMES',
     'BACKBONE_FAMILIES',
     'task_of', 'dataset_name', 'arch_name', 'model_info', 'default_img_size', 'in_channels',
-    'config_sha256', 'git_commit', 'build_model', 'TensorForward'
+    'config_sha256', 'build_model', 'TensorForward'
 ]
 
 TASKS = ('classification', 'segmentation')
@@ -166,12 +168,7 @@ def _display_name(name: str, backbone: Optional[str]) -> str:
 def _dilutable(model: Optional[torch.nn.Module]):
     if model is None:
         return None
-    from mmengine.model import is_model_wrapper
-
-    from nose_mm.models.dilution import find_dilutable_modules
-    if is_model_wrapper(model):
-        model = model.module
-    found = find_dilutable_modules(model)
+    found = find_dilutable_modules(get_ori_model(model))
     return found[0] if found else None
 
 
@@ -284,39 +281,6 @@ def config_sha256(cfg: Any) -> Optional[str]:
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
-def git_commit(path: Optional[str] = None) -> Optional[Dict[str, Any]]:
-    """The git commit of the repository holding ``path``.
-
-    Args:
-        path (str, optional): A file or folder inside the repository.
-            Defaults to the folder of the running ``nose_mm`` package (the
-            code that produced the results), then the current directory.
-
-    Returns:
-        dict | None: ``commit`` (40 hex digits), ``dirty`` (tracked files
-        modified) and ``repo`` (top-level folder); None outside a git
-        repository or without git.
-    """
-    candidates = [path] if path else [osp.dirname(osp.dirname(osp.abspath(__file__))),
-                                      os.getcwd()]
-    for where in candidates:
-        folder = where if osp.isdir(where) else osp.dirname(where)
-
-        def git(*args: str) -> Optional[str]:
-            try:
-                proc = subprocess.run(['git', '-C', folder, *args], capture_output=True,
-                                      text=True, timeout=20)
-            except (OSError, subprocess.SubprocessError):
-                return None
-            return proc.stdout.strip() if proc.returncode == 0 else None
-
-        commit = git('rev-parse', 'HEAD')
-        if commit:
-            status = git('status', '--porcelain', '--untracked-files=no')
-            return {'commit': commit, 'dirty': bool(status) if status is not None else None,
-                    'repo': git('rev-parse', '--show-toplevel')}
-    return None
-
 
 class TensorForward(torch.nn.Module):
     """Call an OpenMMLab model (or its backbone) as ``module(x)`` on a tensor.
@@ -363,11 +327,9 @@ def build_model(cfg: Any, checkpoint: Optional[str] = None, part: str = 'model',
                 device: str = 'cpu') -> TensorForward:
     """Build a config's model for measuring, optionally loading a checkpoint.
 
-    Imports the config's ``custom_imports``, builds ``cfg.model`` in the
-    config's ``default_scope`` (as the Runner does), converts ``SyncBN``
-    to ``BN`` (measurements run in one process), loads ``checkpoint`` if
-    given (random initialisation otherwise: speed and FLOPs do not depend on
-    the weights) and wraps the model in :class:`TensorForward`, in eval mode.
+    :func:`~nose_mm.models.builder.build_model_from_cfg` (random initial
+    weights without ``checkpoint``: speed and FLOPs do not depend on them),
+    wrapped in :class:`TensorForward`, in eval mode.
 
     Args:
         cfg (Config): A loaded config.
@@ -379,25 +341,8 @@ def build_model(cfg: Any, checkpoint: Optional[str] = None, part: str = 'model',
     Returns:
         TensorForward: The model, called as ``model(x)``.
     """
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.utils import import_modules_from_strings
-
     if part not in PARTS:
         raise ValueError(f'part must be one of {", ".join(PARTS)}, got {part!r}')
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    model = MODELS.build(cfg.model)
-    model = revert_sync_batchnorm(model)
-    if checkpoint:
-        from mmengine.runner import load_checkpoint
-        try:
-            load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-        except RuntimeError as exc:  # key / shape / removed-layer mismatch
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
-            raise ValueError(f'checkpoint {checkpoint!r} does not fit the model of this '
-                             f'config: {first}') from exc
-    wrapped = TensorForward(model, part)
+    wrapped = TensorForward(build_model_from_cfg(cfg, checkpoint), part)
     wrapped.in_channels = in_channels(cfg)
     return wrapped.to(device).eval()

@@ -1,28 +1,9 @@
 """Leaderboard: every run's ``results.json`` side by side with published numbers.
 
-Rows come from two places:
-
-- runs: each ``results.json`` found under the given work dirs (the path
-  itself, or one or two folder levels below it), with throughput and memory
-  merged from a ``benchmark.json`` beside it (see
-  :mod:`nose_mm.benchmark.results`). A malformed or partial file is reported
-  (``problems``) and skipped; nothing is ever written next to it.
-- reference rows: ``benchmarks/reference.yml``, published numbers with their
-  source, marked as reported.
-
-Rows are grouped into one table per (task, dataset), sorted by the main
-metric (top-1 / mIoU, best first; rows without it last). The delta column
-compares the main metric with the table's baseline row:
-
-- a run's baseline is a run of the same table whose backbone has the same
-  ``arch`` (whatever the backbone class, so an mmpretrain
-  ``VisionTransformer`` run is the baseline of a pruned
-  ``NoseVisionTransformer`` one) with no removed and no diluted layers; if
-  several qualify, the most recent (``date``);
-- a reference row's baseline is the reference row it names (``baseline:``
-  in the YAML), e.g. the DeiT numbers of the NOSE paper.
-
-The baseline row itself shows ``baseline``; rows without one show nothing.
+One table per (task, dataset) from the runs under the given work dirs and the
+reported rows of ``benchmarks/reference.yml``, sorted by the main metric, with
+the delta to each row's baseline (rules: ``benchmarks/README.md``, "Leaderboard").
+Malformed or partial files are reported (``problems``) and skipped, never written.
 """
 import csv
 import datetime
@@ -33,7 +14,10 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from prettytable import PrettyTable, TableStyle
+
 from nose_mm.utils.fileio import atomic_write
+
 from .info import ARCH_NAMES, RESULTS_FILE, TASKS
 from .results import MAIN_METRIC, load_run
 
@@ -61,7 +45,7 @@ _NOTES = (
     'GFLOPs are multiply-accumulates per image (the model zoos\' "GFLOPs"), attention '
     'products included. img/s: inference, median of repeats, at the stated throughput '
     'setting (compare img/s only between rows measured alike). Mem: peak memory of one '
-    'forward at that setting (CUDA: max allocated; CPU: resident-set growth). Δ: main '
+    'forward at that setting (CUDA max allocated; not measured on CPU). Δ: main '
     'metric minus the baseline row\'s (runs: the latest run of the same arch with no '
     'removed or diluted layers; reported rows: the baseline their source names). '
     'Source "reported" = published numbers (benchmarks/reference.yml), "measured" = a run.')
@@ -413,12 +397,10 @@ def format_markdown(tables: Sequence[Table]) -> str:
     if not tables:
         lines += ['No results.', '']
     for table in tables:
-        header = COLUMNS[table.task]
-        lines += [f'## {table.title}', '', '| ' + ' | '.join(header) + ' |',
-                  '|' + '|'.join('---' for _ in header) + '|']
-        lines += ['| ' + ' | '.join(_md_escape(c) for c in cells) + ' |'
-                  for cells in _cells(table)]
-        lines.append('')
+        grid = PrettyTable(COLUMNS[table.task], align='l')
+        grid.set_style(TableStyle.MARKDOWN)
+        grid.add_rows([[_md_escape(c) for c in cells] for cells in _cells(table)])
+        lines += [f'## {table.title}', '', grid.get_string(), '']
     return '\n'.join(lines)
 
 

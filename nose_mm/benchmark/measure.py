@@ -1,37 +1,23 @@
-"""Parameters, FLOPs, throughput and memory of a model, and A/B comparisons.
+"""Throughput and memory of a model, and interleaved A/B comparisons.
 
-Every function takes a plain ``torch.nn.Module`` called as ``model(x)`` with
-``x`` a ``(batch, channels, height, width)`` tensor (see
-:func:`nose_mm.benchmark.info.build_model`, which wraps OpenMMLab models so
-they are called in ``mode='tensor'``). The inputs are random: speed and
-memory do not depend on the pixel values, and the data pre-processor
-(normalisation, padding) is not part of what is measured.
-
-Conventions:
-
-- FLOPs are multiply-accumulates (MACs) for one image, the unit of the DeiT,
-  timm and OpenMMLab model zoos (their "GFLOPs" are G MACs), counted by
-  :mod:`nose_mm.analysis.flops`, which includes the attention matrix
-  products that mmengine's analyzer skips.
-- Throughput is images per second of inference forwards (no gradient), the
-  median over ``repeats`` timed forwards after ``warmup`` untimed ones. Every
-  repeat is returned. Two models are compared *interleaved* in one process
-  (A, B, A, B, ...; see :func:`nose_mm.analysis.benchmark.time_interleaved`)
-  so drifts of a shared machine hit both alike.
-- Precision ``'fp32'`` runs as is; ``'fp16'`` and ``'bf16'`` run under
-  ``torch.autocast`` with that dtype (mixed precision, the ``--amp`` of the
-  tools; weights stay fp32).
+Every function takes a ``torch.nn.Module`` called as ``model(x)`` on a random
+``(batch, channels, height, width)`` tensor (see
+:func:`nose_mm.benchmark.info.build_model`). Throughput is the median img/s of
+inference forwards; two models are timed interleaved in one process
+(:func:`nose_mm.benchmark.timing.time_interleaved`); ``'fp16'`` / ``'bf16'`` run
+under ``torch.autocast``. Conventions: ``benchmarks/README.md``.
 """
 import contextlib
-import os
-import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from .flops import count_flops, count_params
+from .timing import median, time_interleaved
+
 __all__ = [
-    'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'count_params', 'count_flops',
-    'measure_throughput', 'peak_memory', 'memory_method', 'largest_batch', 'compare', 'offloaded'
+    'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'measure_throughput', 'peak_memory',
+    'memory_method', 'largest_batch', 'compare', 'offloaded'
 ]
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -39,8 +25,7 @@ DEVICES = ('cpu', 'cuda')
 #: How :func:`peak_memory` measures, by device type.
 MEMORY_METHODS = {
     'cuda': 'torch.cuda.max_memory_allocated (weights + activations, bytes)',
-    'cpu': 'resident-set growth during one step (Linux VmHWM after clear_refs, bytes; '
-           'weights excluded)',
+    'cpu': 'not measured (the process resident set is too noisy to compare models)',
 }
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 ImgSize = Union[int, Sequence[int]]
@@ -93,12 +78,6 @@ def _in_channels(model: torch.nn.Module) -> int:
     return int(getattr(model, 'in_channels', 3))
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device('cpu')
-
-
 def _inputs(model: torch.nn.Module, batch_size: int, img_size: ImgSize,
             device: torch.device) -> torch.Tensor:
     h, w = _hw(img_size)
@@ -142,63 +121,10 @@ def _forward_fn(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
 
 
 # ---------------------------------------------------------------------------
-# static counts
-# ---------------------------------------------------------------------------
-def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters of ``model``.
-
-    Args:
-        model (torch.nn.Module): Any model.
-        trainable_only (bool): Count only parameters with ``requires_grad``.
-            Defaults to False.
-
-    Returns:
-        int: The count (DeiT-B classifier: 86,567,656).
-    """
-    from nose_mm.analysis.flops import count_params as _count_all
-    if not trainable_only:
-        return _count_all(model)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def count_flops(model: torch.nn.Module, input_shape: Sequence[int]) -> int:
-    """Multiply-accumulates of one forward, the attention matrix products included.
-
-    Uses mmengine's :class:`~mmengine.analysis.FlopAnalyzer` with the
-    ``scaled_dot_product_attention`` handle of
-    :func:`nose_mm.analysis.flops.count_flops` (mmengine alone misses
-    ``2 * N^2 * C`` MACs per attention layer). The model is traced in eval
-    mode on its own device; its training mode is restored afterwards.
-
-    Args:
-        model (torch.nn.Module): Called as ``model(x)``.
-        input_shape (sequence of int): ``(C, H, W)`` for one image (the
-            reported convention) or ``(N, C, H, W)`` for a batch.
-
-    Returns:
-        int: MACs (DeiT-B at ``(3, 224, 224)``: about 17.58 G).
-
-    Raises:
-        ValueError: If ``input_shape`` does not have 3 or 4 positive entries.
-    """
-    from nose_mm.analysis.flops import count_flops as _count_flops
-    shape = tuple(input_shape)
-    if len(shape) not in (3, 4) or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise ValueError(f'input_shape must be (C, H, W) or (N, C, H, W) with positive '
-                         f'integers, got {input_shape!r}')
-    if len(shape) == 3:
-        shape = (1, ) + shape
-    x = torch.zeros(shape, device=_model_device(model))
-    with torch.no_grad():
-        return _count_flops(model, (x, ))
-
-
-# ---------------------------------------------------------------------------
 # timing
 # ---------------------------------------------------------------------------
 def _throughput_record(seconds: List[float], batch_size: int, img_size: ImgSize,
                        device: torch.device, precision: str, warmup: int) -> Dict[str, Any]:
-    from nose_mm.analysis.benchmark import median
     ips = [batch_size / s for s in seconds]
     return {
         'img_per_s': median(ips),
@@ -256,7 +182,6 @@ def measure_throughput(model: torch.nn.Module, batch_size: int = 8, img_size: Im
         ValueError: Unknown device or precision, CUDA asked for but missing,
             non-positive sizes or counts.
     """
-    from nose_mm.analysis.benchmark import time_interleaved
     dev = _prepare(model, device, precision, batch_size, warmup, repeats)
     run = _forward_fn(model, _inputs(model, batch_size, img_size, dev), dev, precision)
     times = time_interleaved({'model': run}, repeats=repeats, warmup=warmup)['model']
@@ -271,58 +196,14 @@ def memory_method(device: Union[str, torch.device]) -> str:
     return MEMORY_METHODS[_check_device(device).type]
 
 
-def _proc_status_kb(key: str) -> Optional[int]:
-    try:
-        with open('/proc/self/status', encoding='ascii') as f:
-            match = re.search(rf'^{key}:\s+(\d+)\s+kB', f.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _release_free_heap() -> None:
-    """Return memory freed by earlier steps to the OS (glibc ``malloc_trim``), if possible.
-
-    Without it, a step reuses the heap an earlier step left behind and the
-    resident set does not grow: the measured peak would be near zero.
-    """
-    try:
-        import ctypes
-        import ctypes.util
-        name = ctypes.util.find_library('c')
-        if name:
-            getattr(ctypes.CDLL(name), 'malloc_trim')(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _reset_rss_peak() -> bool:
-    """Reset the process's peak resident set (Linux >= 4.0); False if not allowed."""
-    _release_free_heap()
-    try:
-        with open(f'/proc/{os.getpid()}/clear_refs', 'w', encoding='ascii') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
 def peak_memory(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize = 224,
                 device: Union[str, torch.device] = 'cpu', precision: str = 'fp32',
                 train: bool = False) -> Optional[int]:
     """Peak memory of one forward (or forward + backward), in bytes.
 
-    - CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak
-      statistics, so the figure includes the weights already on the device
-      and the activations of the step: the memory the step needs.
-    - CPU: the growth of the process's resident set during the step: the
-      free heap is first handed back to the OS (glibc ``malloc_trim``), the
-      peak ``VmHWM`` is reset through ``/proc/self/clear_refs``, and the
-      figure is that peak minus the resident set before the step. It
-      excludes the weights (already resident) and counts the activations and
-      workspaces of the step (within a page or so). Returns None where the
-      operating system offers no such counters (non-Linux, restricted
-      ``/proc``). CPU and CUDA figures are not comparable.
+    CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak
+    statistics (the weights on the device plus the activations of the step).
+    CPU: None; see ``benchmarks/README.md`` for why.
 
     Args:
         model (torch.nn.Module): Called as ``model(x)``.
@@ -337,28 +218,21 @@ def peak_memory(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize =
             outputs) instead of an inference forward. Defaults to False.
 
     Returns:
-        int | None: Bytes, or None on CPU without the Linux counters.
+        int | None: Bytes, or None on CPU.
     """
     dev = _prepare(model, device, precision, batch_size, 0, 1)
+    if dev.type != 'cuda':
+        return None
     if train:
         model.train()
     x = _inputs(model, batch_size, img_size, dev)
     run = _forward_fn(model, x, dev, precision, train=train)
     try:
-        if dev.type == 'cuda':
-            torch.cuda.synchronize(dev)
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(dev)
-            run()
-            return int(torch.cuda.max_memory_allocated(dev))
-        if not _reset_rss_peak():
-            return None
-        before = _proc_status_kb('VmRSS')
+        torch.cuda.synchronize(dev)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
         run()
-        peak = _proc_status_kb('VmHWM')
-        if before is None or peak is None:
-            return None
-        return max(0, peak - before) * 1024
+        return int(torch.cuda.max_memory_allocated(dev))
     finally:
         model.eval()
 
@@ -498,13 +372,8 @@ def compare(model_a: torch.nn.Module, model_b: torch.nn.Module, batch_size: int 
     Args:
         model_a (torch.nn.Module): The reference (e.g. the baseline).
         model_b (torch.nn.Module): The candidate (e.g. the pruned model).
-        batch_size (int): Images per forward. Defaults to 8.
-        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
-            Defaults to 224.
-        device (str | torch.device): ``'cpu'`` or ``'cuda'``. Defaults to
-            ``'cpu'``.
-        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to
-            ``'fp32'``.
+        batch_size, img_size, device, precision: As in
+            :func:`measure_throughput` (defaults 8, 224, ``'cpu'``, ``'fp32'``).
         warmup (int): Untimed rounds. Defaults to 2.
         repeats (int): Timed rounds (each model once per round). Defaults to 5.
         flops (bool): Count FLOPs (one trace per model). Defaults to True.
@@ -525,7 +394,6 @@ def compare(model_a: torch.nn.Module, model_b: torch.nn.Module, batch_size: int 
         ``paired_speedup_vs_ideal`` (throughput ratio / ideal speed-up; 1.0
         means B is as fast as its FLOPs promise) and ``peak_memory``.
     """
-    from nose_mm.analysis.benchmark import median, time_interleaved
     dev = _prepare(model_a, device, precision, batch_size, warmup, repeats)
     _prepare(model_b, device, precision, batch_size, warmup, repeats)
     hw = _hw(img_size)

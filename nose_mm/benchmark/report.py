@@ -7,40 +7,24 @@ leaderboard merges into the run of that work dir (see
 """
 import contextlib
 import datetime
-import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .info import PARTS, build_model, config_sha256, default_img_size, git_commit, model_info
+from .env import env_info, git_commit
+from .info import PARTS, build_model, config_sha256, default_img_size, model_info
 from .measure import (_check_device, _check_positive, _check_precision, _hw, compare,
                       count_flops, count_params, largest_batch, measure_throughput,
                       memory_method, offloaded, peak_memory)
 from .results import BENCHMARK_FORMAT, FORMAT_VERSION
 
-__all__ = ['amp_precision', 'cpu_model_name', 'run_benchmark', 'format_report']
+__all__ = ['amp_precision', 'run_benchmark', 'format_report']
 
 
 def amp_precision(device: str) -> str:
     """The autocast dtype ``--amp`` means on ``device``: fp16 on CUDA, bf16 on CPU."""
     return 'fp16' if torch.device(device).type == 'cuda' else 'bf16'
 
-
-def cpu_model_name() -> Optional[str]:
-    """The CPU's model name from ``/proc/cpuinfo`` (None elsewhere)."""
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8', errors='replace') as f:
-            match = re.search(r'^model name\s*:\s*(.+)$', f.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return match.group(1).strip() if match else None
-
-
-def _hardware() -> Dict[str, Any]:
-    from nose_mm.apis.launch import env_info
-    info = env_info()
-    info['cpu_model'] = cpu_model_name()
-    return info
 
 
 def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int = 8,
@@ -135,7 +119,7 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
         'format': BENCHMARK_FORMAT,
         'version': FORMAT_VERSION,
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'hardware': _hardware(),
+        'hardware': env_info(),
         'git_commit': git['commit'] if git else None,
         'settings': {'batch_size': batch_size, 'img_size': list(hw), 'device': str(dev),
                      'precision': precision, 'warmup': warmup, 'repeats': repeats,

@@ -1,23 +1,9 @@
 """``results.json`` (one per train / test run) and its merge with ``benchmark.json``.
 
-Two files, two writers, one reader:
-
-- ``results.json`` is written by :class:`~nose_mm.engine.hooks.ResultsHook`
-  at the end of every train and test run: what was run (task, dataset,
-  model, removed layers, config and its sha256, checkpoint, git commit,
-  date, hardware), its metrics, params and FLOPs.
-- ``benchmark.json`` is written by ``tools/benchmark.py --out
-  WORK_DIR/benchmark.json``: throughput and peak memory of one or two
-  models (``--compare``), with the settings they were measured at.
-- The leaderboard reads both: :func:`load_run` returns the results with a
-  ``benchmark`` entry taken from ``benchmark.json`` next to it.
-
-The merge happens when reading: neither file is rewritten, so a benchmark
-never races a run's hook and a run re-written later keeps its benchmark. It
-is explicit about what it merges: the ``benchmark.json`` entry whose model
-matches the run's (same task, backbone ``arch_name`` and removed layers; with
-``--compare``, whichever of the two models matches). A benchmark of another
-model is not merged and the reader is told why.
+:class:`~nose_mm.engine.hooks.ResultsHook` writes ``results.json``,
+``tools/benchmark.py --out`` writes ``benchmark.json``; :func:`load_run` merges
+the matching benchmark entry when the leaderboard reads a run, rewriting neither
+(rules: ``benchmarks/README.md``, "Merging benchmark.json into the leaderboard").
 """
 import datetime
 import json
@@ -26,9 +12,14 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.model import BaseTTAModel
+from mmpretrain.utils import get_ori_model
 
-from .info import (BENCHMARK_FILE, TASKS, config_sha256, dataset_name, default_img_size,
-                   git_commit, in_channels, model_info)
+from .env import env_info, git_commit
+from .flops import count_flops as _count_flops
+from .flops import count_params
+from .info import (BENCHMARK_FILE, TASKS, TensorForward, config_sha256, dataset_name,
+                   default_img_size, in_channels, model_info)
 
 __all__ = [
     'RESULTS_FORMAT', 'BENCHMARK_FORMAT', 'FORMAT_VERSION', 'METRIC_KEYS', 'MAIN_METRIC',
@@ -89,16 +80,11 @@ def normalize_metrics(metrics: Dict[str, Any], task: str, tta: bool = False) -> 
 
 
 def _is_tta(model: Optional[torch.nn.Module]) -> bool:
-    from mmengine.model import BaseTTAModel, is_model_wrapper
-    if model is not None and is_model_wrapper(model):
-        model = model.module
-    return isinstance(model, BaseTTAModel)
+    return model is not None and isinstance(get_ori_model(model), BaseTTAModel)
 
 
 def _measured_model(model: torch.nn.Module) -> torch.nn.Module:
-    from mmengine.model import BaseTTAModel, is_model_wrapper
-    if is_model_wrapper(model):
-        model = model.module
+    model = get_ori_model(model)
     if isinstance(model, BaseTTAModel):
         model = model.module
     return model
@@ -110,7 +96,8 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
                   iteration: Optional[int] = None,
                   history: Optional[Sequence[Dict[str, Any]]] = None,
                   count_flops: bool = True,
-                  flops_img_size: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+                  flops_img_size: Optional[Sequence[int]] = None,
+                  failure: Optional[str] = None) -> Dict[str, Any]:
     """The content of ``results.json`` for one run.
 
     Args:
@@ -132,16 +119,14 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
             at ``flops_img_size``). Defaults to True.
         flops_img_size (sequence of int, optional): ``(H, W)`` for FLOPs.
             Defaults to :func:`~nose_mm.benchmark.info.default_img_size`.
+        failure (str, optional): Why the run failed (e.g. training
+            diverged): ``status`` is then ``'failed'`` with this ``error``,
+            and no reader ranks it. Defaults to None (``status`` ``'ok'``).
 
     Returns:
         dict: See the module docstring and ``benchmarks/README.md``. FLOP or
         parameter counting errors are recorded in ``errors``, never raised.
     """
-    from nose_mm.apis.launch import env_info
-
-    from .info import TensorForward
-    from .measure import count_flops as _count_flops
-    from .measure import count_params as _count_params
     info = model_info(cfg, model)
     task = info['task']
     tta = _is_tta(model)
@@ -151,9 +136,9 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
     if model is not None:
         inner = _measured_model(model)
         try:
-            params = _count_params(inner)
+            params = count_params(inner)
             if getattr(inner, 'backbone', None) is not None:
-                backbone_params = _count_params(inner.backbone)
+                backbone_params = count_params(inner.backbone)
         except Exception as exc:  # noqa: BLE001 - recorded, the run has succeeded
             errors['params'] = f'{type(exc).__name__}: {exc}'
         if count_flops:
@@ -168,6 +153,8 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
         'version': FORMAT_VERSION,
         'task': task,
         'mode': mode,
+        'status': 'failed' if failure else 'ok',
+        'error': failure,
         'dataset': dataset_name(cfg, 'test' if mode == 'test' else 'val'),
         'model': info,
         'removed_layers': info['removed_layers'],
@@ -212,7 +199,8 @@ def load_json(path: str) -> Tuple[Optional[Any], Optional[str]]:
 def validate_results(data: Any) -> List[str]:
     """What is wrong with a ``results.json`` content (empty list: usable).
 
-    Required: ``format`` == ``'nose_mm.results'``, ``task`` in
+    Required: ``format`` == ``'nose_mm.results'``, ``status`` ``'ok'``
+    (absent in files written before it existed), ``task`` in
     :data:`~nose_mm.benchmark.info.TASKS`, a ``dataset`` string, a ``model``
     dict and a ``metrics`` dict holding at least one numeric metric of the
     task. ``params`` / ``flops``, if present, must be numbers (or null);
@@ -224,6 +212,9 @@ def validate_results(data: Any) -> List[str]:
     if data.get('format') != RESULTS_FORMAT:
         problems.append(f'"format" is {data.get("format")!r}, expected {RESULTS_FORMAT!r} '
                         f'(not written by nose_mm\'s ResultsHook)')
+    if data.get('status', 'ok') != 'ok':  # what else is missing follows from it
+        return [f'"status" is {data.get("status")!r} ({data.get("error")}): a failed run is '
+                f'not ranked']
     task = data.get('task')
     if task not in TASKS:
         problems.append(f'"task" is {task!r}, expected one of {", ".join(TASKS)}')

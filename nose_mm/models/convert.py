@@ -13,21 +13,26 @@ class-token slot; :func:`convert_deit3` maps it onto :class:`NoseDeiT3`.
 Swin (timm ``swin_*``, official releases) is mapped by :func:`convert_swin`.
 :func:`convert_deit_checkpoint` tells the three apart from the keys.
 
-The reference code's pruned checkpoints are timm-style too, but their pruned
-blocks have no ``norm1`` and no ``attn``; :func:`convert_lambda_vit` infers
-those layers and records them as ``removed_layers`` in the meta.
+The reference code's checkpoints are timm-style too: :func:`convert_lambda_vit`
+reads the removed set from ``args.prune_layer`` (or from blocks that have no
+``norm1`` / ``attn``), drops those layers' LN1 / attention and records them as
+``removed_layers`` in the meta.
 """
+import ast
 import re
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from .dilution import META_COMPENSATE, META_DILUTED, META_REMOVED
+from .layouts import VIT_LAYOUT
+from .prune import prune_state_dict
 
 __all__ = ['unwrap_state_dict', 'convert_timm_vit', 'convert_deit3', 'convert_swin',
            'swin_relative_position_index', 'detect_checkpoint_family',
-           'convert_deit_checkpoint', 'convert_lambda_vit']
+           'convert_deit_checkpoint', 'convert_lambda_vit', 'parse_layer_list',
+           'check_layer_set', 'reference_lambda']
 
 _TOP_LEVEL = {
     'cls_token': 'backbone.cls_token',
@@ -351,27 +356,163 @@ def convert_deit_checkpoint(checkpoint: dict) -> dict:
             'meta': {'converted_from': tag, 'backbone': backbone}}
 
 
-def convert_lambda_vit(checkpoint: dict, compensate: bool = True) -> dict:
-    """Convert a reference-code (``lambda_vit``) pruned checkpoint.
+# The reference code's lambda for a checkpoint saved after epoch ``e``: the
+# training script passes the epoch to the model, which uses
+# ``max(0, 1 - e / 299)`` (``1`` at epoch 0) for the layers of ``prune_layer``.
+_REFERENCE_LAMBDA_END = 299
 
-    Blocks without ``norm1`` and ``attn`` weights become removed layers.
+
+def reference_lambda(epoch: int) -> float:
+    """The reference code's dilution coefficient after training epoch ``epoch``."""
+    return 1.0 if epoch <= 0 else max(0.0, 1.0 - epoch / _REFERENCE_LAMBDA_END)
+
+
+def parse_layer_list(value, name: str) -> List[int]:
+    """Parse the reference code's layer-list argument strictly.
 
     Args:
-        checkpoint (dict): ``{'model': sd}`` or a bare timm-style ``sd``.
+        value: A list/tuple of ints, or a list literal such as ``'[0,1,3,4,6]'``
+            (how ``main_lambda.py`` stores ``--prune_layer``).
+        name (str): The argument's name, for the error message.
+
+    Returns:
+        list[int]: The layers, in the given order.
+
+    Raises:
+        ValueError: ``value`` is not a list of ints.
+    """
+    parsed = value
+    if isinstance(value, str):  # a list literal only: '0,1' (a tuple) is refused too
+        try:
+            parsed = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            parsed = None
+        parsed = parsed if isinstance(parsed, list) else None
+    if (not isinstance(parsed, (list, tuple))
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in parsed)):
+        raise ValueError(f'{name} must be a list of ints such as "[0,1,3,4,6]", got {value!r}')
+    return list(parsed)
+
+
+def check_layer_set(layers: Sequence[int], num_layers: int, name: str) -> List[int]:
+    """Check that ``layers`` are distinct indices in ``0..num_layers-1``; return them sorted.
+
+    Raises:
+        ValueError: A duplicate or an out-of-range layer.
+    """
+    layers = list(layers)
+    duplicates = sorted({i for i in layers if layers.count(i) > 1})
+    if duplicates:
+        raise ValueError(f'{name} has duplicated layers {duplicates}: {layers}')
+    bad = [i for i in layers if not 0 <= i < num_layers]
+    if bad:
+        raise ValueError(f'{name} has layers {bad} out of range: the model has layers '
+                         f'0..{num_layers - 1}')
+    return sorted(layers)
+
+
+def _reference_args(checkpoint: dict) -> Tuple[Optional[List[int]], List[int]]:
+    """``(prune_layer, done_layer)`` from ``checkpoint['args']`` (None when absent)."""
+    args = checkpoint.get('args')
+    if args is None:
+        return None, []
+    fields = args if isinstance(args, dict) else getattr(args, '__dict__', None)
+    if not isinstance(fields, dict):
+        raise ValueError(f'checkpoint["args"] is a {type(args).__name__}, expected an '
+                         f'argparse.Namespace or a dict')
+    prune = fields.get('prune_layer')
+    prune = None if prune is None else parse_layer_list(prune, 'args.prune_layer')
+    done = fields.get('done_layer')
+    done = [] if done is None else parse_layer_list(done, 'args.done_layer')
+    return prune, done
+
+
+def convert_lambda_vit(checkpoint: dict, compensate: bool = True,
+                       removed_layers: Optional[Sequence[int]] = None,
+                       ema: bool = False) -> dict:
+    """Convert a reference-code (``lambda_vit``) checkpoint to a pruned nose_mm one.
+
+    Two layouts are accepted (see ``configs/imagenet/README.md``):
+
+    - as ``main_lambda.py`` saves it: ``{'model', 'model_ema', 'args', 'epoch',
+      ...}`` where ``model`` is the training model's state dict, every block
+      still holding ``norm1`` / ``attn``. The removed set is
+      ``args.prune_layer`` (plus ``args.done_layer``), or ``removed_layers``;
+    - already stripped: the removed blocks have no ``norm1`` / ``attn``; the
+      removed set is those blocks (``removed_layers``, if given, must equal it).
+
+    Args:
+        checkpoint (dict): The loaded checkpoint, or a bare timm-style state dict.
         compensate (bool): Whether the model was trained with the compensated
             residual (the reference default; its pruned blocks compute
             ``2 * x``). Defaults to True.
+        removed_layers (Sequence[int], optional): The removed set; overrides
+            ``args.prune_layer``. Defaults to None.
+        ema (bool): Convert ``checkpoint['model_ema']`` instead of
+            ``checkpoint['model']``. Defaults to False.
 
     Returns:
         dict: ``{'state_dict': ..., 'meta': {'removed_layers': [...],
         'dilution_compensate': ..., 'dilution_layers': [], ...}}``. Build
         the model with ``removed_layers`` and ``compensate`` from the meta.
+
+    Raises:
+        ValueError: The removed set cannot be determined, is malformed, out of
+            range or conflicts with the file; the checkpoint was saved while the
+            reference's lambda was still above 0; ``ema`` without ``model_ema``.
     """
     if not isinstance(compensate, bool):
         raise ValueError(f'compensate must be True or False, got {compensate!r}')
-    state_dict, removed = convert_timm_vit(unwrap_state_dict(checkpoint), allow_removed=True)
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'expected a dict checkpoint, got {type(checkpoint).__name__}')
+    if removed_layers is not None:
+        removed_layers = parse_layer_list(removed_layers, '--removed-layers')
+    source = checkpoint
+    if ema:
+        if not isinstance(checkpoint.get('model_ema'), dict):
+            raise ValueError('--ema: the checkpoint has no "model_ema" state dict '
+                             '(trained with --no-model-ema?)')
+        source = checkpoint['model_ema']
+    state_dict, stripped = convert_timm_vit(unwrap_state_dict(source), allow_removed=True)
+    num_layers = sum(VIT_LAYOUT.depths(state_dict, 'backbone.'))
+    prune, done = _reference_args(checkpoint)
+    recorded = None if prune is None else sorted(set(prune) | set(done))
+    if removed_layers is not None:
+        removed_layers = check_layer_set(removed_layers, num_layers, '--removed-layers')
+    if stripped:
+        origin = 'stripped blocks'
+        if removed_layers is not None and removed_layers != stripped:
+            raise ValueError(f'--removed-layers {removed_layers} conflicts with the file: its '
+                             f'blocks {stripped} have no norm1/attn (already stripped)')
+        if removed_layers is None and recorded and recorded != stripped:
+            raise ValueError(f'args.prune_layer/done_layer {recorded} conflict with the file: '
+                             f'its blocks {stripped} have no norm1/attn; pass '
+                             f'--removed-layers {" ".join(map(str, stripped))} to confirm')
+        removed = stripped
+    elif removed_layers is not None:
+        origin, removed = '--removed-layers', removed_layers
+    elif recorded is not None:
+        origin = 'args.prune_layer'
+        removed = check_layer_set(recorded, num_layers, 'args.prune_layer')
+        epoch = checkpoint.get('epoch')
+        diluted = sorted(set(prune) - set(done))
+        if diluted and isinstance(epoch, int) and reference_lambda(epoch) > 0:
+            raise ValueError(
+                f'the checkpoint was saved after epoch {epoch}, where the reference code '
+                f'trains layers {diluted} with lambda = {reference_lambda(epoch):.4g} > 0 '
+                f'(it reaches 0 at epoch {_REFERENCE_LAMBDA_END}): their attention still '
+                f'contributes, so it is not a pruned model')
+    else:
+        raise ValueError('cannot tell which layers were removed: every block has norm1/attn '
+                         'and the checkpoint has no args.prune_layer; pass --removed-layers')
+    if not removed:
+        raise ValueError(f'the removed set from {origin} is empty: this is an unpruned model; '
+                         f'convert it with tools/convert/deit_to_mmpretrain.py')
+    if not stripped:
+        state_dict = prune_state_dict(state_dict, removed)
     meta = {
-        'converted_from': 'lambda_vit',
+        'converted_from': 'lambda_vit' + ('/model_ema' if ema else ''),
+        'removed_layers_from': origin,
         META_REMOVED: removed,
         META_COMPENSATE: compensate,
         META_DILUTED: [],

@@ -102,6 +102,16 @@ def _check_progress(progress: float, begin: float, end: float) -> None:
         raise ValueError(f'end ({end!r}) must be >= begin ({begin!r})')
 
 
+def _fraction(progress: float, begin: float, end: float) -> float:
+    """How far ``progress`` is from ``begin`` to ``end``, checked and clipped to [0, 1]."""
+    _check_progress(progress, begin, end)
+    if progress >= end:
+        return 1.0
+    if progress <= begin:
+        return 0.0
+    return (progress - begin) / (end - begin)
+
+
 def linear_lam(progress: float, begin: float, end: float) -> float:
     """Linear decay: 1 up to ``begin``, 0 from ``end`` on, linear in between.
 
@@ -118,12 +128,7 @@ def linear_lam(progress: float, begin: float, end: float) -> float:
     Returns:
         float: ``lam`` in [0, 1].
     """
-    _check_progress(progress, begin, end)
-    if progress >= end:
-        return 0.0
-    if progress <= begin:
-        return 1.0
-    return 1.0 - (progress - begin) / (end - begin)
+    return 1.0 - _fraction(progress, begin, end)
 
 
 def cosine_lam(progress: float, begin: float, end: float) -> float:
@@ -140,13 +145,7 @@ def cosine_lam(progress: float, begin: float, end: float) -> float:
     Returns:
         float: ``lam`` in [0, 1].
     """
-    _check_progress(progress, begin, end)
-    if progress >= end:
-        return 0.0
-    if progress <= begin:
-        return 1.0
-    t = (progress - begin) / (end - begin)
-    return 0.5 * (1.0 + math.cos(math.pi * t))
+    return 0.5 * (1.0 + math.cos(math.pi * _fraction(progress, begin, end)))
 
 
 LAM_SCHEDULES: Dict[str, Callable[[float, float, float], float]] = {

@@ -19,13 +19,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from nose_mm.utils.checkpoint import load_checkpoint_file
 from nose_mm.utils.fileio import atomic_write
 
 from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
 from .layouts import BlockLayout, detect_layout
 
 __all__ = [
-    'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'load_checkpoint_file',
+    'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'backbone_type_of',
+    'pruned_backbone_cfg',
     'save_checkpoint_file', 'check_distinct_paths', 'convert_checkpoint_file'
 ]
 
@@ -168,27 +170,6 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
     return {'meta': new_meta, 'state_dict': state_dict}
 
 
-def load_checkpoint_file(path: str) -> dict:
-    """Load a trusted local checkpoint file (``weights_only=False``).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        IsADirectoryError: ``path`` is a folder.
-        ValueError: The file is not a torch checkpoint holding a dict.
-    """
-    if not osp.exists(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    if osp.isdir(path):
-        raise IsADirectoryError(f'checkpoint {path!r} is a folder, expected a file')
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # corrupt / not a torch file
-        raise ValueError(f'cannot read {path!r} as a torch checkpoint: {e}') from e
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, expected a dict')
-    return checkpoint
-
-
 def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) -> None:
     """Save ``checkpoint`` with ``torch.save`` atomically.
 
@@ -206,6 +187,35 @@ def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) ->
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'output {path!r} exists')
     atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def backbone_type_of(state_dict: Dict[str, torch.Tensor], prefix: str = 'backbone.') -> str:
+    """The nose_mm backbone type whose keys ``state_dict`` holds.
+
+    Swin keys give ``'NoseSwinTransformer'``; ViT-style keys give
+    ``'NoseDeiT3'`` when a class token exists but the position embedding has
+    no slot for it (DeiT-III), else ``'NoseVisionTransformer'``.
+    """
+    if _layout(state_dict, prefix).name == 'swin':
+        return 'NoseSwinTransformer'
+    pos_embed = state_dict.get(f'{prefix}pos_embed')
+    if f'{prefix}cls_token' in state_dict and pos_embed is not None and pos_embed.dim() == 3:
+        side = round(pos_embed.shape[1]**0.5)
+        if side * side == pos_embed.shape[1]:
+            return 'NoseDeiT3'
+    return 'NoseVisionTransformer'
+
+
+def pruned_backbone_cfg(meta: dict, backbone: str = 'NoseVisionTransformer') -> str:
+    """The backbone config a pruned checkpoint with this ``meta`` loads into.
+
+    Args:
+        meta (dict): The pruned checkpoint's meta.
+        backbone (str): The backbone type (:func:`backbone_type_of`).
+            Defaults to ``'NoseVisionTransformer'``.
+    """
+    return (f"dict(type='{backbone}', removed_layers={meta[META_REMOVED]}, "
+            f"compensate={meta[META_COMPENSATE]})")
 
 
 def check_distinct_paths(src: str, dst: str) -> None:

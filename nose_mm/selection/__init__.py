@@ -16,10 +16,11 @@ from .evaluators import (EVALUATORS, CachedEvaluator, NaiveEvaluator, build_eval
                          layer_statistics, selection_cost)
 from .greedy import CRITERIA, SelectionResult, check_budget, greedy_select
 from .io import file_sha256, load_selection, load_selection_record, save_selection
-from .loading import (build_calibration_dataset, build_calibration_loader, build_model_from_cfg,
+from .loading import (build_calibration_dataset, build_calibration_loader,
                       calibration_dataset_cfg, calibration_indices, collect_batches,
-                      load_checkpoint_strict, prepare_calibration)
-from .runner import METHODS, result_to_record, run_selection, select_from_config
+                      prepare_calibration)
+from .runner import result_to_record, run_selection, select_from_config
+from .settings import METHODS, SelectionSettings, add_selection_args, settings_from_args
 
 __all__ = [
     'STD_EPS', 'FeatureStats', 'gaussian_entropy', 'transfer_entropy', 'CRITERIA',
@@ -29,8 +30,8 @@ __all__ = [
     'MMPretrainSwinAdapter', 'register_adapter', 'build_adapter', 'EVALUATORS',
     'CachedEvaluator', 'NaiveEvaluator', 'build_evaluator', 'layer_statistics', 'selection_cost',
     'save_selection', 'load_selection', 'load_selection_record', 'file_sha256',
-    'load_checkpoint_strict', 'build_model_from_cfg', 'calibration_dataset_cfg',
+    'calibration_dataset_cfg',
     'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
     'collect_batches', 'prepare_calibration', 'METHODS', 'run_selection', 'result_to_record',
-    'select_from_config'
+    'select_from_config', 'SelectionSettings', 'add_selection_args', 'settings_from_args'
 ]

@@ -40,6 +40,7 @@ from abc import ABCMeta, abstractmethod
 from typing import Any, List, NamedTuple, Sequence, Tuple, Type
 
 import torch
+from mmpretrain.utils import get_ori_model
 from torch import Tensor
 
 __all__ = ['FEATURES', 'BlockParts', 'LayerSkipAdapter', 'MMPretrainViTAdapter',
@@ -196,11 +197,6 @@ def register_adapter(cls: Type[LayerSkipAdapter]) -> Type[LayerSkipAdapter]:
     return cls
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    from mmengine.model import is_model_wrapper
-    return model.module if is_model_wrapper(model) else model
-
-
 def build_adapter(model: torch.nn.Module, features: str = 'head_input') -> LayerSkipAdapter:
     """Wrap ``model`` (unwrapping DDP) in the first registered adapter that supports it.
 
@@ -214,7 +210,7 @@ def build_adapter(model: torch.nn.Module, features: str = 'head_input') -> Layer
     Raises:
         ValueError: If no registered adapter supports the model.
     """
-    model = _unwrap(model)
+    model = get_ori_model(model)
     for cls in _ADAPTERS:
         if cls.supports(model):
             return cls(model, features=features)

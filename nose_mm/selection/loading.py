@@ -11,85 +11,20 @@ index order, so the subset depends on ``(N, seed)`` only, not on the batch size.
 """
 import copy
 import os.path as osp
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
+from mmpretrain.utils import get_ori_model
 from torch.utils.data import DataLoader, Subset
 
-__all__ = ['load_checkpoint_strict', 'build_model_from_cfg', 'calibration_dataset_cfg',
+from nose_mm.models.builder import build_model_from_cfg
+from nose_mm.utils.config import check_data_roots, load_config
+from nose_mm.utils.safe_load import add_trust_checkpoint_arg, apply_trust_checkpoint
+
+__all__ = ['calibration_dataset_cfg',
            'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
            'collect_batches', 'prepare_calibration', 'add_calibration_args', 'load_calibration']
-
-
-def _shorten(keys: Sequence[str], limit: int = 5) -> str:
-    keys = list(keys)
-    shown = ', '.join(keys[:limit])
-    return shown + (f', ... (+{len(keys) - limit} more)' if len(keys) > limit else '')
-
-
-def load_checkpoint_strict(model: torch.nn.Module, path: str) -> dict:
-    """Load a checkpoint into ``model``; its keys must match the model's exactly.
-
-    Accepts Runner-saved checkpoints (``state_dict`` key) and bare state dicts;
-    a ``module.`` prefix (DDP) is removed.
-
-    Args:
-        model (nn.Module): The model built from the config.
-        path (str): A local checkpoint file.
-
-    Returns:
-        dict: The loaded checkpoint (e.g. its ``meta``).
-
-    Raises:
-        FileNotFoundError: If ``path`` is not a file.
-        ValueError: If keys are missing or unexpected, or shapes differ: one
-            line naming the counts and the first keys.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'checkpoint {path!r} holds a {type(checkpoint).__name__}, not a '
-                         f'state dict')
-    state = checkpoint.get('state_dict', checkpoint)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        detail = ' '.join(str(e).split())
-        raise ValueError(f'checkpoint {path!r} does not match the config\'s model: '
-                         f'{detail}') from None
-    if missing or unexpected:
-        raise ValueError(f'checkpoint {path!r} does not match the config\'s model: '
-                         f'{len(missing)} missing keys [{_shorten(missing)}]; '
-                         f'{len(unexpected)} unexpected keys [{_shorten(unexpected)}]')
-    return checkpoint
-
-
-def build_model_from_cfg(cfg: Any, checkpoint: Optional[str] = None,
-                         device: str = 'cpu') -> torch.nn.Module:
-    """Build ``cfg.model`` in the config's default scope, load a checkpoint, eval mode.
-
-    Args:
-        cfg (mmengine.Config): The config (``custom_imports`` already applied
-            by ``Config.fromfile``).
-        checkpoint (str, optional): Checkpoint loaded with
-            :func:`load_checkpoint_strict`. Defaults to None (initial weights).
-        device (str): Device to move the model to. Defaults to ``'cpu'``.
-
-    Returns:
-        nn.Module: The model in eval mode.
-    """
-    from mmengine.registry import MODELS, init_default_scope
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
-    if checkpoint is None:
-        model.init_weights()
-    else:
-        load_checkpoint_strict(model, checkpoint)
-    return model.to(device).eval()
 
 
 def _find_pipeline(node: Any) -> Optional[list]:
@@ -221,9 +156,7 @@ def collect_batches(model: torch.nn.Module, dataloader: Any) -> List[torch.Tenso
     Returns:
         list[Tensor]: Preprocessed input batches on the model's device.
     """
-    from mmengine.model import is_model_wrapper
-    if is_model_wrapper(model):
-        model = model.module
+    model = get_ori_model(model)
     batches = []
     with torch.no_grad():
         for data in dataloader:
@@ -281,18 +214,19 @@ def add_calibration_args(parser) -> None:
     parser.add_argument('--device', default=None, help='default: cuda if available')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
+    add_trust_checkpoint_arg(parser)
 
 
 def load_calibration(args) -> Tuple[torch.nn.Module, List[Any]]:
     """The model and its calibration batches for the arguments of :func:`add_calibration_args`.
 
     Raises:
-        LaunchError: Bad config path or missing training data folder.
+        UserError: Bad config path or missing training data folder.
         ValueError, FileNotFoundError: See :func:`prepare_calibration`.
     """
-    from nose_mm.apis import check_data_roots, load_config
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)
+    apply_trust_checkpoint(args.trust_checkpoint, cfg)
     check_data_roots(cfg, ['train_dataloader'])
     model, loader = prepare_calibration(cfg, args.checkpoint, args.num_samples,
                                         args.batch_size, args.seed, device)

@@ -7,14 +7,12 @@ import torch
 from .adapters import build_adapter
 from .baselines import select_attn_entropy, select_cosine, select_first, select_random
 from .evaluators import build_evaluator, layer_statistics
-from .greedy import CRITERIA, SelectionResult, check_budget, greedy_select
+from .greedy import SelectionResult, check_budget, greedy_select
 from .io import file_sha256
 from .loading import collect_batches, prepare_calibration
+from .settings import METHODS, SelectionSettings
 
 __all__ = ['METHODS', 'run_selection', 'result_to_record', 'select_from_config']
-
-#: Selection methods: NOSE and its baselines.
-METHODS = ('nose', 'random', 'first', 'attn_entropy', 'cosine')
 
 #: Version of the selection record layout.
 RECORD_VERSION = 1
@@ -42,15 +40,12 @@ def _progress(total: int, enabled: bool, desc: str):
 
 def run_selection(model: torch.nn.Module,
                   dataloader: Optional[Iterable],
-                  num_layers: int,
-                  method: str = 'nose',
-                  criterion: str = 'abs',
-                  seed: int = 0,
-                  features: str = 'head_input',
-                  evaluator: str = 'cached',
+                  num_layers: Optional[int] = None,
+                  settings: Optional[SelectionSettings] = None,
                   progress: bool = True,
-                  batches: Optional[List[torch.Tensor]] = None) -> Dict[str, Any]:
-    """Select ``num_layers`` attention layers of ``model`` with ``method``.
+                  batches: Optional[List[torch.Tensor]] = None,
+                  **options: Any) -> Dict[str, Any]:
+    """Select ``num_layers`` attention layers of ``model``.
 
     The model is put in eval mode for the selection and its previous mode is
     restored afterwards. Random and first-K selection do not read the data.
@@ -61,18 +56,15 @@ def run_selection(model: torch.nn.Module,
         dataloader (Iterable, optional): Calibration batches for the model's data
             preprocessor (see :func:`~nose_mm.selection.build_calibration_loader`).
             May be None when ``batches`` is given or the method reads no data.
-        num_layers (int): Budget ``K``.
-        method (str): One of :data:`METHODS`. Defaults to ``'nose'``.
-        criterion (str): NOSE criterion, ``'abs'`` or ``'signed'``. Defaults to
-            ``'abs'``.
-        seed (int): Seed of the random baseline (recorded for all). Defaults to 0.
-        features (str): ``'head_input'`` or ``'logits'``. Defaults to
-            ``'head_input'``.
-        evaluator (str): ``'cached'`` or ``'naive'`` (NOSE only). Defaults to
-            ``'cached'``.
+        num_layers (int, optional): Budget ``K`` (overrides ``settings``).
+        settings (SelectionSettings, optional): Method, criterion, seed,
+            features, evaluator... Defaults to the defaults of
+            :class:`~nose_mm.selection.SelectionSettings`.
         progress (bool): Show a progress bar. Defaults to True.
         batches (list[Tensor], optional): Already preprocessed calibration
             batches; skips the data loading. Defaults to None.
+        **options: Single settings (``method='random'``...) replacing those of
+            ``settings``.
 
     Returns:
         dict: The selection record: ``method``, ``criterion``, ``selection``
@@ -84,19 +76,19 @@ def run_selection(model: torch.nn.Module,
         ``forward_equivalents``) and ``timing`` (seconds).
 
     Raises:
-        ValueError: On an unknown method / criterion, ``K`` larger than the
-            number of candidate layers, or an empty calibration set.
+        ValueError: On a bad setting, ``K`` missing or larger than the number
+            of candidate layers, or an empty calibration set.
     """
-    if method not in METHODS:
-        raise ValueError(f'unknown method {method!r}; allowed: {", ".join(METHODS)}')
-    if criterion not in CRITERIA:
-        raise ValueError(f'unknown criterion {criterion!r}; allowed: {", ".join(CRITERIA)}')
+    if num_layers is not None:
+        options['num_layers'] = num_layers
+    settings = SelectionSettings.build(settings, **options)
+    num_layers, method, seed = settings.budget(), settings.method, settings.seed
+    criterion, features, evaluator = settings.criterion, settings.features, settings.evaluator
     adapter = build_adapter(model, features=features)
     candidates = adapter.candidate_layers
     check_budget(candidates, num_layers)
     t_start = time.perf_counter()
-    needs_data = method in ('nose', 'attn_entropy', 'cosine')
-    if needs_data and batches is None:
+    if settings.needs_data and batches is None:
         if dataloader is None:
             raise ValueError(f'method {method!r} needs calibration data: give a dataloader')
         batches = collect_batches(adapter.model, dataloader)
@@ -155,17 +147,12 @@ def run_selection(model: torch.nn.Module,
 
 def select_from_config(cfg: Any,
                        checkpoint: str,
-                       num_layers: int,
-                       num_samples: int = 256,
-                       method: str = 'nose',
-                       criterion: str = 'abs',
-                       batch_size: int = 32,
-                       seed: int = 0,
-                       features: str = 'head_input',
-                       evaluator: str = 'cached',
+                       num_layers: Optional[int] = None,
+                       settings: Optional[SelectionSettings] = None,
                        device: str = 'cpu',
                        num_workers: int = 0,
-                       progress: bool = True) -> Dict[str, Any]:
+                       progress: bool = True,
+                       **options: Any) -> Dict[str, Any]:
     """Build the config's model, load ``checkpoint`` and run :func:`run_selection`.
 
     Calibration images: ``num_samples`` images of the config's training
@@ -174,34 +161,29 @@ def select_from_config(cfg: Any,
     Args:
         cfg (mmengine.Config): The config (with ``filename`` when loaded from a file).
         checkpoint (str): Checkpoint whose keys must match the config's model.
-        num_layers (int): Budget ``K``.
-        num_samples (int): Calibration images ``N``. Defaults to 256.
-        method (str): One of :data:`METHODS`. Defaults to ``'nose'``.
-        criterion (str): ``'abs'`` or ``'signed'``. Defaults to ``'abs'``.
-        batch_size (int): Calibration batch size. Defaults to 32.
-        seed (int): Seed of the subset and of the random baseline. Defaults to 0.
-        features (str): ``'head_input'`` or ``'logits'``. Defaults to
-            ``'head_input'``.
-        evaluator (str): ``'cached'`` or ``'naive'``. Defaults to ``'cached'``.
+        num_layers (int, optional): Budget ``K`` (overrides ``settings``).
+        settings (SelectionSettings, optional): See :func:`run_selection`.
         device (str): Device. Defaults to ``'cpu'``.
         num_workers (int): Loader workers. Defaults to 0.
         progress (bool): Show a progress bar. Defaults to True.
+        **options: Single settings replacing those of ``settings``.
 
     Returns:
         dict: The record of :func:`run_selection` plus ``batch_size``,
         ``config`` and ``checkpoint`` (``path``, ``sha256``).
     """
-    if method not in METHODS:
-        raise ValueError(f'unknown method {method!r}; allowed: {", ".join(METHODS)}')
+    if num_layers is not None:
+        options['num_layers'] = num_layers
+    settings = SelectionSettings.build(settings, **options)
 
     def check(model: torch.nn.Module) -> None:
-        check_budget(build_adapter(model, features=features).candidate_layers, num_layers)
+        check_budget(build_adapter(model, features=settings.features).candidate_layers,
+                     settings.budget())
 
-    model, loader = prepare_calibration(cfg, checkpoint, num_samples, batch_size, seed,
-                                        device, num_workers, check_model=check)
-    record = run_selection(model, loader, num_layers, method=method, criterion=criterion,
-                           seed=seed, features=features, evaluator=evaluator,
-                           progress=progress)
-    record.update(batch_size=batch_size, config=getattr(cfg, 'filename', None),
+    model, loader = prepare_calibration(cfg, checkpoint, settings.num_samples,
+                                        settings.batch_size, settings.seed, device,
+                                        num_workers, check_model=check)
+    record = run_selection(model, loader, settings=settings, progress=progress)
+    record.update(batch_size=settings.batch_size, config=getattr(cfg, 'filename', None),
                   checkpoint=dict(path=checkpoint, sha256=file_sha256(checkpoint)))
     return record

@@ -4,10 +4,12 @@
    0.10.7 calls it without the argument, so ``--resume``, ``load_from`` and
    ``tools/test.py`` fail on Runner-saved checkpoints ("Unsupported global:
    mmengine.logging.history_buffer.HistoryBuffer"). :func:`load_trusted_local`
-   replaces mmengine's loader for local paths and passes ``weights_only=False``.
-
-   Only use it with checkpoints you trust: unpickling a file can run code.
-   Remote schemes (http, s3, ...) keep mmengine's own loaders.
+   replaces mmengine's loader for local paths with
+   :func:`nose_mm.utils.safe_load.safe_torch_load`: ``weights_only=True`` plus
+   the allow-list of types that Runner (and other legitimate) checkpoints hold;
+   anything else is refused unless the user opts in (``--trust-checkpoint`` /
+   ``NOSE_MM_TRUST_CHECKPOINT=1``). Remote schemes (http, s3, ...) keep
+   mmengine's own loaders.
 
    Upstream fixed this on mmengine's main branch only. Delete this module (and
    its call in ``nose_mm/__init__.py``) once a fixed mmengine is released and
@@ -16,16 +18,15 @@
 The fix is applied when ``nose_mm`` is imported, i.e. whenever a config has
 ``custom_imports = dict(imports=['nose_mm'])`` or a tool imports the package.
 """
-import os.path as osp
-
-import torch
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .checkpoint import load_checkpoint_file
 
 __all__ = ['load_trusted_local', 'apply_checkpoint_fix']
 
 
-def load_trusted_local(filename: str, map_location=None):
-    """Load a local checkpoint with ``weights_only=False`` (trusted files only).
+def load_trusted_local(filename: str, map_location=None) -> dict:
+    """mmengine's loader for local paths: :func:`~nose_mm.utils.checkpoint.load_checkpoint_file`.
 
     Args:
         filename (str): Path of a local checkpoint file.
@@ -33,14 +34,8 @@ def load_trusted_local(filename: str, map_location=None):
 
     Returns:
         dict: The loaded checkpoint.
-
-    Raises:
-        FileNotFoundError: If ``filename`` is not a file.
     """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename!r} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    return load_checkpoint_file(filename, map_location=map_location)
 
 
 def apply_checkpoint_fix() -> None:

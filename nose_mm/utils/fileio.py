@@ -4,7 +4,11 @@ import os
 import tempfile
 from typing import Any, Callable
 
-__all__ = ['atomic_write', 'atomic_write_json']
+__all__ = ['atomic_write', 'atomic_write_json', 'TMP_SUFFIX']
+
+#: Suffix of the temporary files (``.<name>.<random><TMP_SUFFIX>`` beside the
+#: destination); one left behind means a writer was killed mid-write.
+TMP_SUFFIX = '.nose_mm-tmp'
 
 
 def atomic_write(path: str, write_fn: Callable[[str], None]) -> None:
@@ -18,7 +22,8 @@ def atomic_write(path: str, write_fn: Callable[[str], None]) -> None:
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix=TMP_SUFFIX,
+                               dir=folder)
     os.close(fd)
     try:
         write_fn(tmp)
@@ -28,10 +33,25 @@ def atomic_write(path: str, write_fn: Callable[[str], None]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual file mode
         os.replace(tmp, path)
+        _fsync_dir(folder)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_json(path: str, obj: Any, indent: int = 2) -> None:

@@ -62,7 +62,7 @@ def test_throughput_memory_and_interleaved_compare():
     assert count_flops(large, (2, 3, 16, 16)) == 2 * count_flops(large, (3, 16, 16))
     for train in (False, True):
         mem = peak_memory(large, batch_size=4, img_size=64, train=train)
-        assert mem is None or mem >= 0
+        assert mem is None  # CPU memory is not measured (see benchmarks/README.md)
     assert not large.training and all(p.grad is None for p in large.parameters())
     result = compare(large, small, batch_size=2, img_size=16, warmup=1, repeats=3)
     ratios = result['ratios']

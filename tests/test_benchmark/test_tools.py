@@ -235,8 +235,10 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
     assert [r['Top-1'] for r in imagenet] == sorted((r['Top-1'] for r in imagenet),
                                                     key=float, reverse=True)
     ade = _md_table(text, 'segmentation / ADE20k')
-    deit_s = next(r for r in ade if r['Model'] == 'DeiT-S' and r['Source'].startswith('rep'))
-    assert (deit_s['mIoU'], deit_s['mIoU(ms+flip)']) == ('42.87', '43.79')
+    reported_s = {r['Run / method'].split(' (')[0]: (r['mIoU'], r['mIoU(ms+flip)'])
+                  for r in ade if r['Model'] == 'DeiT-S' and r['Source'].startswith('rep')}
+    assert reported_s == {'UperNet, no neck': ('42.87', '43.79'),
+                          'UperNet + MultiLevelNeck': ('43.82', '45.07')}
     assert any(r['Run / method'] == 'seg' for r in ade)
 
     from nose_mm.benchmark.leaderboard import build_leaderboard, render
@@ -268,3 +270,20 @@ def test_benchmark_merge_only_for_the_matching_model(runs):
     seg = _results(work / 'seg' / 'results.json')
     entry, reason = match_benchmark(seg, _results(work / 'cls_pruned' / 'benchmark.json'))
     assert entry is None and "not the run's model ('segmentation'" in reason
+
+
+def test_leaderboard_no_runs_keeps_output(runs, tmp_path, capsys):
+    """A mistyped or empty folder: one error line, exit 2, the old leaderboard untouched."""
+    out = tmp_path / 'board.md'
+    run_tool('leaderboard.py', runs['work'] / 'cls_base', '--out', out)
+    good = out.read_bytes()
+    assert b'cls_base' in good
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    tool = _load_tool('leaderboard')
+    for folder in (runs['work'] / 'cls_bsae', empty):
+        assert tool.main([str(folder), '--out', str(out)]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"nose_mm: error: no runs found (searched {str(folder)!r} for results.json up to "
+            f"2 levels below); {str(out)!r} not written")
+        assert out.read_bytes() == good

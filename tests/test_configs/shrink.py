@@ -3,8 +3,9 @@
 Only sizes change: the dataset classes, pipelines, evaluators, hooks and
 schedule types stay those of the real config. The backbone keeps its 12 layers
 (so the reference layer sets and out_indices stay valid) at 32 channels with
-32 px patches (Swin: depths 2, 2, 6, 2 at 16-128 channels, 2x2 windows, patches
-so that the last stage is 2x2 tokens); pretrained weights are dropped.
+32 px patches (Swin: depths 2, 2, 6, 2 at 16-128 channels, 2x2 windows, 16 px patches
+in both tasks, so a shrunk classifier's weights fit the shrunk segmentor strictly);
+pretrained weights are dropped.
 """
 import os
 import os.path as osp
@@ -15,11 +16,11 @@ TINY_ARCH = dict(embed_dims=32, num_layers=12, num_heads=2, feedforward_channels
 TINY_SWIN = dict(embed_dims=16, depths=[2, 2, 6, 2], num_heads=[1, 1, 2, 2])
 
 
-def _shrink_backbone(backbone, swin_patch):
+def _shrink_backbone(backbone):
     """Shrink the backbone config in place; return its 4 stage widths."""
     backbone.update(patch_size=32, drop_path_rate=0.0)
     if 'Swin' in backbone.type:
-        backbone.update(arch=TINY_SWIN, patch_size=swin_patch, window_size=2)
+        backbone.update(arch=TINY_SWIN, patch_size=16, window_size=2)
         return [TINY_SWIN['embed_dims'] * 2**i for i in range(4)]
     backbone.arch = TINY_ARCH
     return [TINY_ARCH['embed_dims']] * 4
@@ -37,7 +38,7 @@ def _small_loaders(cfg, data_root, batch_size):
 def shrink_classification(path, data_root, out_dir, max_epochs=2, extra=None):
     """Write a shrunk copy of a classification config; return its path."""
     cfg = Config.fromfile(path)
-    widths = _shrink_backbone(cfg.model.backbone, swin_patch=16)  # 224 px: 14 .. 2
+    widths = _shrink_backbone(cfg.model.backbone)  # Swin at 224 px: 14 .. 2 tokens
     cfg.model.backbone.init_cfg = None
     cfg.model.head.in_channels = widths[-1]
     cfg.load_from = None
@@ -68,7 +69,7 @@ def shrink_classification(path, data_root, out_dir, max_epochs=2, extra=None):
 def shrink_segmentation(path, data_root, out_dir, max_iters=2, extra=None):
     """Write a shrunk copy of a segmentation config; return its path."""
     cfg = Config.fromfile(path)
-    widths = _shrink_backbone(cfg.model.backbone, swin_patch=32)  # 512 px: 16 .. 2
+    widths = _shrink_backbone(cfg.model.backbone)  # Swin at 512 px: 32 .. 4 tokens
     if cfg.model.get('neck') is not None:  # MultiLevelNeck: one width out
         cfg.model.neck.update(in_channels=widths, out_channels=widths[-1])
         widths = [widths[-1]] * 4

@@ -1,6 +1,5 @@
 """DilutionHook on real mmengine Runners with a tiny ViT on tiny CIFAR-100."""
 import os.path as osp
-import socket
 import uuid
 
 import pytest
@@ -285,10 +284,8 @@ def gloo_group(monkeypatch):
     import torch.distributed as dist
 
     from nose_mm.utils.dist import init_dist_if_needed
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    for key, value in dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK='0',
+    # MASTER_PORT=0: the single rank's store binds a free port itself (no race)
+    for key, value in dict(MASTER_ADDR='127.0.0.1', MASTER_PORT='0', RANK='0',
                            WORLD_SIZE='1', LOCAL_RANK='0').items():
         monkeypatch.setenv(key, value)
     init_dist_if_needed('pytorch')

@@ -6,6 +6,7 @@ from mmpretrain.registry import MODELS
 import nose_mm  # noqa: F401
 from nose_mm.models.convert import (convert_deit_checkpoint, convert_lambda_vit, convert_timm_vit,
                                     unwrap_state_dict)
+from tests.utils import reference_pruned_forward
 
 timm = pytest.importorskip('timm')
 
@@ -65,14 +66,7 @@ def test_lambda_vit_conversion_matches_reference_pruned_forward():
     model.load_state_dict(converted['state_dict'], strict=True)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        h = reference.norm_pre(reference._pos_embed(reference.patch_embed(x)))
-        for i, block in enumerate(reference.blocks):
-            if i in removed:
-                h = 2 * h
-                h = h + block.mlp(block.norm2(h))
-            else:
-                h = block(h)
-        logits_ref = reference.head(reference.norm(h)[:, 0])
+        logits_ref = reference_pruned_forward(reference, x, removed)
         logits = model(x, mode='tensor')
     assert (logits - logits_ref).abs().max().item() <= 1e-5
 

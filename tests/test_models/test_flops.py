@@ -3,7 +3,7 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 
 import nose_mm  # noqa: F401
-from nose_mm.analysis import count_flops, count_params
+from nose_mm.benchmark import count_flops, count_params
 from nose_mm.models import NoseVisionTransformer
 
 TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)

@@ -165,10 +165,39 @@ def test_protocol_methods():
     (dict(init_lam=-0.5), r'lam must be in \[0, 1\], got -0.5'),
     (dict(compensate='yes'), r'compensate must be True or False'),
     (dict(diluted_layers=[0.5]), r'layer index 0.5 is not an int'),
+    (dict(drop_path_mode='ramp'), r"drop_path_mode must be 'linear' or 'constant', got 'ramp'"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         _tiny(**kwargs)
+
+
+def _drop_path_rates(model):
+    rates = []
+    for layer in model.layers:
+        attn, ffn = layer.attn.out_drop, layer.ffn.dropout_layer
+        assert type(attn).__name__ == type(ffn).__name__ == 'DropPath'
+        assert attn.drop_prob == ffn.drop_prob
+        rates.append(attn.drop_prob)
+    return rates
+
+
+def test_drop_path_mode():
+    """'linear' is mmpretrain's ramp, 'constant' the reference DeiT-B's rate in every layer."""
+    reference = VisionTransformer(TINY, **SMALL_INPUT, drop_path_rate=0.3)
+    assert _drop_path_rates(_tiny(drop_path_rate=0.3)) == _drop_path_rates(reference)
+    assert _drop_path_rates(_tiny(drop_path_rate=0.3)) == pytest.approx([0, 0.1, 0.2, 0.3])
+    constant = _tiny(drop_path_rate=0.3, drop_path_mode='constant', diluted_layers=[0])
+    assert _drop_path_rates(constant) == pytest.approx([0.3] * 4)
+    per_layer = [dict(), dict(drop_path_rate=0.05), dict(), dict()]
+    mixed = _tiny(drop_path_rate=0.3, drop_path_mode='constant', layer_cfgs=per_layer)
+    assert _drop_path_rates(mixed) == pytest.approx([0.3, 0.05, 0.3, 0.3])
+    # same parameters and, in eval mode, the same function as the linear model
+    linear = _tiny(drop_path_rate=0.3).eval()
+    constant.load_state_dict(linear.state_dict())
+    constant.set_dilution_lam(1.0)
+    with torch.no_grad():
+        assert torch.equal(constant.eval()(_images())[-1], linear(_images())[-1])
 
 
 def test_negative_indices_are_normalised():
@@ -254,7 +283,9 @@ def test_segmentation_backbone(tmp_path):
         backbone=dict(type='NoseVisionTransformer', arch=TINY, img_size=64, patch_size=8,
                       out_type='featmap', out_indices=(0, 1, 2, 3), final_norm=False,
                       removed_layers=[0, 2], drop_path_rate=0.1,
-                      init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.')),
+                      # final_norm=False: the classifier's final norm is not loaded
+                      init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.',
+                                    ignore_keys=[r'ln1\..*'])),
         neck=dict(type='MultiLevelNeck', in_channels=[32] * 4, out_channels=32,
                   scales=[4, 2, 1, 0.5]),
         decode_head=dict(type='UPerHead', in_channels=[32] * 4, in_index=[0, 1, 2, 3],

@@ -7,9 +7,9 @@ import torch
 from mmengine.config import Config
 
 from nose_mm.selection import (build_calibration_dataset, build_calibration_loader,
-                               calibration_dataset_cfg, calibration_indices,
-                               load_checkpoint_strict, load_selection, load_selection_record,
-                               save_selection)
+                               calibration_dataset_cfg, calibration_indices, load_selection,
+                               load_selection_record, save_selection)
+from nose_mm.utils.checkpoint import load_checkpoint_strict
 from tests.utils import TEST_CONFIGS
 
 from .conftest import build_tiny_classifier
@@ -84,3 +84,19 @@ def test_load_checkpoint_strict(tmp_path):
     with pytest.raises(ValueError, match=r"1 missing keys \[backbone.ln1.bias\]; 1 unexpected "
                                          r"keys \[extra.weight\]"):
         load_checkpoint_strict(model, path)
+
+
+@pytest.mark.parametrize('config', ['demo/deit-demo_baseline_digits-16px.py',
+                                    'imagenet/deit-small_8xb128-300e_in1k-224px.py'])
+def test_built_model_normalises_with_the_config_data_preprocessor(config):
+    """The top-level ``data_preprocessor`` (mean / std) is merged into the model, as
+    mmengine's Runner does; without it the tools would read unnormalised images."""
+    from nose_mm.models.builder import build_model_from_cfg
+    from tests.utils import REPO
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    cfg.model.backbone.init_cfg = None
+    cfg.model.init_cfg = None
+    preprocessor = build_model_from_cfg(cfg).data_preprocessor
+    expected = torch.tensor(cfg.data_preprocessor['mean']).view(-1, 1, 1)
+    assert torch.equal(preprocessor.mean, expected)
+    assert preprocessor.to_rgb is cfg.data_preprocessor.get('to_rgb', False)

@@ -7,6 +7,7 @@ import pytest
 from tests.utils import run_tool
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_demo_end_to_end(tmp_path):
     work = tmp_path / 'demo'

@@ -23,8 +23,8 @@ def _tool(path):
 def _checkpoint(path, config=CFG, **options):
     """Save the initial weights of a test config's model (with ``options``) to ``path``."""
     import nose_mm  # noqa: F401
-    from nose_mm.apis import load_config
-    from nose_mm.selection import build_model_from_cfg
+    from nose_mm.models.builder import build_model_from_cfg
+    from nose_mm.utils.config import load_config
     cfg = load_config(config, options)
     torch.save({'state_dict': build_model_from_cfg(cfg).state_dict(), 'meta': {}}, path)
     return str(path)

@@ -128,7 +128,7 @@ def test_prune_cli_and_pruned_model_equals_lam_zero_model(trained, tmp_path):
 @pytest.mark.parametrize('epoch, lam', [(1, '1'), (2, '0.5')])
 def test_prune_refuses_lam_above_zero(trained, tmp_path, capsys, epoch, lam):
     out = tmp_path / 'pruned.pth'
-    assert _tool('prune.py').main([str(trained / f'epoch_{epoch}.pth'), str(out)]) == 1
+    assert _tool('prune.py').main([str(trained / f'epoch_{epoch}.pth'), str(out)]) == 2
     err = capsys.readouterr().err
     assert f'refusing to prune: the checkpoint was saved at lam = {lam} > 0' in err
     assert 'a "best" checkpoint chosen while lam > 0 is not' in err
@@ -138,7 +138,7 @@ def test_prune_refuses_lam_above_zero(trained, tmp_path, capsys, epoch, lam):
 def test_prune_refuses_checkpoints_without_dilution_meta(tmp_path, capsys):
     src = tmp_path / 'plain.pth'
     torch.save({'state_dict': _classifier().state_dict(), 'meta': {'epoch': 3}}, src)
-    assert _tool('prune.py').main([str(src), str(tmp_path / 'out.pth')]) == 1
+    assert _tool('prune.py').main([str(src), str(tmp_path / 'out.pth')]) == 2
     assert 'has no meta["dilution_lam"]' in capsys.readouterr().err
 
 
@@ -152,27 +152,28 @@ def test_prune_layer_selection(trained, tmp_path, capsys):
     model = _classifier(removed_layers=[2], diluted_layers=[0], init_lam=0.0)
     load_checkpoint(model, str(out), strict=True)
     # pruning a layer that was never diluted changes the model: refused
-    assert prune.main([str(trained / 'epoch_3.pth'), str(out), '--layers', '1']) == 1
+    assert prune.main([str(trained / 'epoch_3.pth'), str(out), '--layers', '1']) == 2
     assert 'layers [1] were not diluted' in capsys.readouterr().err
     # the pruned checkpoint cannot be pruned again at the same layer
-    assert prune.main([str(out), str(tmp_path / 'p3.pth'), '--layers', '2']) == 1
+    assert prune.main([str(out), str(tmp_path / 'p3.pth'), '--layers', '2']) == 2
     assert 'layers [2] are already removed' in capsys.readouterr().err
 
 
 def test_prune_bad_paths(trained, tmp_path, capsys):
     prune = _tool('prune.py')
-    assert prune.main([str(tmp_path / 'missing.pth'), str(tmp_path / 'o.pth')]) == 1
-    assert 'does not exist' in capsys.readouterr().err
-    assert prune.main([str(tmp_path), str(tmp_path / 'o.pth')]) == 1
+    missing = str(tmp_path / 'missing.pth')
+    assert prune.main([missing, str(tmp_path / 'o.pth')]) == 2
+    assert capsys.readouterr().err == f'nose_mm: error: checkpoint {missing!r} does not exist\n'
+    assert prune.main([str(tmp_path), str(tmp_path / 'o.pth')]) == 2
     assert 'is a folder' in capsys.readouterr().err
     ckpt = str(trained / 'epoch_3.pth')
-    assert prune.main([ckpt, ckpt]) == 1
+    assert prune.main([ckpt, ckpt]) == 2
     assert 'is the input checkpoint' in capsys.readouterr().err
-    assert prune.main([ckpt, str(tmp_path)]) == 1
+    assert prune.main([ckpt, str(tmp_path)]) == 2
     assert 'is a folder, expected a file name' in capsys.readouterr().err
     garbage = tmp_path / 'garbage.pth'
     garbage.write_text('not a checkpoint')
-    assert prune.main([str(garbage), str(tmp_path / 'o.pth')]) == 1
+    assert prune.main([str(garbage), str(tmp_path / 'o.pth')]) == 2
     assert 'cannot read' in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ['garbage.pth']  # nothing half-written
 
@@ -201,7 +202,7 @@ def test_deit_to_mmpretrain_cli(tmp_path, capsys):
     state = {k: v for k, v in reference.state_dict().items() if not k.startswith('blocks.1.attn')
              and not k.startswith('blocks.1.norm1')}
     torch.save({'model': state}, src)
-    assert _tool('convert/deit_to_mmpretrain.py').main([str(src), str(tmp_path / 'x.pth')]) == 1
+    assert _tool('convert/deit_to_mmpretrain.py').main([str(src), str(tmp_path / 'x.pth')]) == 2
     assert 'lambda_vit_to_nose.py' in capsys.readouterr().err
 
 
@@ -221,4 +222,4 @@ def test_lambda_vit_to_nose(tmp_path):
     load_checkpoint(model, str(dst), strict=True)
     assert convert.main([str(src), str(dst), '--no-compensate']) == 0
     assert _load(dst)['meta']['dilution_compensate'] is False
-    assert convert.main([str(tmp_path / 'nope.pth'), str(dst)]) == 1
+    assert convert.main([str(tmp_path / 'nope.pth'), str(dst)]) == 2

@@ -7,7 +7,7 @@
 For each model: the unpruned classifier and the pruned one (reference layer sets:
 DeiT-S [0, 2, 4], DeiT-B [0, 1, 3, 4, 6]) with random weights; forward throughput
 (images/s, median of interleaved repeats, one process), FLOPs (multiply-adds, the
-attention matrix products included, see nose_mm.analysis.flops) and parameters.
+attention matrix products included, see nose_mm.benchmark.flops) and parameters.
 Then one training step (forward, backward, AdamW) of the diluted model at lam = 0
 against the pruned model: at lam = 0 the diluted model skips its attention, so the
 two should take about the same time (the diluted model keeps its attention
@@ -20,7 +20,10 @@ interleaved, so both variants of a round see about the same load) and ratio of t
 best times.
 """
 import argparse
+import sys
 import time
+
+from nose_mm.utils.cli import cli_main
 
 REFERENCE_LAYERS = {
     'deit-tiny': [0, 2, 4],
@@ -59,12 +62,13 @@ def build_classifier(arch, **backbone):
         head=dict(type='VisionTransformerClsHead', num_classes=1000, in_channels=DIMS[arch])))
 
 
+@cli_main()
 def main(argv=None):
     args = parse_args(argv)
     import torch
 
     import nose_mm  # noqa: F401
-    from nose_mm.analysis import count_flops, count_params, median, paired_ratio, time_interleaved
+    from nose_mm.benchmark import count_flops, count_params, median, paired_ratio, time_interleaved
     if args.threads:
         torch.set_num_threads(args.threads)
     clock = time.perf_counter if args.clock == 'wall' else time.process_time
@@ -144,4 +148,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -9,7 +9,7 @@ through the registry (random weights: no checkpoints can be downloaded here),
 feeds seeded random images and runs the same greedy selection with three
 evaluators: naive (a full forward per candidate), cached without and with the
 kept best trajectory. The runs are timed interleaved (median of ``--repeats``,
-:func:`nose_mm.analysis.time_interleaved`) so machine load hits all alike; the
+:func:`nose_mm.benchmark.time_interleaved`) so machine load hits all alike; the
 process CPU time is reported next to the wall time, and torch runs on one
 thread by default (on a shared machine multi-threaded wall times vary
 several-fold between identical runs).
@@ -23,11 +23,14 @@ import argparse
 import sys
 import time
 
+from nose_mm.utils.cli import UserError, cli_main
+
 # Reference selections (METHOD.md section 3), in their published order.
 REFERENCE = {'DeiT-B 40% [0,1,3,4,6]': [0, 1, 3, 4, 6],
              'DeiT-S/T 30% [0,2,4,6]': [0, 2, 4, 6]}
 
 
+@cli_main()
 def main(argv=None):
     parser = argparse.ArgumentParser(description='NOSE selection cost benchmark (nose_mm)')
     parser.add_argument('--arch', default='deit-tiny', help='ViT arch (default deit-tiny)')
@@ -48,14 +51,13 @@ def main(argv=None):
     from mmpretrain.models import VisionTransformer
 
     import nose_mm  # noqa: F401
-    from nose_mm.analysis import median, time_interleaved
+    from nose_mm.benchmark import median, time_interleaved
     from nose_mm.selection import (CachedEvaluator, NaiveEvaluator, build_adapter,
                                    greedy_select, selection_cost)
 
     if args.arch not in VisionTransformer.arch_zoo:
-        print(f'nose_mm: error: unknown arch {args.arch!r}; allowed: '
-              f'{", ".join(sorted(VisionTransformer.arch_zoo))}', file=sys.stderr)
-        return 2
+        raise UserError(f'unknown arch {args.arch!r}; allowed: '
+                        f'{", ".join(sorted(VisionTransformer.arch_zoo))}')
     torch.set_num_threads(args.threads)
     MMLogger.get_current_instance().setLevel('WARNING')  # quiet init_weights
     init_default_scope('mmpretrain')

@@ -1,7 +1,8 @@
 """Entropy of each block's attention-branch vs MLP-branch outputs (paper Fig. 1).
 
     python tools/analysis/block_entropy.py CONFIG CHECKPOINT [--num-samples N]
-        [--batch-size B] [--seed S] [--device DEV] [--out DIR] [--cfg-options k=v ...]
+        [--batch-size B] [--seed S] [--device DEV] [--out DIR] [--trust-checkpoint]
+        [--cfg-options k=v ...]
 
 Uses N images of the config's training dataset with its test pipeline (as
 tools/nose_select.py). Writes ``DIR/block_entropy.png`` and
@@ -10,7 +11,10 @@ tools/nose_select.py). Writes ``DIR/block_entropy.png`` and
 import argparse
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, cli_main
 
+
+@cli_main(*INPUT_ERRORS)
 def main(argv=None):
     from nose_mm.selection.loading import add_calibration_args, load_calibration
     parser = argparse.ArgumentParser(description='Per-block branch entropy (nose_mm)')
@@ -18,21 +22,14 @@ def main(argv=None):
     parser.add_argument('--out', default='block_entropy', help='output folder')
     args = parser.parse_args(argv)
 
-    from nose_mm.analysis import block_entropies, plot_block_entropy
-    from nose_mm.apis import LaunchError
+    from nose_mm.analysis import block_entropies, block_report, plot_block_entropy
     from nose_mm.selection import build_adapter
 
-    try:
-        model, batches = load_calibration(args)
-        rows = block_entropies(build_adapter(model), batches)
-        paths = plot_block_entropy(rows, args.out)
-    except (LaunchError, ValueError, FileNotFoundError) as exc:
-        print(f'nose_mm: error: {exc}', file=sys.stderr)
-        return 2
-    for r in rows:
-        print(f'block {r["block"]:2d}: attention {r["attn_entropy"]:10.3f}  '
-              f'MLP {r["mlp_entropy"]:10.3f}')
-    print(f'wrote {paths["png"]} and {paths["csv"]}')
+    model, batches = load_calibration(args)
+    rows = block_entropies(build_adapter(model), batches)
+    paths = plot_block_entropy(rows, args.out)
+    print(block_report(rows, [('attention', 'attn_entropy'), ('MLP', 'mlp_entropy')],
+                       '10.3f', [paths['png'], paths['csv']]))
     return 0
 
 

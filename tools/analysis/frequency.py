@@ -2,7 +2,7 @@
 
     python tools/analysis/frequency.py CONFIG CHECKPOINT [--num-samples N]
         [--batch-size B] [--seed S] [--edges E1 E2] [--num-bins K] [--device DEV]
-        [--out DIR] [--cfg-options k=v ...]
+        [--out DIR] [--trust-checkpoint] [--cfg-options k=v ...]
 
 Per block: patch tokens -> B x C x H x W, 2-D FFT over H x W, fftshift, |F|
 averaged over images and channels against the normalised radial distance
@@ -13,7 +13,10 @@ high r >= E2 (default E1 = 1/3, E2 = 2/3). Writes ``DIR/frequency.png``,
 import argparse
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, cli_main
 
+
+@cli_main(*INPUT_ERRORS)
 def main(argv=None):
     from nose_mm.selection.loading import add_calibration_args, load_calibration
     parser = argparse.ArgumentParser(description='Per-block frequency analysis (nose_mm)')
@@ -24,23 +27,17 @@ def main(argv=None):
     parser.add_argument('--out', default='frequency', help='output folder')
     args = parser.parse_args(argv)
 
-    from nose_mm.analysis import check_band_edges, frequency_analysis, plot_frequency
-    from nose_mm.apis import LaunchError
+    from nose_mm.analysis import (block_report, check_band_edges, frequency_analysis,
+                                  plot_frequency)
     from nose_mm.selection import build_adapter
 
-    try:
-        edges = check_band_edges(args.edges)
-        model, batches = load_calibration(args)
-        results = frequency_analysis(build_adapter(model), batches, edges=edges,
-                                     num_bins=args.num_bins)
-        paths = plot_frequency(results, args.out, edges=edges)
-    except (LaunchError, ValueError, FileNotFoundError) as exc:
-        print(f'nose_mm: error: {exc}', file=sys.stderr)
-        return 2
-    for r in results:
-        print(f'block {r["block"]:2d}: low {r["low"]:.3f}  mid {r["mid"]:.3f}  '
-              f'high {r["high"]:.3f}')
-    print(f'wrote {paths["png"]}, {paths["csv"]} and {paths["profile_csv"]}')
+    edges = check_band_edges(args.edges)
+    model, batches = load_calibration(args)
+    results = frequency_analysis(build_adapter(model), batches, edges=edges,
+                                 num_bins=args.num_bins)
+    paths = plot_frequency(results, args.out, edges=edges)
+    print(block_report(results, [(band, band) for band in ('low', 'mid', 'high')], '.3f',
+                       [paths['png'], paths['csv'], paths['profile_csv']]))
     return 0
 
 

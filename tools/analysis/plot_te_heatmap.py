@@ -9,7 +9,10 @@ layers selected earlier).
 import argparse
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, cli_main
 
+
+@cli_main(*INPUT_ERRORS)
 def main(argv=None):
     parser = argparse.ArgumentParser(description='TE heatmap of a NOSE selection (nose_mm)')
     parser.add_argument('selection', help='selection.json from tools/nose_select.py')
@@ -18,11 +21,7 @@ def main(argv=None):
 
     from nose_mm.analysis import plot_te_heatmap
     from nose_mm.selection import load_selection_record
-    try:
-        paths = plot_te_heatmap(load_selection_record(args.selection), args.out)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f'nose_mm: error: {exc}', file=sys.stderr)
-        return 2
+    paths = plot_te_heatmap(load_selection_record(args.selection), args.out)
     print(f'wrote {paths["png"]} and {paths["csv"]}')
     return 0
 

@@ -1,41 +1,53 @@
-"""Convert a pruned checkpoint of the reference code (lambda_vit) to nose_mm.
+"""Convert a checkpoint of the reference code (lambda_vit) to a pruned nose_mm one.
 
-    python tools/convert/lambda_vit_to_nose.py SRC DST [--no-compensate]
+    python tools/convert/lambda_vit_to_nose.py SRC DST [--removed-layers 0 1 3 4 6]
+        [--ema] [--no-compensate] [--trust-checkpoint]
 
-The reference's pruned blocks have no ``norm1`` / ``attn`` weights; they become
-``removed_layers`` in DST's meta. Build the model with
-``backbone=dict(type='NoseVisionTransformer', removed_layers=<meta removed_layers>,
-compensate=<meta dilution_compensate>)``.
+SRC is either as ``main_lambda.py`` saves it (every block still has ``norm1`` /
+``attn``; the removed set is ``args.prune_layer``, or ``--removed-layers``) or
+already stripped (the removed blocks have no ``norm1`` / ``attn``). The removed
+layers become ``removed_layers`` in DST's meta. Build the model with
+the backbone printed (see :func:`nose_mm.models.prune.pruned_backbone_cfg`).
 """
 import argparse
 import sys
 
+from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='lambda_vit pruned checkpoint -> nose_mm')
-    parser.add_argument('src', help='source checkpoint ({"model": state_dict} or a state dict)')
+    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
+    parser = argparse.ArgumentParser(description='lambda_vit checkpoint -> pruned nose_mm')
+    parser.add_argument('src', help='reference checkpoint (as main_lambda.py saves it, or a '
+                        'stripped state dict)')
     parser.add_argument('dst', help='output checkpoint file')
+    parser.add_argument('--removed-layers', type=int, nargs='+', metavar='I',
+                        help='the removed (pruned) layers; gives or overrides '
+                        'args.prune_layer of SRC')
+    parser.add_argument('--ema', action='store_true',
+                        help='convert the EMA weights (SRC["model_ema"]) instead of SRC["model"]')
     parser.add_argument('--no-compensate', action='store_true',
                         help='the model was trained without residual compensation '
                         '(the reference default is compensated: pruned blocks compute 2 * x)')
+    add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
 
+@cli_main(*INPUT_ERRORS)
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_lambda_vit
-    from nose_mm.models.prune import convert_checkpoint_file
-    try:
-        converted = convert_checkpoint_file(
-            args.src, args.dst,
-            lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate))
-    except (OSError, ValueError) as e:
-        print(f'lambda_vit_to_nose.py: error: {e}', file=sys.stderr)
-        return 1
+    from nose_mm.models.prune import convert_checkpoint_file, pruned_backbone_cfg
+    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    apply_trust_checkpoint(args.trust_checkpoint)
+    converted = convert_checkpoint_file(
+        args.src, args.dst,
+        lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate,
+                                        removed_layers=args.removed_layers, ema=args.ema))
     meta = converted['meta']
     print(f'converted {len(converted["state_dict"])} tensors -> {args.dst} '
-          f'(removed_layers={meta["removed_layers"]}, '
-          f'compensate={meta["dilution_compensate"]})')
+          f'(removed_layers={meta["removed_layers"]} from {meta["removed_layers_from"]}); '
+          f'backbone: {pruned_backbone_cfg(meta)}')
     return 0
 
 

@@ -14,8 +14,11 @@ model = dict(
                   patch_size=16, out_type='featmap', out_indices=(2, 5, 8, 11),
                   drop_path_rate=0.1, final_norm=False, interpolate_mode='bicubic',
                   removed_layers=None, compensate=True,
+                  # strict fit on the backbone.* keys; final_norm=False: the
+                  # classifier's final norm (ln1.*) is not used here
                   init_cfg=dict(type='Pretrained', prefix='backbone.',
-                                checkpoint='checkpoints/deit-small_in1k.pth')),
+                                checkpoint='checkpoints/deit-small_in1k.pth',
+                                ignore_keys=[r'ln1\..*'])),
     neck=dict(type='MultiLevelNeck', in_channels=[384] * 4, out_channels=384,
               scales=[4, 2, 1, 0.5]),
     decode_head=dict(type='UPerHead', in_channels=[384] * 4, in_index=[0, 1, 2, 3],

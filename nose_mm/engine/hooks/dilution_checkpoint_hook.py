@@ -1,16 +1,15 @@
 """A CheckpointHook whose "best" checkpoints are always prunable."""
-from mmengine.hooks import CheckpointHook
-
 from nose_mm.registry import HOOKS
 
 from .dilution_hook import get_dilutable_modules
+from .safe_checkpoint_hook import SafeCheckpointHook
 
 __all__ = ['DilutionCheckpointHook']
 
 
 @HOOKS.register_module()
-class DilutionCheckpointHook(CheckpointHook):
-    """mmengine's ``CheckpointHook`` that considers "best" checkpoints only at ``lam = 0``.
+class DilutionCheckpointHook(SafeCheckpointHook):
+    """:class:`SafeCheckpointHook` that considers "best" checkpoints only at ``lam = 0``.
 
     A checkpoint with the best validation score while ``lam > 0`` still uses
     its diluted attention layers: it is not a pruned model, and selecting it
@@ -27,8 +26,11 @@ class DilutionCheckpointHook(CheckpointHook):
         default_hooks = dict(checkpoint=dict(
             type='DilutionCheckpointHook', interval=1, save_best='auto'))
 
+    Saves are as safe as :class:`SafeCheckpointHook`'s (temporary file,
+    rename, then removal of outdated checkpoints).
+
     Args:
-        **kwargs: Same as :class:`~mmengine.hooks.CheckpointHook`.
+        **kwargs: Same as :class:`SafeCheckpointHook`.
     """
 
     def _save_best_checkpoint(self, runner, metrics) -> None:

@@ -4,8 +4,8 @@ import numbers
 from typing import List, Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
+from mmpretrain.utils import get_ori_model
 from torch.nn.parallel import DistributedDataParallel
 
 from nose_mm.models.dilution import (META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED,
@@ -22,82 +22,31 @@ def get_dilutable_modules(runner) -> List[Dilutable]:
 
     Model wrappers (DDP, ``MMDistributedDataParallel``...) are unwrapped first.
     """
-    model = runner.model
-    if is_model_wrapper(model):
-        model = model.module
-    return find_dilutable_modules(model)
+    return find_dilutable_modules(get_ori_model(runner.model))
 
 
 @HOOKS.register_module()
 class DilutionHook(Hook):
-    """Set the dilution coefficient ``lam`` from the training progress.
+    """Set the dilution coefficient ``lam`` of every dilutable module from the progress.
 
-    ``lam`` is a pure function of ``runner.epoch`` / ``runner.iter`` (nothing
-    is accumulated), so a resumed run reproduces the uninterrupted one. The
-    hook talks to backbones only through the
-    :class:`~nose_mm.models.dilution.Dilutable` protocol and sets the same
-    ``lam`` on every dilutable module of the (unwrapped) model.
-
-    - Before each training iteration: ``lam`` is computed and set, and logged
-      as ``train/dilution_lam`` through the message hub (log lines and
-      visualizer backends).
-    - Before validation during training: the ``lam`` of the last training
-      iteration (evaluation during training uses the current ``lam``).
-    - Validation / test without training: the ``lam`` stored in the loaded
-      checkpoint's meta, if any (otherwise the model's own ``lam``).
-    - Each saved checkpoint gets ``meta['dilution_lam']`` (the ``lam`` its
-      weights were trained with), ``meta['dilution_layers']``,
-      ``meta['dilution_compensate']`` and ``meta['removed_layers']``;
-      ``tools/prune.py`` refuses checkpoints whose ``dilution_lam`` is not 0.
-      For "best" checkpoints, see
-      :class:`~nose_mm.engine.hooks.DilutionCheckpointHook`.
-
-    Progress and units. ``by_epoch`` sets the granularity: with True,
-    ``lam`` is constant within an epoch and computed from the epoch index
-    (the reference: ``lam(epoch) = max(0, 1 - epoch / 299)`` is
-    ``schedule='linear', begin=0, end=299``); with False it changes every
-    iteration. ``unit`` says what ``begin`` and ``end`` count:
-
-    - ``'epoch'``: epochs (with ``by_epoch=False`` the progress is the
-      fractional epoch ``iter / iters_per_epoch``);
-    - ``'iter'``: iterations (with ``by_epoch=True`` the progress is the
-      first iteration of the current epoch);
-    - ``'fraction'``: fractions of the whole training in [0, 1]
-      (``epoch / max_epochs`` or ``iter / max_iters``).
-
-    ``lam`` is 1 while the progress is ``<= begin``, 0 from ``end`` on, and
-    follows the schedule in between (see
-    :func:`~nose_mm.models.dilution.linear_lam` and
-    :func:`~nose_mm.models.dilution.cosine_lam`).
-
-    Under DDP, layers at ``lam = 0`` skip their attention, whose parameters
-    then get no gradient: wrap the model with ``find_unused_parameters=True``
-    (e.g. ``model_wrapper_cfg=dict(type='NoseDistributedDataParallel',
-    find_unused_parameters=True)``). The hook raises at the start of training
-    otherwise.
+    ``lam`` is a pure function of ``runner.epoch`` / ``runner.iter`` (a resumed
+    run reproduces the uninterrupted one), set before each training iteration
+    and logged as ``train/dilution_lam``; validation without training uses the
+    loaded checkpoint's ``meta['dilution_lam']``; each saved checkpoint records
+    ``dilution_lam``, ``dilution_layers``, ``dilution_compensate`` and
+    ``removed_layers`` in its meta. Units, granularity and DDP: see the README
+    section "Dilution schedule (DilutionHook)".
 
     Args:
-        end (float): Progress at which ``lam`` reaches 0, in ``unit``.
-            Required.
-        begin (float): Progress at which ``lam`` starts to fall from 1, in
-            ``unit``. Defaults to 0.
-        schedule (str): ``'linear'`` or ``'cosine'``. Defaults to
-            ``'linear'``.
-        by_epoch (bool): Epoch granularity (True) or iteration granularity
-            (False). True needs an epoch-based train loop. Defaults to True.
+        end (float): Progress at which ``lam`` reaches 0, in ``unit``. Required.
+        begin (float): Progress at which ``lam`` starts to fall from 1. Defaults to 0.
+        schedule (str): ``'linear'`` or ``'cosine'``. Defaults to ``'linear'``.
+        by_epoch (bool): Epoch (True) or iteration (False) granularity. Defaults to True.
         unit (str, optional): ``'epoch'``, ``'iter'`` or ``'fraction'``.
             Defaults to None: ``'epoch'`` if ``by_epoch`` else ``'iter'``.
 
-    Raises:
-        ValueError: Unknown schedule or unit, non-numeric / negative /
-            non-finite bounds, ``end < begin``, fractions outside [0, 1]; at
-            the start of training: no dilutable module in the model, or an
-            epoch unit / granularity with an iteration-based loop.
-
     Example:
         >>> custom_hooks = [dict(type='DilutionHook', begin=0, end=299)]  # reference
-        >>> custom_hooks = [dict(type='DilutionHook', schedule='cosine', begin=0.1,
-        ...                      end=0.75, unit='fraction', by_epoch=False)]
     """
 
     priority = 'ABOVE_NORMAL'

@@ -4,14 +4,13 @@ from typing import Any, Callable, Dict, Optional
 
 from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmpretrain.utils import get_ori_model
 
 from nose_mm.registry import HOOKS
-from nose_mm.selection.evaluators import EVALUATORS
-from nose_mm.selection.greedy import CRITERIA
 from nose_mm.selection.io import file_sha256, load_selection_record, save_selection
 from nose_mm.selection.loading import build_calibration_dataset, build_calibration_loader
-from nose_mm.selection.runner import METHODS, run_selection
+from nose_mm.selection.runner import run_selection
+from nose_mm.selection.settings import SelectionSettings
 
 __all__ = ['NoseSelectionHook', 'broadcast_from_main']
 
@@ -48,99 +47,41 @@ def broadcast_from_main(fn: Callable[[], Any]) -> Any:
 
 @HOOKS.register_module()
 class NoseSelectionHook(Hook):
-    """Select the attention layers to dilute with NOSE, before training.
+    """Select the attention layers to dilute (NOSE or a baseline) before training.
 
-    In ``before_train`` (after the pre-trained weights are loaded):
-
-    1. If ``selection_file`` is given, or the run resumes (``--resume``) and
-       ``<work_dir>/<file_name>`` exists, that selection is reused; no
-       selection runs. A fresh run in a used work dir selects again.
-    2. Otherwise rank 0 runs :func:`~nose_mm.selection.run_selection` on
-       ``num_samples`` images of the config's training dataset with the test
-       pipeline (see :mod:`nose_mm.selection.loading`; rebuilt from the
-       runner's config, test data is assumed unavailable).
-    3. The result is broadcast to every rank, the backbone's diluted layers are
-       set with ``backbone.set_diluted_layers(selection)`` and rank 0 writes the
-       record to ``<work_dir>/<file_name>`` atomically.
-
-    Runs with priority ``'VERY_HIGH'`` so it comes before the ``DilutionHook``
-    that drives ``lam`` on the selected layers.
+    Reuses ``selection_file``, or on ``--resume`` the work dir's record;
+    otherwise rank 0 selects on ``num_samples`` training images (test
+    pipeline), every rank sets ``backbone.set_diluted_layers`` and rank 0
+    writes ``<work_dir>/<file_name>``. Priority ``'VERY_HIGH'``: before
+    ``DilutionHook``. See the README section "Layer selection in training".
 
     Args:
-        num_layers (int, optional): Budget ``K``. Required unless
-            ``selection_file`` is given (then, if set, it must match the file).
-            Defaults to None.
-        num_samples (int): Calibration images ``N``. Defaults to 256.
-        method (str): ``'nose'``, ``'random'``, ``'first'``, ``'attn_entropy'``
-            or ``'cosine'``. Defaults to ``'nose'``.
-        criterion (str): NOSE criterion, ``'abs'`` or ``'signed'``. Defaults to
-            ``'abs'``.
-        batch_size (int): Calibration batch size. Defaults to 32.
-        seed (int): Seed of the calibration subset and of the random baseline.
-            Defaults to 0.
-        features (str): ``'head_input'`` or ``'logits'``. Defaults to
-            ``'head_input'``.
-        evaluator (str): ``'cached'`` or ``'naive'``. Defaults to ``'cached'``.
-        selection_file (str, optional): A selection JSON (from
-            ``tools/nose_select.py``) to use instead of selecting. Defaults to
-            None.
-        file_name (str): Record name inside the work dir. Defaults to
-            ``'selection.json'``.
+        selection_file (str, optional): A ``tools/nose_select.py`` JSON to use
+            instead of selecting. Defaults to None.
+        file_name (str): Record name in the work dir. Defaults to ``'selection.json'``.
         num_workers (int): Calibration loader workers. Defaults to 0.
         progress (bool): Progress bar on rank 0. Defaults to True.
-
-    Raises:
-        ValueError: On bad arguments, naming the allowed values.
-
-    Example:
-        >>> # select 3 layers on 1024 training images, then dilute them
-        >>> custom_hooks = [
-        ...     dict(type='NoseSelectionHook', num_layers=3, num_samples=1024),
-        ...     dict(type='DilutionHook', begin=0, end=299)]
-        >>> # or reuse a selection made by tools/nose_select.py
-        >>> custom_hooks = [
-        ...     dict(type='NoseSelectionHook', selection_file='selection.json'),
-        ...     dict(type='DilutionHook', begin=0, end=299)]
+        **settings: :class:`~nose_mm.selection.SelectionSettings` (``num_layers``,
+            ``num_samples``, ``method``, ``criterion``, ``batch_size``, ``seed``,
+            ``features``, ``evaluator``); ``num_layers`` is required without
+            ``selection_file``.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self,
-                 num_layers: Optional[int] = None,
-                 num_samples: int = 256,
-                 method: str = 'nose',
-                 criterion: str = 'abs',
-                 batch_size: int = 32,
-                 seed: int = 0,
-                 features: str = 'head_input',
-                 evaluator: str = 'cached',
                  selection_file: Optional[str] = None,
                  file_name: str = 'selection.json',
                  num_workers: int = 0,
-                 progress: bool = True) -> None:
-        if method not in METHODS:
-            raise ValueError(f'unknown method {method!r}; allowed: {", ".join(METHODS)}')
-        if criterion not in CRITERIA:
-            raise ValueError(f'unknown criterion {criterion!r}; allowed: {", ".join(CRITERIA)}')
-        if evaluator not in EVALUATORS:
-            raise ValueError(f'unknown evaluator {evaluator!r}; allowed: '
-                             f'{", ".join(EVALUATORS)}')
-        if num_layers is None and selection_file is None:
+                 progress: bool = True,
+                 **settings: Any) -> None:
+        self.settings = SelectionSettings.build(**settings)
+        if self.settings.num_layers is None and selection_file is None:
             raise ValueError('NoseSelectionHook needs num_layers (the budget K) or a '
                              'selection_file')
-        if num_layers is not None and (isinstance(num_layers, bool)
-                                       or not isinstance(num_layers, int) or num_layers < 1):
-            raise ValueError(f'num_layers must be a positive int, got {num_layers!r}')
         if selection_file is not None and not osp.isfile(selection_file):
             raise ValueError(f'selection_file {selection_file!r} does not exist')
-        self.num_layers = num_layers
-        self.num_samples = num_samples
-        self.method = method
-        self.criterion = criterion
-        self.batch_size = batch_size
-        self.seed = seed
-        self.features = features
-        self.evaluator = evaluator
+        self.num_layers = self.settings.num_layers
         self.selection_file = selection_file
         self.file_name = file_name
         self.num_workers = num_workers
@@ -148,21 +89,18 @@ class NoseSelectionHook(Hook):
 
     def _select(self, runner, model) -> Dict[str, Any]:
         """Run the selection (rank 0) and add provenance to the record."""
-        loader = None
-        if self.method not in ('random', 'first'):
+        s, loader = self.settings, None
+        if s.needs_data:
             dataset = build_calibration_dataset(runner.cfg)
-            loader = build_calibration_loader(dataset, self.num_samples, self.batch_size,
-                                              self.seed, self.num_workers)
-        data = f' on {self.num_samples} training images' if loader is not None else ''
-        runner.logger.info(f'NoseSelectionHook: selecting {self.num_layers} attention layers '
-                           f'with {self.method!r}{data}')
-        record = run_selection(model, loader, self.num_layers, method=self.method,
-                               criterion=self.criterion, seed=self.seed,
-                               features=self.features, evaluator=self.evaluator,
-                               progress=self.progress)
+            loader = build_calibration_loader(dataset, s.num_samples, s.batch_size, s.seed,
+                                              self.num_workers)
+        data = f' on {s.num_samples} training images' if loader is not None else ''
+        runner.logger.info(f'NoseSelectionHook: selecting {s.num_layers} attention layers '
+                           f'with {s.method!r}{data}')
+        record = run_selection(model, loader, settings=s, progress=self.progress)
         load_from = runner.cfg.get('load_from')
         record.update(
-            batch_size=self.batch_size, source='NoseSelectionHook',
+            batch_size=s.batch_size, source='NoseSelectionHook',
             config=getattr(runner.cfg, 'filename', None),
             checkpoint=dict(path=load_from,
                             sha256=file_sha256(load_from)
@@ -192,7 +130,7 @@ class NoseSelectionHook(Hook):
 
     def before_train(self, runner) -> None:
         """Reuse or run the selection and set the backbone's diluted layers."""
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = get_ori_model(runner.model)
         backbone = getattr(model, 'backbone', None)
         if not callable(getattr(backbone, 'set_diluted_layers', None)):
             raise TypeError(f'NoseSelectionHook: the backbone {type(backbone).__name__} is not '

@@ -14,28 +14,15 @@ __all__ = ['ResultsHook']
 class ResultsHook(Hook):
     """Record what a run was and what it scored, for the leaderboard.
 
-    Writes ``<work_dir>/<filename>`` (JSON, atomically, on rank 0 only) with
-    the task, dataset, model (backbone class and arch), removed and diluted
-    layers, metrics (``top1``/``top5`` or ``mIoU``/``mAcc``/``aAcc``, plus
-    the evaluator's raw keys), params, FLOPs (multiply-accumulates per image,
-    attention products included), the config path and the sha256 of its
-    dumped text, the checkpoint, the git commit, the date and the hardware
-    (see :func:`nose_mm.benchmark.results.build_results`).
-
-    - Training (``runner.train()``): metrics of every validation are kept
-      (``history``); the file is written once, after the run, with the last
-      validation's metrics and the last (and best, if kept) checkpoint. A
-      run without validation writes empty metrics (the leaderboard skips it
-      as partial).
-    - Test (``runner.test()``): written after the test epoch, with the test
-      metrics and the evaluated checkpoint (``load_from``).
-    - Validation only (``runner.val()``): written after the run.
-
-    ``tools/train.py`` and ``tools/test.py`` add this hook when the config's
-    ``custom_hooks`` lack it; elsewhere add ``dict(type='ResultsHook')``.
-    Throughput and memory come from ``tools/benchmark.py --out
-    WORK_DIR/benchmark.json``, merged when the leaderboard reads the run
-    (see :mod:`nose_mm.benchmark.results`).
+    Writes ``<work_dir>/<filename>`` on rank 0, atomically, after training (last
+    validation's metrics, every validation in ``history``), after a test (test
+    metrics, the evaluated checkpoint) or after validation; the content is
+    :func:`nose_mm.benchmark.results.build_results` (task, dataset, model,
+    removed layers, metrics, params, FLOPs, config sha256, checkpoint, git commit,
+    hardware). A run stopped by :class:`DivergenceHook` (``after_train_failure``)
+    is written with ``status: 'failed'``, which the leaderboard does not rank.
+    ``tools/train.py`` and ``tools/test.py`` add it when missing. Fields
+    and the merge with ``benchmark.json``: ``benchmarks/README.md``.
 
     Args:
         filename (str): File name inside the work dir. Defaults to
@@ -102,7 +89,14 @@ class ResultsHook(Hook):
             checkpoint = runner.cfg.get('load_from')
         self._write(runner, checkpoint=checkpoint, best=hub.get_info('best_ckpt'))
 
-    def _write(self, runner, checkpoint: Optional[str], best: Optional[str] = None) -> None:
+    def after_train_failure(self, runner, error: str) -> None:
+        """Record a training run that failed (a custom hook point)."""
+        hub = runner.message_hub
+        self._write(runner, checkpoint=hub.get_info('last_ckpt'),
+                    best=hub.get_info('best_ckpt'), failure=error)
+
+    def _write(self, runner, checkpoint: Optional[str], best: Optional[str] = None,
+               failure: Optional[str] = None) -> None:
         self._written = True
         if not is_main_process():
             return
@@ -112,7 +106,8 @@ class ResultsHook(Hook):
             runner.cfg, runner.model, self._metrics or {}, self._mode, checkpoint=checkpoint,
             best_checkpoint=best, epoch=self._epoch if self._mode != 'test' else None,
             iteration=self._iter if self._mode != 'test' else None, history=self._history,
-            count_flops=self.count_flops, flops_img_size=self.flops_img_size)
+            count_flops=self.count_flops and not failure, flops_img_size=self.flops_img_size,
+            failure=failure)
         path = osp.join(runner.work_dir, self.filename)
         atomic_write_json(path, results)
         runner.logger.info(f'ResultsHook: wrote {path}')

@@ -5,14 +5,16 @@ into a dilutable one in place (the instance keeps its weights, only its class
 changes) and computes the attention residual with
 :func:`~nose_mm.models.dilution.dilute_residual`. :class:`NoseBackboneMixin`
 implements :class:`~nose_mm.models.dilution.Dilutable` over those blocks and
-refuses checkpoints whose pruned layers differ from the model's, naming them.
+refuses checkpoints whose pruned layers differ from the model's, naming them
+(:class:`~nose_mm.models.checkpoint_fit.CheckpointFitError`).
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..dilution import DilutableMixin, dilute_residual, removed_residual
+from ..checkpoint_fit import CheckpointFitError
+from ..dilution import DilutableMixin, dilute_residual
 from ..layouts import BlockLayout
 
 __all__ = ['DilutableBlockMixin', 'NoseBackboneMixin']
@@ -73,12 +75,8 @@ class DilutableBlockMixin:
         ``branch`` is not called for a removed block or at ``lam = 0``; at
         ``lam = 1`` the result is ``x + branch(x)``, the parent's block.
         """
-        lam = self.dilution_lam
-        if self.removed or lam == 0:
-            return removed_residual(x, self.compensate)
-        if lam == 1:
-            return x + branch(x)
-        return dilute_residual(x, branch(x), lam, self.compensate)
+        lam = 0.0 if self.removed else self.dilution_lam
+        return dilute_residual(x, None if lam == 0 else branch(x), lam, self.compensate)
 
     def extra_repr(self) -> str:
         if self.removed:
@@ -175,7 +173,7 @@ class NoseBackboneMixin(DilutableMixin):
         if has_but_removed:
             problems.append(f'layers {has_but_removed} have attention weights in the '
                             f'checkpoint but are removed in the model')
-        raise RuntimeError(
+        raise CheckpointFitError(
             f'{type(self).__name__} ({prefix or "<root>"}): the checkpoint\'s attention layers '
             f'differ from the model\'s: ' + '; '.join(problems) + '. The checkpoint looks '
             f'pruned at layers {sorted(ckpt_removed)} (of those it holds), the model has '

@@ -54,7 +54,7 @@ class NoseSwinTransformer(NoseBackboneMixin, SwinTransformer):
     Pruning one Swin-T block removes its ``norm1``, qkv, proj and bias table:
     37,947 / 149,622 / 594,156 / 2,367,960 parameters in stages 1 / 2 / 3 / 4
     (C = 96 / 192 / 384 / 768; ``2C + 4C^2 + 4C + 169 * heads``). Loading a
-    checkpoint with another removed set raises a ``RuntimeError`` naming the
+    checkpoint with another removed set raises a ``CheckpointFitError`` naming the
     layers. Registered in the mmpretrain and mmseg registries: as an mmseg
     backbone use ``out_indices=(0, 1, 2, 3)``.
     ``train()`` returns ``self`` (mmpretrain 1.2.0's returns None).

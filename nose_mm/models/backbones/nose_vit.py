@@ -1,12 +1,16 @@
 """mmpretrain's VisionTransformer with dilutable and removable attention layers."""
+from typing import Optional, Tuple
+
 import torch
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
+from mmpretrain.models.utils import resize_pos_embed
 
 from nose_mm.registry import register_model
 
 from ..layouts import VIT_LAYOUT
 from .base import DilutableBlockMixin, NoseBackboneMixin
+from .token_merge_mixin import TokenMergeMixin
 
 __all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer']
 
@@ -14,18 +18,14 @@ __all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer']
 class DilutableEncoderLayer(DilutableBlockMixin, TransformerEncoderLayer):
     """mmpretrain's ``TransformerEncoderLayer`` with a dilutable attention branch.
 
-    Same parameters and state-dict keys as the parent. The forward is::
-
-        lam == 1 (default):  x = x + Attn(LN1(x))                 # the parent's
-        0 < lam < 1:         x = (2 - lam) * x + lam * Attn(LN1(x))
-                             (or x + lam * Attn(LN1(x)) without compensation)
-        lam == 0 / removed:  x = 2 * x (or x); Attn and LN1 are not called
-        then                 x = x + FFN(LN2(x))
-
-    ``Attn`` includes the layer's layer scale (``gamma1``) and drop path, as in
-    the parent. A *removed* layer has no ``ln1`` and no ``attn`` submodules at
-    all (the pruned model of METHOD.md section 5). Layers are made by
-    :meth:`from_encoder_layer` from layers the parent backbone has built.
+    Same parameters and state-dict keys as the parent. The attention residual is
+    :func:`~nose_mm.models.dilution.dilute_residual` (formulas in
+    :mod:`nose_mm.models.dilution`; at ``lam == 0`` Attn and LN1 are not
+    called), then ``x = x + FFN(LN2(x))``. ``Attn`` includes the layer's layer
+    scale (``gamma1``) and drop path, as in the parent. A *removed* layer has
+    no ``ln1`` and no ``attn`` submodules at all (the pruned model of METHOD.md
+    section 5). Layers are made by :meth:`from_encoder_layer` from layers the
+    parent backbone has built.
     """
 
     parent = TransformerEncoderLayer
@@ -51,7 +51,7 @@ class DilutableEncoderLayer(DilutableBlockMixin, TransformerEncoderLayer):
 
 
 @register_model
-class NoseVisionTransformer(NoseBackboneMixin, VisionTransformer):
+class NoseVisionTransformer(TokenMergeMixin, NoseBackboneMixin, VisionTransformer):
     """Vision Transformer whose attention layers can be diluted and removed.
 
     mmpretrain's :class:`~mmpretrain.models.backbones.VisionTransformer` with
@@ -67,7 +67,8 @@ class NoseVisionTransformer(NoseBackboneMixin, VisionTransformer):
     removed layer has no ``layers.{i}.ln1.*`` / ``layers.{i}.attn.*`` keys.
     Loading a checkpoint whose attention layers do not match the model
     (pruned checkpoint into an unpruned model, the reverse, or another removed
-    set) raises a ``RuntimeError`` naming the layers that differ, both with
+    set) raises a ``CheckpointFitError`` (a ``RuntimeError``) naming the
+    layers that differ, both with
     ``load_state_dict`` and with mmengine's loaders (``load_checkpoint``,
     ``init_cfg=dict(type='Pretrained', ...)``), which otherwise only log
     missing keys.
@@ -75,6 +76,11 @@ class NoseVisionTransformer(NoseBackboneMixin, VisionTransformer):
     Usable as an mmpretrain classifier backbone (``out_type='cls_token'``) and
     as an mmseg backbone (registered in both registries), e.g. UperNet with
     ``MultiLevelNeck``: ``out_type='featmap', out_indices=(2, 5, 8, 11)``.
+
+    With ``token_merge``, token merging (ToMe, :mod:`nose_mm.models.token_merge`)
+    runs after the attention of the layers that keep attention, for
+    classification (``out_type='cls_token'``) at test time, as in the
+    reference's NOSE + ToMe rows.
 
     Args:
         arch (str | dict): As in ``VisionTransformer``: ``'deit-tiny'``,
@@ -97,6 +103,19 @@ class NoseVisionTransformer(NoseBackboneMixin, VisionTransformer):
             and ``x``. Defaults to True (the reference default).
         init_lam (float): Initial ``lam`` in [0, 1] of the diluted layers.
             Defaults to 1.0.
+        drop_path_mode (str): How ``drop_path_rate`` is spread over the
+            layers: ``'linear'`` (mmpretrain's ramp from 0 in the first layer
+            to ``drop_path_rate`` in the last) or ``'constant'`` (the same rate
+            in every layer, as the reference code's DeiT-B). A
+            ``drop_path_rate`` in ``layer_cfgs`` still wins. Defaults to
+            ``'linear'``.
+        token_merge (dict, optional): ``dict(r=R, start=S, prop_attn=True)``:
+            merge ``R`` tokens (an int, or a list with one count per merging
+            layer) in every layer that keeps attention (removed and
+            ``lam = 0`` layers do not count) from the ``S``-th such layer on
+            (counted from 0; default 0), with proportional attention
+            (default True). Needs ``out_type='cls_token'``. Defaults to None
+            (no merging).
         **kwargs: Keyword arguments of ``VisionTransformer`` (``img_size``,
             ``patch_size``, ``out_indices``, ``out_type``, ``drop_path_rate``,
             ``layer_scale_init_value``, ``final_norm``, ``with_cls_token``,
@@ -105,7 +124,10 @@ class NoseVisionTransformer(NoseBackboneMixin, VisionTransformer):
     Raises:
         ValueError: Layer indices out of ``[-num_layers, num_layers - 1]``,
             duplicated (also ``11`` and ``-1`` with 12 layers), or both
-            diluted and removed; ``init_lam`` outside [0, 1].
+            diluted and removed; ``init_lam`` outside [0, 1]; a bad
+            ``drop_path_mode``; a bad ``token_merge`` (negative or non-int
+            ``r``, a list ``r`` of the wrong length, ``start`` out of range, a
+            non-``'cls_token'`` output).
 
     Example:
         >>> backbone = NoseVisionTransformer('deit-small', diluted_layers=[0, 2, 4])
@@ -115,3 +137,33 @@ class NoseVisionTransformer(NoseBackboneMixin, VisionTransformer):
 
     block_layout = VIT_LAYOUT
     block_class = DilutableEncoderLayer
+
+    def __init__(self,
+                 arch='base',
+                 *args,
+                 drop_path_mode: str = 'linear',
+                 token_merge: Optional[dict] = None,
+                 **kwargs) -> None:
+        if drop_path_mode not in ('linear', 'constant'):
+            raise ValueError(f"drop_path_mode must be 'linear' or 'constant', got "
+                             f'{drop_path_mode!r}')
+        if drop_path_mode == 'constant':
+            rate = dict(drop_path_rate=kwargs.get('drop_path_rate', 0.))
+            layer_cfgs = kwargs.get('layer_cfgs', dict())
+            kwargs['layer_cfgs'] = ({**rate, **layer_cfgs} if isinstance(layer_cfgs, dict)
+                                    else [{**rate, **cfg} for cfg in layer_cfgs])
+        super().__init__(arch, *args, **kwargs)
+        self._init_token_merge(token_merge)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """The parent's forward, or with ``token_merge`` its steps with merging layers."""
+        if self.token_merge is None:
+            return super().forward(x)
+        # the embedding steps of VisionTransformer.forward, then the merging layers
+        x, patch_resolution = self.patch_embed(x)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        x = x + resize_pos_embed(self.pos_embed, self.patch_resolution, patch_resolution,
+                                 mode=self.interpolate_mode,
+                                 num_extra_tokens=self.num_extra_tokens)
+        x = self.pre_norm(self.drop_after_pos(x))
+        return self._forward_layers_merged(x, patch_resolution)

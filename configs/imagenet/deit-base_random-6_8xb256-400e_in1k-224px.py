@@ -1,0 +1,11 @@
+# Paper Fig. 3 baseline: the NOSE recipe of deit-base_nose-0-1-3-4-6-9_8xb256-400e_in1k-224px.py
+# (same budget, K = 6) diluting a seeded random choice of 6 layers (seed 0; change it with
+# --cfg-options "custom_hooks.0.seed=1")
+# instead of the layers NOSE selected. NoseSelectionHook picks them before training
+# and writes selection.json in the work dir; no calibration data is used.
+_base_ = ['./deit-base_nose-0-1-3-4-6-9_8xb256-400e_in1k-224px.py']
+model = dict(backbone=dict(diluted_layers=None))
+custom_hooks = [
+    dict(type='NoseSelectionHook', num_layers=6, method='random', seed=0),
+    dict(type='DilutionHook', schedule='linear', begin=0, end=299, by_epoch=True),
+]

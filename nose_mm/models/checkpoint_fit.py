@@ -1,0 +1,294 @@
+"""Strict checkpoint fit: refuse weights that do not fit the model, say what differs.
+
+mmengine loads ``load_from``, the checkpoint of ``tools/test.py`` and backbone
+``init_cfg=dict(type='Pretrained', ...)`` with ``strict=False`` and only logs
+the missing and unexpected keys, so a checkpoint of another model (a UperNet
+under a classifier config, a classifier of other widths) gives random-weight
+results with exit 0. Here a load compares keys and shapes (after the model's
+own load hooks, e.g. the position-embedding resize of ViTs) and raises
+:class:`CheckpointFitError` with the first few differing keys and their counts.
+
+Deliberate partial loads are explicit: ``prefixes`` loads and compares only the
+keys under those prefixes (a classification backbone into UperNet:
+``prefixes=['backbone.']``), ``ignore_keys`` lists regular expressions of keys
+allowed to be missing or unexpected (e.g. the classifier's final norm, unused
+by a segmentation backbone with ``final_norm=False``), ``strict=False`` keeps
+mmengine's log-only behaviour. See ``nose_mm/engine/runner.py`` (``load_from``,
+test and resume) and :class:`StrictPretrainedInit` (backbone ``init_cfg``).
+
+A diluted checkpoint (meta ``dilution_layers`` / ``dilution_lam``, written by
+``DilutionHook``) is applied, never ignored: see
+:func:`apply_checkpoint_dilution`.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.model import BaseTTAModel, PretrainedInit, is_model_wrapper
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from ..registry import register_weight_init
+from ..utils.cli import UserError
+from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, find_dilutable_modules
+
+__all__ = [
+    'CheckpointFitError', 'check_fit_cfg', 'load_state_dict_checked',
+    'apply_checkpoint_dilution', 'StrictPretrainedInit'
+]
+
+#: How many keys of each kind the error message lists.
+SHOWN = 3
+
+
+class CheckpointFitError(UserError, RuntimeError):
+    """A checkpoint does not fit the model (message: what differs and how to load anyway)."""
+
+
+def check_fit_cfg(cfg: Optional[dict]) -> dict:
+    """Validate a ``checkpoint_fit`` setting and fill its defaults.
+
+    Args:
+        cfg (dict, optional): ``strict`` (bool, defaults to True),
+            ``prefixes`` (list of str, defaults to None: every key) and
+            ``ignore_keys`` (list of regular expressions, defaults to []).
+
+    Returns:
+        dict: The three settings.
+
+    Raises:
+        ValueError: Unknown keys or values of the wrong type.
+    """
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - {'strict', 'prefixes', 'ignore_keys'})
+    if unknown:
+        raise ValueError(f'checkpoint_fit: unknown keys {unknown}; allowed: strict, prefixes, '
+                         f'ignore_keys')
+    strict = cfg.get('strict', True)
+    if not isinstance(strict, bool):
+        raise ValueError(f'checkpoint_fit.strict must be True or False, got {strict!r}')
+    prefixes = cfg.get('prefixes')
+    if isinstance(prefixes, str):
+        prefixes = [prefixes]
+    if prefixes is not None and (not prefixes or not all(
+            isinstance(p, str) and p for p in prefixes)):
+        raise ValueError(f'checkpoint_fit.prefixes must be None or a non-empty list of '
+                         f'non-empty strings (e.g. ["backbone."]), got {prefixes!r}')
+    ignore = cfg.get('ignore_keys') or []
+    if isinstance(ignore, str):
+        ignore = [ignore]
+    for pattern in ignore:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise ValueError(f'checkpoint_fit.ignore_keys: {pattern!r} is not a regular '
+                             f'expression ({exc})') from exc
+    return dict(strict=strict, prefixes=list(prefixes) if prefixes else None,
+                ignore_keys=list(ignore))
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    while is_model_wrapper(module) or isinstance(module, BaseTTAModel):
+        module = module.module
+    return module
+
+
+def _listing(kind: str, keys: Sequence[str]) -> str:
+    shown = ', '.join(keys[:SHOWN]) + (', ...' if len(keys) > SHOWN else '')
+    return f'{len(keys)} {kind} ({shown})'
+
+
+def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
+                            source: str, prefixes: Optional[Sequence[str]] = None,
+                            ignore_keys: Sequence[str] = (), hint: str = '') -> None:
+    """Load ``state_dict`` into ``module``; raise unless keys and shapes fit.
+
+    The model's load hooks run first (as in ``load_state_dict``), so a
+    checkpoint they adapt (a resized position embedding) fits.
+
+    Args:
+        module (torch.nn.Module): The model (wrappers are unwrapped).
+        state_dict (dict): The weights.
+        source (str): Names the checkpoint in the error.
+        prefixes (sequence of str, optional): Load and compare only keys
+            under these prefixes. Defaults to None (every key).
+        ignore_keys (sequence of str): Regular expressions (full match) of
+            keys allowed to be missing or unexpected. Defaults to ().
+        hint (str): How to load a partial checkpoint on purpose, appended to
+            the error. Defaults to ''.
+
+    Raises:
+        CheckpointFitError: Missing, unexpected or shape-mismatched keys.
+    """
+    module = _unwrap(module)
+    metadata = getattr(state_dict, '_metadata', None)
+    if prefixes:
+        state_dict = OrderedDict(
+            (k, v) for k, v in state_dict.items() if k.startswith(tuple(prefixes)))
+    else:
+        state_dict = OrderedDict(state_dict)  # the load hooks may rewrite it
+    if metadata is not None:
+        state_dict._metadata = metadata
+    model_shapes = {k: v.shape for k, v in module.state_dict().items()}
+    missing: List[str] = []
+    unexpected: List[str] = []
+    errors: List[str] = []
+
+    def load(mod: torch.nn.Module, prefix: str) -> None:
+        local_meta = {} if metadata is None else metadata.get(prefix[:-1], {})
+        mod._load_from_state_dict(state_dict, prefix, local_meta, True, missing, unexpected,
+                                  errors)
+        for name, child in mod._modules.items():
+            if child is not None:
+                load(child, prefix + name + '.')
+
+    load(module, '')
+    ignore = [re.compile(p) for p in ignore_keys]
+
+    def kept(key: str) -> bool:
+        if prefixes and not key.startswith(tuple(prefixes)):
+            return False
+        return 'num_batches_tracked' not in key and not any(p.fullmatch(key) for p in ignore)
+
+    missing = [k for k in missing if kept(k)]
+    unexpected = [k for k in unexpected if kept(k)]
+    mismatched = [
+        f'{k} {tuple(v.shape)} vs {tuple(model_shapes[k])}' for k, v in state_dict.items()
+        if k in model_shapes and isinstance(v, torch.Tensor) and v.shape != model_shapes[k]
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    parts = []
+    if missing:
+        parts.append(_listing('missing keys', missing))
+    if unexpected:
+        parts.append(_listing('unexpected keys', unexpected))
+    if mismatched:
+        parts.append(_listing('shape mismatches (checkpoint vs model)', mismatched))
+    scope = f' under {list(prefixes)}' if prefixes else ''
+    raise CheckpointFitError(
+        f'checkpoint {source!r} does not fit the model{scope}: ' + '; '.join(parts) +
+        (f'. {hint}' if hint else ''))
+
+
+def apply_checkpoint_dilution(model: torch.nn.Module, meta: Optional[dict],
+                              source: str) -> Optional[List[int]]:
+    """Make the model dilute what the checkpoint was trained with, or refuse.
+
+    A checkpoint whose meta records diluted layers (``dilution_layers``) and
+    their ``dilution_lam`` is applied to every dilutable backbone of the
+    model: a backbone that dilutes no layer dilutes the recorded ones at the
+    recorded ``lam`` (as ``DilutionHook`` does for test and resume runs); one
+    that dilutes the same layers gets the recorded ``lam``. So the model runs
+    what was trained and ``results.json`` records it (diluted layers are never
+    a baseline row).
+
+    Args:
+        model (torch.nn.Module): The model (wrappers are unwrapped).
+        meta (dict, optional): The checkpoint's ``meta``.
+        source (str): Names the checkpoint in errors.
+
+    Returns:
+        list[int] | None: The diluted layers applied, None if the checkpoint
+        records none.
+
+    Raises:
+        CheckpointFitError: The model has no dilutable backbone, dilutes
+            other layers, or uses the other residual compensation.
+    """
+    meta = meta or {}
+    saved = meta.get(META_DILUTED)
+    if not saved:
+        return None
+    saved = sorted(int(i) for i in saved)
+    lam = meta.get(META_LAM)
+    lam = None if lam is None else float(lam)
+    where = f'checkpoint {source!r} was trained with diluted layers {saved}' + (
+        f' at lam={lam:g}' if lam is not None else '')
+    modules = find_dilutable_modules(_unwrap(model))
+    if not modules:
+        raise CheckpointFitError(
+            f'{where}, but the model has no dilutable backbone to run them: use '
+            f"NoseVisionTransformer with diluted_layers={saved} (or a pruned checkpoint "
+            f'with its removed_layers)')
+    for module in modules:
+        current = sorted(module.diluted_layers)
+        if current and current != saved:
+            raise CheckpointFitError(
+                f'{where}; the model dilutes {current}: set the backbone\'s '
+                f'diluted_layers={saved}')
+        compensate = meta.get(META_COMPENSATE)
+        if compensate is not None and bool(compensate) != bool(module.dilution_compensate):
+            raise CheckpointFitError(
+                f'{where} and compensate={bool(compensate)}; the model has '
+                f'compensate={bool(module.dilution_compensate)}: set the backbone\'s '
+                f'compensate={bool(compensate)}')
+        if not current:
+            module.set_diluted_layers(saved)
+        if lam is not None:
+            module.set_dilution_lam(lam)
+    return saved
+
+
+def _revise(state_dict: dict) -> 'OrderedDict[str, torch.Tensor]':
+    """Strip a ``module.`` prefix (DataParallel checkpoints), as mmengine does."""
+    out = OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in state_dict.items())
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        out._metadata = metadata
+    return out
+
+
+@register_weight_init('Pretrained')
+class StrictPretrainedInit(PretrainedInit):
+    """mmengine's ``Pretrained`` init, refusing a checkpoint that does not fit.
+
+    Registered as ``'Pretrained'`` in mmpretrain's and mmseg's weight
+    initializer registries when ``nose_mm`` is imported, so
+    ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
+    compares keys and shapes (those under ``prefix``, stripped) with the
+    module and raises :class:`CheckpointFitError` naming what differs. A
+    diluted checkpoint is applied (:func:`apply_checkpoint_dilution`).
+
+    Args:
+        checkpoint (str): The checkpoint file.
+        prefix (str, optional): Load only the keys under this prefix, with
+            the prefix removed (e.g. ``'backbone.'``). Defaults to None.
+        map_location (str): As in :func:`torch.load`. Defaults to ``'cpu'``.
+        strict (bool): Refuse misfits; False keeps mmengine's log-only load.
+            Defaults to True.
+        ignore_keys (sequence of str): Regular expressions (full match, keys
+            after the prefix is removed) allowed to be missing or unexpected.
+            Defaults to ().
+    """
+
+    def __init__(self, checkpoint, prefix=None, map_location='cpu', strict: bool = True,
+                 ignore_keys: Sequence[str] = ()) -> None:
+        super().__init__(checkpoint, prefix=prefix, map_location=map_location)
+        fit = check_fit_cfg(dict(strict=strict, ignore_keys=ignore_keys))
+        self.strict = fit['strict']
+        self.ignore_keys = fit['ignore_keys']
+
+    def __call__(self, module):
+        if not self.strict:
+            return super().__call__(module)
+        from mmengine.logging import print_log
+        from mmengine.model.weight_init import update_init_info
+        checkpoint = _load_checkpoint(self.checkpoint, map_location=self.map_location)
+        state_dict = _revise(checkpoint.get('state_dict', checkpoint))
+        source = self.checkpoint
+        if self.prefix:
+            state_dict = OrderedDict((k[len(self.prefix):], v) for k, v in state_dict.items()
+                                     if k.startswith(self.prefix))
+            if not state_dict:
+                raise CheckpointFitError(f'checkpoint {self.checkpoint!r} has no key under '
+                                         f'prefix {self.prefix!r}')
+            source = f'{self.checkpoint}' + f' [{self.prefix}*]'
+        print_log(f'load {self.prefix or "model"} from {self.checkpoint} (strict fit)',
+                  logger='current')
+        load_state_dict_checked(
+            module, state_dict, source, ignore_keys=self.ignore_keys,
+            hint='To load it anyway, set strict=False or ignore_keys=[...] in this init_cfg')
+        apply_checkpoint_dilution(module, checkpoint.get('meta'), self.checkpoint)
+        if hasattr(module, '_params_init_info'):
+            update_init_info(module, init_info=self._get_init_info())

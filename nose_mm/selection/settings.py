@@ -1,0 +1,140 @@
+"""The settings of a layer selection, declared and validated once.
+
+:class:`SelectionSettings` is what :class:`~nose_mm.engine.hooks.NoseSelectionHook`,
+:func:`~nose_mm.selection.run_selection`, :func:`~nose_mm.selection.select_from_config`
+and ``tools/nose_select.py`` (its arguments come from :func:`add_selection_args`) take.
+"""
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
+
+from .adapters import FEATURES
+from .evaluators import EVALUATORS
+from .greedy import CRITERIA
+
+__all__ = ['METHODS', 'SelectionSettings', 'add_selection_args', 'settings_from_args']
+
+#: Selection methods: NOSE and its baselines.
+METHODS = ('nose', 'random', 'first', 'attn_entropy', 'cosine')
+#: Methods that read calibration images.
+DATA_METHODS = ('nose', 'attn_entropy', 'cosine')
+
+
+def _field(default: Any, help: str, flags: Tuple[str, ...] = (),
+           choices: Optional[Tuple[str, ...]] = None):
+    return dataclasses.field(default=default,
+                             metadata=dict(help=help, flags=flags, choices=choices))
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionSettings:
+    """Which layers to select and how (validated on construction).
+
+    Args:
+        num_layers (int, optional): Budget ``K`` (a positive int). Defaults to None
+            (only allowed where a selection file supplies the layers).
+        num_samples (int): Calibration images ``N`` (>= 2). Defaults to 256.
+        method (str): One of :data:`METHODS`. Defaults to ``'nose'``.
+        criterion (str): NOSE criterion, ``'abs'`` or ``'signed'``. Defaults to ``'abs'``.
+        batch_size (int): Calibration batch size. Defaults to 32.
+        seed (int): Seed of the calibration subset and of the random baseline.
+            Defaults to 0.
+        features (str): ``'head_input'`` or ``'logits'``. Defaults to ``'head_input'``.
+        evaluator (str): ``'cached'`` or ``'naive'`` (NOSE only). Defaults to ``'cached'``.
+
+    Raises:
+        ValueError: Naming the bad value and the allowed ones.
+    """
+
+    num_layers: Optional[int] = _field(None, 'number of attention layers to select (K)',
+                                       ('-k', ))
+    num_samples: int = _field(256, 'calibration images N (default: 256)', ('-n', ))
+    method: str = _field('nose', 'selection method (default: nose)', choices=METHODS)
+    criterion: str = _field('abs', 'NOSE: smallest |TE| (abs) or smallest TE (signed) '
+                            '(default: abs)', choices=CRITERIA)
+    batch_size: int = _field(32, 'calibration batch size (default: 32)')
+    seed: int = _field(0, 'seed of the calibration subset and the random baseline')
+    features: str = _field('head_input', 'entropy of what the head reads (default) or of '
+                           'the logits', choices=FEATURES)
+    evaluator: str = _field('cached', 'TE evaluation with the prefix cache (default) or full '
+                            'passes', choices=EVALUATORS)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            choices = f.metadata['choices']
+            value = getattr(self, f.name)
+            if choices is not None and value not in choices:
+                raise ValueError(f'unknown {f.name} {value!r}; allowed: {", ".join(choices)}')
+        if self.num_layers is not None and not _is_int(self.num_layers, 1):
+            raise ValueError(f'num_layers must be a positive int, got {self.num_layers!r}')
+        if not _is_int(self.num_samples, 2):
+            raise ValueError(f'num_samples must be an int >= 2 (entropy needs a spread), got '
+                             f'{self.num_samples!r}')
+        if not _is_int(self.batch_size, 1):
+            raise ValueError(f'batch_size must be a positive int, got {self.batch_size!r}')
+        if not _is_int(self.seed, 0):
+            raise ValueError(f'seed must be an int >= 0, got {self.seed!r}')
+
+    @classmethod
+    def build(cls, settings: Optional['SelectionSettings'] = None,
+              **options: Any) -> 'SelectionSettings':
+        """``settings`` (or the defaults) with ``options`` replaced, validated.
+
+        Raises:
+            ValueError: An option that is not a setting (naming the allowed ones).
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ValueError(f'unknown selection setting(s) {", ".join(unknown)}; allowed: '
+                             f'{", ".join(names)}')
+        return dataclasses.replace(settings or cls(), **options)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The settings as a plain dict."""
+        return dataclasses.asdict(self)
+
+    def budget(self) -> int:
+        """``num_layers``, which must be set.
+
+        Raises:
+            ValueError: If ``num_layers`` is None.
+        """
+        if self.num_layers is None:
+            raise ValueError('the selection needs num_layers (the budget K)')
+        return self.num_layers
+
+    @property
+    def needs_data(self) -> bool:
+        """Whether the method reads calibration images."""
+        return self.method in DATA_METHODS
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def add_selection_args(parser, required: Tuple[str, ...] = ('num_layers', )) -> None:
+    """Add one ``--option`` per :class:`SelectionSettings` field to an argparse parser.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+        required (tuple[str]): Settings the user must give. Defaults to
+            ``('num_layers', )``.
+    """
+    for f in dataclasses.fields(SelectionSettings):
+        meta = f.metadata
+        kwargs: Dict[str, Any] = dict(dest=f.name, help=meta['help'])
+        if meta['choices'] is not None:
+            kwargs.update(choices=meta['choices'], default=f.default)
+        else:
+            kwargs.update(type=int, default=f.default)
+        if f.name in required:
+            kwargs.update(required=True)
+            kwargs.pop('default')
+        parser.add_argument('--' + f.name.replace('_', '-'), *meta['flags'], **kwargs)
+
+
+def settings_from_args(args) -> SelectionSettings:
+    """The :class:`SelectionSettings` of parsed :func:`add_selection_args` arguments."""
+    return SelectionSettings(**{f.name: getattr(args, f.name)
+                                for f in dataclasses.fields(SelectionSettings)})

@@ -1,0 +1,55 @@
+"""The ImageNet NOSE configs carry the reference recipe (configs/imagenet/README.md), and the
+Fig. 3 / CIFAR-100 selection configs select what their names say."""
+import glob
+import os.path as osp
+import re
+
+import pytest
+from mmengine.config import Config
+
+from tests.utils import REPO
+
+IN1K = osp.join(REPO, 'configs', 'imagenet')
+NOSE_TRAIN = sorted(glob.glob(osp.join(IN1K, 'deit-*_nose-*_8xb256-400e_in1k-224px.py')) +
+                    glob.glob(osp.join(IN1K, 'deit-*_random-*_8xb256-400e_in1k-224px.py')) +
+                    glob.glob(osp.join(IN1K, 'deit-*_first-*_8xb256-400e_in1k-224px.py')))
+SELECTION = sorted(glob.glob(osp.join(IN1K, 'deit-*_random-*.py')) +
+                   glob.glob(osp.join(IN1K, 'deit-*_first-*.py')) +
+                   glob.glob(osp.join(REPO, 'configs', 'cifar100', 'deit-*_nose-select-*.py')))
+BUDGETS = {'tiny': {3, 4}, 'small': {3, 4}, 'base': {5, 6}}
+
+
+def test_every_budget_has_random_and_first_k_configs():
+    found = {(m[1], m[2], int(m[3])) for m in (
+        re.search(r'deit-(\w+)_(random|first)-(\d)_', osp.basename(p)) for p in SELECTION) if m}
+    assert found == {(arch, method, k) for arch, ks in BUDGETS.items() for k in ks
+                     for method in ('random', 'first')}
+
+
+@pytest.mark.parametrize('path', NOSE_TRAIN, ids=osp.basename)
+def test_imagenet_nose_configs_use_the_reference_recipe(path):
+    cfg = Config.fromfile(path)
+    assert cfg.train_dataloader.sampler.type == 'RepeatAugSampler'
+    assert cfg.train_dataloader.sampler.num_repeats == 3
+    assert cfg.optim_wrapper.type == 'AutoAmpOptimWrapper'
+    assert cfg.optim_wrapper.get('clip_grad') is None
+    assert cfg.default_hooks.checkpoint.get('save_best') is None
+    assert cfg.default_hooks.checkpoint.save_last is True
+    assert cfg.model.backbone.drop_path_rate == 0.1
+    mode = cfg.model.backbone.get('drop_path_mode', 'linear')
+    assert mode == ('constant' if 'deit-base' in path else 'linear')
+    dilution = [h for h in cfg.custom_hooks if h.type == 'DilutionHook']
+    assert [(h.begin, h.end) for h in dilution] == [(0, 299)]
+
+
+@pytest.mark.parametrize('path', SELECTION, ids=osp.basename)
+def test_selection_configs_select_what_their_name_says(path):
+    cfg = Config.fromfile(path)
+    name = osp.basename(path)
+    method, k = re.search(r'_(random|first|nose-select)-(\d)_', name).groups()
+    hooks = [h for h in cfg.custom_hooks if h.type == 'NoseSelectionHook']
+    assert len(hooks) == 1 and cfg.custom_hooks[0] is hooks[0]  # before DilutionHook
+    assert hooks[0].num_layers == int(k)
+    assert hooks[0].method == {'nose-select': 'nose'}.get(method, method)
+    assert int(k) in BUDGETS[re.match(r'deit-(\w+?)_', name).group(1)]
+    assert cfg.model.backbone.diluted_layers is None

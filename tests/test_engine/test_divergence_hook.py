@@ -1,0 +1,67 @@
+"""DivergenceHook: a non-finite loss stops training with one line, exit 2, and no results.json
+row that the leaderboard would rank."""
+import json
+import os.path as osp
+
+import pytest
+
+from tests.utils import TEST_CONFIGS, data_root_options, run_tool
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+CLS_CFG = osp.join(TEST_CONFIGS, 'tiny-vit_cifar100.py')
+HINT = ('lower the learning rate (optim_wrapper.optimizer.lr) or clip gradients '
+        '(optim_wrapper.clip_grad), then train again or --resume from a checkpoint saved before '
+        'the divergence')
+
+
+@pytest.mark.slow  # one tools/train.py process: ~35 s on the shared 2-core machine
+def test_lr_1e10_stops_with_one_line_exit_2_and_a_failed_row(tiny_cifar100, tmp_path):
+    from nose_mm.benchmark.leaderboard import rows_from_runs
+    work = tmp_path / 'work'
+    proc = run_tool('train.py', CLS_CFG, '--work-dir', work, '--cfg-options',
+                    *data_root_options(tiny_cifar100), 'optim_wrapper.optimizer.lr=1e10',
+                    check=False)
+    message = f'training diverged: loss is nan at iteration 2 (epoch 1); {HINT}'
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == f'nose_mm: error: {message}'
+    assert 'Traceback' not in proc.stderr
+    assert not list(work.glob('*.pth'))  # nothing saved after the divergence
+    with open(work / 'results.json') as f:
+        row = json.load(f)
+    assert (row['status'], row['error'], row['metrics']) == ('failed', message, {})
+    rows, problems = rows_from_runs([str(work)])
+    assert rows == []
+    assert problems == [f'{work / "results.json"}: "status" is \'failed\' ({message}): a failed '
+                        f'run is not ranked']
+
+
+def test_patience_from_the_config(tiny_cifar100, tmp_path):
+    from mmengine.config import Config
+
+    from nose_mm.apis import build_runner, setup_train_cfg
+    from nose_mm.engine.hooks import TrainingDivergedError
+    cfg = Config.fromfile(CLS_CFG)
+    cfg.merge_from_dict(dict(o.split('=') for o in data_root_options(tiny_cifar100)))
+    cfg.optim_wrapper.optimizer.lr = 1e10
+    cfg.custom_hooks = [dict(type='DivergenceHook', patience=2)]
+    setup_train_cfg(cfg, CLS_CFG, work_dir=str(tmp_path / 'work'))
+    assert [h['type'] for h in cfg.custom_hooks] == ['DivergenceHook', 'ResultsHook',
+                                                      'RandomStateHook']
+    runner = build_runner(cfg)
+    with pytest.raises(TrainingDivergedError) as info:
+        runner.train()
+    message = (f'training diverged: loss is nan at iteration 4 (epoch 1) after 3 in a row '
+               f'(patience=2); {HINT}')
+    assert str(info.value) == message
+    with open(tmp_path / 'work' / 'results.json') as f:
+        row = json.load(f)
+    assert (row['status'], row['error']) == ('failed', message)
+
+
+@pytest.mark.parametrize('patience', [-1, 1.5, True, '2'])
+def test_bad_patience_is_named(patience):
+    from nose_mm.engine.hooks import DivergenceHook
+    with pytest.raises(ValueError) as info:
+        DivergenceHook(patience=patience)
+    assert str(info.value) == f'patience must be an integer >= 0, got {patience!r}'

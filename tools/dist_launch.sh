@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# torchrun for tools/dist_train.sh and tools/dist_test.sh (works with CUDA/NCCL and CPU/gloo).
+#   bash tools/dist_launch.sh TOOL NPROC [TOOL args...]
+# One node: torchrun --standalone picks a free port itself (no port race); set PORT
+# to use a fixed one. Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT on each node.
+set -euo pipefail
+TOOL=$1
+NPROC=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+PYTHON=${PYTHON:-python}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+if [ "$NNODES" = 1 ] && [ -z "$PORT" ]; then
+    RDZV=(--standalone)
+else
+    RDZV=(--nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR"
+          --master_port="${PORT:-29500}")
+fi
+PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
+"$PYTHON" -m torch.distributed.run "${RDZV[@]}" --nproc_per_node="$NPROC" \
+    "$HERE/$TOOL" "${@:3}" --launcher pytorch

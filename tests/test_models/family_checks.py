@@ -8,7 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner, load_checkpoint
 from mmpretrain.registry import MODELS
 
-from nose_mm.models.prune import prune_checkpoint, prune_state_dict
+from nose_mm.models.prune import backbone_type_of, prune_checkpoint, prune_state_dict
 from tests.utils import TEST_CONFIGS
 
 
@@ -104,6 +104,8 @@ def dilute_train_prune(config, data_root, work_dir, diluted):
     checkpoint = torch.load(osp.join(work_dir, 'iter_3.pth'), map_location='cpu',
                             weights_only=False)
     pruned_ckpt = prune_checkpoint(checkpoint)
+    # tools/prune.py names the family's backbone for the pruned checkpoint
+    assert backbone_type_of(pruned_ckpt['state_dict']) == cfg.model.backbone.type
     pruned_cfg = cfg.model.copy()
     pruned_cfg.backbone = dict(pruned_cfg.backbone, diluted_layers=None,
                                removed_layers=pruned_ckpt['meta']['removed_layers'])

@@ -1,11 +1,15 @@
 """Prune a dilution-trained checkpoint: drop LN1 + attention of layers trained to lam = 0.
 
+Works for every backbone family (ViT / DeiT / DeiT-III keys ``layers.{i}.ln1/attn``,
+Swin keys ``stages.{s}.blocks.{j}.norm1/attn`` with global layer indices), read from
+the keys by ``nose_mm.models.layouts``.
+
     python tools/prune.py CKPT OUT [--layers 0 2 4] [--prefix backbone.] [--trust-checkpoint]
 
 CKPT is a Runner-saved checkpoint of a run with ``DilutionHook`` (its meta records
 ``dilution_lam``). Checkpoints saved while lam > 0 are refused: their attention
-layers still contribute. OUT holds ``state_dict`` and ``meta``; see
-:func:`nose_mm.models.prune.pruned_backbone_cfg` for the model it loads into.
+layers still contribute. OUT holds ``state_dict`` and ``meta``; the backbone it
+loads into is printed (:func:`nose_mm.models.prune.pruned_backbone_cfg`).
 """
 import argparse
 import sys
@@ -29,15 +33,17 @@ def parse_args(argv=None):
 @cli_main(*INPUT_ERRORS)
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from nose_mm.models.prune import (convert_checkpoint_file, prune_checkpoint,
-                                      pruned_backbone_cfg)
+    from nose_mm.models.prune import (backbone_type_of, convert_checkpoint_file,
+                                      prune_checkpoint, pruned_backbone_cfg)
     from nose_mm.utils.safe_load import apply_trust_checkpoint
     apply_trust_checkpoint(args.trust_checkpoint)
-    meta = convert_checkpoint_file(
+    pruned = convert_checkpoint_file(
         args.checkpoint, args.out,
-        lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))['meta']
+        lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))
+    meta = pruned['meta']
+    backbone = backbone_type_of(pruned['state_dict'], args.prefix)
     print(f'pruned layers {meta["pruned_layers"]} -> {args.out}; backbone: '
-          f'{pruned_backbone_cfg(meta)}')
+          f'{pruned_backbone_cfg(meta, backbone)}')
     return 0
 
 

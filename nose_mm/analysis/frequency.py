@@ -144,7 +144,7 @@ def block_spectra(adapter, batches: Sequence[torch.Tensor]) -> List[np.ndarray]:
     with torch.no_grad():
         for inputs in batches:
             x, ctx = adapter.embed(inputs)
-            n = x.shape[0]
+            n = inputs.shape[0]
             for i in range(adapter.num_layers):
                 x = adapter.block(i, x)
                 spectrum = magnitude_spectrum(adapter.patch_tokens(x, ctx)) * n

@@ -20,6 +20,7 @@ from nose_mm.models.token_merge import parse_token_merge
 
 __all__ = [
     'TASKS', 'PARTS', 'RESULTS_FILE', 'BENCHMARK_FILE', 'DATASET_NAMES', 'ARCH_NAMES',
+    'BACKBONE_FAMILIES',
     'task_of', 'dataset_name', 'arch_name', 'model_info', 'measure_size', 'default_img_size',
     'in_channels',
     'config_sha256', 'build_model', 'TensorForward'
@@ -51,6 +52,19 @@ ARCH_NAMES = {
     'base': 'ViT-B', 'b': 'ViT-B',
     'large': 'ViT-L', 'l': 'ViT-L',
     'huge': 'ViT-H', 'h': 'ViT-H',
+    'swin-tiny': 'Swin-T', 'swin-t': 'Swin-T', 'swin-small': 'Swin-S', 'swin-s': 'Swin-S',
+    'swin-base': 'Swin-B', 'swin-b': 'Swin-B', 'swin-large': 'Swin-L', 'swin-l': 'Swin-L',
+    'deit3-small': 'DeiT-III-S', 'deit3-s': 'DeiT-III-S', 'deit3-medium': 'DeiT-III-M',
+    'deit3-m': 'DeiT-III-M', 'deit3-base': 'DeiT-III-B', 'deit3-b': 'DeiT-III-B',
+    'deit3-large': 'DeiT-III-L', 'deit3-l': 'DeiT-III-L', 'deit3-huge': 'DeiT-III-H',
+    'deit3-h': 'DeiT-III-H',
+}
+#: Backbone families whose ``arch`` presets are not ViT's: backbone class ->
+#: (``arch_name`` prefix, display prefix of custom archs). ``DeiT3``'s ``'s'``
+#: is DeiT-III-S, not ViT-S, so its arch names are qualified.
+BACKBONE_FAMILIES = {
+    'SwinTransformer': ('swin', 'Swin'), 'NoseSwinTransformer': ('swin', 'Swin'),
+    'DeiT3': ('deit3', 'DeiT-III'), 'NoseDeiT3': ('deit3', 'DeiT-III'),
 }
 _ARCH_KEYS = (('embed_dims', 'd'), ('num_layers', 'L'), ('num_heads', 'h'),
               ('feedforward_channels', 'ffn'))
@@ -122,18 +136,36 @@ def dataset_name(cfg: Any, split: str = 'test') -> Optional[str]:
     return None
 
 
-def arch_name(arch: Any) -> str:
-    """A short name for a backbone ``arch``: a preset or ``custom(d32,L4,h2,ffn64)``."""
+def arch_name(arch: Any, backbone: Optional[str] = None) -> str:
+    """A short name for a backbone ``arch``: a preset or ``custom(d32,L4,h2,ffn64)``.
+
+    Args:
+        arch: The backbone config's ``arch``.
+        backbone (str, optional): The backbone class; for a family of
+            :data:`BACKBONE_FAMILIES` the name is prefixed (``swin-tiny``,
+            ``deit3-custom(...)``). Defaults to None (ViT names).
+    """
     if arch is None:
-        return 'default'
-    if isinstance(arch, str):
-        return arch.lower()
-    if isinstance(arch, dict):
+        name = 'default'
+    elif isinstance(arch, str):
+        name = arch.lower()
+    elif isinstance(arch, dict):
         parts = [f'{short}{arch[key]}' for key, short in _ARCH_KEYS if key in arch]
         others = sorted(k for k in arch if k not in dict(_ARCH_KEYS))
         parts += [f'{k}={arch[k]}' for k in others]
-        return f'custom({",".join(parts)})'
-    return str(arch)
+        name = f'custom({",".join(parts)})'
+    else:
+        name = str(arch)
+    family = BACKBONE_FAMILIES.get(_short_type(backbone))
+    return f'{family[0]}-{name}' if family else name
+
+
+def _display_name(name: str, backbone: Optional[str]) -> str:
+    """``ARCH_NAMES`` of an arch name, else the family's display prefix and the name."""
+    if name in ARCH_NAMES:
+        return ARCH_NAMES[name]
+    family = BACKBONE_FAMILIES.get(_short_type(backbone))
+    return f'{family[1]} {name[len(family[0]) + 1:]}' if family else name
 
 
 def _dilutable(model: Optional[torch.nn.Module]):
@@ -188,7 +220,8 @@ def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, A
         arch = arch.to_dict()
     elif isinstance(arch, dict):
         arch = dict(arch)
-    name = arch_name(arch)
+    backbone_type = _short_type(_get(backbone, 'type'))
+    name = arch_name(arch, backbone_type)
     head = _get(model_cfg, 'decode_head') or _get(model_cfg, 'head')
     neck = _get(model_cfg, 'neck')
     removed = list(_get(backbone, 'removed_layers') or [])
@@ -202,10 +235,10 @@ def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, A
     return {
         'task': task_of(cfg),
         'type': _short_type(_get(model_cfg, 'type')),
-        'backbone': _short_type(_get(backbone, 'type')),
+        'backbone': backbone_type,
         'arch': arch,
         'arch_name': name,
-        'display': ARCH_NAMES.get(name, name),
+        'display': _display_name(name, backbone_type),
         'neck': _short_type(_get(neck, 'type')) if isinstance(neck, dict) else None,
         'head': _short_type(_get(head, 'type')) if isinstance(head, dict) else None,
         'removed_layers': sorted(int(i) for i in removed),

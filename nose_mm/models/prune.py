@@ -2,9 +2,10 @@
 
 A layer trained down to ``lam = 0`` no longer uses its LN1 and attention
 weights; pruning drops them from the checkpoint. The result loads into a
-:class:`~nose_mm.models.backbones.NoseVisionTransformer` built with
-``removed_layers`` set to the pruned layers, and gives the same outputs as the
-``lam = 0`` diluted model.
+:class:`~nose_mm.models.backbones.NoseVisionTransformer` (or ``NoseDeiT3``,
+``NoseSwinTransformer``: the family is read from the keys, see
+:mod:`nose_mm.models.layouts`) built with ``removed_layers`` set to the pruned
+layers, and gives the same outputs as the ``lam = 0`` diluted model.
 
 Only checkpoints whose ``meta['dilution_lam']`` is exactly 0 are pruned. A
 checkpoint saved while ``lam > 0`` (for instance a "best" checkpoint picked by
@@ -13,7 +14,6 @@ still needs its attention branches, and pruning it would silently change the
 model. :class:`~nose_mm.engine.hooks.DilutionHook` writes the meta keys.
 """
 import os.path as osp
-import re
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -23,42 +23,54 @@ from nose_mm.utils.checkpoint import load_checkpoint_file
 from nose_mm.utils.fileio import atomic_write
 
 from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
+from .layouts import BlockLayout, detect_layout
 
 __all__ = [
-    'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'pruned_backbone_cfg',
+    'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'backbone_type_of',
+    'pruned_backbone_cfg',
     'save_checkpoint_file', 'check_distinct_paths', 'convert_checkpoint_file'
 ]
 
 
+def _layout(state_dict: Dict[str, torch.Tensor], prefix: str) -> BlockLayout:
+    """The backbone family of ``state_dict`` (:mod:`nose_mm.models.layouts`)."""
+    layout = detect_layout(state_dict, prefix)
+    if layout is None:
+        raise ValueError(f'no "{prefix}layers.<i>." keys in the state dict; is the prefix '
+                         f'{prefix!r} right? (Swin backbones have '
+                         f'"{prefix}stages.<s>.blocks.<j>." keys)')
+    return layout
+
+
 def attention_keys(state_dict: Dict[str, torch.Tensor], layer: int,
                    prefix: str = 'backbone.') -> List[str]:
-    """Keys of layer ``layer``'s LN1 and attention in an mmpretrain-style state dict.
+    """Keys of layer ``layer``'s pre-norm and attention in an mmpretrain-style state dict.
+
+    The backbone family is read from the keys: ViT / DeiT / DeiT-III
+    (``{prefix}layers.{layer}.ln1.*`` and ``...attn.*``) or Swin (block
+    ``layer`` in stage order: ``{prefix}stages.{s}.blocks.{j}.norm1.*`` and
+    ``...attn.*``).
 
     Args:
-        state_dict (dict): ``{name: tensor}`` with mmpretrain ViT keys.
-        layer (int): Layer index.
+        state_dict (dict): ``{name: tensor}`` with mmpretrain backbone keys.
+        layer (int): Global layer index.
         prefix (str): Prefix of the backbone keys. Defaults to ``'backbone.'``.
 
     Returns:
-        list[str]: ``{prefix}layers.{layer}.ln1.*`` and ``...attn.*`` keys.
+        list[str]: The keys (empty if the layer has none).
     """
-    heads = (f'{prefix}layers.{layer}.ln1.', f'{prefix}layers.{layer}.attn.')
-    return [k for k in state_dict if k.startswith(heads)]
-
-
-def _num_layers(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
-    pattern = re.compile(re.escape(prefix) + r'layers\.(\d+)\.')
-    indices = [int(m.group(1)) for m in map(pattern.match, state_dict) if m]
-    return max(indices) + 1 if indices else 0
+    return _layout(state_dict, prefix).attention_keys(state_dict, layer, prefix)
 
 
 def prune_state_dict(state_dict: Dict[str, torch.Tensor], layers: Sequence[int],
                      prefix: str = 'backbone.') -> 'OrderedDict[str, torch.Tensor]':
-    """Drop the LN1 and attention parameters of ``layers``.
+    """Drop the pre-norm and attention parameters of ``layers``.
 
     Args:
-        state_dict (dict): mmpretrain-style state dict (``{prefix}layers.{i}...``).
-        layers (Sequence[int]): Non-negative layer indices to prune.
+        state_dict (dict): mmpretrain-style state dict of a ViT / DeiT /
+            DeiT-III (``{prefix}layers.{i}...``) or Swin
+            (``{prefix}stages.{s}.blocks.{j}...``) backbone.
+        layers (Sequence[int]): Non-negative (global) layer indices to prune.
         prefix (str): Prefix of the backbone keys: ``'backbone.'`` for
             classifier / segmentor checkpoints, ``''`` for a bare backbone.
             Defaults to ``'backbone.'``.
@@ -67,25 +79,26 @@ def prune_state_dict(state_dict: Dict[str, torch.Tensor], layers: Sequence[int],
         OrderedDict: A new state dict without those keys (same order otherwise).
 
     Raises:
-        ValueError: A layer is negative, duplicated, or has no LN1/attention
-            keys under ``prefix`` (already pruned, or a wrong prefix).
+        ValueError: A layer is negative, duplicated, or has no pre-norm /
+            attention keys under ``prefix`` (already pruned, or a wrong prefix).
     """
     layers = list(layers)
     if len(set(layers)) != len(layers):
         raise ValueError(f'duplicate layers in {layers}')
-    num_layers = _num_layers(state_dict, prefix)
-    if num_layers == 0:
-        raise ValueError(f'no "{prefix}layers.<i>." keys in the state dict; is the prefix '
-                         f'{prefix!r} right?')
+    layout = _layout(state_dict, prefix)
+    depths = layout.depths(state_dict, prefix)
+    num_layers = sum(depths)
+    blocks = layout.block_keys(state_dict, prefix, depths)
     drop = set()
     for layer in layers:
         if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
             raise ValueError(f'layer indices must be non-negative ints, got {layer!r}')
-        keys = attention_keys(state_dict, layer, prefix)
+        keys = [k for k, b in blocks.items()
+                if b.layer == layer and b.part in layout.attention_parts]
         if not keys:
-            raise ValueError(f'layer {layer} has no "{prefix}layers.{layer}.ln1.*" / '
-                             f'"...attn.*" keys (layers 0..{num_layers - 1} exist): it is '
-                             f'already pruned or out of range')
+            raise ValueError(f'layer {layer} has no {layout.describe(layer, prefix, depths)} '
+                             f'keys (layers 0..{num_layers - 1} exist): it is already pruned '
+                             f'or out of range')
         drop.update(keys)
     return OrderedDict((k, v) for k, v in state_dict.items() if k not in drop)
 
@@ -176,9 +189,32 @@ def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) ->
     atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
-def pruned_backbone_cfg(meta: dict) -> str:
-    """The backbone config a pruned checkpoint with this ``meta`` loads into."""
-    return (f"dict(type='NoseVisionTransformer', removed_layers={meta[META_REMOVED]}, "
+def backbone_type_of(state_dict: Dict[str, torch.Tensor], prefix: str = 'backbone.') -> str:
+    """The nose_mm backbone type whose keys ``state_dict`` holds.
+
+    Swin keys give ``'NoseSwinTransformer'``; ViT-style keys give
+    ``'NoseDeiT3'`` when a class token exists but the position embedding has
+    no slot for it (DeiT-III), else ``'NoseVisionTransformer'``.
+    """
+    if _layout(state_dict, prefix).name == 'swin':
+        return 'NoseSwinTransformer'
+    pos_embed = state_dict.get(f'{prefix}pos_embed')
+    if f'{prefix}cls_token' in state_dict and pos_embed is not None and pos_embed.dim() == 3:
+        side = round(pos_embed.shape[1]**0.5)
+        if side * side == pos_embed.shape[1]:
+            return 'NoseDeiT3'
+    return 'NoseVisionTransformer'
+
+
+def pruned_backbone_cfg(meta: dict, backbone: str = 'NoseVisionTransformer') -> str:
+    """The backbone config a pruned checkpoint with this ``meta`` loads into.
+
+    Args:
+        meta (dict): The pruned checkpoint's meta.
+        backbone (str): The backbone type (:func:`backbone_type_of`).
+            Defaults to ``'NoseVisionTransformer'``.
+    """
+    return (f"dict(type='{backbone}', removed_layers={meta[META_REMOVED]}, "
             f"compensate={meta[META_COMPENSATE]})")
 
 

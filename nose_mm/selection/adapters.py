@@ -1,35 +1,48 @@
 """Model adapters: a classifier seen as ``embed -> block 0 .. L-1 -> readout``.
 
 Selection, its baselines and the analysis tools only talk to a
-:class:`LayerSkipAdapter`; supporting another backbone family (Swin, DeiT-III
-with its own block layout...) means writing another adapter and registering
-it with :func:`register_adapter`. :func:`build_adapter` picks the first
-registered adapter whose :meth:`~LayerSkipAdapter.supports` accepts the model.
+:class:`LayerSkipAdapter`; supporting another backbone family means writing
+another adapter and registering it with :func:`register_adapter`.
+:func:`build_adapter` picks the most recently registered adapter whose
+:meth:`~LayerSkipAdapter.supports` accepts the model.
 
-:class:`MMPretrainViTAdapter` covers an mmpretrain ``ImageClassifier`` whose
-backbone is mmpretrain's :class:`~mmpretrain.models.VisionTransformer` (ViT,
-DeiT without distillation token) or a subclass that keeps its block layout
-(``layers[i]`` with ``ln1``, ``attn``, ``ln2``, ``ffn``), e.g. nose_mm's
-``NoseVisionTransformer``. Its blocks are computed explicitly as the plain
-pre-norm block
+What flows from one block to the next is the adapter's *state*: the (B, N, C)
+tokens for plain ViTs, ``(tokens, hw_shape)`` for Swin. The evaluators cache
+states without looking inside them, so prefix caching works for any state.
 
-    x = x + attn(ln1(x))       # skipped: x = x (identity) or x = 2x (compensated)
-    x = ffn(ln2(x), identity=x)
+Every adapter computes its blocks explicitly as the plain pre-norm block
+
+    x = x + attn(norm1(x))     # skipped: x = x (identity) or x = 2x (compensated)
+    x = x + ffn(norm2(x))
 
 whatever dilution state the backbone carries: selection measures the
 pre-trained model. What a skipped attention leaves is the adapter's
 ``skip_mode`` (:data:`SKIP_MODES`): ``'identity'`` (x stays x, METHOD.md's
-definition, the default) or ``'compensated'`` (x becomes 2x, the reference
-code's shrink model, i.e. the block diluted at lam = 0 with compensation);
-adapters that override :meth:`~LayerSkipAdapter.block` call
-:meth:`~LayerSkipAdapter.skipped_attention` for it and mark the override with
-:func:`applies_skip_mode` (an unmarked override refuses ``'compensated'``
-rather than silently computing ``'identity'``). Layers listed in the
-backbone's ``removed_layers`` (if it has that attribute) have no attention;
-they run through the layer's own ``forward`` and are not candidates.
+definition, the default) or ``'compensated'`` (x becomes 2x, the reference's
+shrink model: the block diluted at lam = 0 with compensation). A ``block``
+override skips through :meth:`~LayerSkipAdapter.skipped_attention` and is marked
+with :func:`applies_skip_mode` (an unmarked one refuses ``'compensated'``).
+Layers listed in the backbone's ``removed_layers`` have no attention; they run
+through the block's own ``forward`` and are not candidates.
+
+* :class:`MMPretrainViTAdapter`: mmpretrain's ``VisionTransformer`` (ViT,
+  DeiT without distillation token) and subclasses keeping its block layout
+  (``layers[i]`` with ``ln1``, ``attn``, ``ln2``, ``ffn``), e.g.
+  ``NoseVisionTransformer``. The head reads the final-normed CLS token.
+* :class:`MMPretrainDeiT3Adapter`: mmpretrain's ``DeiT3`` and ``NoseDeiT3``
+  (layer scale inside ``attn`` / ``ffn``; the position embedding skips the CLS
+  token). ``NoseDeiT3`` blocks normalise the FFN input with ``ln2`` (official
+  DeiT-III); mmpretrain 1.2.0's own blocks use ``ln1``, and the adapter
+  computes what each block computes.
+* :class:`MMPretrainSwinAdapter`: mmpretrain's ``SwinTransformer`` and
+  ``NoseSwinTransformer``. Layers are Swin blocks in global stage order; the
+  patch merging after a stage's last block is part of that block's step, so
+  the cached input of a stage's first block is already merged and skipping it
+  recomputes from there. The head reads the last stage's normed map, pooled
+  by the neck.
 """
 from abc import ABCMeta, abstractmethod
-from typing import Any, Callable, List, Sequence, Tuple, Type
+from typing import Any, Callable, List, NamedTuple, Sequence, Tuple, Type
 
 import torch
 from mmpretrain.utils import get_ori_model
@@ -37,8 +50,10 @@ from torch import Tensor
 
 from nose_mm.models.dilution import removed_residual
 
-__all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'LayerSkipAdapter',
-           'MMPretrainViTAdapter', 'register_adapter', 'build_adapter']
+__all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'BlockParts', 'LayerSkipAdapter',
+           'MMPretrainViTAdapter',
+           'MMPretrainDeiT3Adapter', 'MMPretrainSwinAdapter', 'register_adapter',
+           'build_adapter']
 
 #: Which features an adapter reads out: what the head reads, or the logits.
 FEATURES = ('head_input', 'logits')
@@ -55,13 +70,30 @@ def applies_skip_mode(block: Callable) -> Callable:
     return block
 
 
+class BlockParts(NamedTuple):
+    """One block split into its sublayers (:meth:`LayerSkipAdapter.block_parts`).
+
+    Attributes:
+        tokens (Tensor): (B, N, C) input of the attention sublayer.
+        attn (Tensor): The attention branch (what the sublayer adds).
+        mlp (Tensor): The MLP branch given ``tokens + attn``.
+        output (Any): The block's output state (the next block's input).
+    """
+    tokens: Tensor
+    attn: Tensor
+    mlp: Tensor
+    output: Any
+
+
 class LayerSkipAdapter(metaclass=ABCMeta):
     """Interface: a network as embed, ``L`` residual blocks and a readout.
 
     Subclasses implement :meth:`supports`, :attr:`num_layers`, :meth:`embed`,
     :meth:`attention_branch`, :meth:`mlp_branch`, :meth:`readout` and
-    :meth:`patch_tokens`; they may override :meth:`block` for speed. All
-    methods run under the caller's ``torch.no_grad()``.
+    :meth:`patch_tokens`. The defaults of :meth:`block` and
+    :meth:`block_parts` treat the state as a token tensor; adapters with
+    another state (Swin) override both. All methods run under the caller's
+    ``torch.no_grad()``.
 
     Args:
         model (nn.Module): The (unwrapped) model.
@@ -121,49 +153,56 @@ class LayerSkipAdapter(metaclass=ABCMeta):
         return param.device if param is not None else torch.device('cpu')
 
     @abstractmethod
-    def embed(self, inputs: Tensor) -> Tuple[Tensor, Any]:
-        """Preprocessed images to the input of block 0.
+    def embed(self, inputs: Tensor) -> Tuple[Any, Any]:
+        """Preprocessed images to the input state of block 0.
 
         Returns:
-            tuple: ``(tokens, context)``; ``context`` (e.g. the patch grid
+            tuple: ``(state, context)``; ``context`` (e.g. the patch grid
             size) is handed back to :meth:`readout` and :meth:`patch_tokens`.
         """
 
     @abstractmethod
-    def attention_branch(self, index: int, x: Tensor) -> Tensor:
-        """The attention branch of block ``index`` (no residual): what the block adds."""
+    def attention_branch(self, index: int, x: Any) -> Tensor:
+        """The attention branch of block ``index`` on state ``x`` (no residual)."""
 
     @abstractmethod
-    def mlp_branch(self, index: int, x: Tensor) -> Tensor:
-        """The MLP branch of block ``index`` given the MLP sublayer's input (no residual)."""
+    def mlp_branch(self, index: int, x: Any) -> Tensor:
+        """The MLP branch of block ``index`` given the MLP sublayer's input state."""
 
     def skipped_attention(self, x: Tensor) -> Tensor:
         """The tokens after a skipped attention sublayer: ``x`` or, compensated, ``2x``."""
         return removed_residual(x, compensate=self.skip_mode == 'compensated')
 
     @applies_skip_mode
-    def block(self, index: int, x: Tensor, skip_attn: bool = False) -> Tensor:
+    def block(self, index: int, x: Any, skip_attn: bool = False) -> Any:
         """Block ``index``; with ``skip_attn`` its attention is skipped (``skip_mode``).
 
         Args:
             index (int): Block index.
-            x (Tensor): The block's input tokens.
+            x: The block's input state.
             skip_attn (bool): Skip the attention sublayer
                 (:meth:`skipped_attention`). Defaults to False.
 
         Returns:
-            Tensor: The block's output tokens.
+            The block's output state.
         """
         x = self.skipped_attention(x) if skip_attn else x + self.attention_branch(index, x)
         return x + self.mlp_branch(index, x)
 
-    @abstractmethod
-    def readout(self, x: Tensor, context: Any) -> Tensor:
-        """Last block's output to the (B, D) features selected by ``features``."""
+    def block_parts(self, index: int, x: Any) -> BlockParts:
+        """Block ``index`` (nothing skipped) split into its sublayers."""
+        attn = self.attention_branch(index, x)
+        mid = x + attn
+        mlp = self.mlp_branch(index, mid)
+        return BlockParts(x, attn, mlp, mid + mlp)
 
     @abstractmethod
-    def patch_tokens(self, x: Tensor, context: Any) -> Tensor:
-        """A block's output tokens as a (B, C, H, W) patch feature map."""
+    def readout(self, x: Any, context: Any) -> Tensor:
+        """Last block's output state to the (B, D) features selected by ``features``."""
+
+    @abstractmethod
+    def patch_tokens(self, x: Any, context: Any) -> Tensor:
+        """A block's output state as a (B, C, H, W) patch feature map."""
 
     def forward(self, inputs: Tensor, skip: Sequence[int] = ()) -> Tensor:
         """Whole network with the attention of the layers in ``skip`` skipped.
@@ -217,8 +256,63 @@ def build_adapter(model: torch.nn.Module, features: str = 'head_input',
                     f'{backbone}; supported: {", ".join(c.__name__ for c in _ADAPTERS)}')
 
 
+class _ClassifierAdapter(LayerSkipAdapter):
+    """Shared parts of the adapters of mmpretrain ``ImageClassifier`` models.
+
+    Subclasses set ``self.blocks`` (the blocks in global order) and implement
+    the rest; :meth:`_head_features` runs the neck and head on the backbone's
+    last output.
+    """
+
+    blocks: List[torch.nn.Module]
+
+    def __init__(self, model: torch.nn.Module, features: str = 'head_input',
+                 skip_mode: str = 'identity') -> None:
+        super().__init__(model, features, skip_mode)
+        self.backbone = model.backbone
+
+    @classmethod
+    def _backbone_is(cls, model: torch.nn.Module, include: tuple, exclude: tuple = ()) -> bool:
+        backbone = getattr(model, 'backbone', None)
+        return (isinstance(backbone, include) and not isinstance(backbone, exclude)
+                and hasattr(model, 'head'))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def removed_layers(self) -> List[int]:
+        return sorted(int(i) for i in (getattr(self.backbone, 'removed_layers', None) or ()))
+
+    def _block(self, index: int, need_attn: bool = False) -> torch.nn.Module:
+        if need_attn and index in self.removed_layers:
+            raise ValueError(f'layer {index} has no attention (removed layers: '
+                             f'{self.removed_layers})')
+        return self.blocks[index]
+
+    def _check_not_removed(self, index: int, skip_attn: bool) -> bool:
+        """Whether ``index`` is removed; raises if its attention is to be skipped."""
+        removed = index in self.removed_layers
+        if removed and skip_attn:
+            raise ValueError(f'layer {index} is removed; its attention cannot be skipped')
+        return removed
+
+    def _head_features(self, feat: Tensor) -> Tensor:
+        """The backbone's last output through the neck, to the head input or logits."""
+        feats = (feat, )
+        if getattr(self.model, 'neck', None) is not None:
+            feats = self.model.neck(feats)
+        if self.features == 'logits':
+            return self.model.head(feats).flatten(1)
+        feat = feats[-1]
+        if isinstance(feat, (list, tuple)):
+            feat = feat[-1]
+        return feat.flatten(1)
+
+
 @register_adapter
-class MMPretrainViTAdapter(LayerSkipAdapter):
+class MMPretrainViTAdapter(_ClassifierAdapter):
     """Adapter for an mmpretrain classifier with a :class:`VisionTransformer` backbone.
 
     ``readout`` applies the backbone's final norm (if ``final_norm``), formats
@@ -242,32 +336,21 @@ class MMPretrainViTAdapter(LayerSkipAdapter):
     def __init__(self, model: torch.nn.Module, features: str = 'head_input',
                  skip_mode: str = 'identity') -> None:
         super().__init__(model, features, skip_mode)
-        self.backbone = model.backbone
+        self.blocks = list(self.backbone.layers)
         if self.backbone.out_indices[-1] != self.num_layers - 1:
             raise ValueError(f'the head must read the last layer ({self.num_layers - 1}); '
                              f'backbone out_indices are {self.backbone.out_indices}')
 
     @classmethod
     def supports(cls, model: torch.nn.Module) -> bool:
-        from mmpretrain.models.backbones import DistilledVisionTransformer, VisionTransformer
-        backbone = getattr(model, 'backbone', None)
-        return (isinstance(backbone, VisionTransformer)
-                and not isinstance(backbone, DistilledVisionTransformer)
-                and hasattr(model, 'head'))
+        from mmpretrain.models.backbones import (DeiT3, DistilledVisionTransformer,
+                                                 VisionTransformer)
+        return cls._backbone_is(model, (VisionTransformer, ),
+                                (DistilledVisionTransformer, DeiT3))
 
-    @property
-    def num_layers(self) -> int:
-        return len(self.backbone.layers)
-
-    @property
-    def removed_layers(self) -> List[int]:
-        return sorted(int(i) for i in (getattr(self.backbone, 'removed_layers', None) or ()))
-
-    def _layer(self, index: int, need_attn: bool = False) -> torch.nn.Module:
-        if need_attn and index in self.removed_layers:
-            raise ValueError(f'layer {index} has no attention (removed layers: '
-                             f'{self.removed_layers})')
-        return self.backbone.layers[index]
+    def _ffn_norm(self, layer: torch.nn.Module) -> torch.nn.Module:
+        """The norm of the FFN input."""
+        return layer.ln2
 
     def embed(self, inputs: Tensor) -> Tuple[Tensor, Any]:
         from mmpretrain.models.utils import resize_pos_embed
@@ -282,37 +365,162 @@ class MMPretrainViTAdapter(LayerSkipAdapter):
         return x, patch_resolution
 
     def attention_branch(self, index: int, x: Tensor) -> Tensor:
-        layer = self._layer(index, need_attn=True)
+        layer = self._block(index, need_attn=True)
         return layer.attn(layer.ln1(x))
 
     def mlp_branch(self, index: int, x: Tensor) -> Tensor:
-        layer = self._layer(index)
-        return layer.ffn(layer.ln2(x), identity=torch.zeros_like(x))
+        layer = self._block(index)
+        return layer.ffn(self._ffn_norm(layer)(x), identity=torch.zeros_like(x))
 
     @applies_skip_mode
     def block(self, index: int, x: Tensor, skip_attn: bool = False) -> Tensor:
-        if index in self.removed_layers:
-            if skip_attn:
-                raise ValueError(f'layer {index} is removed; its attention cannot be skipped')
-            return self.backbone.layers[index](x)
-        layer = self._layer(index)
+        layer = self._block(index)
+        if self._check_not_removed(index, skip_attn):
+            return layer(x)
         x = self.skipped_attention(x) if skip_attn else x + layer.attn(layer.ln1(x))
-        return layer.ffn(layer.ln2(x), identity=x)
+        return layer.ffn(self._ffn_norm(layer)(x), identity=x)
 
     def readout(self, x: Tensor, context: Any) -> Tensor:
         bb = self.backbone
         if bb.final_norm:
             x = bb.ln1(x)
-        feats = (bb._format_output(x, context), )
-        if getattr(self.model, 'neck', None) is not None:
-            feats = self.model.neck(feats)
-        if self.features == 'logits':
-            return self.model.head(feats).flatten(1)
-        feat = feats[-1]
-        if isinstance(feat, (list, tuple)):
-            feat = feat[-1]
-        return feat.flatten(1)
+        return self._head_features(bb._format_output(x, context))
 
     def patch_tokens(self, x: Tensor, context: Any) -> Tensor:
         patches = x[:, self.backbone.num_extra_tokens:]
         return patches.reshape(x.shape[0], *context, -1).permute(0, 3, 1, 2)
+
+
+@register_adapter
+class MMPretrainDeiT3Adapter(MMPretrainViTAdapter):
+    """Adapter for an mmpretrain classifier with a ``DeiT3`` backbone (``NoseDeiT3`` too).
+
+    As :class:`MMPretrainViTAdapter` (layer scale is inside ``attn`` and
+    ``ffn``), except that the position embedding is added before the CLS
+    token is prepended, there is no pre-norm, and the FFN input norm is the
+    block's own: ``ln2`` for ``NoseDeiT3`` blocks (official DeiT-III), ``ln1``
+    for mmpretrain 1.2.0's ``DeiT3TransformerEncoderLayer``.
+
+    Args:
+        model (nn.Module): An mmpretrain ``ImageClassifier``.
+        features (str): ``'head_input'`` or ``'logits'``. Defaults to
+            ``'head_input'``.
+    """
+
+    @classmethod
+    def supports(cls, model: torch.nn.Module) -> bool:
+        from mmpretrain.models.backbones import DeiT3
+        return cls._backbone_is(model, (DeiT3, ))
+
+    def _ffn_norm(self, layer: torch.nn.Module) -> torch.nn.Module:
+        from mmpretrain.models.backbones.deit3 import DeiT3TransformerEncoderLayer
+        # mmpretrain 1.2.0's own block normalises the FFN input with ln1
+        return layer.ln1 if type(layer) is DeiT3TransformerEncoderLayer else layer.ln2
+
+    def embed(self, inputs: Tensor) -> Tuple[Tensor, Any]:
+        from mmpretrain.models.utils import resize_pos_embed
+        bb = self.backbone
+        x, patch_resolution = bb.patch_embed(inputs)
+        x = x + resize_pos_embed(bb.pos_embed, bb.patch_resolution, patch_resolution,
+                                 mode=bb.interpolate_mode, num_extra_tokens=0)
+        x = bb.drop_after_pos(x)
+        if bb.cls_token is not None:
+            x = torch.cat((bb.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        return x, patch_resolution
+
+
+SwinState = Tuple[Tensor, Tuple[int, int]]
+
+
+@register_adapter
+class MMPretrainSwinAdapter(_ClassifierAdapter):
+    """Adapter for an mmpretrain classifier with a ``SwinTransformer`` backbone.
+
+    Layers are the Swin blocks in global stage order (``NoseSwinTransformer``
+    numbering). The state is ``(tokens, hw_shape)``; block ``i`` runs on the
+    stage's resolution and, if it is the last block of a stage with patch
+    merging, merges its output, so every cached block input is at that block's
+    resolution. ``readout`` applies the last stage's norm, shapes the map as
+    the backbone does, and runs the neck (global average pooling in
+    mmpretrain's Swin configs) and, with ``features='logits'``, the head.
+
+    Args:
+        model (nn.Module): An mmpretrain ``ImageClassifier``.
+        features (str): ``'head_input'`` or ``'logits'``. Defaults to
+            ``'head_input'``.
+
+    Raises:
+        ValueError: If the backbone outputs anything but its last stage (the
+            head input would not be the last stage's features alone).
+    """
+
+    def __init__(self, model: torch.nn.Module, features: str = 'head_input',
+                 skip_mode: str = 'identity') -> None:
+        super().__init__(model, features, skip_mode)
+        bb = self.backbone
+        last = len(bb.stages) - 1
+        if list(bb.out_indices) != [last]:
+            raise ValueError(f'the head must read only the last stage ({last}); backbone '
+                             f'out_indices are {list(bb.out_indices)}')
+        self.blocks, self._merge_after = [], {}
+        for stage in bb.stages:
+            self.blocks.extend(stage.blocks)
+            if stage.downsample is not None:
+                self._merge_after[len(self.blocks) - 1] = stage.downsample
+
+    @classmethod
+    def supports(cls, model: torch.nn.Module) -> bool:
+        from mmpretrain.models.backbones import SwinTransformer
+        return cls._backbone_is(model, (SwinTransformer, ))
+
+    def embed(self, inputs: Tensor) -> Tuple[SwinState, Any]:
+        from mmpretrain.models.utils import resize_pos_embed
+        bb = self.backbone
+        x, hw_shape = bb.patch_embed(inputs)
+        if bb.use_abs_pos_embed:
+            x = x + resize_pos_embed(bb.absolute_pos_embed, bb.patch_resolution, hw_shape,
+                                     bb.interpolate_mode, bb.num_extra_tokens)
+        return (bb.drop_after_pos(x), hw_shape), hw_shape
+
+    def _leave(self, index: int, x: Tensor, hw_shape) -> SwinState:
+        """Block ``index``'s output, patch-merged if it ends a stage that merges."""
+        merge = self._merge_after.get(index)
+        return merge(x, hw_shape) if merge is not None else (x, hw_shape)
+
+    def attention_branch(self, index: int, x: SwinState) -> Tensor:
+        block = self._block(index, need_attn=True)
+        tokens, hw_shape = x
+        return block.attn(block.norm1(tokens), hw_shape)
+
+    def mlp_branch(self, index: int, x: SwinState) -> Tensor:
+        block = self._block(index)
+        tokens = x[0]
+        return block.ffn(block.norm2(tokens), identity=torch.zeros_like(tokens))
+
+    @applies_skip_mode
+    def block(self, index: int, x: SwinState, skip_attn: bool = False) -> SwinState:
+        block = self._block(index)
+        tokens, hw_shape = x
+        if self._check_not_removed(index, skip_attn):
+            return self._leave(index, block(tokens, hw_shape), hw_shape)
+        tokens = (self.skipped_attention(tokens) if skip_attn
+                  else tokens + block.attn(block.norm1(tokens), hw_shape))
+        return self._leave(index, block.ffn(block.norm2(tokens), identity=tokens), hw_shape)
+
+    def block_parts(self, index: int, x: SwinState) -> BlockParts:
+        tokens, hw_shape = x
+        attn = self.attention_branch(index, x)
+        mid = tokens + attn
+        mlp = self.mlp_branch(index, (mid, hw_shape))
+        return BlockParts(tokens, attn, mlp, self._leave(index, mid + mlp, hw_shape))
+
+    def readout(self, x: SwinState, context: Any) -> Tensor:
+        bb = self.backbone
+        last = len(bb.stages) - 1
+        tokens, hw_shape = x
+        return self._head_features(self.patch_tokens((getattr(bb, f'norm{last}')(tokens),
+                                                      hw_shape), context).contiguous())
+
+    def patch_tokens(self, x: SwinState, context: Any) -> Tensor:
+        tokens, hw_shape = x
+        return tokens.view(tokens.shape[0], *hw_shape, tokens.shape[-1]).permute(0, 3, 1, 2)

@@ -15,6 +15,9 @@ float64 over every calibration batch (:class:`~nose_mm.selection.FeatureStats`).
   evaluating ``c*`` are kept and spliced in (no recomputation); otherwise
   blocks ``c*+1 ..`` are recomputed.
 
+  The cached states are the adapter's (tokens, or Swin's ``(tokens,
+  hw_shape)``); the evaluators never look inside them.
+
   Memory: the cache holds ``L x N x tokens x C`` values in the model's dtype
   (DeiT-T at 224 px: about 1.8 MB per image in float32, so 1.8 GB for
   N = 1000); ``keep_best`` adds up to two more trajectories of at most the same
@@ -173,14 +176,14 @@ class CachedEvaluator(_Evaluator):
                 cache[first + 1:] = kept
         elif first < self.num_layers - 1:
             skip = set(selected)
-            for cache in self._cache:
+            for cache, inputs in zip(self._cache, self.batches):
                 x = cache[first]
                 kept = []
                 for i in range(first, self.num_layers - 1):
                     x = self.adapter.block(i, x, i in skip)
                     kept.append(x)
                 cache[first + 1:] = kept
-                self.blocks_computed += (self.num_layers - 1 - first) * x.shape[0]
+                self.blocks_computed += (self.num_layers - 1 - first) * inputs.shape[0]
         self._skip = selected
         self._best = None
 
@@ -201,9 +204,9 @@ class CachedEvaluator(_Evaluator):
             stats = FeatureStats()
             trajectories = []
             keep = candidate + 1 if self.keep_best else None
-            for cache, ctx in zip(self._cache, self._contexts):
-                x = cache[candidate]
-                x, kept = self._run(x, candidate, skip, x.shape[0], keep_from=keep)
+            for cache, ctx, inputs in zip(self._cache, self._contexts, self.batches):
+                x, kept = self._run(cache[candidate], candidate, skip, inputs.shape[0],
+                                    keep_from=keep)
                 if self.keep_best:
                     trajectories.append(kept)  # inputs of blocks candidate+1 ..
                 stats.update(self.adapter.readout(x, ctx))
@@ -277,8 +280,9 @@ def build_evaluator(name: str, adapter: LayerSkipAdapter, batches: Sequence[Tens
 def layer_statistics(adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> Dict[str, Any]:
     """Per-layer statistics of the full model in one pass (no layer skipped).
 
-    Every token of every image is one sample of a C-dim feature: entropies are
-    over all ``N x tokens`` samples (float64, :class:`FeatureStats`).
+    Every token of every image is one sample of a C-dim feature: a layer's
+    entropies are over all ``N x tokens`` samples at that layer's resolution
+    (float64, :class:`FeatureStats`).
 
     Args:
         adapter (LayerSkipAdapter): The model.
@@ -286,36 +290,36 @@ def layer_statistics(adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> Di
 
     Returns:
         dict: ``{'attn_entropy': {layer: H}, 'mlp_entropy': {layer: H},
-        'attn_cosine': {layer: mean cos}, 'num_tokens': int}``: entropy of the
-        attention-branch and MLP-branch outputs, the mean cosine similarity
-        between the attention sublayer's input ``x`` and output
+        'attn_cosine': {layer: mean cos}, 'num_tokens': {layer: n}}``:
+        entropy of the attention-branch and MLP-branch outputs, the mean cosine
+        similarity between the attention sublayer's input ``x`` and output
         ``x + attn(ln1(x))``, and the number of token samples. Removed layers
         (no attention) are left out.
     """
+    if len(batches) == 0:
+        raise ValueError('the calibration set is empty')
     candidates = set(adapter.candidate_layers)
     attn = {i: FeatureStats() for i in candidates}
     mlp = {i: FeatureStats() for i in candidates}
     cos_sum = {i: 0.0 for i in candidates}
-    tokens = 0
+    tokens = {i: 0 for i in candidates}
     with torch.no_grad():
         for inputs in batches:
             x, _ = adapter.embed(inputs)
-            tokens += x.shape[0] * x.shape[1]
             for i in range(adapter.num_layers):
                 if i not in candidates:
                     x = adapter.block(i, x)
                     continue
-                a = adapter.attention_branch(i, x)
-                mid = x + a
-                cos = torch.nn.functional.cosine_similarity(x.double(), mid.double(), dim=-1)
+                parts = adapter.block_parts(i, x)
+                u, a = parts.tokens, parts.attn
+                cos = torch.nn.functional.cosine_similarity(u.double(), (u + a).double(),
+                                                            dim=-1)
                 cos_sum[i] += float(cos.sum())
+                tokens[i] += cos.numel()
                 attn[i].update(a.reshape(-1, a.shape[-1]))
-                m = adapter.mlp_branch(i, mid)
-                mlp[i].update(m.reshape(-1, m.shape[-1]))
-                x = mid + m
-    if tokens == 0:
-        raise ValueError('the calibration set is empty')
+                mlp[i].update(parts.mlp.reshape(-1, parts.mlp.shape[-1]))
+                x = parts.output
     return dict(attn_entropy={i: s.entropy() for i, s in sorted(attn.items())},
                 mlp_entropy={i: s.entropy() for i, s in sorted(mlp.items())},
-                attn_cosine={i: cos_sum[i] / tokens for i in sorted(cos_sum)},
-                num_tokens=tokens)
+                attn_cosine={i: cos_sum[i] / tokens[i] for i in sorted(cos_sum)},
+                num_tokens=dict(sorted(tokens.items())))

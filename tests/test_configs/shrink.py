@@ -3,7 +3,9 @@
 Only sizes change: the dataset classes, pipelines, evaluators, hooks and
 schedule types stay those of the real config. The backbone keeps its 12 layers
 (so the reference layer sets and out_indices stay valid) at 32 channels with
-32 px patches; pretrained weights are dropped.
+32 px patches (Swin: depths 2, 2, 6, 2 at 16-128 channels, 2x2 windows, 16 px patches
+in both tasks, so a shrunk classifier's weights fit the shrunk segmentor strictly);
+pretrained weights are dropped.
 """
 import os
 import os.path as osp
@@ -11,6 +13,17 @@ import os.path as osp
 from mmengine.config import Config
 
 TINY_ARCH = dict(embed_dims=32, num_layers=12, num_heads=2, feedforward_channels=64)
+TINY_SWIN = dict(embed_dims=16, depths=[2, 2, 6, 2], num_heads=[1, 1, 2, 2])
+
+
+def _shrink_backbone(backbone):
+    """Shrink the backbone config in place; return its 4 stage widths."""
+    backbone.update(patch_size=32, drop_path_rate=0.0)
+    if 'Swin' in backbone.type:
+        backbone.update(arch=TINY_SWIN, patch_size=16, window_size=2)
+        return [TINY_SWIN['embed_dims'] * 2**i for i in range(4)]
+    backbone.arch = TINY_ARCH
+    return [TINY_ARCH['embed_dims']] * 4
 
 
 def _small_loaders(cfg, data_root, batch_size):
@@ -25,8 +38,9 @@ def _small_loaders(cfg, data_root, batch_size):
 def shrink_classification(path, data_root, out_dir, max_epochs=2, extra=None):
     """Write a shrunk copy of a classification config; return its path."""
     cfg = Config.fromfile(path)
-    cfg.model.backbone.update(arch=TINY_ARCH, patch_size=32, drop_path_rate=0.0, init_cfg=None)
-    cfg.model.head.in_channels = 32
+    widths = _shrink_backbone(cfg.model.backbone)  # Swin at 224 px: 14 .. 2 tokens
+    cfg.model.backbone.init_cfg = None
+    cfg.model.head.in_channels = widths[-1]
     cfg.load_from = None
     _small_loaders(cfg, data_root, batch_size=4)
     if cfg.train_dataloader.dataset.type == 'NoseCIFAR100':
@@ -55,11 +69,13 @@ def shrink_classification(path, data_root, out_dir, max_epochs=2, extra=None):
 def shrink_segmentation(path, data_root, out_dir, max_iters=2, extra=None):
     """Write a shrunk copy of a segmentation config; return its path."""
     cfg = Config.fromfile(path)
-    cfg.model.backbone.update(arch=TINY_ARCH, patch_size=32, drop_path_rate=0.0)
-    if cfg.model.get('neck') is not None:  # the no-neck UperNet variant has none
-        cfg.model.neck.update(in_channels=[32] * 4, out_channels=32)
-    cfg.model.decode_head.update(in_channels=[32] * 4, channels=16)
-    cfg.model.auxiliary_head.update(in_channels=32, channels=16)
+    widths = _shrink_backbone(cfg.model.backbone)  # Swin at 512 px: 32 .. 4 tokens
+    if cfg.model.get('neck') is not None:  # MultiLevelNeck: one width out
+        cfg.model.neck.update(in_channels=widths, out_channels=widths[-1])
+        widths = [widths[-1]] * 4
+    cfg.model.decode_head.update(in_channels=widths, channels=16)
+    cfg.model.auxiliary_head.update(in_channels=widths[cfg.model.auxiliary_head.in_index],
+                                    channels=16)
     _small_loaders(cfg, data_root, batch_size=2)
     cfg.train_cfg.max_iters = max_iters
     cfg.train_cfg.val_interval = max_iters

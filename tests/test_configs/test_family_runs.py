@@ -1,5 +1,6 @@
 """Each config family trains a few iterations and validates on tiny data in its
 real on-disk format, with the real dataset classes and metrics."""
+import glob
 import os.path as osp
 import re
 
@@ -19,6 +20,7 @@ ADE_PRUNED = osp.join(
     REPO, 'configs/ade20k/upernet_deit-small_nose-0-2-4-pruned_mln_8xb2-160k_ade20k-512x512.py')
 ADE_NONECK_PRUNED = osp.join(REPO, 'configs/ade20k/upernet_deit-base_nose-0-1-3-4-6-9-pruned_'
                              'noneck_8xb2-160k_ade20k-512x512.py')
+ADE_SWIN = osp.join(REPO, 'configs/ade20k/upernet_swin-tiny_8xb2-160k_ade20k-512x512.py')
 
 
 def _load(path):
@@ -128,3 +130,99 @@ def test_two_process_cpu_runs(family, tiny_cifar100, tiny_ade20k, tmp_path):
         assert ckpt['meta']['iter'] == 3
     else:
         assert ckpt['meta']['iter'] == 2
+
+
+def _swin_configs():
+    """The ADE20k Swin-T configs and the pruned classification config of the same layers."""
+    from mmengine.config import Config
+    pruned = sorted(glob.glob(osp.join(REPO, 'configs/ade20k/upernet_swin-tiny_nose-*.py')))
+    assert len(pruned) == 1, pruned
+    removed = list(Config.fromfile(pruned[0]).model.backbone.removed_layers)
+    cls = osp.join(REPO, 'configs/imagenet/swin-tiny_nose-{}-pruned_in1k-224px.py'.format(
+        '-'.join(map(str, removed))))
+    return pruned[0], cls, removed
+
+
+def test_upernet_swin_tiny_baseline_trains_and_evaluates(tiny_ade20k, tmp_path):
+    cfg = shrink_segmentation(ADE_SWIN, tiny_ade20k, str(tmp_path),
+                              extra={'model.backbone.init_cfg': None})
+    proc = run_tool('train.py', cfg, '--work-dir', tmp_path / 'seg')
+    assert re.search(r'mIoU: [0-9.]+', proc.stdout + proc.stderr)
+    seg = _load(tmp_path / 'seg' / 'iter_2.pth')['state_dict']
+    # 12 Swin blocks with attention, 4 normed stage outputs into UperNet
+    assert sum(k.endswith('attn.w_msa.qkv.weight') for k in seg) == 12
+    assert all(f'backbone.norm{i}.weight' in seg for i in range(4))
+
+
+def test_upernet_swin_tiny_pruned_from_a_pruned_classifier(tiny_imagenet, tiny_ade20k,
+                                                           tmp_path):
+    ade_pruned, cls_pruned, removed = _swin_configs()
+    ckpt = tmp_path / 'pruned_cls.pth'
+    cls_cfg = shrink_classification(cls_pruned, tiny_imagenet, str(tmp_path / 'cls'))
+    cls = _save_random_weights(cls_cfg, ckpt)
+    cfg = shrink_segmentation(ade_pruned, tiny_ade20k, str(tmp_path / 'seg_cfg'),
+                              extra={'model.backbone.init_cfg.checkpoint': str(ckpt)})
+    proc = run_tool('train.py', cfg, '--work-dir', tmp_path / 'seg')
+    assert re.search(r'mIoU: [0-9.]+', proc.stdout + proc.stderr)
+    seg = _load(tmp_path / 'seg' / 'iter_2.pth')['state_dict']
+    kept = next(i for i in range(12) if i not in removed)
+    stage, block = _swin_block(kept)
+    key = f'backbone.stages.{stage}.blocks.{block}.attn.w_msa.qkv.weight'
+    assert torch.allclose(seg[key], cls[key], atol=1e-3)  # loaded, then two small steps
+    for i in removed:
+        stage, block = _swin_block(i)
+        assert not any(k.startswith(f'backbone.stages.{stage}.blocks.{block}.attn.')
+                       or k.startswith(f'backbone.stages.{stage}.blocks.{block}.norm1.')
+                       for k in seg)
+
+    # a classifier pruned at other layers is refused when UperNet loads it, naming them
+    other = sorted(set(removed[:-1]) | {next(i for i in range(11, -1, -1)
+                                             if i not in removed)})
+    wrong = tmp_path / 'wrong.pth'
+    _save_random_weights(shrink_classification(
+        cls_pruned, tiny_imagenet, str(tmp_path / 'wrong'),
+        extra={'model.backbone.removed_layers': other}), wrong)
+    cfg = shrink_segmentation(ade_pruned, tiny_ade20k, str(tmp_path / 'w'),
+                              extra={'model.backbone.init_cfg.checkpoint': str(wrong)})
+    only_ckpt = sorted(set(other) - set(removed))
+    only_model = sorted(set(removed) - set(other))
+    with pytest.raises(RuntimeError) as info:
+        _build_segmentor(cfg).init_weights()
+    assert (f'layers {only_ckpt} have no attention (norm1/attn) weights in the checkpoint but '
+            f'keep attention in the model; layers {only_model} have attention weights in '
+            f'the checkpoint but are removed in the model') in str(info.value)
+
+
+def _swin_block(index, depths=(2, 2, 6, 2)):
+    """Global Swin block index -> (stage, block in stage)."""
+    for stage, depth in enumerate(depths):
+        if index < depth:
+            return stage, index
+        index -= depth
+    raise IndexError(index)
+
+
+def _save_random_weights(config, path):
+    """A classifier checkpoint of the config's model with seeded random weights (no
+    fresh init can equal them); returns its state dict."""
+    import nose_mm  # noqa: F401
+    from nose_mm.models.builder import build_model_from_cfg
+    from nose_mm.utils.config import load_config
+    state = build_model_from_cfg(load_config(config)).state_dict()
+    g = torch.Generator().manual_seed(3)
+    state = {k: torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+             for k, v in state.items()}
+    torch.save({'state_dict': state, 'meta': {}}, path)
+    return state
+
+
+def _build_segmentor(config):
+    import nose_mm  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(config)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return MODELS.build(cfg.model)

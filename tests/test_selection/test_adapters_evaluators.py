@@ -8,7 +8,7 @@ from nose_mm.selection import (CachedEvaluator, MMPretrainViTAdapter, NaiveEvalu
                                run_selection, selection_cost)
 from nose_mm.selection.adapters import applies_skip_mode
 
-from .conftest import build_tiny_classifier, make_batches
+from .conftest import build_classifier, build_tiny_classifier, make_batches
 
 
 @pytest.mark.parametrize('features', ['head_input', 'logits'])
@@ -53,11 +53,15 @@ def test_nose_selects_exactly_zero_attention_layers_first(tiny_model, batches):
         [record['entropies']['full']] * 2, abs=1e-9)
 
 
+@pytest.mark.parametrize('backbone', ['VisionTransformer', 'NoseSwinTransformer', 'NoseDeiT3'])
 @pytest.mark.parametrize('criterion, keep_best', [('abs', True), ('abs', False),
                                                   ('signed', True)])
-def test_cached_equals_naive_for_every_candidate_at_every_step(tiny_model, batches, criterion,
-                                                               keep_best):
-    adapter = build_adapter(tiny_model)
+def test_cached_equals_naive_for_every_candidate_at_every_step(backbone, criterion, keep_best):
+    # Swin: the prefix cache holds (tokens, hw_shape) states across stage boundaries
+    model = build_tiny_classifier() if backbone == 'VisionTransformer' else \
+        build_classifier(backbone)
+    batches = make_batches(12, 4)
+    adapter = build_adapter(model)
     naive = NaiveEvaluator(adapter, batches)
     cached = CachedEvaluator(adapter, batches, criterion=criterion, keep_best=keep_best)
     pairs = []
@@ -67,12 +71,12 @@ def test_cached_equals_naive_for_every_candidate_at_every_step(tiny_model, batch
         pairs.append((a, b))
         return a
 
-    result = greedy_select(both, adapter.candidate_layers, 4, criterion=criterion)
-    assert len(pairs) == 5 + 4 + 3 + 2
+    k, L, cands = 4, adapter.num_layers, adapter.candidate_layers
+    result = greedy_select(both, cands, k, criterion=criterion)
+    assert len(pairs) == sum(L - step for step in range(k))
     np.testing.assert_allclose([p[0] for p in pairs], [p[1] for p in pairs], rtol=0, atol=1e-9)
     assert cached.full_entropy() == pytest.approx(naive.full_entropy(), abs=1e-12)
     # the counters match the closed-form cost, and caching saves work
-    L, cands = adapter.num_layers, adapter.candidate_layers
     assert cached.forward_equivalents == pytest.approx(
         selection_cost(L, cands, result.selection, 'cached', keep_best))
     # naive counts its own passes only (the extra full pass of `both` is not re-run)

@@ -20,12 +20,12 @@ def _tool(path):
     return module
 
 
-def _checkpoint(path, **options):
-    """Save the initial weights of the test config's model (with ``options``) to ``path``."""
+def _checkpoint(path, config=CFG, **options):
+    """Save the initial weights of a test config's model (with ``options``) to ``path``."""
     import nose_mm  # noqa: F401
     from nose_mm.models.builder import build_model_from_cfg
     from nose_mm.utils.config import load_config
-    cfg = load_config(CFG, options)
+    cfg = load_config(config, options)
     torch.save({'state_dict': build_model_from_cfg(cfg).state_dict(), 'meta': {}}, path)
     return str(path)
 
@@ -156,3 +156,22 @@ def test_block_entropy_and_frequency_tools(tiny_cifar100, ckpt, tmp_path):
         assert sum(map(float, row[1:])) == pytest.approx(1.0)
     assert (tmp_path / 'f' / 'frequency.png').stat().st_size > 0
     assert (tmp_path / 'f' / 'frequency_profile.csv').is_file()
+
+
+@pytest.mark.parametrize('config, num_layers', [('tiny-swin_cifar100.py', 6),
+                                                ('tiny-deit3_cifar100.py', 4)])
+def test_select_and_analysis_tools_on_swin_and_deit3(tiny_cifar100, tmp_path, config,
+                                                     num_layers):
+    config = osp.join(TEST_CONFIGS, config)
+    ckpt = _checkpoint(tmp_path / 'tiny.pth', config)
+    out = tmp_path / 'selection.json'
+    args = ['-n', '6', '--batch-size', '3', *_opts(tiny_cifar100)]
+    assert _tool('nose_select.py').main([config, ckpt, '-k', '2', '--no-progress', '--out',
+                                         str(out), *args]) == 0
+    record = json.load(open(out))
+    assert record['candidates'] == list(range(num_layers)) and len(record['selection']) == 2
+    assert len(record['te_table']) == 2 and len(record['te_table'][0]) == num_layers
+    assert _tool('analysis/block_entropy.py').main([config, ckpt, *args, '--out',
+                                                    str(tmp_path / 'e')]) == 0
+    rows = open(tmp_path / 'e' / 'block_entropy.csv').read().splitlines()
+    assert len(rows) == num_layers + 1

@@ -93,7 +93,9 @@ def test_prune_cli_and_pruned_model_equals_lam_zero_model(trained, tmp_path):
     out = tmp_path / 'pruned.pth'
     proc = _cli('prune.py', trained / 'epoch_3.pth', out)
     assert proc.returncode == 0, proc.stderr
-    assert 'pruned layers [0, 2]' in proc.stdout
+    assert proc.stdout.strip().endswith(
+        f"-> {out}; backbone: dict(type='NoseVisionTransformer', removed_layers=[0, 2], "
+        f"compensate=True)")
     pruned = _load(out)
     meta = pruned['meta']
     assert meta['removed_layers'] == [0, 2] and meta['dilution_layers'] == []

@@ -1,10 +1,13 @@
-"""Convert an official DeiT / timm ViT checkpoint to mmpretrain keys.
+"""Convert an official / timm ViT, DeiT, DeiT-III or Swin checkpoint to mmpretrain keys.
 
     python tools/convert/deit_to_mmpretrain.py SRC DST [--trust-checkpoint]
 
-SRC: ``{'model': state_dict}`` (facebookresearch/deit releases), a timm state dict,
-or ``{'state_dict': ...}``. DST loads with ``load_from`` into an ``ImageClassifier``
-(ViT backbone + ``VisionTransformerClsHead``) or with
+SRC: ``{'model': state_dict}`` (facebookresearch/deit, microsoft/Swin-Transformer
+releases), a timm state dict, or ``{'state_dict': ...}``. The family is read from the
+keys (an unknown layout is refused). DST loads with ``load_from`` into an
+``ImageClassifier`` with the backbone named in its ``meta['backbone']``
+(``NoseVisionTransformer`` / ``NoseDeiT3`` + ``VisionTransformerClsHead``;
+``NoseSwinTransformer`` + ``GlobalAveragePooling`` + ``LinearClsHead``) or with
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``.
 """
 import argparse
@@ -15,7 +18,8 @@ from nose_mm.utils.cli import INPUT_ERRORS, cli_main
 
 def parse_args(argv=None):
     from nose_mm.utils.safe_load import add_trust_checkpoint_arg
-    parser = argparse.ArgumentParser(description='DeiT / timm ViT -> mmpretrain checkpoint')
+    parser = argparse.ArgumentParser(
+        description='timm / official ViT, DeiT, DeiT-III or Swin -> mmpretrain checkpoint')
     parser.add_argument('src', help='source checkpoint')
     parser.add_argument('dst', help='output checkpoint file')
     add_trust_checkpoint_arg(parser)
@@ -30,7 +34,9 @@ def main(argv=None) -> int:
     from nose_mm.utils.safe_load import apply_trust_checkpoint
     apply_trust_checkpoint(args.trust_checkpoint)
     converted = convert_checkpoint_file(args.src, args.dst, convert_deit_checkpoint)
-    print(f'converted {len(converted["state_dict"])} tensors -> {args.dst}')
+    meta = converted['meta']
+    print(f'converted {len(converted["state_dict"])} tensors -> {args.dst} '
+          f'({meta["converted_from"]}: build backbone type {meta["backbone"]})')
     return 0
 
 

@@ -1,6 +1,5 @@
 """mmpretrain's VisionTransformer with dilutable and removable attention layers."""
-import re
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from mmpretrain.models.backbones import VisionTransformer
@@ -9,14 +8,14 @@ from mmpretrain.models.utils import resize_pos_embed
 
 from nose_mm.registry import register_model
 
-from ..checkpoint_fit import CheckpointFitError
-from ..dilution import DilutableMixin, dilute_residual
+from ..layouts import VIT_LAYOUT
+from .base import DilutableBlockMixin, NoseBackboneMixin
 from .token_merge_mixin import TokenMergeMixin
 
 __all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer']
 
 
-class DilutableEncoderLayer(TransformerEncoderLayer):
+class DilutableEncoderLayer(DilutableBlockMixin, TransformerEncoderLayer):
     """mmpretrain's ``TransformerEncoderLayer`` with a dilutable attention branch.
 
     Same parameters and state-dict keys as the parent. The attention residual is
@@ -25,51 +24,18 @@ class DilutableEncoderLayer(TransformerEncoderLayer):
     called), then ``x = x + FFN(LN2(x))``. ``Attn`` includes the layer's layer
     scale (``gamma1``) and drop path, as in the parent. A *removed* layer has
     no ``ln1`` and no ``attn`` submodules at all (the pruned model of METHOD.md
-    section 5).
-
-    Layers are made by :meth:`from_encoder_layer`, which converts a layer the
-    parent backbone has built, so every mmpretrain layer option (layer scale,
-    drop path, norm config, ``layer_cfgs``...) keeps working unchanged.
-
-    Attributes:
-        dilution_lam (float): ``lam`` of this layer. Defaults to 1.
-        compensate (bool): Use the compensated residual. Defaults to True.
-        removed (bool): Whether the attention sublayer is pruned.
+    section 5). Layers are made by :meth:`from_encoder_layer` from layers the
+    parent backbone has built.
     """
 
-    dilution_lam: float = 1.0
-    compensate: bool = True
-    removed: bool = False
+    parent = TransformerEncoderLayer
+    attention_parts = ('ln1', 'attn')
 
     @classmethod
     def from_encoder_layer(cls, layer: TransformerEncoderLayer, removed: bool = False,
                            compensate: bool = True) -> 'DilutableEncoderLayer':
-        """Convert a built ``TransformerEncoderLayer`` in place.
-
-        The instance keeps its submodules and parameters; only its class
-        changes (the same technique ``torch.nn.utils.parametrize`` uses), so
-        no weights are built twice.
-
-        Args:
-            layer (TransformerEncoderLayer): A layer built by mmpretrain.
-            removed (bool): Delete ``ln1`` and ``attn`` (pruned layer).
-                Defaults to False.
-            compensate (bool): Compensated residual. Defaults to True.
-
-        Returns:
-            DilutableEncoderLayer: The same object, converted.
-        """
-        if type(layer) is not TransformerEncoderLayer:
-            raise TypeError(f'expected an mmpretrain TransformerEncoderLayer, got '
-                            f'{type(layer).__name__}')
-        layer.__class__ = cls
-        layer.dilution_lam = 1.0
-        layer.compensate = compensate
-        layer.removed = removed
-        if removed:
-            del layer.ln1
-            del layer.attn
-        return layer
+        """Convert a built layer in place (see ``DilutableBlockMixin.convert``)."""
+        return cls.convert(layer, removed=removed, compensate=compensate)
 
     @property
     def norm1(self):
@@ -80,22 +46,12 @@ class DilutableEncoderLayer(TransformerEncoderLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dilutable block forward (see the class docstring)."""
-        lam = 0.0 if self.removed else self.dilution_lam
-        branch = None if lam == 0 else self.attn(self.ln1(x))
-        x = dilute_residual(x, branch, lam, self.compensate)
+        x = self.attention_residual(x, lambda y: self.attn(self.ln1(y)))
         return self.ffn(self.ln2(x), identity=x)
-
-    def extra_repr(self) -> str:
-        if self.removed:
-            return f'removed=True, compensate={self.compensate}'
-        return f'dilution_lam={self.dilution_lam}, compensate={self.compensate}'
-
-
-_LAYER_KEY = r'layers\.(\d+)\.([A-Za-z0-9_]+)\.'
 
 
 @register_model
-class NoseVisionTransformer(TokenMergeMixin, DilutableMixin, VisionTransformer):
+class NoseVisionTransformer(TokenMergeMixin, NoseBackboneMixin, VisionTransformer):
     """Vision Transformer whose attention layers can be diluted and removed.
 
     mmpretrain's :class:`~mmpretrain.models.backbones.VisionTransformer` with
@@ -169,9 +125,9 @@ class NoseVisionTransformer(TokenMergeMixin, DilutableMixin, VisionTransformer):
         ValueError: Layer indices out of ``[-num_layers, num_layers - 1]``,
             duplicated (also ``11`` and ``-1`` with 12 layers), or both
             diluted and removed; ``init_lam`` outside [0, 1]; a bad
-            ``token_merge`` (negative or non-int ``r``, a list ``r`` of the
-            wrong length, ``start`` out of range, a non-``'cls_token'``
-            output).
+            ``drop_path_mode``; a bad ``token_merge`` (negative or non-int
+            ``r``, a list ``r`` of the wrong length, ``start`` out of range, a
+            non-``'cls_token'`` output).
 
     Example:
         >>> backbone = NoseVisionTransformer('deit-small', diluted_layers=[0, 2, 4])
@@ -179,13 +135,12 @@ class NoseVisionTransformer(TokenMergeMixin, DilutableMixin, VisionTransformer):
         >>> pruned = NoseVisionTransformer('deit-small', removed_layers=[0, 2, 4])
     """
 
+    block_layout = VIT_LAYOUT
+    block_class = DilutableEncoderLayer
+
     def __init__(self,
                  arch='base',
                  *args,
-                 diluted_layers: Optional[Sequence[int]] = None,
-                 removed_layers: Optional[Sequence[int]] = None,
-                 compensate: bool = True,
-                 init_lam: float = 1.0,
                  drop_path_mode: str = 'linear',
                  token_merge: Optional[dict] = None,
                  **kwargs) -> None:
@@ -198,12 +153,6 @@ class NoseVisionTransformer(TokenMergeMixin, DilutableMixin, VisionTransformer):
             kwargs['layer_cfgs'] = ({**rate, **layer_cfgs} if isinstance(layer_cfgs, dict)
                                     else [{**rate, **cfg} for cfg in layer_cfgs])
         super().__init__(arch, *args, **kwargs)
-        self._init_dilution(self.num_layers, diluted_layers, removed_layers, compensate,
-                            init_lam)
-        for i, layer in enumerate(self.layers):
-            DilutableEncoderLayer.from_encoder_layer(
-                layer, removed=i in self._removed_layers, compensate=compensate)
-        self._apply_dilution()
         self._init_token_merge(token_merge)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -218,56 +167,3 @@ class NoseVisionTransformer(TokenMergeMixin, DilutableMixin, VisionTransformer):
                                  num_extra_tokens=self.num_extra_tokens)
         x = self.pre_norm(self.drop_after_pos(x))
         return self._forward_layers_merged(x, patch_resolution)
-
-    def train(self, mode: bool = True) -> 'NoseVisionTransformer':
-        """Same as the parent, but returns ``self`` as ``nn.Module.train`` should."""
-        super().train(mode)
-        return self
-
-    def _apply_dilution(self) -> None:
-        diluted = set(self._diluted_layers)
-        for i, layer in enumerate(self.layers):
-            layer.compensate = self._dilution_compensate
-            layer.dilution_lam = self._dilution_lam if i in diluted else 1.0
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
-        self._check_attention_layers(state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
-
-    def _check_attention_layers(self, state_dict, prefix: str) -> None:
-        """Raise if the checkpoint's pruned layers differ from the model's."""
-        pattern = re.compile(re.escape(prefix) + _LAYER_KEY)
-        present, with_attn = set(), set()
-        for key in state_dict.keys():
-            match = pattern.match(key)
-            if match is None:
-                continue
-            index = int(match.group(1))
-            if index >= self.num_layers:
-                continue  # another depth: left to the usual missing/unexpected keys
-            present.add(index)
-            if match.group(2) in ('ln1', 'attn'):
-                with_attn.add(index)
-        if not present:
-            return
-        ckpt_removed = present - with_attn
-        model_removed = set(self._removed_layers)
-        has_but_removed = sorted(with_attn & model_removed)
-        pruned_but_kept = sorted(ckpt_removed - model_removed)
-        if not has_but_removed and not pruned_but_kept:
-            return
-        problems = []
-        if pruned_but_kept:
-            problems.append(f'layers {pruned_but_kept} have no attention (ln1/attn) weights in '
-                            f'the checkpoint but keep attention in the model')
-        if has_but_removed:
-            problems.append(f'layers {has_but_removed} have attention weights in the '
-                            f'checkpoint but are removed in the model')
-        raise CheckpointFitError(
-            f'{type(self).__name__} ({prefix or "<root>"}): the checkpoint\'s attention layers '
-            f'differ from the model\'s: ' + '; '.join(problems) + '. The checkpoint looks '
-            f'pruned at layers {sorted(ckpt_removed)} (of those it holds), the model has '
-            f'removed_layers={sorted(model_removed)}. Set removed_layers in the backbone '
-            f'config to match the checkpoint (see its meta["removed_layers"]).')

@@ -1,0 +1,181 @@
+"""What every NOSE backbone shares: dilutable blocks and checkpoint checks.
+
+:class:`DilutableBlockMixin` turns a block an mmpretrain backbone has built
+into a dilutable one in place (the instance keeps its weights, only its class
+changes) and computes the attention residual with
+:func:`~nose_mm.models.dilution.dilute_residual`. :class:`NoseBackboneMixin`
+implements :class:`~nose_mm.models.dilution.Dilutable` over those blocks and
+refuses checkpoints whose pruned layers differ from the model's, naming them
+(:class:`~nose_mm.models.checkpoint_fit.CheckpointFitError`).
+"""
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..checkpoint_fit import CheckpointFitError
+from ..dilution import DilutableMixin, dilute_residual
+from ..layouts import BlockLayout
+
+__all__ = ['DilutableBlockMixin', 'NoseBackboneMixin']
+
+
+class DilutableBlockMixin:
+    """A pre-norm block whose attention branch can be diluted or removed.
+
+    Subclasses set ``parent`` (the mmpretrain block class they convert) and
+    ``attention_parts`` (the pre-norm and attention submodule names, deleted
+    from a removed block), and call :meth:`attention_residual` in ``forward``.
+
+    Attributes:
+        dilution_lam (float): ``lam`` of this block. Defaults to 1.
+        compensate (bool): Use the compensated residual. Defaults to True.
+        removed (bool): Whether the attention sublayer is pruned.
+    """
+
+    parent: type = nn.Module
+    attention_parts: Tuple[str, str] = ('ln1', 'attn')
+    dilution_lam: float = 1.0
+    compensate: bool = True
+    removed: bool = False
+
+    @classmethod
+    def convert(cls, block: nn.Module, removed: bool = False, compensate: bool = True):
+        """Convert a block built by mmpretrain in place.
+
+        The instance keeps its submodules and parameters; only its class
+        changes (the technique ``torch.nn.utils.parametrize`` uses), so no
+        weights are built twice and every mmpretrain block option keeps working.
+
+        Args:
+            block (nn.Module): An instance of exactly ``cls.parent``.
+            removed (bool): Delete the pre-norm and the attention (pruned
+                block). Defaults to False.
+            compensate (bool): Compensated residual. Defaults to True.
+
+        Returns:
+            The same object, converted.
+        """
+        if type(block) is not cls.parent:
+            raise TypeError(f'expected an mmpretrain {cls.parent.__name__}, got '
+                            f'{type(block).__name__}')
+        block.__class__ = cls
+        block.dilution_lam = 1.0
+        block.compensate = compensate
+        block.removed = removed
+        if removed:
+            for name in cls.attention_parts:
+                delattr(block, name)
+        return block
+
+    def attention_residual(self, x: torch.Tensor,
+                           branch: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``x`` plus the (diluted) attention branch ``branch(x)``.
+
+        ``branch`` is not called for a removed block or at ``lam = 0``; at
+        ``lam = 1`` the result is ``x + branch(x)``, the parent's block.
+        """
+        lam = 0.0 if self.removed else self.dilution_lam
+        return dilute_residual(x, None if lam == 0 else branch(x), lam, self.compensate)
+
+    def extra_repr(self) -> str:
+        if self.removed:
+            return f'removed=True, compensate={self.compensate}'
+        return f'dilution_lam={self.dilution_lam}, compensate={self.compensate}'
+
+
+class NoseBackboneMixin(DilutableMixin):
+    """:class:`~nose_mm.models.dilution.Dilutable` backbone over dilutable blocks.
+
+    Put it before the mmpretrain backbone in the bases. Subclasses set
+    ``block_layout`` (their state-dict key layout, see
+    :mod:`nose_mm.models.layouts`) and ``block_class`` (their
+    :class:`DilutableBlockMixin`), and override :meth:`dilutable_blocks` /
+    :meth:`block_depths` unless their blocks are ``self.layers`` (plain ViTs).
+
+    Args:
+        *args: Positional arguments of the mmpretrain backbone (``arch``...),
+            whose defaults are kept.
+        diluted_layers (Sequence[int], optional): Layers whose attention branch
+            is scaled by ``lam``. Defaults to None.
+        removed_layers (Sequence[int], optional): Pruned layers. Defaults to None.
+        compensate (bool): Compensated residuals. Defaults to True.
+        init_lam (float): Initial ``lam`` of the diluted layers. Defaults to 1.0.
+        **kwargs: Keyword arguments of the mmpretrain backbone.
+    """
+
+    block_layout: BlockLayout
+    block_class: type
+
+    def __init__(self,
+                 *args,
+                 diluted_layers: Optional[Sequence[int]] = None,
+                 removed_layers: Optional[Sequence[int]] = None,
+                 compensate: bool = True,
+                 init_lam: float = 1.0,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        blocks = self.dilutable_blocks()
+        self._init_dilution(len(blocks), diluted_layers, removed_layers, compensate, init_lam)
+        for i, block in enumerate(blocks):
+            self.block_class.convert(block, removed=i in self._removed_layers,
+                                     compensate=compensate)
+        self._apply_dilution()
+
+    def dilutable_blocks(self) -> List[nn.Module]:
+        """The blocks in global layer order (``self.layers`` for plain ViTs)."""
+        return list(self.layers)
+
+    def block_depths(self) -> Tuple[int, ...]:
+        """Blocks per stage (one stage for plain ViTs)."""
+        return (len(self.layers), )
+
+    def train(self, mode: bool = True):
+        """Same as the parent, but returns ``self`` as ``nn.Module.train`` should."""
+        super().train(mode)
+        return self
+
+    def _apply_dilution(self) -> None:
+        diluted = set(self._diluted_layers)
+        for i, block in enumerate(self.dilutable_blocks()):
+            block.compensate = self._dilution_compensate
+            block.dilution_lam = self._dilution_lam if i in diluted else 1.0
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        self._check_attention_layers(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def _check_attention_layers(self, state_dict, prefix: str) -> None:
+        """Raise if the checkpoint's pruned layers differ from the model's."""
+        layout = self.block_layout
+        present, with_attn = set(), set()
+        for block_key in layout.block_keys(state_dict.keys(), prefix,
+                                           self.block_depths()).values():
+            # blocks beyond the model's depths are left to the missing/unexpected keys
+            present.add(block_key.layer)
+            if block_key.part in layout.attention_parts:
+                with_attn.add(block_key.layer)
+        if not present:
+            return
+        ckpt_removed = present - with_attn
+        model_removed = set(self._removed_layers)
+        has_but_removed = sorted(with_attn & model_removed)
+        pruned_but_kept = sorted(ckpt_removed - model_removed)
+        if not has_but_removed and not pruned_but_kept:
+            return
+        parts = '/'.join(layout.attention_parts)
+        problems = []
+        if pruned_but_kept:
+            problems.append(f'layers {pruned_but_kept} have no attention ({parts}) weights in '
+                            f'the checkpoint but keep attention in the model')
+        if has_but_removed:
+            problems.append(f'layers {has_but_removed} have attention weights in the '
+                            f'checkpoint but are removed in the model')
+        raise CheckpointFitError(
+            f'{type(self).__name__} ({prefix or "<root>"}): the checkpoint\'s attention layers '
+            f'differ from the model\'s: ' + '; '.join(problems) + '. The checkpoint looks '
+            f'pruned at layers {sorted(ckpt_removed)} (of those it holds), the model has '
+            f'removed_layers={sorted(model_removed)}. Set removed_layers in the backbone '
+            f'config to match the checkpoint (see its meta["removed_layers"]).')

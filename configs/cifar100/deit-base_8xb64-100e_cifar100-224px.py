@@ -7,6 +7,6 @@ _base_ = [
 model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', prefix='backbone.',
                                 checkpoint='checkpoints/deit-base_in1k.pth')),
-    head=dict(num_classes=100, in_channels=768),
+    head=dict(num_classes=100),
     init_cfg=None,
 )

@@ -1,12 +1,6 @@
 # DeiT-Tiny fine-tuned on CIFAR-100 at 224 px from the ImageNet-1k checkpoint
-# (baseline). The recipe: ../_base_/cifar100_finetune_100e.py.
-_base_ = [
-    '../_base_/models/nose-deit-tiny.py',
-    '../_base_/cifar100_finetune_100e.py',
-]
-model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', prefix='backbone.',
-                                checkpoint='checkpoints/deit-tiny_in1k.pth')),
-    head=dict(num_classes=100, in_channels=192),
-    init_cfg=None,
-)
+# (baseline): the DeiT-Base recipe with the arch, its head width and its checkpoint
+# (the arch and width of ../_base_/models/nose-deit-tiny.py).
+_base_ = ['./deit-base_8xb64-100e_cifar100-224px.py']
+model = dict(backbone=dict(arch='deit-tiny', init_cfg=dict(
+    checkpoint='checkpoints/deit-tiny_in1k.pth')), head=dict(in_channels=192))

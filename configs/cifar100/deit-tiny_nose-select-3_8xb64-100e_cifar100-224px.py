@@ -7,8 +7,6 @@
 # head input (the final-normed CLS token), not the logits.
 _base_ = ['./deit-tiny_nose-0-2-4_8xb64-100e_cifar100-224px.py']
 model = dict(backbone=dict(diluted_layers=None))
-custom_hooks = [
-    dict(type='NoseSelectionHook', num_layers=3, num_samples=2048, method='nose',
-         criterion='abs', features='head_input', batch_size=64, seed=0),
-    dict(type='DilutionHook', schedule='linear', begin=0, end=75, by_epoch=True),
-]
+# method, criterion, features and seed keep the SelectionSettings defaults.
+custom_hooks = [dict(type='NoseSelectionHook', num_layers=3, num_samples=2048,
+                     batch_size=64)] + _base_.custom_hooks

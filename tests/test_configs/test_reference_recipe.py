@@ -7,6 +7,7 @@ import re
 import pytest
 from mmengine.config import Config
 
+from nose_mm.selection.settings import SelectionSettings
 from tests.utils import REPO
 
 IN1K = osp.join(REPO, 'configs', 'imagenet')
@@ -50,6 +51,8 @@ def test_selection_configs_select_what_their_name_says(path):
     hooks = [h for h in cfg.custom_hooks if h.type == 'NoseSelectionHook']
     assert len(hooks) == 1 and cfg.custom_hooks[0] is hooks[0]  # before DilutionHook
     assert hooks[0].num_layers == int(k)
-    assert hooks[0].method == {'nose-select': 'nose'}.get(method, method)
+    # an argument left out takes the SelectionSettings default
+    expected = {'nose-select': 'nose'}.get(method, method)
+    assert hooks[0].get('method', SelectionSettings.method) == expected
     assert int(k) in BUDGETS[re.match(r'deit-(\w+?)_', name).group(1)]
     assert cfg.model.backbone.diluted_layers is None

@@ -21,7 +21,7 @@ reads the removed set from ``args.prune_layer`` (or from blocks that have no
 import ast
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -92,6 +92,16 @@ def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
         (k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state_dict.items())
 
 
+def _rename_top_level(state_dict: Dict[str, torch.Tensor], names: Dict[str, str],
+                      out: Dict[str, torch.Tensor]) -> Iterator[Tuple[str, torch.Tensor]]:
+    """Put the keys of ``names`` into ``out`` under their new names, in order; yield the rest."""
+    for key, value in state_dict.items():
+        if key in names:
+            out[names[key]] = value
+        else:
+            yield key, value
+
+
 def convert_timm_vit(state_dict: Dict[str, torch.Tensor], allow_removed: bool = False,
                      block_names: Dict[str, str] = _BLOCK
                      ) -> Tuple['OrderedDict[str, torch.Tensor]', List[int]]:
@@ -117,10 +127,7 @@ def convert_timm_vit(state_dict: Dict[str, torch.Tensor], allow_removed: bool = 
     out = OrderedDict()
     unknown = []
     blocks: Dict[int, set] = {}
-    for key, value in state_dict.items():
-        if key in _TOP_LEVEL:
-            out[_TOP_LEVEL[key]] = value
-            continue
+    for key, value in _rename_top_level(state_dict, _TOP_LEVEL, out):
         match = _BLOCK_KEY.fullmatch(key)
         if match and match.group(2) in block_names:
             index, name = int(match.group(1)), match.group(2)
@@ -247,10 +254,7 @@ def convert_swin(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch
     out = OrderedDict()
     unknown, downsample = [], {}
     blocks: Dict[int, set] = {}
-    for key, value in state_dict.items():
-        if key in _SWIN_TOP:
-            out[_SWIN_TOP[key]] = value
-            continue
+    for key, value in _rename_top_level(state_dict, _SWIN_TOP, out):
         match = _SWIN_KEY.fullmatch(key)
         if match is None:
             if key not in ('norm.weight', 'norm.bias'):

@@ -160,14 +160,9 @@ def test_stripped_layout_still_accepted(models, tmp_path, capsys):
      'model has layers 0..5'),
     (['--removed-layers', '2', '0', '2'], {}, '--removed-layers has duplicated layers [2]: '
      '[2, 0, 2]'),
-    ([], dict(prune_layer='0,1,3'), 'args.prune_layer must be a list of ints such as '
-     '"[0,1,3,4,6]", got \'0,1,3\''),
-    ([], dict(prune_layer='[0, 1.5]'), 'args.prune_layer must be a list of ints such as '
-     '"[0,1,3,4,6]", got \'[0, 1.5]\''),
-    ([], dict(prune_layer='[True]'), 'args.prune_layer must be a list of ints such as '
-     '"[0,1,3,4,6]", got \'[True]\''),
-    ([], dict(prune_layer='__import__("os")'), 'args.prune_layer must be a list of ints such '
-     'as "[0,1,3,4,6]", got \'__import__("os")\''),
+    *[([], dict(prune_layer=value), 'args.prune_layer must be a list of ints such as '
+       f'"[0,1,3,4,6]", got {value!r}')
+      for value in ('0,1,3', '[0, 1.5]', '[True]', '__import__("os")')],
     ([], dict(prune_layer='[0,9]'), 'args.prune_layer has layers [9] out of range: the model '
      'has layers 0..5'),
     ([], dict(prune_layer='[]'), 'the removed set from args.prune_layer is empty: this is an '

@@ -11,6 +11,15 @@ from mmpretrain.registry import MODELS
 from nose_mm.models.prune import backbone_type_of, prune_checkpoint, prune_state_dict
 from tests.utils import TEST_CONFIGS
 
+# The plain-ViT families' test model: 4 layers, 32 wide, on 32 px images in 8 px patches.
+TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
+SMALL_INPUT = dict(img_size=32, patch_size=8)
+
+
+def images(n=2, size=32):
+    """``n`` random RGB images, the same on every call."""
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(1))
+
 
 def count(module):
     return sum(p.numel() for p in module.parameters())

@@ -10,11 +10,10 @@ from nose_mm.models import Dilutable, NoseDeiT3, find_dilutable_modules
 from nose_mm.models.convert import convert_deit_checkpoint, detect_checkpoint_family
 from nose_mm.models.prune import attention_keys
 
-from .family_checks import (assert_lam_zero_equals_pruned, assert_mismatch_refused,
-                            attention_params, count, dilute_train_prune, perturb)
+from .family_checks import (SMALL_INPUT, TINY, assert_lam_zero_equals_pruned,
+                            assert_mismatch_refused, attention_params, count,
+                            dilute_train_prune, images, perturb)
 
-TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
-SMALL_INPUT = dict(img_size=32, patch_size=8)
 # ln1 (2 x 384) + qkv (384 x 1152 + 1152) + proj (384 x 384 + 384) + layer scale gamma1 (384)
 DEIT3_S_ATTN_PARAMS = 592_512
 
@@ -24,10 +23,6 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 def _tiny(**kwargs):
     torch.manual_seed(0)
     return NoseDeiT3(TINY, **SMALL_INPUT, **kwargs)
-
-
-def _images(n=2, size=32):
-    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
 def _perturbed_timm_deit3():
@@ -53,7 +48,7 @@ def test_equals_timm_deit3_small():
     assert converted['meta'] == {'converted_from': 'timm/deit3', 'backbone': 'NoseDeiT3'}
     ours = _classifier()
     ours.load_state_dict(converted['state_dict'], strict=True)
-    x = _images(2, 224)
+    x = images(2, 224)
     with torch.no_grad():
         expected_feat = reference.forward_head(reference.forward_features(x), pre_logits=True)
         feat = ours.extract_feat(x)[0]
@@ -108,7 +103,7 @@ def test_ffn_uses_ln2_and_matches_parent_otherwise():
 @pytest.mark.parametrize('compensate', [True, False])
 def test_lam_zero_diluted_equals_pruned(compensate):
     assert_lam_zero_equals_pruned(lambda **kw: NoseDeiT3(TINY, **SMALL_INPUT, **kw), [0, 2],
-                                  _images(), compensate)
+                                  images(), compensate)
 
 
 def test_removed_layer_is_compensated_mlp_block():
@@ -117,7 +112,7 @@ def test_removed_layer_is_compensated_mlp_block():
     seen = {}
     layer.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0], y=out))
     with torch.no_grad():
-        model(_images())
+        model(images())
         mid = 2 * seen['x']
         expected = mid + layer.ffn.gamma2(layer.ffn.layers(layer.ln2(mid)))
     torch.testing.assert_close(seen['y'], expected, rtol=0, atol=0)
@@ -157,7 +152,7 @@ def test_dilution_hook_runner_and_prune(tiny_cifar100, tmp_path):
     assert find_dilutable_modules(model) == [model.backbone]
     assert ckpt['meta']['removed_layers'] == [1, 3]
     assert not any('layers.1.attn' in k or 'layers.3.ln1' in k for k in ckpt['state_dict'])
-    x = _images(3)
+    x = images(3)
     with torch.no_grad():
         torch.testing.assert_close(model.extract_feat(x)[0], pruned.extract_feat(x)[0],
                                    rtol=0, atol=0)

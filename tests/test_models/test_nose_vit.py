@@ -10,8 +10,8 @@ from mmpretrain.registry import MODELS
 import nose_mm  # noqa: F401  (registers)
 from nose_mm.models import Dilutable, NoseVisionTransformer, find_dilutable_modules
 
-TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
-SMALL_INPUT = dict(img_size=32, patch_size=8)
+from .family_checks import SMALL_INPUT, TINY, images
+
 DEIT_B_ATTN_PARAMS = 2_363_904  # LN1 + qkv + proj of one DeiT-B layer (METHOD.md)
 
 
@@ -22,10 +22,6 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 def _tiny(**kwargs):
     torch.manual_seed(0)
     return NoseVisionTransformer(TINY, **SMALL_INPUT, **kwargs)
-
-
-def _images(n=2, size=32):
-    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
 def _without_attention(state_dict, layers, prefix=''):
@@ -48,7 +44,7 @@ def test_no_dilution_equals_mmpretrain(kwargs):
                                  **copy.deepcopy(kwargs)).eval()
     assert list(ours.state_dict()) == list(reference.state_dict())
     ours.load_state_dict(reference.state_dict(), strict=True)
-    x = _images()
+    x = images()
     with torch.no_grad():
         for a, b in zip(reference(x), ours(x)):
             assert torch.equal(a, b)  # exact: lam = 1 is the parent's block
@@ -70,7 +66,7 @@ def test_lam_zero_diluted_equals_pruned(compensate, layer_scale):
                                    compensate=compensate,
                                    layer_scale_init_value=layer_scale).eval()
     pruned.load_state_dict(_without_attention(diluted.state_dict(), [0, 2]), strict=True)
-    x = _images()
+    x = images()
     with torch.no_grad():
         assert torch.equal(diluted(x)[0], pruned(x)[0])
     assert not hasattr(pruned.layers[0], 'attn') and not hasattr(pruned.layers[0], 'ln1')
@@ -88,7 +84,7 @@ def test_intermediate_lam_formula(compensate):
     seen = {}
     layer.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0], y=out))
     with torch.no_grad():
-        model(_images())
+        model(images())
         x = seen['x']
         branch = layer.attn(layer.ln1(x))
         mid = (2 - lam) * x + lam * branch if compensate else x + lam * branch
@@ -102,7 +98,7 @@ def test_attention_not_computed_at_lam_zero():
     for i, layer in enumerate(model.layers):
         layer.attn.register_forward_hook(lambda *a, i=i: calls.append(('attn', i)))
         layer.ln1.register_forward_hook(lambda *a, i=i: calls.append(('ln1', i)))
-    x = _images()
+    x = images()
     model.set_dilution_lam(0.5)
     model(x)
     assert sorted({i for _, i in calls}) == [0, 1, 2, 3]
@@ -197,7 +193,7 @@ def test_drop_path_mode():
     constant.load_state_dict(linear.state_dict())
     constant.set_dilution_lam(1.0)
     with torch.no_grad():
-        assert torch.equal(constant.eval()(_images())[-1], linear(_images())[-1])
+        assert torch.equal(constant.eval()(images())[-1], linear(images())[-1])
 
 
 def test_negative_indices_are_normalised():
@@ -302,5 +298,5 @@ def test_segmentation_backbone(tmp_path):
                        state['backbone.layers.1.attn.qkv.weight'])
     segmentor.eval()
     with torch.no_grad():
-        out = segmentor(_images(1, 64), mode='tensor')
+        out = segmentor(images(1, 64), mode='tensor')
     assert out.shape == (1, 5, 32, 32)  # 8 x 8 patches, the neck scales up by 4

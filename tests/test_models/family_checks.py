@@ -65,6 +65,21 @@ def assert_lam_zero_equals_pruned(build, layers, x, compensate=True):
         assert not torch.allclose(diluted(x)[-1], pruned(x)[-1])
 
 
+def mismatch_cases(parts, only_in_model=1):
+    """``(ckpt_removed, model_removed, message)`` cases for :func:`assert_mismatch_refused`.
+
+    ``parts`` names the attention parameters in the message (``'ln1/attn'``);
+    ``only_in_model`` is a layer removed in the model but not in the checkpoint.
+    """
+    return [
+        ([0, 2], [], rf'layers \[0, 2\] have no attention \({parts}\) weights in the '
+                     r'checkpoint but keep attention in the model'),
+        ([], [only_in_model], rf'layers \[{only_in_model}\] have attention weights in the '
+                              r'checkpoint but are removed'),
+        ([0, 2], [0, 3], r'layers \[2\] have no attention.*layers \[3\] have attention weights'),
+    ]
+
+
 def assert_mismatch_refused(build, ckpt_removed, model_removed, message, tmp_path):
     """A checkpoint with another removed set is refused, naming the layers."""
     import pytest

@@ -12,7 +12,7 @@ from nose_mm.models.prune import attention_keys
 
 from .family_checks import (SMALL_INPUT, TINY, assert_lam_zero_equals_pruned,
                             assert_mismatch_refused, attention_params, count,
-                            dilute_train_prune, images, perturb)
+                            dilute_train_prune, images, mismatch_cases, perturb)
 
 # ln1 (2 x 384) + qkv (384 x 1152 + 1152) + proj (384 x 384 + 384) + layer scale gamma1 (384)
 DEIT3_S_ATTN_PARAMS = 592_512
@@ -125,11 +125,7 @@ def test_pruned_param_count_deit3_small():
     assert count(base) - count(pruned) == 3 * DEIT3_S_ATTN_PARAMS
 
 
-@pytest.mark.parametrize('ckpt_removed, model_removed, message', [
-    ([0, 2], [], r'layers \[0, 2\] have no attention \(ln1/attn\) weights in the checkpoint '
-                 r'but keep attention in the model'),
-    ([0, 2], [0, 3], r'layers \[2\] have no attention.*layers \[3\] have attention weights'),
-])
+@pytest.mark.parametrize('ckpt_removed, model_removed, message', mismatch_cases('ln1/attn'))
 def test_pruned_mismatch_is_an_error(tmp_path, ckpt_removed, model_removed, message):
     assert_mismatch_refused(lambda **kw: _tiny(**kw), ckpt_removed, model_removed, message,
                             tmp_path)

@@ -13,7 +13,8 @@ from nose_mm.models.convert import convert_deit_checkpoint, detect_checkpoint_fa
 from nose_mm.models.prune import attention_keys, prune_state_dict
 
 from .family_checks import (assert_lam_zero_equals_pruned, assert_mismatch_refused,
-                            attention_params, count, dilute_train_prune, perturb)
+                            attention_params, count, dilute_train_prune, mismatch_cases,
+                            perturb)
 
 # 3 stages of 2 blocks (layers 0-5); 32 px -> 8x8, 4x4, 2x2 tokens in 2x2 windows
 TINY = dict(embed_dims=16, depths=[2, 2, 2], num_heads=[1, 2, 4])
@@ -117,12 +118,8 @@ def test_pruned_param_count_swin_tiny():
     assert count(base) - count(pruned) == sum(per_block[i] for i in removed)
 
 
-@pytest.mark.parametrize('ckpt_removed, model_removed, message', [
-    ([0, 2], [], r'layers \[0, 2\] have no attention \(norm1/attn\) weights in the checkpoint '
-                 r'but keep attention in the model'),
-    ([], [5], r'layers \[5\] have attention weights in the checkpoint but are removed'),
-    ([0, 2], [0, 3], r'layers \[2\] have no attention.*layers \[3\] have attention weights'),
-])
+@pytest.mark.parametrize('ckpt_removed, model_removed, message',
+                         mismatch_cases('norm1/attn', only_in_model=5))
 def test_pruned_mismatch_is_an_error(tmp_path, ckpt_removed, model_removed, message):
     assert_mismatch_refused(lambda **kw: _tiny(**kw), ckpt_removed, model_removed, message,
                             tmp_path)

@@ -10,7 +10,7 @@ from mmpretrain.registry import MODELS
 import nose_mm  # noqa: F401  (registers)
 from nose_mm.models import Dilutable, NoseVisionTransformer, find_dilutable_modules
 
-from .family_checks import SMALL_INPUT, TINY, images
+from .family_checks import SMALL_INPUT, TINY, images, mismatch_cases
 
 DEIT_B_ATTN_PARAMS = 2_363_904  # LN1 + qkv + proj of one DeiT-B layer (METHOD.md)
 
@@ -220,12 +220,7 @@ def _pruned_state(layers, prefix=''):
     return {f'{prefix}{k}': v for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize('ckpt_removed, model_removed, message', [
-    ([0, 2], [], r'layers \[0, 2\] have no attention \(ln1/attn\) weights in the checkpoint '
-                 r'but keep attention in the model'),
-    ([], [1], r'layers \[1\] have attention weights in the checkpoint but are removed'),
-    ([0, 2], [0, 3], r'layers \[2\] have no attention.*layers \[3\] have attention weights'),
-])
+@pytest.mark.parametrize('ckpt_removed, model_removed, message', mismatch_cases('ln1/attn'))
 def test_pruned_mismatch_is_an_error(tmp_path, ckpt_removed, model_removed, message):
     model = NoseVisionTransformer(TINY, **SMALL_INPUT, removed_layers=model_removed)
     state = _pruned_state(ckpt_removed)

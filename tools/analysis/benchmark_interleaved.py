@@ -17,12 +17,13 @@ FLOPs are multiply-adds per image with the attention products
 (nose_mm.analysis.flops); with token merging they are counted on the merged
 token counts (see benchmarks/README.md).
 """
-import argparse
 import sys
+
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         description='Benchmark several models interleaved (nose_mm)')
     parser.add_argument('configs', nargs='+', help='config files; ratios are against the first')
     parser.add_argument('--checkpoints', nargs='+', default=[],
@@ -35,7 +36,7 @@ def parse_args(argv=None):
     parser.add_argument('--clock', choices=('wall', 'process'), default='wall',
                         help='wall time (default) or CPU time of this process (use with '
                         '--threads 1)')
-    parser.add_argument('--out', help='write every figure and repeat to this JSON file')
+    parser.add_output('--out', help='write every figure and repeat to this JSON file')
     return parser.parse_args(argv)
 
 
@@ -74,6 +75,7 @@ def measure(models, batch_size, hw, repeats, warmup, clock):
     return report
 
 
+@cli_main(*INPUT_ERRORS)
 def main(argv=None):
     args = parse_args(argv)
     import torch

@@ -87,9 +87,9 @@ def check_writable(path: str, what: str = 'output', folder: bool = False) -> Non
     """
     full = os.path.abspath(os.path.expanduser(str(path)))
     if not folder and os.path.isdir(full):
-        raise OutputNotWritableError(f'{what} {path!r} is a folder; give a file name')
+        raise OutputNotWritableError(f'{what} {path!r} is a folder, expected a file name')
     if folder and os.path.exists(full) and not os.path.isdir(full):
-        raise OutputNotWritableError(f'{what} {path!r} is a file; give a folder')
+        raise OutputNotWritableError(f'{what} {path!r} is a file, expected a folder')
     existing = full if folder else os.path.dirname(full)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)

@@ -174,7 +174,7 @@ def test_unwritable_work_dir_and_folders(capsys, tiny_cifar100, tmp_path):
     assert message.endswith('); choose a writable location')
     assert time.perf_counter() - start < 5  # refused before the Runner is built
     message = _error(capsys, 'leaderboard.py', 'work_dirs', '--out', tmp_path)
-    assert message == f"--out '{tmp_path}' is a folder; give a file name"
+    assert message == f"--out '{tmp_path}' is a folder, expected a file name"
 
 
 def test_benchmark_batch_too_large_for_memory(capsys):

@@ -39,9 +39,10 @@ def parse_args(argv=None):
 def _load(args):
     """Model, adapters and (batches, labels) of N images of the chosen split."""
     import torch
-    from mmengine.registry import DATASETS, init_default_scope
+    from mmengine.registry import init_default_scope
 
     from nose_mm.analysis.random_skip import check_budgets, check_num_subsets
+    from nose_mm.datasets.checks import build_dataset
     from nose_mm.models.builder import build_model_from_cfg
     from nose_mm.selection import build_adapter
     from nose_mm.selection.loading import build_calibration_dataset, build_calibration_loader
@@ -66,7 +67,7 @@ def _load(args):
         dataset = build_calibration_dataset(cfg)
     else:
         init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-        dataset = DATASETS.build(cfg[key].dataset)
+        dataset = build_dataset(cfg[key].dataset)
     loader = build_calibration_loader(dataset, args.num_samples, args.batch_size, args.seed)
     batches, labels = [], []
     with torch.no_grad():

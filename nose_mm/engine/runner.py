@@ -65,8 +65,8 @@ class NoseRunner(Runner):
         except BUILD_ERRORS as exc:
             cfg = dataloader.get('dataset') if isinstance(dataloader, dict) else None
             raise dataset_build_error(cfg, exc) from exc
-        check_dataset(loader.dataset, dataloader.get('dataset')
-                      if isinstance(dataloader, dict) else None)
+        check_dataset(loader.dataset,
+                      dataloader.get('dataset') if isinstance(dataloader, dict) else None)
         return loader
 
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
@@ -110,7 +110,8 @@ def check_resumable(checkpoint: dict, filename: str) -> None:
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     missing = [] if isinstance(meta, dict) and {'epoch', 'iter'} <= set(meta) else [
         'meta (epoch, iter)']
-    missing += [k for k in ('message_hub',) if k not in checkpoint]
+    if 'message_hub' not in checkpoint:
+        missing.append('message_hub')
     if missing:
         raise UserError(
             f'cannot resume from {filename!r}: it holds no training state (no '

@@ -15,7 +15,8 @@ from nose_mm.utils.cli import ToolParser, cli_main
 
 def parse_args(argv=None):
     parser = ToolParser(description='nose_mm built-in demo')
-    parser.add_output('--work-dir', folder=True, default='work_dirs/demo', help='where every run goes')
+    parser.add_output('--work-dir', folder=True, default='work_dirs/demo',
+                      help='where every run goes')
     parser.add_argument('--data-root', default='data/digits',
                         help='digit classification data (written if missing)')
     parser.add_argument('--seg-data-root', default='data/digits_seg',

@@ -3,12 +3,15 @@
     python tools/nose_select.py CONFIG CHECKPOINT --num-layers K [--num-samples N]
         [--method {nose,random,first,attn_entropy,cosine}] [--criterion {abs,signed}]
         [--batch-size B] [--seed S] [--features {head_input,logits}]
-        [--evaluator {cached,naive}] [--device DEV] [--out selection.json]
+        [--evaluator {cached,naive}] [--skip-mode {identity,compensated}]
+        [--split {train,val}] [--device DEV] [--out selection.json]
         [--trust-checkpoint] [--cfg-options k=v ...]
 
 Calibration images are N images of the config's *training* dataset (test data
 is assumed unavailable) run through the config's test pipeline, so they are
-deterministic; the subset is drawn with --seed. Give the written file to a
+deterministic, or with ``--split val`` of its val dataset (as the reference
+code measured); the subset is drawn with --seed. ``--skip-mode compensated``
+measures TE as the reference did (a skipped attention leaves 2x, not x). Give the written file to a
 training config with ``custom_hooks = [dict(type='NoseSelectionHook',
 selection_file='selection.json')]`` or read it with
 ``nose_mm.selection.load_selection``.
@@ -44,20 +47,22 @@ def main(argv=None):
     import torch
 
     from nose_mm.selection import save_selection, select_from_config, settings_from_args
-    from nose_mm.utils.config import check_data_roots, load_config
+    from nose_mm.selection.loading import check_calibration_data
+    from nose_mm.utils.config import load_config
     from nose_mm.utils.safe_load import apply_trust_checkpoint
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     settings = settings_from_args(args)
     cfg = load_config(args.config, args.cfg_options)
     apply_trust_checkpoint(args.trust_checkpoint, cfg)
-    check_data_roots(cfg, ['train_dataloader'])
+    check_calibration_data(cfg, settings.split)
     record = select_from_config(cfg, args.checkpoint, settings=settings, device=device,
                                 num_workers=args.num_workers, progress=not args.no_progress)
     save_selection(args.out, record)
     cost = record['cost'] or {}
+    data = f'{record["num_samples"]} {record["split"]} images, ' if record['split'] else ''
     print(f'{record["method"]} selection of {record["num_layers"]} / {record["total_layers"]} '
-          f'layers: {record["selection"]}  ({record["num_samples"]} images, '
+          f'layers: {record["selection"]}  ({data}'
           f'{cost.get("forward_equivalents", 0):.2f} forward-pass equivalents, '
           f'{record["timing"]["total_s"]:.1f} s) -> {args.out}')
     return 0

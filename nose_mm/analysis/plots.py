@@ -103,7 +103,10 @@ def plot_te_heatmap(record: Dict[str, Any], out_dir: str,
         if not np.isnan(value):
             ax.text(c, r, f'{value:.2g}', ha='center', va='center', fontsize=7, color='w')
     crit = record.get('criterion') or 'abs'
-    ax.set_title(f'transfer entropy per step ({crit} criterion)')
+    how = [f'{crit} criterion', f'{record.get("skip_mode") or "identity"} skip']
+    if record.get('split'):
+        how.append(f'{record.get("num_samples")} {record["split"]} images')
+    ax.set_title(f'transfer entropy per step ({", ".join(how)})')
     fig.colorbar(image, ax=ax, label='TE = H(full) - H(skip)')
     save_figure(fig, paths['png'])
     return paths

@@ -1,9 +1,10 @@
 """Random attention skipping of a trained model, no training (paper Fig. 2).
 
 For each budget ``k``, ``M`` seeded random sets of ``k`` attention layers are
-skipped (identity, as in selection) and the model is evaluated as it is: top-1
-accuracy on the images and the transfer entropy ``TE(S) = H(F_full) - H(F_S)``
-of the set (:mod:`nose_mm.selection.entropy`). The paper's point: accuracy
+skipped (as the adapters' ``skip_mode`` says: identity by default, as in
+selection) and the model is evaluated as it is: top-1 accuracy on the images
+and the transfer entropy ``TE(S) = H(F_full) - H(F_S)`` of the set
+(:mod:`nose_mm.selection.entropy`). The paper's point: accuracy
 falls as ``|TE|`` grows, so TE predicts which layers can go.
 
 The functions take :class:`~nose_mm.selection.adapters.LayerSkipAdapter`
@@ -137,14 +138,19 @@ def random_skip_analysis(feature_adapter, logit_adapter, batches: Sequence[torch
             evaluated set. Defaults to None.
 
     Returns:
-        dict: The JSON-ready record: ``full`` (accuracy, entropy), and per
-        budget ``k``: ``accuracy_mean``, ``accuracy_var`` (population
-        variance over the sets), ``accuracy_std``, ``te_mean``, ``exhaustive``
-        and ``subsets`` (``skip``, ``accuracy``, ``te`` of each set).
+        dict: The JSON-ready record: ``features``, ``skip_mode``, ``full``
+        (accuracy, entropy), and per budget ``k``: ``accuracy_mean``,
+        ``accuracy_var`` (population variance over the sets),
+        ``accuracy_std``, ``te_mean``, ``exhaustive`` and ``subsets``
+        (``skip``, ``accuracy``, ``te`` of each set).
 
     Raises:
-        ValueError: Bad budgets or ``num_subsets``; fewer than 2 images.
+        ValueError: Bad budgets or ``num_subsets``; fewer than 2 images; adapters
+            with different ``skip_mode``.
     """
+    if feature_adapter.skip_mode != logit_adapter.skip_mode:
+        raise ValueError(f'the adapters skip differently: {feature_adapter.skip_mode!r} and '
+                         f'{logit_adapter.skip_mode!r}')
     candidates = list(feature_adapter.candidate_layers)
     ks = check_budgets(range(1, len(candidates) + 1) if ks is None else ks, len(candidates))
     if sum(int(t.numel()) for t in labels) < 2:
@@ -165,7 +171,8 @@ def random_skip_analysis(feature_adapter, logit_adapter, batches: Sequence[torch
                             accuracy_std=float(accs.std()),
                             te_mean=float(np.mean([r['te'] for r in rows])), subsets=rows))
     return dict(format=RECORD_FORMAT, version=1, features=feature_adapter.features,
-                candidates=candidates, seed=seed, num_subsets=num_subsets,
+                skip_mode=feature_adapter.skip_mode, candidates=candidates, seed=seed,
+                num_subsets=num_subsets,
                 num_images=int(sum(int(t.numel()) for t in labels)),
                 full=dict(accuracy=full_acc, entropy=full_h), budgets=budgets)
 
@@ -202,6 +209,7 @@ def plot_random_skip(record: Dict[str, Any], path: str) -> None:
     right.set_xlabel('attention layers skipped (k)')
     right.set_ylabel('top-1 accuracy (%), mean +- std')
     right.set_xticks(ks)
-    fig.suptitle(f'random attention skipping, {record["num_images"]} images, '
+    fig.suptitle(f'random attention skipping ({record.get("skip_mode", "identity")}), '
+                 f'{record["num_images"]} images, '
                  f'{record["num_subsets"]} sets per k')
     save_figure(fig, path)

@@ -6,8 +6,8 @@ blocks / readout), :mod:`.evaluators` (cached and naive TE over a calibration
 set), :mod:`.loading` (model, checkpoint and calibration data from a config),
 :mod:`.runner` (:func:`run_selection`) and :mod:`.io` (selection files).
 """
-from .adapters import (FEATURES, LayerSkipAdapter, MMPretrainViTAdapter, build_adapter,
-                       register_adapter)
+from .adapters import (FEATURES, SKIP_MODES, LayerSkipAdapter, MMPretrainViTAdapter,
+                       build_adapter, register_adapter)
 from .baselines import (select_attn_entropy, select_by_score, select_cosine, select_first,
                         select_random)
 from .entropy import STD_EPS, FeatureStats, gaussian_entropy, transfer_entropy
@@ -19,17 +19,20 @@ from .loading import (build_calibration_dataset, build_calibration_loader,
                       calibration_dataset_cfg, calibration_indices, collect_batches,
                       prepare_calibration)
 from .runner import result_to_record, run_selection, select_from_config
-from .settings import METHODS, SelectionSettings, add_selection_args, settings_from_args
+from .settings import (METHODS, SPLITS, SelectionSettings, add_selection_args, add_setting_arg,
+                       settings_from_args)
 
 __all__ = [
     'STD_EPS', 'FeatureStats', 'gaussian_entropy', 'transfer_entropy', 'CRITERIA',
     'SelectionResult', 'check_budget', 'greedy_select', 'select_random', 'select_first',
-    'select_by_score', 'select_attn_entropy', 'select_cosine', 'FEATURES', 'LayerSkipAdapter',
+    'select_by_score', 'select_attn_entropy', 'select_cosine', 'FEATURES', 'SKIP_MODES',
+    'LayerSkipAdapter',
     'MMPretrainViTAdapter', 'register_adapter', 'build_adapter', 'EVALUATORS',
     'CachedEvaluator', 'NaiveEvaluator', 'build_evaluator', 'layer_statistics', 'selection_cost',
     'save_selection', 'load_selection', 'load_selection_record', 'file_sha256',
     'calibration_dataset_cfg',
     'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
     'collect_batches', 'prepare_calibration', 'METHODS', 'run_selection', 'result_to_record',
-    'select_from_config', 'SelectionSettings', 'add_selection_args', 'settings_from_args'
+    'select_from_config', 'SelectionSettings', 'SPLITS', 'add_selection_args', 'add_setting_arg',
+    'settings_from_args'
 ]

@@ -13,29 +13,46 @@ DeiT without distillation token) or a subclass that keeps its block layout
 ``NoseVisionTransformer``. Its blocks are computed explicitly as the plain
 pre-norm block
 
-    x = x + attn(ln1(x))       # left out when the attention is skipped
+    x = x + attn(ln1(x))       # skipped: x = x (identity) or x = 2x (compensated)
     x = ffn(ln2(x), identity=x)
 
 whatever dilution state the backbone carries: selection measures the
-pre-trained model. Skipped attention is an identity (x stays x, no
-compensation). Layers listed in the backbone's ``removed_layers`` (if it has
-that attribute) have no attention; they run through the layer's own
-``forward`` and are not candidates.
+pre-trained model. What a skipped attention leaves is the adapter's
+``skip_mode`` (:data:`SKIP_MODES`): ``'identity'`` (x stays x, METHOD.md's
+definition, the default) or ``'compensated'`` (x becomes 2x, the reference
+code's shrink model, i.e. the block diluted at lam = 0 with compensation);
+adapters that override :meth:`~LayerSkipAdapter.block` call
+:meth:`~LayerSkipAdapter.skipped_attention` for it and mark the override with
+:func:`applies_skip_mode` (an unmarked override refuses ``'compensated'``
+rather than silently computing ``'identity'``). Layers listed in the
+backbone's ``removed_layers`` (if it has that attribute) have no attention;
+they run through the layer's own ``forward`` and are not candidates.
 """
 from abc import ABCMeta, abstractmethod
-from typing import Any, List, Sequence, Tuple, Type
+from typing import Any, Callable, List, Sequence, Tuple, Type
 
 import torch
 from mmpretrain.utils import get_ori_model
 from torch import Tensor
 
-__all__ = ['FEATURES', 'LayerSkipAdapter', 'MMPretrainViTAdapter', 'register_adapter',
-           'build_adapter']
+from nose_mm.models.dilution import removed_residual
+
+__all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'LayerSkipAdapter',
+           'MMPretrainViTAdapter', 'register_adapter', 'build_adapter']
 
 #: Which features an adapter reads out: what the head reads, or the logits.
 FEATURES = ('head_input', 'logits')
+#: What a skipped attention sublayer leaves: ``x`` (identity) or ``2x`` (compensated).
+SKIP_MODES = ('identity', 'compensated')
 
 _ADAPTERS: List[Type['LayerSkipAdapter']] = []
+
+
+def applies_skip_mode(block: Callable) -> Callable:
+    """Mark a :meth:`LayerSkipAdapter.block` override that skips through
+    :meth:`~LayerSkipAdapter.skipped_attention` (so every skip mode is honoured)."""
+    block.applies_skip_mode = True
+    return block
 
 
 class LayerSkipAdapter(metaclass=ABCMeta):
@@ -51,16 +68,30 @@ class LayerSkipAdapter(metaclass=ABCMeta):
         features (str): What :meth:`readout` returns: ``'head_input'`` (the
             features the head reads, e.g. the final-normed CLS token) or
             ``'logits'``. Defaults to ``'head_input'``.
+        skip_mode (str): What a skipped attention leaves (:data:`SKIP_MODES`):
+            ``'identity'`` (x) or ``'compensated'`` (2x). Defaults to
+            ``'identity'``.
 
     Raises:
-        ValueError: If ``features`` is not one of :data:`FEATURES`.
+        ValueError: If ``features`` or ``skip_mode`` is not an allowed value, or
+            ``skip_mode`` is not ``'identity'`` and the subclass overrides
+            :meth:`block` without :func:`applies_skip_mode`.
     """
 
-    def __init__(self, model: torch.nn.Module, features: str = 'head_input') -> None:
+    def __init__(self, model: torch.nn.Module, features: str = 'head_input',
+                 skip_mode: str = 'identity') -> None:
         if features not in FEATURES:
             raise ValueError(f'unknown features {features!r}; allowed: {", ".join(FEATURES)}')
+        if skip_mode not in SKIP_MODES:
+            raise ValueError(f'unknown skip_mode {skip_mode!r}; allowed: '
+                             f'{", ".join(SKIP_MODES)}')
+        if skip_mode != 'identity' and not getattr(type(self).block, 'applies_skip_mode', False):
+            raise ValueError(f'{type(self).__name__}.block does not apply skip_mode '
+                             f'{skip_mode!r}: it must skip through skipped_attention() and be '
+                             f'marked with @applies_skip_mode')
         self.model = model
         self.features = features
+        self.skip_mode = skip_mode
 
     @classmethod
     @abstractmethod
@@ -106,20 +137,24 @@ class LayerSkipAdapter(metaclass=ABCMeta):
     def mlp_branch(self, index: int, x: Tensor) -> Tensor:
         """The MLP branch of block ``index`` given the MLP sublayer's input (no residual)."""
 
+    def skipped_attention(self, x: Tensor) -> Tensor:
+        """The tokens after a skipped attention sublayer: ``x`` or, compensated, ``2x``."""
+        return removed_residual(x, compensate=self.skip_mode == 'compensated')
+
+    @applies_skip_mode
     def block(self, index: int, x: Tensor, skip_attn: bool = False) -> Tensor:
-        """Block ``index``; with ``skip_attn`` its attention is an identity.
+        """Block ``index``; with ``skip_attn`` its attention is skipped (``skip_mode``).
 
         Args:
             index (int): Block index.
             x (Tensor): The block's input tokens.
-            skip_attn (bool): Skip the attention sublayer (x stays x).
-                Defaults to False.
+            skip_attn (bool): Skip the attention sublayer
+                (:meth:`skipped_attention`). Defaults to False.
 
         Returns:
             Tensor: The block's output tokens.
         """
-        if not skip_attn:
-            x = x + self.attention_branch(index, x)
+        x = self.skipped_attention(x) if skip_attn else x + self.attention_branch(index, x)
         return x + self.mlp_branch(index, x)
 
     @abstractmethod
@@ -158,12 +193,14 @@ def register_adapter(cls: Type[LayerSkipAdapter]) -> Type[LayerSkipAdapter]:
     return cls
 
 
-def build_adapter(model: torch.nn.Module, features: str = 'head_input') -> LayerSkipAdapter:
+def build_adapter(model: torch.nn.Module, features: str = 'head_input',
+                  skip_mode: str = 'identity') -> LayerSkipAdapter:
     """Wrap ``model`` (unwrapping DDP) in the first registered adapter that supports it.
 
     Args:
         model (nn.Module): A classifier, possibly wrapped by a model wrapper.
         features (str): Passed to the adapter. Defaults to ``'head_input'``.
+        skip_mode (str): Passed to the adapter. Defaults to ``'identity'``.
 
     Returns:
         LayerSkipAdapter: The adapter.
@@ -174,7 +211,7 @@ def build_adapter(model: torch.nn.Module, features: str = 'head_input') -> Layer
     model = get_ori_model(model)
     for cls in _ADAPTERS:
         if cls.supports(model):
-            return cls(model, features=features)
+            return cls(model, features=features, skip_mode=skip_mode)
     backbone = type(getattr(model, 'backbone', None)).__name__
     raise ValueError(f'no selection adapter supports {type(model).__name__} with backbone '
                     f'{backbone}; supported: {", ".join(c.__name__ for c in _ADAPTERS)}')
@@ -194,14 +231,17 @@ class MMPretrainViTAdapter(LayerSkipAdapter):
             optional ``neck``, ``head``).
         features (str): ``'head_input'`` or ``'logits'``. Defaults to
             ``'head_input'``.
+        skip_mode (str): ``'identity'`` or ``'compensated'``. Defaults to
+            ``'identity'``.
 
     Raises:
         ValueError: If the backbone's last output index is not its last layer
             (the head would not read the last block).
     """
 
-    def __init__(self, model: torch.nn.Module, features: str = 'head_input') -> None:
-        super().__init__(model, features)
+    def __init__(self, model: torch.nn.Module, features: str = 'head_input',
+                 skip_mode: str = 'identity') -> None:
+        super().__init__(model, features, skip_mode)
         self.backbone = model.backbone
         if self.backbone.out_indices[-1] != self.num_layers - 1:
             raise ValueError(f'the head must read the last layer ({self.num_layers - 1}); '
@@ -249,14 +289,14 @@ class MMPretrainViTAdapter(LayerSkipAdapter):
         layer = self._layer(index)
         return layer.ffn(layer.ln2(x), identity=torch.zeros_like(x))
 
+    @applies_skip_mode
     def block(self, index: int, x: Tensor, skip_attn: bool = False) -> Tensor:
         if index in self.removed_layers:
             if skip_attn:
                 raise ValueError(f'layer {index} is removed; its attention cannot be skipped')
             return self.backbone.layers[index](x)
         layer = self._layer(index)
-        if not skip_attn:
-            x = x + layer.attn(layer.ln1(x))
+        x = self.skipped_attention(x) if skip_attn else x + layer.attn(layer.ln1(x))
         return layer.ffn(layer.ln2(x), identity=x)
 
     def readout(self, x: Tensor, context: Any) -> Tensor:

@@ -1,11 +1,18 @@
 """Model and calibration-data loading for selection and the analysis tools (mmengine side).
 
-Calibration data choice: the paper assumes test data is unavailable, so
-selection runs on images of the *training* split: the dataset of the config's
-``train_dataloader``. Its augmenting training pipeline is replaced by the
-config's test pipeline (``test_dataloader``'s, else ``val_dataloader``'s, else
-a top-level ``test_pipeline``/``val_pipeline``), so the features are
-deterministic: the same images give the same entropies on every run and rank.
+Calibration data, by ``split`` (:data:`SPLITS`):
+
+* ``'train'`` (the default): the paper assumes test data is unavailable, so
+  selection runs on images of the *training* split: the dataset of the
+  config's ``train_dataloader``. Its augmenting training pipeline is replaced
+  by the config's test pipeline (``test_dataloader``'s, else
+  ``val_dataloader``'s, else a top-level ``test_pipeline``/``val_pipeline``),
+  so the features are deterministic: the same images give the same entropies
+  on every run and rank.
+* ``'val'``: the dataset of the config's ``val_dataloader`` with its own
+  pipeline, as the reference code measured its entropies (on the evaluation
+  set).
+
 ``N`` images are drawn without replacement with a seeded generator and kept in
 index order, so the subset depends on ``(N, seed)`` only, not on the batch size.
 """
@@ -23,7 +30,9 @@ from nose_mm.models.builder import build_model_from_cfg
 from nose_mm.utils.config import check_data_roots, load_config
 from nose_mm.utils.safe_load import add_trust_checkpoint_arg, apply_trust_checkpoint
 
-__all__ = ['calibration_dataset_cfg',
+from .settings import SPLITS, add_setting_arg
+
+__all__ = ['SPLITS', 'split_loader_key', 'check_calibration_data', 'calibration_dataset_cfg',
            'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
            'collect_batches', 'prepare_calibration', 'add_calibration_args', 'load_calibration']
 
@@ -54,22 +63,61 @@ def _set_pipeline(node: Any, pipeline: list) -> None:
             _set_pipeline(item, pipeline)
 
 
-def calibration_dataset_cfg(cfg: Any) -> dict:
-    """The training dataset config with the test pipeline (see the module docstring).
-
-    Args:
-        cfg (mmengine.Config): A config with ``train_dataloader``.
-
-    Returns:
-        dict: A copy of ``cfg.train_dataloader.dataset`` whose pipeline(s) are
-        the test pipeline.
+def split_loader_key(split: str) -> str:
+    """The dataloader key of a calibration split: ``'train_dataloader'`` or ``'val_dataloader'``.
 
     Raises:
-        ValueError: If the config has no training dataset or no test/val pipeline.
+        ValueError: If ``split`` is not one of :data:`SPLITS`.
     """
-    loader = cfg.get('train_dataloader')
+    if split not in SPLITS:
+        raise ValueError(f'unknown split {split!r}; allowed: {", ".join(SPLITS)}')
+    return f'{split}_dataloader'
+
+
+def _split_dataset(cfg: Any, split: str) -> Any:
+    """``cfg.<split>_dataloader.dataset``; raises ValueError if the config has none."""
+    key = split_loader_key(split)
+    loader = cfg.get(key)
     if not loader or not loader.get('dataset'):
-        raise ValueError('the config has no train_dataloader.dataset to calibrate on')
+        raise ValueError(f'the config has no {key}.dataset to calibrate on')
+    dataset = copy.deepcopy(loader['dataset'])
+    return dataset.to_dict() if hasattr(dataset, 'to_dict') else dict(dataset)
+
+
+def check_calibration_data(cfg: Any, split: str = 'train') -> None:
+    """Check, before anything is built, that the config has the split's dataset on disk.
+
+    Args:
+        cfg (mmengine.Config): The config.
+        split (str): One of :data:`SPLITS`. Defaults to ``'train'``.
+
+    Raises:
+        ValueError: An unknown split, or no ``<split>_dataloader.dataset``.
+        UserError: Its ``data_root`` folder does not exist.
+    """
+    _split_dataset(cfg, split)
+    check_data_roots(cfg, [split_loader_key(split)])
+
+
+def calibration_dataset_cfg(cfg: Any, split: str = 'train') -> dict:
+    """The calibration dataset config of ``split`` (see the module docstring).
+
+    Args:
+        cfg (mmengine.Config): A config with ``<split>_dataloader``.
+        split (str): ``'train'`` (the training dataset with the test pipeline)
+            or ``'val'`` (the val dataset as configured). Defaults to ``'train'``.
+
+    Returns:
+        dict: A copy of the split's dataset config; for ``'train'`` its
+        pipeline(s) are the test pipeline.
+
+    Raises:
+        ValueError: An unknown split, no dataset for it, or (``'train'``) no
+            test/val pipeline.
+    """
+    dataset = _split_dataset(cfg, split)
+    if split == 'val':
+        return dataset
     pipeline = None
     for source in (cfg.get('test_dataloader'), cfg.get('val_dataloader')):
         pipeline = _find_pipeline(source)
@@ -81,17 +129,15 @@ def calibration_dataset_cfg(cfg: Any) -> dict:
         raise ValueError('the config has no test or val pipeline (test_dataloader, '
                          'val_dataloader, test_pipeline or val_pipeline) to apply to the '
                          'calibration images')
-    dataset = copy.deepcopy(loader['dataset'])
-    dataset = dataset.to_dict() if hasattr(dataset, 'to_dict') else dict(dataset)
     _set_pipeline(dataset, list(pipeline))
     return dataset
 
 
-def build_calibration_dataset(cfg: Any) -> torch.utils.data.Dataset:
-    """Build :func:`calibration_dataset_cfg` in the config's default scope."""
+def build_calibration_dataset(cfg: Any, split: str = 'train') -> torch.utils.data.Dataset:
+    """Build :func:`calibration_dataset_cfg` of ``split`` in the config's default scope."""
     from mmengine.registry import init_default_scope
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    return build_dataset(calibration_dataset_cfg(cfg))
+    return build_dataset(calibration_dataset_cfg(cfg, split))
 
 
 def calibration_indices(length: int, num_samples: int, seed: int = 0) -> List[int]:
@@ -168,8 +214,8 @@ def collect_batches(model: torch.nn.Module, dataloader: Any) -> List[torch.Tenso
 def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
                         batch_size: int = 32, seed: int = 0, device: str = 'cpu',
                         num_workers: int = 0,
-                        check_model: Optional[Callable[[torch.nn.Module], None]] = None
-                        ) -> Tuple[torch.nn.Module, DataLoader]:
+                        check_model: Optional[Callable[[torch.nn.Module], None]] = None,
+                        split: str = 'train') -> Tuple[torch.nn.Module, DataLoader]:
     """Model (checkpoint loaded, eval mode) and calibration loader from a config.
 
     The order is chosen so cheap user errors come first: checkpoint path, model
@@ -186,25 +232,31 @@ def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
         num_workers (int): Loader workers. Defaults to 0.
         check_model (callable, optional): Called with the built model before
             the data is touched. Defaults to None.
+        split (str): Calibration split (:data:`SPLITS`). Defaults to ``'train'``.
 
     Returns:
         tuple: ``(model, dataloader)``.
     """
+    split_loader_key(split)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     model = build_model_from_cfg(cfg, checkpoint, device)
     if check_model is not None:
         check_model(model)
-    dataset = build_calibration_dataset(cfg)
+    dataset = build_calibration_dataset(cfg, split)
     loader = build_calibration_loader(dataset, num_samples, batch_size, seed, num_workers)
     return model, loader
 
 
-def add_calibration_args(parser) -> None:
+def add_calibration_args(parser, split: str = 'train') -> None:
     """Arguments of the analysis tools that read N calibration images of a model.
 
     ``config``, ``checkpoint``, ``--num-samples``, ``--batch-size``, ``--seed``,
-    ``--device`` and ``--cfg-options``; see :func:`load_calibration`.
+    ``--split``, ``--device`` and ``--cfg-options``; see :func:`load_calibration`.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+        split (str): Default of ``--split`` (:data:`SPLITS`). Defaults to ``'train'``.
     """
     from mmengine.config import DictAction
     parser.add_argument('config', help='model config file')
@@ -212,6 +264,7 @@ def add_calibration_args(parser) -> None:
     parser.add_argument('--num-samples', '-n', type=int, default=256, help='images (256)')
     parser.add_argument('--batch-size', type=int, default=32, help='batch size (32)')
     parser.add_argument('--seed', type=int, default=0, help='subset seed (0)')
+    add_setting_arg(parser, 'split', default=split)
     parser.add_argument('--device', default=None, help='default: cuda if available')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
@@ -222,13 +275,14 @@ def load_calibration(args) -> Tuple[torch.nn.Module, List[Any]]:
     """The model and its calibration batches for the arguments of :func:`add_calibration_args`.
 
     Raises:
-        UserError: Bad config path or missing training data folder.
-        ValueError, FileNotFoundError: See :func:`prepare_calibration`.
+        UserError: Bad config path or missing data folder.
+        ValueError, FileNotFoundError: See :func:`check_calibration_data` and
+            :func:`prepare_calibration`.
     """
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)
     apply_trust_checkpoint(args.trust_checkpoint, cfg)
-    check_data_roots(cfg, ['train_dataloader'])
+    check_calibration_data(cfg, args.split)
     model, loader = prepare_calibration(cfg, args.checkpoint, args.num_samples,
-                                        args.batch_size, args.seed, device)
+                                        args.batch_size, args.seed, device, split=args.split)
     return model, collect_batches(model, loader)

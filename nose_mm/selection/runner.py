@@ -12,7 +12,8 @@ from .io import file_sha256
 from .loading import collect_batches, prepare_calibration
 from .settings import METHODS, SelectionSettings
 
-__all__ = ['METHODS', 'run_selection', 'result_to_record', 'select_from_config']
+__all__ = ['METHODS', 'run_selection', 'result_to_record', 'calibration_record',
+           'select_from_config']
 
 #: Version of the selection record layout.
 RECORD_VERSION = 1
@@ -72,8 +73,9 @@ def run_selection(model: torch.nn.Module,
         TE, None for already-selected), ``scores`` (score baselines),
         ``entropies`` (``full`` and ``per_step``: ``H`` after each step, NOSE
         only), ``num_layers`` (K), ``total_layers`` (L), ``num_samples``,
-        ``seed``, ``features``, ``evaluator``, ``cost`` (``blocks_computed``,
-        ``forward_equivalents``) and ``timing`` (seconds).
+        ``seed``, ``features``, ``evaluator`` and ``skip_mode`` (NOSE only, else
+        None), ``cost`` (``blocks_computed``, ``forward_equivalents``) and
+        ``timing`` (seconds).
 
     Raises:
         ValueError: On a bad setting, ``K`` missing or larger than the number
@@ -84,7 +86,7 @@ def run_selection(model: torch.nn.Module,
     settings = SelectionSettings.build(settings, **options)
     num_layers, method, seed = settings.budget(), settings.method, settings.seed
     criterion, features, evaluator = settings.criterion, settings.features, settings.evaluator
-    adapter = build_adapter(model, features=features)
+    adapter = build_adapter(model, features=features, skip_mode=settings.skip_mode)
     candidates = adapter.candidate_layers
     check_budget(candidates, num_layers)
     t_start = time.perf_counter()
@@ -139,10 +141,18 @@ def run_selection(model: torch.nn.Module,
     record.update(entropies=entropies, num_layers=num_layers, total_layers=adapter.num_layers,
                   removed_layers=adapter.removed_layers, num_samples=num_samples,
                   seed=seed, features=features,
-                  evaluator=evaluator if method == 'nose' else None, cost=cost,
+                  evaluator=evaluator if method == 'nose' else None,
+                  skip_mode=settings.skip_mode if method == 'nose' else None, cost=cost,
                   timing=dict(data_s=t_data - t_start, select_s=t_end - t_data,
                               total_s=t_end - t_start))
     return record
+
+
+def calibration_record(settings: SelectionSettings) -> Dict[str, Any]:
+    """Where the calibration images of a selection came from: ``batch_size`` and
+    ``split`` (None for methods that read no data)."""
+    return dict(batch_size=settings.batch_size,
+                split=settings.split if settings.needs_data else None)
 
 
 def select_from_config(cfg: Any,
@@ -156,7 +166,8 @@ def select_from_config(cfg: Any,
     """Build the config's model, load ``checkpoint`` and run :func:`run_selection`.
 
     Calibration images: ``num_samples`` images of the config's training
-    dataset with its test pipeline (see :mod:`nose_mm.selection.loading`).
+    dataset with its test pipeline, or of its val dataset (``split``; see
+    :mod:`nose_mm.selection.loading`).
 
     Args:
         cfg (mmengine.Config): The config (with ``filename`` when loaded from a file).
@@ -170,7 +181,7 @@ def select_from_config(cfg: Any,
 
     Returns:
         dict: The record of :func:`run_selection` plus ``batch_size``,
-        ``config`` and ``checkpoint`` (``path``, ``sha256``).
+        ``split``, ``config`` and ``checkpoint`` (``path``, ``sha256``).
     """
     if num_layers is not None:
         options['num_layers'] = num_layers
@@ -182,8 +193,8 @@ def select_from_config(cfg: Any,
 
     model, loader = prepare_calibration(cfg, checkpoint, settings.num_samples,
                                         settings.batch_size, settings.seed, device,
-                                        num_workers, check_model=check)
+                                        num_workers, check_model=check, split=settings.split)
     record = run_selection(model, loader, settings=settings, progress=progress)
-    record.update(batch_size=settings.batch_size, config=getattr(cfg, 'filename', None),
+    record.update(calibration_record(settings), config=getattr(cfg, 'filename', None),
                   checkpoint=dict(path=checkpoint, sha256=file_sha256(checkpoint)))
     return record

@@ -7,16 +7,20 @@ and ``tools/nose_select.py`` (its arguments come from :func:`add_selection_args`
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
-from .adapters import FEATURES
+from .adapters import FEATURES, SKIP_MODES
 from .evaluators import EVALUATORS
 from .greedy import CRITERIA
 
-__all__ = ['METHODS', 'SelectionSettings', 'add_selection_args', 'settings_from_args']
+__all__ = ['METHODS', 'SPLITS', 'SelectionSettings', 'add_selection_args', 'add_setting_arg',
+           'settings_from_args']
 
 #: Selection methods: NOSE and its baselines.
 METHODS = ('nose', 'random', 'first', 'attn_entropy', 'cosine')
 #: Methods that read calibration images.
 DATA_METHODS = ('nose', 'attn_entropy', 'cosine')
+#: Calibration splits: the training images with the test pipeline, or the val set
+#: (see :mod:`nose_mm.selection.loading`).
+SPLITS = ('train', 'val')
 
 
 def _field(default: Any, help: str, flags: Tuple[str, ...] = (),
@@ -32,7 +36,8 @@ class SelectionSettings:
     Args:
         num_layers (int, optional): Budget ``K`` (a positive int). Defaults to None
             (only allowed where a selection file supplies the layers).
-        num_samples (int): Calibration images ``N`` (>= 2). Defaults to 256.
+        num_samples (int): Calibration images ``N`` (>= 2). Defaults to 1024 (from
+            the stability measurement in the README, "Calibration size").
         method (str): One of :data:`METHODS`. Defaults to ``'nose'``.
         criterion (str): NOSE criterion, ``'abs'`` or ``'signed'``. Defaults to ``'abs'``.
         batch_size (int): Calibration batch size. Defaults to 32.
@@ -40,6 +45,12 @@ class SelectionSettings:
             Defaults to 0.
         features (str): ``'head_input'`` or ``'logits'``. Defaults to ``'head_input'``.
         evaluator (str): ``'cached'`` or ``'naive'`` (NOSE only). Defaults to ``'cached'``.
+        skip_mode (str): What a skipped attention leaves (NOSE only):
+            ``'identity'`` (x, METHOD.md) or ``'compensated'`` (2x, the
+            reference code's shrink model). Defaults to ``'identity'``.
+        split (str): Calibration images: ``'train'`` (training images with the
+            test pipeline) or ``'val'`` (the val set, as the reference).
+            Defaults to ``'train'``.
 
     Raises:
         ValueError: Naming the bad value and the allowed ones.
@@ -47,7 +58,7 @@ class SelectionSettings:
 
     num_layers: Optional[int] = _field(None, 'number of attention layers to select (K)',
                                        ('-k', ))
-    num_samples: int = _field(256, 'calibration images N (default: 256)', ('-n', ))
+    num_samples: int = _field(1024, 'calibration images N (default: 1024)', ('-n', ))
     method: str = _field('nose', 'selection method (default: nose)', choices=METHODS)
     criterion: str = _field('abs', 'NOSE: smallest |TE| (abs) or smallest TE (signed) '
                             '(default: abs)', choices=CRITERIA)
@@ -57,6 +68,11 @@ class SelectionSettings:
                            'the logits', choices=FEATURES)
     evaluator: str = _field('cached', 'TE evaluation with the prefix cache (default) or full '
                             'passes', choices=EVALUATORS)
+    skip_mode: str = _field('identity', 'a skipped attention leaves x (identity, default) or '
+                            '2x (compensated, the reference\'s shrink model)',
+                            choices=SKIP_MODES)
+    split: str = _field('train', 'calibration images: the training set with the test pipeline '
+                        '(train) or the val set (val) (default: %(default)s)', choices=SPLITS)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -113,6 +129,30 @@ def _is_int(value: Any, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
+def add_setting_arg(parser, name: str, required: bool = False, **overrides: Any) -> None:
+    """Add the ``--option`` of one :class:`SelectionSettings` field to an argparse parser.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+        name (str): The field, e.g. ``'split'``.
+        required (bool): The user must give it (no default). Defaults to False.
+        **overrides: ``add_argument`` keywords replacing the field's (e.g.
+            another ``default``).
+    """
+    f = {f.name: f for f in dataclasses.fields(SelectionSettings)}[name]
+    meta = f.metadata
+    kwargs: Dict[str, Any] = dict(dest=f.name, help=meta['help'])
+    if meta['choices'] is not None:
+        kwargs.update(choices=meta['choices'], default=f.default)
+    else:
+        kwargs.update(type=int, default=f.default)
+    if required:
+        kwargs.update(required=True)
+        kwargs.pop('default')
+    kwargs.update(overrides)
+    parser.add_argument('--' + f.name.replace('_', '-'), *meta['flags'], **kwargs)
+
+
 def add_selection_args(parser, required: Tuple[str, ...] = ('num_layers', )) -> None:
     """Add one ``--option`` per :class:`SelectionSettings` field to an argparse parser.
 
@@ -122,16 +162,7 @@ def add_selection_args(parser, required: Tuple[str, ...] = ('num_layers', )) -> 
             ``('num_layers', )``.
     """
     for f in dataclasses.fields(SelectionSettings):
-        meta = f.metadata
-        kwargs: Dict[str, Any] = dict(dest=f.name, help=meta['help'])
-        if meta['choices'] is not None:
-            kwargs.update(choices=meta['choices'], default=f.default)
-        else:
-            kwargs.update(type=int, default=f.default)
-        if f.name in required:
-            kwargs.update(required=True)
-            kwargs.pop('default')
-        parser.add_argument('--' + f.name.replace('_', '-'), *meta['flags'], **kwargs)
+        add_setting_arg(parser, f.name, required=f.name in required)
 
 
 def settings_from_args(args) -> SelectionSettings:

@@ -47,9 +47,10 @@ def demo(tmp_path):
     return root, ckpt, options
 
 
-def _oracle(options, ckpt, skip):
+def _oracle(options, ckpt, skip, compensate=False):
     """Top-1 and head-input features of the demo model with ``skip`` diluted at lam = 0
-    without compensation (x stays x): the model's own forward, not the adapter's."""
+    without compensation (x stays x; with ``compensate``, 2x): the model's own forward,
+    not the adapter's."""
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import DATASETS
 
@@ -57,7 +58,7 @@ def _oracle(options, ckpt, skip):
     from nose_mm.models.builder import build_model_from_cfg
     cfg = load_config(DEMO, options)
     model = build_model_from_cfg(cfg, ckpt)
-    model.backbone.set_dilution_compensate(False)
+    model.backbone.set_dilution_compensate(compensate)
     model.backbone.set_diluted_layers(list(skip))
     model.backbone.set_dilution_lam(0.0)
     dataset = DATASETS.build(copy.deepcopy(cfg.val_dataloader.dataset))
@@ -118,6 +119,24 @@ def test_random_skip_tool_on_the_demo_model(demo, tmp_path, capsys):
     again = json.load(open(tmp_path / 'again' / 'random_skip.json'))
     assert [s['skip'] for b in again['budgets'] for s in b['subsets']] == \
         [s['skip'] for b in record['budgets'] for s in b['subsets']]
+
+
+def test_random_skip_tool_compensated_on_the_train_split(demo, tmp_path, capsys):
+    root, ckpt, options = demo
+    out = tmp_path / 'comp'
+    # the train split (test pipeline) is the same image folder here
+    argv = [DEMO, ckpt, '--ks', '2', '--num-subsets', '2', '--num-samples', '12', '--split',
+            'train', '--skip-mode', 'compensated', '--out', str(out), '--cfg-options',
+            f'train_dataloader.dataset.data_root={root}',
+            'train_dataloader.dataset.data_prefix=val']
+    assert _tool().main(argv) == 0
+    record = json.load(open(out / 'random_skip.json'))
+    assert (record['split'], record['skip_mode']) == ('train', 'compensated')
+    _, full_feats = _oracle(options, ckpt, [])
+    for subset in record['budgets'][0]['subsets']:
+        acc, feats = _oracle(options, ckpt, subset['skip'], compensate=True)
+        assert subset['accuracy'] == pytest.approx(acc)
+        assert subset['te'] == pytest.approx(_entropy(full_feats) - _entropy(feats), abs=1e-6)
 
 
 @pytest.mark.parametrize('extra, message', [

@@ -71,6 +71,25 @@ def test_hook_selects_before_training_and_reuses_on_resume(tiny_cifar100, tmp_pa
     assert _backbone(resumed).diluted_layers == tuple(sorted(record['selection']))
 
 
+def test_hook_calibrates_on_the_val_split_with_compensated_skips(tiny_cifar100, tmp_path):
+    hook = dict(SELECT, num_samples=10, split='val', skip_mode='compensated')
+    cfg = _cfg(tiny_cifar100, tmp_path / 'w', [hook])
+    cfg.val_dataloader, cfg.val_cfg, cfg.val_evaluator = (cfg.test_dataloader, dict(),
+                                                          cfg.test_evaluator)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    record = json.load(open(tmp_path / 'w' / 'selection.json'))
+    # all 10 images of the val split (the train split has 20)
+    assert (record['split'], record['skip_mode'], record['num_samples']) == ('val',
+                                                                            'compensated', 10)
+    assert _backbone(runner).diluted_layers == tuple(sorted(record['selection']))
+    # without a val dataloader there is nothing to calibrate on
+    runner = Runner.from_cfg(_cfg(tiny_cifar100, tmp_path / 'w2', [hook]))
+    with pytest.raises(ValueError, match='the config has no val_dataloader.dataset to '
+                                         'calibrate on'):
+        runner.train()
+
+
 def test_hook_uses_a_given_selection_file(tiny_cifar100, tmp_path, monkeypatch):
     from nose_mm.selection import load_selection, save_selection
     given = tmp_path / 'given.json'

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from nose_mm.selection import (CachedEvaluator, NaiveEvaluator, build_adapter, gaussian_entropy,
-                               greedy_select, layer_statistics, run_selection, selection_cost)
+from nose_mm.selection import (CachedEvaluator, MMPretrainViTAdapter, NaiveEvaluator,
+                               build_adapter, gaussian_entropy, greedy_select, layer_statistics,
+                               run_selection, selection_cost)
+from nose_mm.selection.adapters import applies_skip_mode
 
 from .conftest import build_tiny_classifier, make_batches
 
@@ -149,3 +151,65 @@ def test_run_selection_input_errors(tiny_model, batches):
     tiny_model.train()
     run_selection(tiny_model, None, 1, batches=batches, progress=False)
     assert tiny_model.training  # mode restored
+
+
+@pytest.mark.parametrize('compensate, skip_mode', [(True, 'compensated'), (False, 'identity')])
+def test_skip_modes_equal_the_model_diluted_at_lam_zero(compensate, skip_mode):
+    """Oracle: skipping layers in a mode == the model's own forward with them at lam = 0."""
+    model = build_tiny_classifier('NoseVisionTransformer', diluted_layers=[1, 3], init_lam=0.0,
+                                  compensate=compensate)
+    adapter = build_adapter(model, features='logits', skip_mode=skip_mode)
+    other = build_adapter(model, features='logits',
+                          skip_mode='identity' if compensate else 'compensated')
+    x = make_batches(8, 8)[0]
+    with torch.no_grad():
+        expected = model(x, mode='tensor')
+        torch.testing.assert_close(adapter.forward(x, skip=[1, 3]), expected, rtol=0, atol=1e-6)
+        assert not torch.allclose(other.forward(x, skip=[1, 3]), expected, atol=1e-3)
+        # the adapter measures the plain block whatever lam the backbone has
+        assert not torch.allclose(adapter.forward(x), expected, atol=1e-3)
+
+
+def test_skip_modes_give_different_transfer_entropies(tiny_model, batches):
+    records = {mode: run_selection(tiny_model, None, 2, batches=batches, progress=False,
+                                   skip_mode=mode) for mode in ('identity', 'compensated')}
+    assert records['identity']['skip_mode'] == 'identity'
+    assert records['compensated']['skip_mode'] == 'compensated'
+    te = {mode: np.array(r['te_table'][0], dtype=float) for mode, r in records.items()}
+    assert np.all(np.abs(te['identity'] - te['compensated']) > 1e-3)
+    # the same H(full): nothing is skipped there
+    assert records['identity']['entropies']['full'] == pytest.approx(
+        records['compensated']['entropies']['full'], abs=1e-12)
+    # baselines do not skip: no skip mode recorded
+    assert run_selection(tiny_model, None, 2, method='first', skip_mode='compensated',
+                         progress=False)['skip_mode'] is None
+    with pytest.raises(ValueError, match="unknown skip_mode 'double'; allowed: identity, "
+                                         "compensated"):
+        build_adapter(tiny_model, skip_mode='double')
+
+
+def test_an_unmarked_block_override_refuses_compensated_skips(tiny_model, batches):
+    class Plain(MMPretrainViTAdapter):
+        def block(self, index, x, skip_attn=False):  # skips as identity, whatever the mode
+            return super().block(index, x, skip_attn)
+
+    assert Plain(tiny_model).skip_mode == 'identity'
+    with pytest.raises(ValueError, match="Plain.block does not apply skip_mode 'compensated': "
+                                         "it must skip through skipped_attention"):
+        Plain(tiny_model, skip_mode='compensated')
+
+    class Marked(Plain):
+        block = applies_skip_mode(Plain.block)
+
+    x = batches[0]
+    with torch.no_grad():
+        assert torch.equal(Marked(tiny_model, skip_mode='compensated').forward(x, [2]),
+                           build_adapter(tiny_model, skip_mode='compensated').forward(x, [2]))
+
+
+def test_cached_equals_naive_when_compensated(tiny_model, batches):
+    adapter = build_adapter(tiny_model, skip_mode='compensated')
+    naive, cached = NaiveEvaluator(adapter, batches), CachedEvaluator(adapter, batches)
+    for selected, candidate in [((), 0), ((), 3), ((3, ), 1), ((3, 1), 4), ((3, 1), 0)]:
+        assert cached(selected, candidate) == pytest.approx(naive(selected, candidate),
+                                                            abs=1e-9)

@@ -9,7 +9,9 @@ from mmengine.config import Config
 from nose_mm.selection import (build_calibration_dataset, build_calibration_loader,
                                calibration_dataset_cfg, calibration_indices, load_selection,
                                load_selection_record, save_selection)
+from nose_mm.selection.loading import check_calibration_data
 from nose_mm.utils.checkpoint import load_checkpoint_strict
+from nose_mm.utils.cli import UserError
 from tests.utils import TEST_CONFIGS
 
 from .conftest import build_tiny_classifier
@@ -54,6 +56,28 @@ def test_calibration_uses_the_train_split_with_the_test_pipeline(tiny_cifar100):
         calibration_dataset_cfg(cfg)
     loader = build_calibration_loader(dataset, 7, batch_size=3, seed=0)
     assert [len(b['inputs']) for b in loader] == [3, 3, 1]
+
+
+def test_calibration_on_the_val_split(tiny_cifar100):
+    cfg = Config.fromfile(osp.join(TEST_CONFIGS, 'tiny-vit_cifar100.py'))
+    cfg.val_dataloader.dataset.data_root = tiny_cifar100
+    cfg.train_dataloader.dataset.data_root = tiny_cifar100
+    cfg.val_dataloader.dataset.pipeline = [dict(type='RandomFlip', prob=1.0,
+                                                direction='horizontal'), dict(type='PackInputs')]
+    ds_cfg = calibration_dataset_cfg(cfg, 'val')
+    # the val dataset as configured (the reference measured on it), its own pipeline
+    assert ds_cfg['split'] == 'test' and ds_cfg['pipeline'] == cfg.val_dataloader.dataset.pipeline
+    assert len(build_calibration_dataset(cfg, 'val')) == 10
+    assert len(build_calibration_dataset(cfg, 'train')) == 20
+    with pytest.raises(ValueError, match="unknown split 'test'; allowed: train, val"):
+        calibration_dataset_cfg(cfg, 'test')
+    cfg.val_dataloader = None
+    with pytest.raises(ValueError, match='the config has no val_dataloader.dataset to '
+                                         'calibrate on'):
+        check_calibration_data(cfg, 'val')
+    cfg.train_dataloader.dataset.data_root = '/nonexistent'
+    with pytest.raises(UserError, match="dataset folder '/nonexistent' does not exist"):
+        check_calibration_data(cfg, 'train')
 
 
 def test_calibration_subset_is_seeded_and_checked():

@@ -84,6 +84,30 @@ def test_select_tool_baseline_and_same_subset_for_any_batch_size(tiny_cifar100, 
     assert set(record['scores']['values']) == {'0', '1', '2', '3'}
 
 
+def test_select_tool_val_split_and_compensated_skip(tiny_cifar100, ckpt, tmp_path):
+    from nose_mm.selection import select_from_config
+    from nose_mm.utils.config import load_config
+    select = _tool('nose_select.py')
+    opts = ['--cfg-options', f'val_dataloader.dataset.data_root={tiny_cifar100}']
+    out = tmp_path / 'val.json'
+    # the val split has 10 images (the train split 20): N = 10 is all of it
+    assert select.main([CFG, ckpt, '-k', '3', '-n', '10', '--split', 'val', '--skip-mode',
+                        'compensated', '--no-progress', '--out', str(out), *opts]) == 0
+    record = json.load(open(out))
+    assert (record['split'], record['skip_mode'], record['num_samples']) == ('val',
+                                                                            'compensated', 10)
+    cfg = load_config(CFG, {'val_dataloader.dataset.data_root': tiny_cifar100,
+                            'train_dataloader.dataset.data_root': tiny_cifar100})
+    same = select_from_config(cfg, ckpt, 3, num_samples=10, split='val',
+                              skip_mode='compensated', progress=False)
+    assert same['te_table'] == record['te_table']
+    identity = select_from_config(cfg, ckpt, 3, num_samples=10, split='val', progress=False)
+    train = select_from_config(cfg, ckpt, 3, num_samples=10, split='train', progress=False)
+    assert identity['te_table'][0] != record['te_table'][0]  # the skip mode matters
+    assert train['te_table'][0] != identity['te_table'][0]  # other images
+    assert (identity['split'], identity['skip_mode']) == ('val', 'identity')
+
+
 def test_select_tool_clear_errors(tiny_cifar100, ckpt, tmp_path, capsys):
     select = _tool('nose_select.py')
     out = str(tmp_path / 's.json')
@@ -110,6 +134,11 @@ def test_select_tool_clear_errors(tiny_cifar100, ckpt, tmp_path, capsys):
     assert "config file 'nope.py' does not exist" in error('nope.py', ckpt, '-k', 2)
     assert 'does not exist (set by train_dataloader.dataset.data_root)' in error(
         CFG, ckpt, '-k', 2, '--cfg-options', 'train_dataloader.dataset.data_root=/nonexistent')
+    assert 'num_samples=11 is larger than the calibration dataset (10 images)' in error(
+        CFG, ckpt, '-k', 2, '-n', 11, '--split', 'val', '--cfg-options',
+        f'val_dataloader.dataset.data_root={tiny_cifar100}')
+    assert 'does not exist (set by val_dataloader.dataset.data_root)' in error(
+        CFG, ckpt, '-k', 2, '--split', 'val', *opts)
     assert not osp.exists(out)
 
 

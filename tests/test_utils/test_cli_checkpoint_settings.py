@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from nose_mm.selection import SelectionSettings, add_selection_args, settings_from_args
+from nose_mm.selection.settings import add_setting_arg
 from nose_mm.utils import cli
 from nose_mm.utils.checkpoint import load_checkpoint_file
 from nose_mm.utils.cli import INPUT_ERRORS, UserError, cli_main
@@ -60,6 +61,8 @@ def test_load_checkpoint_file(tmp_path):
     (dict(criterion='max'), "unknown criterion 'max'; allowed: abs, signed"),
     (dict(features='cls'), "unknown features 'cls'; allowed: head_input, logits"),
     (dict(evaluator='fast'), "unknown evaluator 'fast'; allowed: cached, naive"),
+    (dict(skip_mode='zero'), "unknown skip_mode 'zero'; allowed: identity, compensated"),
+    (dict(split='test'), "unknown split 'test'; allowed: train, val"),
     (dict(num_layers=0), 'num_layers must be a positive int, got 0'),
     (dict(num_layers=True), 'num_layers must be a positive int, got True'),
     (dict(num_samples=1), r'num_samples must be an int >= 2 \(entropy needs a spread\), got 1'),
@@ -78,13 +81,23 @@ def test_selection_settings_argparse_flags():
     add_selection_args(parser)
     args = parser.parse_args(['-k', '3', '-n', '8', '--method', 'random', '--criterion',
                               'signed', '--batch-size', '4', '--seed', '2', '--features',
-                              'logits', '--evaluator', 'naive'])
+                              'logits', '--evaluator', 'naive', '--skip-mode', 'compensated',
+                              '--split', 'val'])
     assert settings_from_args(args) == SelectionSettings(3, 8, 'random', 'signed', 4, 2,
-                                                         'logits', 'naive')
+                                                         'logits', 'naive', 'compensated',
+                                                         'val')
     defaults = settings_from_args(parser.parse_args(['--num-layers', '2']))
     assert defaults == SelectionSettings(num_layers=2)
     assert SelectionSettings(num_layers=2).budget() == 2
     with pytest.raises(ValueError, match='needs num_layers'):
         SelectionSettings().budget()
+    assert (defaults.skip_mode, defaults.split) == ('identity', 'train')
     with pytest.raises(SystemExit):
         parser.parse_args(['--method', 'best', '-k', '2'])
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--split', 'test', '-k', '2'])
+    # one field's option elsewhere, with another default (tools/analysis/random_skip.py)
+    other = argparse.ArgumentParser()
+    add_setting_arg(other, 'split', default='val')
+    assert other.parse_args([]).split == 'val'
+    assert other.parse_args(['--split', 'train']).split == 'train'

@@ -14,6 +14,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+
 from mmengine.config import Config
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import Runner
@@ -21,6 +22,7 @@ from mmengine.runner import Runner
 import nose_mm  # noqa: F401  (registries, the checkpoint loader)
 from nose_mm.datasets import write_ade20k, write_cifar100
 from nose_mm.models.convert import convert_deit_checkpoint, convert_lambda_vit
+from nose_mm.models.dilution import META_COMPENSATE, META_DILUTED, META_LAM
 from nose_mm.models.prune import convert_checkpoint_file, prune_checkpoint
 from nose_mm.utils.safe_load import (SAFE_GLOBALS, TRUST_ENV, CheckpointLoadError,
                                      UnsafeCheckpointError, apply_trust_checkpoint,
@@ -417,6 +419,9 @@ def test_a_user_running_test_py_on_a_payload(payload, cifar, tmp_path):
 def test_entry_point_opt_in_runs_a_trusted_file(how, files, payload, cifar, tmp_path):
     _, shared_marker = payload
     ckpt = torch.load(files['runner'], map_location='cpu', weights_only=False)
+    if how == 'config':  # test.py on the undiluted test config: a checkpoint that fits it
+        for key in (META_DILUTED, META_LAM, META_COMPENSATE):
+            ckpt['meta'].pop(key, None)
     ckpt['meta']['note'] = Payload(tmp_path / 'ran')
     trusted = tmp_path / 'trusted.pth'
     torch.save(ckpt, trusted)

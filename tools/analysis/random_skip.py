@@ -2,36 +2,36 @@
 
     python tools/analysis/random_skip.py CONFIG CHECKPOINT [--ks 1 2 3]
         [--num-subsets M] [--split {val,train}] [--num-samples N] [--batch-size B]
-        [--seed S] [--features {head_input,logits}] [--device DEV] [--out DIR]
-        [--cfg-options k=v ...]
+        [--seed S] [--features {head_input,logits}] [--skip-mode {identity,compensated}]
+        [--device DEV] [--out DIR] [--cfg-options k=v ...]
 
 For every budget k (default: 1 .. number of attention layers), M seeded random
 sets of k layers (all of them when there are no more than M) have their
-attention skipped (identity); on N images of the split (default: the val split
-with its pipeline; ``train`` uses the test pipeline), each set gets its top-1
-accuracy and its transfer entropy TE(S) = H(full) - H(S). Writes
-``DIR/random_skip.json`` (accuracy mean / variance per k and every set's
-accuracy and TE) and ``DIR/random_skip.png`` (accuracy vs TE), atomically.
+attention skipped (identity, or 2x with ``--skip-mode compensated``); on N
+images of the split (default: the val split with its pipeline; ``train`` uses
+the test pipeline), each set gets its top-1 accuracy and its transfer entropy
+TE(S) = H(full) - H(S). Writes ``DIR/random_skip.json`` (accuracy mean /
+variance per k and every set's accuracy and TE) and ``DIR/random_skip.png``
+(accuracy vs TE), atomically.
 """
 import math
 import os.path as osp
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, UserError, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
     from nose_mm.selection.loading import add_calibration_args
+    from nose_mm.selection.settings import add_setting_arg
     parser = ToolParser(description='Random attention skipping (nose_mm)')
-    add_calibration_args(parser)
+    add_calibration_args(parser, split='val')
     parser.add_argument('--ks', type=int, nargs='+', metavar='K',
                         help='budgets: numbers of layers to skip (default: all)')
     parser.add_argument('--num-subsets', '-m', type=int, default=10,
                         help='random sets per budget (10)')
-    parser.add_argument('--split', choices=('val', 'train'), default='val',
-                        help='images to evaluate on (val)')
-    parser.add_argument('--features', choices=('head_input', 'logits'), default='head_input',
-                        help='features of the entropy (head_input)')
+    add_setting_arg(parser, 'features')
+    add_setting_arg(parser, 'skip_mode')
     parser.add_output('--out', folder=True, default='random_skip', help='output folder')
     return parser.parse_args(argv)
 
@@ -39,35 +39,28 @@ def parse_args(argv=None):
 def _load(args):
     """Model, adapters and (batches, labels) of N images of the chosen split."""
     import torch
-    from mmengine.registry import init_default_scope
 
     from nose_mm.analysis.random_skip import check_budgets, check_num_subsets
-    from nose_mm.datasets.checks import build_dataset
     from nose_mm.models.builder import build_model_from_cfg
     from nose_mm.selection import build_adapter
-    from nose_mm.selection.loading import build_calibration_dataset, build_calibration_loader
-    from nose_mm.utils.config import check_data_roots, load_config
+    from nose_mm.selection.loading import (build_calibration_dataset, build_calibration_loader,
+                                           check_calibration_data)
+    from nose_mm.utils.config import load_config
     from nose_mm.utils.safe_load import apply_trust_checkpoint
     check_num_subsets(args.num_subsets)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)
     apply_trust_checkpoint(args.trust_checkpoint, cfg)
-    key = f'{args.split}_dataloader'
-    if not cfg.get(key) or not cfg[key].get('dataset'):
-        raise UserError(f'the config has no {key}.dataset')
-    check_data_roots(cfg, [key])
+    check_calibration_data(cfg, args.split)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     model = build_model_from_cfg(cfg, args.checkpoint, device)
-    features = build_adapter(model, args.features)
-    logits = features if args.features == 'logits' else build_adapter(model, 'logits')
+    features = build_adapter(model, args.features, args.skip_mode)
+    logits = features if args.features == 'logits' else build_adapter(model, 'logits',
+                                                                      args.skip_mode)
     candidates = features.candidate_layers
     ks = check_budgets(args.ks if args.ks else range(1, len(candidates) + 1), len(candidates))
-    if args.split == 'train':
-        dataset = build_calibration_dataset(cfg)
-    else:
-        init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-        dataset = build_dataset(cfg[key].dataset)
+    dataset = build_calibration_dataset(cfg, args.split)
     loader = build_calibration_loader(dataset, args.num_samples, args.batch_size, args.seed)
     batches, labels = [], []
     with torch.no_grad():

@@ -9,7 +9,7 @@ from mmpretrain.utils import get_ori_model
 from nose_mm.registry import HOOKS
 from nose_mm.selection.io import file_sha256, load_selection_record, save_selection
 from nose_mm.selection.loading import build_calibration_dataset, build_calibration_loader
-from nose_mm.selection.runner import run_selection
+from nose_mm.selection.runner import calibration_record, run_selection
 from nose_mm.selection.settings import SelectionSettings
 
 __all__ = ['NoseSelectionHook', 'broadcast_from_main']
@@ -50,10 +50,11 @@ class NoseSelectionHook(Hook):
     """Select the attention layers to dilute (NOSE or a baseline) before training.
 
     Reuses ``selection_file``, or on ``--resume`` the work dir's record;
-    otherwise rank 0 selects on ``num_samples`` training images (test
-    pipeline), every rank sets ``backbone.set_diluted_layers`` and rank 0
-    writes ``<work_dir>/<file_name>``. Priority ``'VERY_HIGH'``: before
-    ``DilutionHook``. See the README section "Layer selection in training".
+    otherwise rank 0 selects on ``num_samples`` images of ``split`` (training
+    images with the test pipeline, or the val set), every rank sets
+    ``backbone.set_diluted_layers`` and rank 0 writes ``<work_dir>/<file_name>``.
+    Priority ``'VERY_HIGH'``: before ``DilutionHook``. See the README section
+    "Layer selection in training".
 
     Args:
         selection_file (str, optional): A ``tools/nose_select.py`` JSON to use
@@ -63,7 +64,8 @@ class NoseSelectionHook(Hook):
         progress (bool): Progress bar on rank 0. Defaults to True.
         **settings: :class:`~nose_mm.selection.SelectionSettings` (``num_layers``,
             ``num_samples``, ``method``, ``criterion``, ``batch_size``, ``seed``,
-            ``features``, ``evaluator``); ``num_layers`` is required without
+            ``features``, ``evaluator``, ``skip_mode``, ``split``);
+            ``num_layers`` is required without
             ``selection_file``.
     """
 
@@ -91,16 +93,16 @@ class NoseSelectionHook(Hook):
         """Run the selection (rank 0) and add provenance to the record."""
         s, loader = self.settings, None
         if s.needs_data:
-            dataset = build_calibration_dataset(runner.cfg)
+            dataset = build_calibration_dataset(runner.cfg, s.split)
             loader = build_calibration_loader(dataset, s.num_samples, s.batch_size, s.seed,
                                               self.num_workers)
-        data = f' on {s.num_samples} training images' if loader is not None else ''
+        data = f' on {s.num_samples} {s.split} images' if loader is not None else ''
         runner.logger.info(f'NoseSelectionHook: selecting {s.num_layers} attention layers '
                            f'with {s.method!r}{data}')
         record = run_selection(model, loader, settings=s, progress=self.progress)
         load_from = runner.cfg.get('load_from')
         record.update(
-            batch_size=s.batch_size, source='NoseSelectionHook',
+            calibration_record(s), source='NoseSelectionHook',
             config=getattr(runner.cfg, 'filename', None),
             checkpoint=dict(path=load_from,
                             sha256=file_sha256(load_from)

@@ -1,0 +1,234 @@
+"""How much a NOSE selection depends on its calibration subset.
+
+The selection reads ``N`` calibration images drawn with a seed. If another
+seed gives another layer set, ``N`` is too small for the selection to mean
+anything. :func:`measure_selection_stability` runs the selection for every
+split, ``N`` (an int or ``'all'``), seed and skip mode; :func:`stability_rows`
+summarises the runs per ``(split, skip mode, K, N)``:
+
+* ``distinct``: how many different layer sets the seeds gave;
+* ``agreement``: share of seeds giving the most common set;
+* ``matches_all``: share of seeds giving the set of all the split's images
+  (the selection without sampling noise);
+* ``stable``: one set for every seed, and it is the all-images set.
+
+:func:`smallest_stable_n` is the smallest ``N`` from which on every larger
+``N`` is stable too: the calibration size to default to. The greedy search
+picks layers one at a time, so the first ``k`` layers of one run with budget
+``max(K)`` are the selection with budget ``k``: one run per subset serves
+every ``K``. With ``N = 'all'`` the subset does not depend on the seed, so it
+runs once. ``tools/analysis/selection_stability.py`` is the command line.
+"""
+from collections import Counter
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+
+from nose_mm.selection.loading import build_calibration_loader, collect_batches
+from nose_mm.selection.runner import run_selection
+from nose_mm.selection.settings import SelectionSettings
+
+__all__ = ['RECORD_FORMAT', 'check_num_samples_grid', 'measure_selection_stability',
+           'stability_rows', 'smallest_stable_n', 'stability_markdown']
+
+#: ``format`` of the JSON record.
+RECORD_FORMAT = 'nose_mm.selection_stability'
+
+NumSamples = Union[int, str]
+
+
+def check_num_samples_grid(values: Sequence[Any]) -> List[NumSamples]:
+    """``N`` values: distinct ints >= 2 (ascending) then ``'all'`` if given.
+
+    Raises:
+        ValueError: A value that is neither an int >= 2 nor ``'all'``, or a repeat.
+    """
+    ints, want_all = [], False
+    for value in values:
+        if value == 'all':
+            want_all = True
+            continue
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            n = None
+        if n is None or isinstance(value, bool) or str(n) != str(value).strip() or n < 2:
+            raise ValueError(f"num_samples {value!r} must be an int >= 2 or 'all'")
+        ints.append(n)
+    if not values:
+        raise ValueError('no num_samples given')
+    if len(set(ints)) != len(ints) or [v for v in values if v == 'all'][1:]:
+        raise ValueError(f'num_samples values given twice: {list(values)}')
+    return sorted(ints) + (['all'] if want_all else [])
+
+
+def measure_selection_stability(model: torch.nn.Module,
+                                datasets: Dict[str, Any],
+                                num_layers: Sequence[int],
+                                num_samples: Sequence[NumSamples],
+                                seeds: Sequence[int],
+                                skip_modes: Sequence[str] = ('identity', ),
+                                settings: Optional[SelectionSettings] = None,
+                                num_workers: int = 0,
+                                progress: Optional[Callable[[], None]] = None
+                                ) -> List[Dict[str, Any]]:
+    """Run the NOSE selection for every split, ``N``, seed and skip mode.
+
+    Args:
+        model (nn.Module): A classifier supported by the selection adapters.
+        datasets (dict): Calibration dataset per split name (see
+            :func:`~nose_mm.selection.build_calibration_dataset`).
+        num_layers (Sequence[int]): Budgets ``K``; one run with ``max(K)``
+            gives all of them (greedy prefixes).
+        num_samples (Sequence[int | str]): ``N`` values; ``'all'`` is the
+            whole split. A value larger than a split is left out for it.
+        seeds (Sequence[int]): Calibration subset seeds.
+        skip_modes (Sequence[str]): Skip modes. Defaults to ``('identity', )``.
+        settings (SelectionSettings, optional): Other settings (criterion,
+            features, batch size...). Defaults to the defaults.
+        num_workers (int): Loader workers. Defaults to 0.
+        progress (callable, optional): Called after every selection run.
+
+    Returns:
+        list[dict]: One run per (split, N, seed, skip mode): ``split``, ``n``
+        (as given), ``num_samples``, ``seed``, ``skip_mode``, ``selection``
+        (``max(K)`` layers in selection order), ``te_first`` (the first
+        step's TE per candidate) and ``time_s``.
+
+    Raises:
+        ValueError: Bad ``N`` values, budgets, seeds or settings.
+    """
+    grid = check_num_samples_grid(num_samples)
+    k_max = max(num_layers)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f'seeds must be distinct and at least one, got {list(seeds)}')
+    runs = []
+    for split, dataset in datasets.items():
+        for n in grid:
+            size = len(dataset) if n == 'all' else n
+            if size > len(dataset):
+                continue
+            for seed in (seeds[:1] if size == len(dataset) else seeds):
+                loader = build_calibration_loader(
+                    dataset, size, SelectionSettings.build(settings).batch_size, seed,
+                    num_workers)
+                batches = collect_batches(model, loader)
+                for mode in skip_modes:
+                    run = SelectionSettings.build(settings, method='nose', num_layers=k_max,
+                                                  num_samples=size, seed=seed, split=split,
+                                                  skip_mode=mode)
+                    record = run_selection(model, None, settings=run, batches=batches,
+                                           progress=False)
+                    runs.append(dict(split=split, n=n, num_samples=size, seed=seed,
+                                     skip_mode=mode, selection=record['selection'],
+                                     te_first=record['te_table'][0],
+                                     time_s=record['timing']['total_s']))
+                    if progress is not None:
+                        progress()
+    return runs
+
+
+def stability_rows(runs: Sequence[Dict[str, Any]],
+                   num_layers: Sequence[int]) -> List[Dict[str, Any]]:
+    """Summarise runs per ``(split, skip_mode, k, n)`` (see the module docstring).
+
+    Args:
+        runs (Sequence[dict]): From :func:`measure_selection_stability`.
+        num_layers (Sequence[int]): Budgets ``K`` (each at most the runs' length).
+
+    Returns:
+        list[dict]: ``split``, ``skip_mode``, ``k``, ``n``, ``num_samples``,
+        ``seeds``, ``distinct``, ``modal`` (sorted layers), ``agreement``,
+        ``matches_all`` (None without an ``'all'`` run), ``stable`` and
+        ``sets`` (sorted layers per seed).
+    """
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run['split'], run['skip_mode'], run['n']), []).append(run)
+    rows = []
+    for (split, mode, n), group in groups.items():
+        for k in sorted(num_layers):
+            sets = [tuple(sorted(r['selection'][:k])) for r in group]
+            counts = Counter(sets)
+            modal, count = counts.most_common(1)[0]
+            whole = groups.get((split, mode, 'all'))
+            reference = tuple(sorted(whole[0]['selection'][:k])) if whole else None
+            matches = None if reference is None else sum(s == reference for s in sets) / len(sets)
+            rows.append(dict(split=split, skip_mode=mode, k=k, n=n,
+                             num_samples=group[0]['num_samples'], seeds=len(group),
+                             distinct=len(counts), modal=list(modal),
+                             agreement=count / len(sets), matches_all=matches,
+                             stable=len(counts) == 1 and reference in (None, modal),
+                             sets=[list(s) for s in sets]))
+    return rows
+
+
+def smallest_stable_n(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per ``(split, skip_mode, k)``: the smallest ``N`` stable together with every larger ``N``.
+
+    Returns:
+        list[dict]: ``split``, ``skip_mode``, ``k``, ``n`` (an int, ``'all'``,
+        or None when not even the largest ``N`` is stable) and ``num_samples``.
+    """
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row['split'], row['skip_mode'], row['k']), []).append(row)
+    out = []
+    for (split, mode, k), group in groups.items():
+        group = sorted(group, key=lambda r: r['num_samples'])
+        best = None
+        for row in reversed(group):
+            if not row['stable']:
+                break
+            best = row
+        out.append(dict(split=split, skip_mode=mode, k=k, n=best['n'] if best else None,
+                        num_samples=best['num_samples'] if best else None))
+    return out
+
+
+def stability_markdown(record: Dict[str, Any]) -> str:
+    """One markdown table per budget K: rows (split, skip mode), columns N.
+
+    A cell is the number of distinct sets over the seeds and, in brackets, how
+    many seeds gave the all-images set; the ``N = all`` cell is that set.
+
+    Args:
+        record (dict): With ``rows`` (:func:`stability_rows`) and
+            ``smallest_stable_n`` (:func:`smallest_stable_n`).
+    """
+    rows, lines = record['rows'], []
+    grid = []
+    for row in rows:
+        if row['n'] not in grid:
+            grid.append(row['n'])
+    grid.sort(key=lambda n: (n == 'all', n if n != 'all' else 0))
+    smallest = {(s['split'], s['skip_mode'], s['k']): s['n'] for s in record['smallest_stable_n']}
+    for k in sorted({r['k'] for r in rows}):
+        lines += [f'K = {k}: distinct sets over the seeds (seeds giving the all-images set)', '',
+                  '| split | skip mode | ' + ' | '.join(f'N = {n}' for n in grid)
+                  + ' | all-images set | smallest stable N |',
+                  '|---|---|' + '---|' * (len(grid) + 2)]
+        keys = []
+        for row in rows:
+            if row['k'] == k and (row['split'], row['skip_mode']) not in keys:
+                keys.append((row['split'], row['skip_mode']))
+        for split, mode in keys:
+            cells, whole = [], None
+            for n in grid:
+                row = next((r for r in rows if (r['split'], r['skip_mode'], r['k'], r['n'])
+                            == (split, mode, k, n)), None)
+                if row is None:
+                    cells.append('n/a')
+                    continue
+                if n == 'all':
+                    whole = row['modal']
+                    cells.append(f'{row["modal"]} ({row["num_samples"]} images)')
+                    continue
+                match = ('' if row['matches_all'] is None
+                         else f' ({round(row["matches_all"] * row["seeds"])}/{row["seeds"]})')
+                cells.append(f'{row["distinct"]}{match}')
+            lines.append(f'| {split} | {mode} | ' + ' | '.join(cells)
+                         + f' | {whole if whole is not None else "-"} | '
+                         f'{smallest.get((split, mode, k))} |')
+        lines.append('')
+    return '\n'.join(lines)

@@ -238,7 +238,7 @@ def test_exit_status_single_line_and_debug_traceback(tmp_path):
 
 
 def test_every_tool_lists_debug(capsys):
-    for tool in ('train.py', 'prune.py', 'analysis/benchmark_interleaved.py'):
+    for tool in ('train.py', 'prune.py', 'analysis/selection_stability.py'):
         with pytest.raises(SystemExit):
             import_tool(tool).main(['--help'])
         assert '--debug' in capsys.readouterr().out

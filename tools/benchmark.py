@@ -23,18 +23,17 @@ to the first (median and interquartile range of the per-round ratios).
 WORK_DIR/benchmark.json`` next to a run's results.json puts img/s and memory
 on the leaderboard (tools/leaderboard.py).
 """
-import argparse
 import os.path as osp
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, UserError, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, UserError, cli_main, is_out_of_memory
 
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
 
     from nose_mm.utils.safe_load import add_trust_checkpoint_arg
-    parser = argparse.ArgumentParser(description='Benchmark a model (nose_mm)')
+    parser = ToolParser(description='Benchmark a model (nose_mm)')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint (random weights if omitted)')
     parser.add_argument('--compare', nargs='+', action='append', metavar=('CONFIG2', 'CHECKPOINT2'),
@@ -61,7 +60,7 @@ def parse_args(argv=None):
                         help='peak memory / largest batch of a training step (forward + '
                         'backward) instead of an inference forward')
     parser.add_argument('--threads', type=int, help='torch intra-op threads')
-    parser.add_argument('--out', help='write the report to this JSON file')
+    parser.add_output('--out', help='write the report to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config, e.g. model.backbone.arch=x')
     add_trust_checkpoint_arg(parser)
@@ -99,11 +98,18 @@ def main(argv=None):
         if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
             raise UserError(f'checkpoint {ckpt!r} does not exist')
     configs = [(load_config(path, args.cfg_options), ckpt) for path, ckpt in models]
-    report = run_benchmark(
-        configs, batch_size=args.batch_size, img_size=img_size, device=device,
-        precision=amp_precision(device) if args.amp else 'fp32', warmup=args.warmup,
-        repeats=args.repeats, part=args.part, memory_budget_gb=args.memory_budget_gb,
-        memory=not args.no_memory, memory_train=args.train_memory, clock=args.clock)
+    try:
+        report = run_benchmark(
+            configs, batch_size=args.batch_size, img_size=img_size, device=device,
+            precision=amp_precision(device) if args.amp else 'fp32', warmup=args.warmup,
+            repeats=args.repeats, part=args.part, memory_budget_gb=args.memory_budget_gb,
+            memory=not args.no_memory, memory_train=args.train_memory, clock=args.clock)
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise UserError(f'--batch-size {args.batch_size} does not fit in {device} memory; '
+                        f'pass a smaller one, e.g. --batch-size {max(1, args.batch_size // 2)}'
+                        ) from exc
     print(format_report(report))
     if args.out:
         atomic_write_json(args.out, report)

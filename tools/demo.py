@@ -8,15 +8,15 @@ pruning, evaluation, UperNet transfer, benchmark and leaderboard; see
 :mod:`nose_mm.apis.demo`. Prints the leaderboard; plots land in
 ``<work-dir>/plots``.
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import cli_main
+from nose_mm.utils.cli import ToolParser, cli_main
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='nose_mm built-in demo')
-    parser.add_argument('--work-dir', default='work_dirs/demo', help='where every run goes')
+    parser = ToolParser(description='nose_mm built-in demo')
+    parser.add_output('--work-dir', folder=True, default='work_dirs/demo',
+                      help='where every run goes')
     parser.add_argument('--data-root', default='data/digits',
                         help='digit classification data (written if missing)')
     parser.add_argument('--seg-data-root', default='data/digits_seg',

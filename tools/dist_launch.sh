@@ -4,8 +4,16 @@
 # One node: torchrun --standalone picks a free port itself (no port race); set PORT
 # to use a fixed one. Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT on each node.
 set -euo pipefail
+if [ $# -lt 2 ]; then
+    echo "nose_mm: error: usage: bash tools/dist_launch.sh TOOL NPROC [TOOL args...]" >&2
+    exit 2
+fi
 TOOL=$1
 NPROC=$2
+if ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
+    echo "nose_mm: error: NPROC must be a whole number of processes >= 1, got '$NPROC'" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-}

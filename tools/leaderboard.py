@@ -12,11 +12,10 @@ WORK_DIR/benchmark.json). Malformed or partial results files are named on
 stderr and skipped (never modified). No run found at all is an error (exit 2) and
 --out is left as it was. See nose_mm/benchmark/leaderboard.py.
 """
-import argparse
 import os.path as osp
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, UserError, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, UserError, cli_main
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_REFERENCE = osp.join(REPO, 'benchmarks', 'reference.yml')
@@ -24,7 +23,7 @@ FORMATS = ('md', 'csv', 'html')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Build the leaderboard (nose_mm)')
+    parser = ToolParser(description='Build the leaderboard (nose_mm)')
     parser.add_argument('work_dirs', nargs='+', help='work dirs, folders of them, or '
                         'results.json files')
     parser.add_argument('--reference', default=DEFAULT_REFERENCE,
@@ -32,8 +31,8 @@ def parse_args(argv=None):
     parser.add_argument('--no-reference', action='store_true', help='runs only')
     parser.add_argument('--format', choices=FORMATS, default=None,
                         help='output format (default: from the --out suffix, else md)')
-    parser.add_argument('--out', required=True, help='output file')
-    parser.add_argument('--plot', help='also write accuracy vs throughput as a PNG')
+    parser.add_output('--out', required=True, help='output file')
+    parser.add_output('--plot', help='also write accuracy vs throughput as a PNG')
     parser.add_argument('--depth', type=int, default=2,
                         help='folder levels searched below each work dir')
     return parser.parse_args(argv)

@@ -16,10 +16,9 @@ training config with ``custom_hooks = [dict(type='NoseSelectionHook',
 selection_file='selection.json')]`` or read it with
 ``nose_mm.selection.load_selection``.
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
@@ -27,13 +26,13 @@ def parse_args(argv=None):
 
     from nose_mm.selection.settings import add_selection_args
     from nose_mm.utils.safe_load import add_trust_checkpoint_arg
-    parser = argparse.ArgumentParser(description='NOSE attention-layer selection (nose_mm)')
+    parser = ToolParser(description='NOSE attention-layer selection (nose_mm)')
     parser.add_argument('config', help='model config file (its train dataset calibrates)')
     parser.add_argument('checkpoint', help='pre-trained checkpoint matching the config')
     add_selection_args(parser)
     parser.add_argument('--device', default=None, help='default: cuda if available, else cpu')
     parser.add_argument('--num-workers', type=int, default=0, help='data loader workers')
-    parser.add_argument('--out', default='selection.json', help='output JSON file')
+    parser.add_output('--out', default='selection.json', help='output JSON file')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_dataloader.dataset.'

@@ -11,17 +11,16 @@ CKPT is a Runner-saved checkpoint of a run with ``DilutionHook`` (its meta recor
 layers still contribute. OUT holds ``state_dict`` and ``meta``; the backbone it
 loads into is printed (:func:`nose_mm.models.prune.pruned_backbone_cfg`).
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
     from nose_mm.utils.safe_load import add_trust_checkpoint_arg
-    parser = argparse.ArgumentParser(description='Prune a lam = 0 dilution checkpoint')
+    parser = ToolParser(description='Prune a lam = 0 dilution checkpoint')
     parser.add_argument('checkpoint', help='Runner-saved checkpoint trained to lam = 0')
-    parser.add_argument('out', help='output checkpoint file')
+    parser.add_output('out', help='output checkpoint file')
     parser.add_argument('--layers', type=int, nargs='+',
                         help='layers to prune (default: all diluted layers in the meta)')
     parser.add_argument('--prefix', default='backbone.',

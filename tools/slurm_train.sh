@@ -4,6 +4,11 @@
 # Environment: GPUS (total, default 8), GPUS_PER_NODE (default 8),
 # CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun arguments), PYTHON.
 set -euo pipefail
+if [ $# -lt 4 ]; then
+    echo "nose_mm: error: usage: bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR" \
+         "[train.py args...]" >&2
+    exit 2
+fi
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3

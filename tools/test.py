@@ -4,16 +4,15 @@
         [--tta] [--trust-checkpoint] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import cli_main
+from nose_mm.utils.cli import ToolParser, cli_main
 
 
 def parse_args(argv=None):
     from nose_mm.apis.launch import add_launch_args, parse_launch_args
     from nose_mm.utils.safe_load import add_trust_checkpoint_arg
-    parser = argparse.ArgumentParser(description='Test a checkpoint (nose_mm)')
+    parser = ToolParser(description='Test a checkpoint (nose_mm)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and results')

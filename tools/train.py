@@ -7,16 +7,15 @@
 Distributed: ``tools/dist_train.sh CONFIG NPROC`` (torchrun) or
 ``tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR``; works on CPU (gloo) too.
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import cli_main
+from nose_mm.utils.cli import ToolParser, cli_main
 
 
 def parse_args(argv=None):
     from nose_mm.apis.launch import add_launch_args, parse_launch_args
     from nose_mm.utils.safe_load import add_trust_checkpoint_arg
-    parser = argparse.ArgumentParser(description='Train a model (nose_mm)')
+    parser = ToolParser(description='Train a model (nose_mm)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
     parser.add_argument(

@@ -20,6 +20,7 @@ from ..datasets.folders import ClassFolderError, check_class_folders
 from ..utils.cli import UserError
 from ..utils.config import DATALOADER_KEYS, iter_datasets, check_data_roots, load_config
 from ..utils.safe_load import apply_trust_checkpoint
+from ..utils.fileio import check_writable
 from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
@@ -86,6 +87,7 @@ def _common_setup(cfg: Config, work_dir: Optional[str], config_path: str,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    check_writable(cfg.work_dir, 'work dir', folder=True)
     if 'runner_type' not in cfg:  # strict checkpoint fit (nose_mm/engine/runner.py)
         cfg.runner_type = 'NoseRunner'
     if launcher != 'none' and cfg.get('model_wrapper_cfg') is None:

@@ -1,4 +1,4 @@
-"""NoseRunner: mmengine's Runner with a strict checkpoint fit for ``load_from``, test and resume."""
+"""NoseRunner: mmengine's Runner with a strict checkpoint fit and one-line data errors."""
 import re
 from collections import OrderedDict
 
@@ -7,10 +7,12 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
+from nose_mm.datasets.checks import BUILD_ERRORS, check_dataset, dataset_build_error
 from nose_mm.models.checkpoint_fit import (apply_checkpoint_dilution, check_fit_cfg,
                                            load_state_dict_checked)
+from nose_mm.utils.cli import UserError
 
-__all__ = ['NoseRunner']
+__all__ = ['NoseRunner', 'check_resumable']
 
 FIT_HINT = ('To load part of it on purpose, set checkpoint_fit=dict(prefixes=["backbone."]) '
             '(only those keys loaded and compared), ignore_keys=[...] or strict=False in the '
@@ -39,6 +41,11 @@ class NoseRunner(Runner):
       allowed to be missing or unexpected. Defaults to [].
     - ``strict`` (bool): False keeps mmengine's log-only load. Defaults to
       True.
+
+    ``--resume`` refuses a checkpoint without the training state (a pruned
+    or converted weights-only file). Dataloaders are built through
+    :mod:`nose_mm.datasets.checks`: an empty or unreadable data folder, or a
+    sample that cannot be loaded, is one error naming the folder or files.
     """
 
     checkpoint_fit = check_fit_cfg(None)
@@ -50,10 +57,24 @@ class NoseRunner(Runner):
         runner.checkpoint_fit = fit
         return runner
 
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        """mmengine's ``build_dataloader`` with :mod:`nose_mm.datasets.checks`."""
+        try:
+            loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        except BUILD_ERRORS as exc:
+            cfg = dataloader.get('dataset') if isinstance(dataloader, dict) else None
+            raise dataset_build_error(cfg, exc) from exc
+        check_dataset(loader.dataset,
+                      dataloader.get('dataset') if isinstance(dataloader, dict) else None)
+        return loader
+
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]):  # noqa: B006 - mmengine's
         """Load ``filename`` into the model; refuse a misfit (see the class docstring)."""
         checkpoint = _load_checkpoint(filename, map_location=map_location)
+        if self._resume:
+            check_resumable(checkpoint, filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         fit = self.checkpoint_fit
@@ -77,3 +98,23 @@ class NoseRunner(Runner):
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+
+def check_resumable(checkpoint: dict, filename: str) -> None:
+    """Refuse to resume from a checkpoint without the training state.
+
+    Raises:
+        UserError: Naming the file and what it lacks (``meta`` epoch / iter,
+            ``message_hub``: what mmengine's ``Runner.resume`` reads).
+    """
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    missing = [] if isinstance(meta, dict) and {'epoch', 'iter'} <= set(meta) else [
+        'meta (epoch, iter)']
+    if 'message_hub' not in checkpoint:
+        missing.append('message_hub')
+    if missing:
+        raise UserError(
+            f'cannot resume from {filename!r}: it holds no training state (no '
+            f'{", ".join(missing)}), e.g. a pruned or converted weights-only checkpoint; '
+            f'resume from a checkpoint that training wrote (epoch_N.pth / iter_N.pth), or '
+            f'start a new run from these weights with --cfg-options load_from={filename}')

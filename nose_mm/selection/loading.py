@@ -25,6 +25,7 @@ import torch
 from mmpretrain.utils import get_ori_model
 from torch.utils.data import DataLoader, Subset
 
+from nose_mm.datasets.checks import build_dataset
 from nose_mm.models.builder import build_model_from_cfg
 from nose_mm.utils.config import check_data_roots, load_config
 from nose_mm.utils.safe_load import add_trust_checkpoint_arg, apply_trust_checkpoint
@@ -134,9 +135,9 @@ def calibration_dataset_cfg(cfg: Any, split: str = 'train') -> dict:
 
 def build_calibration_dataset(cfg: Any, split: str = 'train') -> torch.utils.data.Dataset:
     """Build :func:`calibration_dataset_cfg` of ``split`` in the config's default scope."""
-    from mmengine.registry import DATASETS, init_default_scope
+    from mmengine.registry import init_default_scope
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    return DATASETS.build(calibration_dataset_cfg(cfg, split))
+    return build_dataset(calibration_dataset_cfg(cfg, split))
 
 
 def calibration_indices(length: int, num_samples: int, seed: int = 0) -> List[int]:

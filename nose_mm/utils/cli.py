@@ -3,37 +3,212 @@
 A user error (bad path, bad value, missing data) is printed as one line,
 ``nose_mm: error: <message>``, on stderr, and the tool exits with status 2;
 anything else is a bug and keeps its traceback. Tools decorate their
-``main(argv=None)`` with :func:`cli_main`.
-"""
-import functools
-import sys
-from typing import Callable, Optional, Sequence
+``main(argv=None)`` with :func:`cli_main` and build their parser with
+:class:`ToolParser`. ``--debug`` (or ``NOSE_MM_DEBUG=1``, which the flag sets
+for child processes) prints the traceback of user errors too.
 
+What counts as a user error is the one list :data:`USER_ERRORS`: exception
+types, and :class:`KnownError` entries for library exceptions that are user
+errors only when their message says so (mmengine's registry misses, out of
+memory), with the one line to print instead.
+"""
+import argparse
+import difflib
+import functools
+import importlib
+import os
+import re
+import sys
+import traceback
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+
+from .fileio import OutputNotWritableError, check_writable
 from .safe_load import CheckpointLoadError
 
-__all__ = ['UserError', 'USER_ERRORS', 'INPUT_ERRORS', 'cli_main', 'report_error']
+__all__ = [
+    'UserError', 'KnownError', 'USER_ERRORS', 'INPUT_ERRORS', 'DEBUG_ENV', 'ToolParser',
+    'cli_main', 'report_error', 'user_error_message', 'registry_miss_message',
+    'is_out_of_memory', 'closest'
+]
+
+DEBUG_ENV = 'NOSE_MM_DEBUG'
+EXIT_USER_ERROR = 2
 
 
 class UserError(Exception):
     """A mistake of the user (printed as one line, exit status 2)."""
 
 
-#: Exception types every tool reports as a user error. Extend this list to add one.
-USER_ERRORS: list = [UserError, CheckpointLoadError]
+class KnownError(NamedTuple):
+    """A library exception that is a user error when ``message(exc)`` is not None.
+
+    Args:
+        type (type): The exception type (subclasses match too).
+        message (callable): ``exc -> str or None``: the one-line message, or
+            None when this exception is not the known user error.
+    """
+    type: type
+    message: Callable[[BaseException], Optional[str]]
+
+
+def closest(name: str, choices: Sequence[str]) -> Optional[str]:
+    """The entry of ``choices`` most like ``name`` (a likely typo), or None."""
+    found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def _registry_names(scope: str, name: str) -> List[str]:
+    """Every type name the ``scope::name`` registry (and its parents) can build."""
+    from mmengine.registry import Registry
+    try:
+        module = importlib.import_module(f'{scope}.registry')
+    except ImportError:
+        return []
+    names = set()
+    for registry in vars(module).values():
+        if isinstance(registry, Registry) and registry.name == name:
+            while registry is not None:
+                names.update(registry.module_dict)
+                registry = registry.parent
+    return sorted(names)
+
+
+_REGISTRY_MISS = re.compile(r'([\w.]+) is not in the (\w+)::(\w+) registry')
+
+
+def registry_miss_message(exc: BaseException) -> Optional[str]:
+    """One line for mmengine's "X is not in the scope::name registry" KeyError."""
+    found = _REGISTRY_MISS.search(_text(exc))
+    if not found:
+        return None
+    obj_type, scope, name = found.groups()
+    guess = closest(obj_type, _registry_names(scope, name))
+    hint = f' (did you mean {guess!r}?)' if guess else ''
+    return (f'unknown type {obj_type!r}: it is not in the {scope}::{name} registry{hint}; '
+            f'check the type names in the config, or register it by importing its module '
+            f'with custom_imports = dict(imports=[...])')
+
+
+_OOM = ('out of memory', 'not enough memory', 'DefaultCPUAllocator')
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch running out of (GPU or CPU) memory."""
+    oom_type = getattr(sys.modules.get('torch'), 'OutOfMemoryError', None)
+    return (oom_type is not None and isinstance(exc, oom_type)) or (
+        isinstance(exc, (RuntimeError, MemoryError)) and any(s in str(exc) for s in _OOM))
+
+
+def _out_of_memory_message(exc: BaseException) -> Optional[str]:
+    if not is_out_of_memory(exc):
+        return None
+    return (f'out of memory ({_first_line(exc)}); use a smaller batch size, e.g. '
+            f'--cfg-options train_dataloader.batch_size=N')
+
+
+#: What every tool reports as a user error: exception types, and
+#: :class:`KnownError` entries. Extend this list to add one.
+USER_ERRORS: list = [
+    UserError, CheckpointLoadError, OutputNotWritableError,
+    KnownError(KeyError, registry_miss_message),
+    KnownError(RuntimeError, _out_of_memory_message),
+    KnownError(MemoryError, _out_of_memory_message),
+]
 #: What tools that read user-given files or values also report as user errors.
 INPUT_ERRORS = (OSError, ValueError)
-EXIT_USER_ERROR = 2
 
 
-def report_error(exc: BaseException) -> int:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.split('\n')[0] if text else type(exc).__name__
+
+
+def _text(exc: BaseException) -> str:
+    """The message of ``exc``; a DataLoader worker's re-raised error gives its own line."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = str(text)
+    if 'Original Traceback (most recent call last)' in text:  # torch's ExceptionWrapper
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        head, sep, rest = last.partition(': ')
+        text = rest if sep and re.fullmatch(r'[\w.]+', head) else last
+    return text
+
+
+def user_error_message(exc: BaseException, errors: Sequence[type] = ()) -> Optional[str]:
+    """The one line to print for ``exc``, or None when it is not a user error.
+
+    Args:
+        exc (BaseException): The exception.
+        errors (sequence of type): Types this tool also treats as user errors,
+            on top of :data:`USER_ERRORS`. Defaults to ().
+    """
+    for entry in [*USER_ERRORS, *errors]:
+        if isinstance(entry, KnownError):
+            if isinstance(exc, entry.type):
+                message = entry.message(exc)
+                if message is not None:
+                    return message
+        elif isinstance(exc, entry):
+            return _text(exc)
+    return None
+
+
+def report_error(exc: BaseException, message: Optional[str] = None) -> int:
     """Print ``exc`` as one ``nose_mm: error:`` line on stderr; return the exit status."""
-    message = ' '.join(str(exc).split()) or type(exc).__name__
-    print(f'nose_mm: error: {message}', file=sys.stderr)
+    message = ' '.join((_text(exc) if message is None else message).split())
+    print(f'nose_mm: error: {message or type(exc).__name__}', file=sys.stderr)
     return EXIT_USER_ERROR
+
+
+class ToolParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with ``--debug`` and outputs checked at parse time.
+
+    ``--debug`` is listed in the help (:func:`cli_main` reads it). Arguments
+    added with :meth:`add_output` are checked with
+    :func:`~nose_mm.utils.fileio.check_writable` as soon as the arguments are
+    parsed, before the tool does any work.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument('--debug', action='store_true',
+                          help='print the traceback of user errors too (NOSE_MM_DEBUG=1)')
+        self._outputs: List[Tuple[str, str, bool]] = []
+
+    def add_output(self, *flags: str, folder: bool = False, **kwargs) -> argparse.Action:
+        """``add_argument`` for an output file (or ``folder``) checked when parsed."""
+        action = self.add_argument(*flags, **kwargs)
+        self._outputs.append((action.dest, flags[0], folder))
+        return action
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse's
+        parsed = super().parse_args(args, namespace)
+        for dest, flag, folder in self._outputs:
+            value = getattr(parsed, dest, None)
+            if value:
+                check_writable(value, flag.upper() if not flag.startswith('-') else flag,
+                               folder=folder)
+        return parsed
+
+
+def _debug_requested(argv: List[str]) -> bool:
+    """Remove ``--debug`` from ``argv`` (in place); whether it, or the env, asks for it."""
+    flag = False
+    end = argv.index('--') if '--' in argv else len(argv)
+    while '--debug' in argv[:end]:
+        argv.remove('--debug')
+        end -= 1
+        flag = True
+    if flag:
+        os.environ[DEBUG_ENV] = '1'  # child processes (the demo's tools) inherit it
+    return os.environ.get(DEBUG_ENV, '').strip().lower() in ('1', 'true', 'yes', 'on')
 
 
 def cli_main(*errors: type) -> Callable:
     """Decorate a tool's ``main(argv=None) -> int``: user errors become one line, exit 2.
+
+    ``--debug`` is taken out of the arguments here (so every tool has it) and
+    prints the traceback before the line.
 
     Args:
         *errors (type): Exception types this tool also treats as user errors,
@@ -44,10 +219,17 @@ def cli_main(*errors: type) -> Callable:
 
         @functools.wraps(main)
         def wrapper(argv: Optional[Sequence[str]] = None) -> int:
+            argv = list(sys.argv[1:] if argv is None else argv)
+            debug = _debug_requested(argv)
             try:
                 return main(argv) or 0
-            except (*USER_ERRORS, *errors) as exc:
-                return report_error(exc)
+            except Exception as exc:  # noqa: BLE001 - anything else is re-raised
+                message = user_error_message(exc, errors)
+                if message is None:
+                    raise
+                if debug:
+                    traceback.print_exc()
+                return report_error(exc, message)
 
         return wrapper
 

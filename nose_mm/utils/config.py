@@ -4,9 +4,10 @@ from typing import Any, Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from .cli import UserError
+from .cli import UserError, closest
 
-__all__ = ['DATALOADER_KEYS', 'load_config', 'iter_datasets', 'check_data_roots']
+__all__ = ['DATALOADER_KEYS', 'load_config', 'check_option_keys', 'iter_datasets',
+           'check_data_roots']
 
 DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -21,7 +22,9 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
     Raises:
         UserError: If the file does not exist, has an unsupported suffix or
-            cannot be parsed (the parser's own message is kept).
+            cannot be parsed (the parser's own message is kept), or a
+            ``cfg_options`` key looks like a misspelt one (see
+            :func:`check_option_keys`).
     """
     if not osp.isfile(path):
         raise UserError(f'config file {path!r} does not exist')
@@ -33,8 +36,51 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise UserError(f'cannot load config {path!r}: {type(exc).__name__}: {msg}') from exc
     if cfg_options:
+        check_option_keys(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+def check_option_keys(cfg: Config, options: dict) -> None:
+    """Refuse ``--cfg-options`` keys that look like misspelt config keys.
+
+    mmengine merges any key, and many OpenMMLab classes swallow unknown ones
+    (``**kwargs``), so a typo is silently ignored. Each dotted key is walked
+    through the loaded config; at the first part that is not there, the key
+    is refused when that part closely resembles an existing key at the same
+    level (``train_cfg.max_epoch`` next to ``max_epochs``). A new key unlike
+    every key at its level is accepted, as mmengine does (e.g. adding
+    ``model.backbone.init_cfg``); one that must resemble an existing key can be
+    set in a config file that inherits this one.
+
+    Args:
+        cfg (Config): The loaded config.
+        options (dict): ``{'a.b.c': value}`` as parsed by ``DictAction``.
+
+    Raises:
+        UserError: Naming the key, the closest existing key and the keys there.
+    """
+    for full_key in options:
+        node, path, parts = cfg._cfg_dict, [], full_key.split('.')
+        for part in parts:
+            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, dict):
+                keys = [k for k in node if isinstance(k, str)]
+                guess = closest(part, keys)
+                if guess is not None:
+                    where = '.'.join(path) or 'the top level of the config'
+                    shown = ', '.join(sorted(keys)[:12]) + (', ...' if len(keys) > 12 else '')
+                    raise UserError(
+                        f'--cfg-options {full_key}: no key {part!r} in {where}; did you mean '
+                        f'{".".join(path + [guess] + parts[len(path) + 1:])}? '
+                        f'(keys there: {shown})')
+                break
+            else:
+                break
+            path.append(part)
 
 
 def iter_datasets(node: Any, where: str) -> Iterator[Tuple[str, dict]]:

@@ -4,7 +4,8 @@ import os
 import tempfile
 from typing import Any, Callable
 
-__all__ = ['atomic_write', 'atomic_write_json', 'TMP_SUFFIX']
+__all__ = ['atomic_write', 'atomic_write_json', 'TMP_SUFFIX', 'OutputNotWritableError',
+           'check_writable']
 
 #: Suffix of the temporary files (``.<name>.<random><TMP_SUFFIX>`` beside the
 #: destination); one left behind means a writer was killed mid-write.
@@ -63,3 +64,43 @@ def atomic_write_json(path: str, obj: Any, indent: int = 2) -> None:
             f.write('\n')
 
     atomic_write(path, _write)
+
+
+class OutputNotWritableError(OSError):
+    """An output file or folder cannot be written (a user error)."""
+
+
+def check_writable(path: str, what: str = 'output', folder: bool = False) -> None:
+    """Check, before any work, that ``path`` can be written (nothing is left behind).
+
+    Creates and removes a probe file in the nearest existing folder on the way
+    to ``path``; folders still missing are created later by the writer.
+
+    Args:
+        path (str): The output file, or folder when ``folder`` is True.
+        what (str): What names it in the message, e.g. ``'--out'``.
+            Defaults to ``'output'``.
+        folder (bool): ``path`` is a folder. Defaults to False.
+
+    Raises:
+        OutputNotWritableError: Naming ``path`` and why it cannot be written.
+    """
+    full = os.path.abspath(os.path.expanduser(str(path)))
+    if not folder and os.path.isdir(full):
+        raise OutputNotWritableError(f'{what} {path!r} is a folder, expected a file name')
+    if folder and os.path.exists(full) and not os.path.isdir(full):
+        raise OutputNotWritableError(f'{what} {path!r} is a file, expected a folder')
+    existing = full if folder else os.path.dirname(full)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise OutputNotWritableError(f'{what} {path!r} cannot be written: {existing!r} is a '
+                                     f'file, not a folder')
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.nose_mm-probe-', dir=existing)
+    except OSError as exc:
+        raise OutputNotWritableError(
+            f'{what} {path!r} cannot be written: cannot create files in {existing!r} '
+            f'({exc.strerror or exc}); choose a writable location') from None
+    os.close(fd)
+    os.remove(probe)

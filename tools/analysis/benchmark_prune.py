@@ -19,11 +19,10 @@ printed three ways: ratio of the medians, median of the per-round ratios (rounds
 interleaved, so both variants of a round see about the same load) and ratio of the
 best times.
 """
-import argparse
 import sys
 import time
 
-from nose_mm.utils.cli import cli_main
+from nose_mm.utils.cli import ToolParser, cli_main
 
 REFERENCE_LAYERS = {
     'deit-tiny': [0, 2, 4],
@@ -34,7 +33,7 @@ DIMS = {'deit-tiny': 192, 'deit-small': 384, 'deit-base': 768}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Benchmark pruned vs unpruned DeiT (CPU)')
+    parser = ToolParser(description='Benchmark pruned vs unpruned DeiT (CPU)')
     parser.add_argument('--models', nargs='+', default=['deit-small', 'deit-base'],
                         choices=sorted(REFERENCE_LAYERS))
     parser.add_argument('--batch-size', type=int, default=4)

@@ -19,11 +19,10 @@ cached / naive ratios, and the cost the same evaluators would have for the
 reference DeiT selection orders of METHOD.md (closed form,
 :func:`nose_mm.selection.selection_cost`).
 """
-import argparse
 import sys
 import time
 
-from nose_mm.utils.cli import UserError, cli_main
+from nose_mm.utils.cli import ToolParser, UserError, cli_main
 
 # Reference selections (METHOD.md section 3), in their published order.
 REFERENCE = {'DeiT-B 40% [0,1,3,4,6]': [0, 1, 3, 4, 6],
@@ -32,7 +31,7 @@ REFERENCE = {'DeiT-B 40% [0,1,3,4,6]': [0, 1, 3, 4, 6],
 
 @cli_main()
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='NOSE selection cost benchmark (nose_mm)')
+    parser = ToolParser(description='NOSE selection cost benchmark (nose_mm)')
     parser.add_argument('--arch', default='deit-tiny', help='ViT arch (default deit-tiny)')
     parser.add_argument('--img-size', type=int, default=32, help='image size (32)')
     parser.add_argument('--patch-size', type=int, default=4, help='patch size (4)')

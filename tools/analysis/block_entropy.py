@@ -8,18 +8,17 @@ Uses N images of the config's training dataset with its test pipeline (as
 tools/nose_select.py). Writes ``DIR/block_entropy.png`` and
 ``DIR/block_entropy.csv`` (block, attn_entropy, mlp_entropy, attn_cosine).
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 @cli_main(*INPUT_ERRORS)
 def main(argv=None):
     from nose_mm.selection.loading import add_calibration_args, load_calibration
-    parser = argparse.ArgumentParser(description='Per-block branch entropy (nose_mm)')
+    parser = ToolParser(description='Per-block branch entropy (nose_mm)')
     add_calibration_args(parser)
-    parser.add_argument('--out', default='block_entropy', help='output folder')
+    parser.add_output('--out', folder=True, default='block_entropy', help='output folder')
     args = parser.parse_args(argv)
 
     from nose_mm.analysis import block_entropies, block_report, plot_block_entropy

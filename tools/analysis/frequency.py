@@ -10,21 +10,20 @@ averaged over images and channels against the normalised radial distance
 high r >= E2 (default E1 = 1/3, E2 = 2/3). Writes ``DIR/frequency.png``,
 ``DIR/frequency.csv`` (band shares) and ``DIR/frequency_profile.csv``.
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 @cli_main(*INPUT_ERRORS)
 def main(argv=None):
     from nose_mm.selection.loading import add_calibration_args, load_calibration
-    parser = argparse.ArgumentParser(description='Per-block frequency analysis (nose_mm)')
+    parser = ToolParser(description='Per-block frequency analysis (nose_mm)')
     add_calibration_args(parser)
     parser.add_argument('--edges', type=float, nargs=2, default=(1 / 3, 2 / 3),
                         metavar=('E1', 'E2'), help='band edges (default 1/3 2/3)')
     parser.add_argument('--num-bins', type=int, default=10, help='radial profile bins (10)')
-    parser.add_argument('--out', default='frequency', help='output folder')
+    parser.add_output('--out', folder=True, default='frequency', help='output folder')
     args = parser.parse_args(argv)
 
     from nose_mm.analysis import (block_report, check_band_edges, frequency_analysis,

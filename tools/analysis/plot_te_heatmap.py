@@ -6,17 +6,16 @@ Writes ``DIR/te_heatmap.png`` and ``DIR/te_heatmap.csv`` (one row per step:
 the selected layer and the signed TE of every candidate; empty cells for
 layers selected earlier).
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 @cli_main(*INPUT_ERRORS)
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='TE heatmap of a NOSE selection (nose_mm)')
+    parser = ToolParser(description='TE heatmap of a NOSE selection (nose_mm)')
     parser.add_argument('selection', help='selection.json from tools/nose_select.py')
-    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_output('--out', folder=True, required=True, help='output folder')
     args = parser.parse_args(argv)
 
     from nose_mm.analysis import plot_te_heatmap

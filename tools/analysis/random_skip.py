@@ -14,18 +14,17 @@ TE(S) = H(full) - H(S). Writes ``DIR/random_skip.json`` (accuracy mean /
 variance per k and every set's accuracy and TE) and ``DIR/random_skip.png``
 (accuracy vs TE), atomically.
 """
-import argparse
 import math
 import os.path as osp
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
     from nose_mm.selection.loading import add_calibration_args
     from nose_mm.selection.settings import add_setting_arg
-    parser = argparse.ArgumentParser(description='Random attention skipping (nose_mm)')
+    parser = ToolParser(description='Random attention skipping (nose_mm)')
     add_calibration_args(parser, split='val')
     parser.add_argument('--ks', type=int, nargs='+', metavar='K',
                         help='budgets: numbers of layers to skip (default: all)')
@@ -33,7 +32,7 @@ def parse_args(argv=None):
                         help='random sets per budget (10)')
     add_setting_arg(parser, 'features')
     add_setting_arg(parser, 'skip_mode')
-    parser.add_argument('--out', default='random_skip', help='output folder')
+    parser.add_output('--out', folder=True, default='random_skip', help='output folder')
     return parser.parse_args(argv)
 
 

@@ -14,12 +14,11 @@ and the smallest N from which on the selection is stable. Writes
 ``DIR/selection_stability.json`` (every run, the summary, the command, date
 and machine) and ``DIR/selection_stability.md``, atomically.
 """
-import argparse
 import datetime
 import os.path as osp
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
@@ -28,7 +27,7 @@ def parse_args(argv=None):
     from nose_mm.selection.adapters import SKIP_MODES
     from nose_mm.selection.settings import SPLITS, add_setting_arg
     from nose_mm.utils.safe_load import add_trust_checkpoint_arg
-    parser = argparse.ArgumentParser(description='NOSE selection stability (nose_mm)')
+    parser = ToolParser(description='NOSE selection stability (nose_mm)')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='trained checkpoint matching the config')
     parser.add_argument('--num-layers', '-k', type=int, nargs='+', required=True, metavar='K',
@@ -44,7 +43,7 @@ def parse_args(argv=None):
                         help='skip modes (default: identity)')
     add_setting_arg(parser, 'batch_size')
     parser.add_argument('--device', default=None, help='default: cuda if available, else cpu')
-    parser.add_argument('--out', default='selection_stability', help='output folder')
+    parser.add_output('--out', folder=True, default='selection_stability', help='output folder')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
     add_trust_checkpoint_arg(parser)

@@ -10,18 +10,17 @@ keys (an unknown layout is refused). DST loads with ``load_from`` into an
 ``NoseSwinTransformer`` + ``GlobalAveragePooling`` + ``LinearClsHead``) or with
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``.
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
     from nose_mm.utils.safe_load import add_trust_checkpoint_arg
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         description='timm / official ViT, DeiT, DeiT-III or Swin -> mmpretrain checkpoint')
     parser.add_argument('src', help='source checkpoint')
-    parser.add_argument('dst', help='output checkpoint file')
+    parser.add_output('dst', help='output checkpoint file')
     add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 

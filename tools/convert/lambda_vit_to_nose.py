@@ -9,18 +9,17 @@ already stripped (the removed blocks have no ``norm1`` / ``attn``). The removed
 layers become ``removed_layers`` in DST's meta. Build the model with
 the backbone printed (see :func:`nose_mm.models.prune.pruned_backbone_cfg`).
 """
-import argparse
 import sys
 
-from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
     from nose_mm.utils.safe_load import add_trust_checkpoint_arg
-    parser = argparse.ArgumentParser(description='lambda_vit checkpoint -> pruned nose_mm')
+    parser = ToolParser(description='lambda_vit checkpoint -> pruned nose_mm')
     parser.add_argument('src', help='reference checkpoint (as main_lambda.py saves it, or a '
                         'stripped state dict)')
-    parser.add_argument('dst', help='output checkpoint file')
+    parser.add_output('dst', help='output checkpoint file')
     parser.add_argument('--removed-layers', type=int, nargs='+', metavar='I',
                         help='the removed (pruned) layers; gives or overrides '
                         'args.prune_layer of SRC')

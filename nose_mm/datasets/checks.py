@@ -1,0 +1,134 @@
+"""Datasets that fail with one line naming the folder or the files.
+
+A dataset that cannot be read (empty or wrong folder), holds no samples, or a
+sample whose image or annotation cannot be loaded raises :class:`DataError`
+(a user error: one line, exit 2) naming the ``data_root`` or the sample's
+files, where mmpretrain / mmseg raise deep inside their pipelines. An
+annotation (``gt_seg_map``) whose size differs from its image is refused
+right after it is loaded. ``NoseRunner`` applies this to every dataloader it
+builds; :func:`build_dataset` to datasets built outside a Runner.
+"""
+import os
+import os.path as osp
+import re
+from typing import Any, Optional
+
+from mmcv.transforms import LoadAnnotations
+from mmengine.registry import DATASETS
+
+from ..utils.cli import UserError
+
+__all__ = ['DataError', 'BUILD_ERRORS', 'build_dataset', 'dataset_build_error',
+           'check_dataset', 'SampleErrorNaming']
+
+#: Exceptions of dataset classes that mean the data on disk is not as expected.
+BUILD_ERRORS = (RuntimeError, OSError, ValueError, AssertionError)
+#: Exceptions of a pipeline that mean a sample's files cannot be used.
+SAMPLE_ERRORS = (OSError, ValueError, AssertionError)
+
+
+class DataError(UserError):
+    """The data on disk cannot be used (names the folder or the files)."""
+
+
+def _describe(cfg: Any) -> str:
+    cfg = cfg if isinstance(cfg, dict) else {}
+    root = cfg.get('data_root')
+    if not root and isinstance(cfg.get('dataset'), dict):  # a wrapper (RepeatDataset...)
+        return _describe(cfg['dataset'])
+    what = str(cfg.get('type', 'the dataset'))
+    if not root:
+        return what
+    empty = ''
+    if osp.isdir(root) and not any(files for _, _, files in os.walk(root)):
+        empty = ' (a folder without any file)'
+    return f'{what} at data_root {str(root)!r}{empty}'
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, without object addresses."""
+    text = str(exc).strip()
+    text = re.sub(r' object at 0x[0-9a-fA-F]+', ' object', text.split('\n')[0])
+    return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
+
+
+def dataset_build_error(cfg: Any, exc: BaseException) -> DataError:
+    """The :class:`DataError` for ``exc`` raised while building dataset ``cfg``."""
+    return DataError(f'cannot read {_describe(cfg)}: {_first_line(exc)}')
+
+
+def check_dataset(dataset: Any, cfg: Any = None) -> Any:
+    """Refuse an empty dataset; make its samples' load errors name their files.
+
+    Args:
+        dataset: The built dataset (wrappers included).
+        cfg (dict, optional): Its config, named in the message. Defaults to None.
+
+    Returns:
+        ``dataset``, its pipelines wrapped in :class:`SampleErrorNaming`.
+    """
+    if len(dataset) == 0:
+        raise DataError(f'{_describe(cfg or {})} holds no samples; put the data there in '
+                        'the layout the dataset class reads, or set the data_root')
+    _wrap_pipelines(dataset)
+    return dataset
+
+
+def build_dataset(cfg: dict) -> Any:
+    """``DATASETS.build(cfg)`` with one-line errors (see the module docstring)."""
+    try:
+        dataset = DATASETS.build(cfg)
+    except BUILD_ERRORS as exc:
+        raise dataset_build_error(cfg, exc) from exc
+    return check_dataset(dataset, cfg)
+
+
+def _wrap_pipelines(dataset: Any) -> None:
+    pipeline = getattr(dataset, 'pipeline', None)
+    if pipeline is not None and not isinstance(pipeline, SampleErrorNaming):
+        dataset.pipeline = SampleErrorNaming(pipeline)
+    inner = getattr(dataset, 'dataset', None)
+    for sub in ([inner] if inner is not None else []) + list(getattr(dataset, 'datasets', [])):
+        _wrap_pipelines(sub)
+
+
+def _check_seg_map_size(results: dict) -> dict:
+    """Refuse an annotation whose size differs from its image's (after loading)."""
+    seg, img = results.get('gt_seg_map'), results.get('img')
+    if seg is not None and img is not None and seg.shape[:2] != img.shape[:2]:
+        raise DataError(
+            f'annotation {results.get("seg_map_path")!r} is {seg.shape[0]}x{seg.shape[1]} '
+            f'pixels but its image {results.get("img_path")!r} is '
+            f'{img.shape[0]}x{img.shape[1]}; an annotation must have its image\'s size')
+    return results
+
+
+class SampleErrorNaming:
+    """A dataset pipeline whose load errors name the sample's files.
+
+    Args:
+        pipeline (Compose): The dataset's pipeline. A size check of the
+            annotation is inserted after its ``LoadAnnotations``.
+    """
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        transforms: Optional[list] = getattr(pipeline, 'transforms', None)
+        if isinstance(transforms, list):
+            for i, transform in enumerate(transforms):
+                if isinstance(transform, LoadAnnotations):
+                    transforms.insert(i + 1, _check_seg_map_size)
+                    break
+
+    def __call__(self, results: dict) -> Any:
+        files = [str(results[k]) for k in ('img_path', 'seg_map_path') if results.get(k)]
+        try:
+            return self.pipeline(results)
+        except DataError:
+            raise
+        except SAMPLE_ERRORS as exc:
+            raise DataError(f'cannot load sample {", ".join(map(repr, files))}: '
+                            f'{_first_line(exc)}') from exc
+
+    def __repr__(self) -> str:
+        return repr(self.pipeline)

@@ -20,9 +20,10 @@ from nose_mm.utils.fileio import atomic_write
 
 from .info import ARCH_NAMES, RESULTS_FILE, TASKS
 from .results import MAIN_METRIC, load_run
+from .seeds import SEED_FOLDER, SPREAD_FACTOR, SeedGroup, beyond_spread, group_seed_runs, mean_std
 
 __all__ = [
-    'FORMATS', 'REFERENCE_FORMAT', 'COLUMNS', 'Row', 'Table', 'find_results', 'rows_from_runs',
+    'FORMATS', 'REFERENCE_FORMAT', 'COLUMNS', 'SPREAD_COLUMN', 'columns', 'Row', 'Table', 'find_results', 'rows_from_runs',
     'load_reference', 'build_tables', 'build_leaderboard', 'format_markdown', 'format_csv',
     'format_html', 'render', 'write_leaderboard', 'plot_leaderboard'
 ]
@@ -34,13 +35,31 @@ _METRIC_COLUMNS = {
     'classification': (('top1', 'Top-1'), ('top5', 'Top-5')),
     'segmentation': (('mIoU', 'mIoU'), ('mIoU_ms_flip', 'mIoU(ms+flip)'), ('mAcc', 'mAcc')),
 }
-_TAIL = ('Params (M)', 'GFLOPs', 'img/s', 'Mem (MiB)', 'Throughput setting', 'Source')
-#: Columns of each task's tables.
-COLUMNS = {
-    task: ('#', 'Model', 'Run / method', 'Removed layers')
-    + tuple(title for _, title in metrics) + (f'Δ {metrics[0][1]}', ) + _TAIL
-    for task, metrics in _METRIC_COLUMNS.items()
-}
+_TAIL = ('Params (M)', 'GFLOPs', 'img/s', 'Mem (MiB)', 'Throughput setting')
+#: Column saying whether a row's Δ exceeds the run-to-run spread.
+SPREAD_COLUMN = 'Δ vs spread'
+
+
+def columns(task: str, fmt: str = 'md') -> Tuple[str, ...]:
+    """The columns of a task's table in a format.
+
+    ``md``: metrics as ``mean ± std`` over seeds; ``html`` adds the seeds and
+    the main metric per seed; ``csv`` also gives each metric's std in its own
+    column (numbers only in the metric columns).
+    """
+    metrics = _METRIC_COLUMNS[task]
+    main = metrics[0][1]
+    out = ['#', 'Model', 'Run / method', 'Removed layers']
+    for _, title in metrics:
+        out += [title, f'{title} std'] if fmt == 'csv' else [title]
+    out += ['n', f'Δ {main}', SPREAD_COLUMN, *_TAIL]
+    if fmt in ('csv', 'html'):
+        out += ['Seeds', f'{main} per seed']
+    return tuple(out + ['Source'])
+
+
+#: Columns of each task's Markdown tables.
+COLUMNS = {task: columns(task) for task in _METRIC_COLUMNS}
 _NOTES = (
     'GFLOPs are multiply-accumulates per image (the model zoos\' "GFLOPs"), attention '
     'products included. img/s: inference, median of repeats, at the stated throughput '
@@ -48,6 +67,11 @@ _NOTES = (
     'forward at that setting (CUDA max allocated; not measured on CPU). Δ: main '
     'metric minus the baseline row\'s (runs: the latest run of the same arch with no '
     'removed or diluted layers; reported rows: the baseline their source names). '
+    'Seeds: runs of one config that differ only in randomness.seed are one row, '
+    'metrics as mean ± sample std over its n seeds. '
+    f'{SPREAD_COLUMN}: "beyond" when |Δ| > {SPREAD_FACTOR:g} s_p, s_p the pooled sample std '
+    'of the row\'s and its baseline\'s seeds (s_p² = Σ(n_i - 1) s_i² / Σ(n_i - 1)), '
+    '"within" otherwise, "spread unknown" when either has a single run (n = 1). '
     'Source "reported" = published numbers (benchmarks/reference.yml), "measured" = a run.')
 
 
@@ -78,6 +102,12 @@ class Row:
         delta (float | None): Main metric minus the baseline's (filled by
             :func:`build_tables`).
         is_baseline (bool): The row is a baseline of its table.
+        seeds (list[int | None]): Seeds of the runs averaged into the row
+            (:mod:`nose_mm.benchmark.seeds`); empty for reported rows.
+        metrics_std (dict): Sample std of each metric over the seeds (n >= 2).
+        per_seed (dict): Each metric's value per seed, in ``seeds`` order.
+        beyond_spread (bool | None): ``|delta| > 2 x`` the pooled std of the
+            row and its baseline; None when unknown (n < 2 on either side).
     """
 
     task: str
@@ -101,11 +131,25 @@ class Row:
     baseline_id: Optional[str] = None
     delta: Optional[float] = None
     is_baseline: bool = False
+    seeds: List[Optional[int]] = field(default_factory=list)
+    metrics_std: Dict[str, float] = field(default_factory=dict)
+    per_seed: Dict[str, List[float]] = field(default_factory=dict)
+    beyond_spread: Optional[bool] = None
 
     @property
     def main(self) -> Optional[float]:
-        """The task's main metric (top-1 or mIoU), or None."""
+        """The task's main metric (top-1 or mIoU; the mean over seeds), or None."""
         return self.metrics.get(MAIN_METRIC[self.task])
+
+    @property
+    def main_std(self) -> Optional[float]:
+        """Sample std of the main metric over the seeds (None for n < 2)."""
+        return self.metrics_std.get(MAIN_METRIC[self.task])
+
+    @property
+    def n(self) -> int:
+        """Number of runs averaged (1 for a single run or a reported row)."""
+        return max(1, len(self.seeds))
 
 
 @dataclass
@@ -184,46 +228,75 @@ def _setting(bench: Dict[str, Any]) -> str:
     return ' '.join(p for p in parts if p)
 
 
-def _row_from_results(data: Dict[str, Any], root: str, path: str) -> Row:
+def _row_from_group(group: SeedGroup) -> Row:
+    """One row for a group of seed runs (mean, std and per-seed values)."""
+    data = group.runs[0]
     model = data.get('model') or {}
     arch = str(model.get('arch_name') or 'unknown')
-    bench = data.get('benchmark') or {}
+    bench_runs = [run for run in group.runs if run.get('benchmark')]
+    bench = bench_runs[0].get('benchmark') if bench_runs else {}
     throughput = bench.get('throughput') or {}
     mem = bench.get('peak_memory_bytes')
     params, flops = data.get('params'), data.get('flops')
+    metrics, metrics_std, per_seed = {}, {}, {}
+    for key in dict.fromkeys(k for run in group.runs for k in run['metrics']):
+        values = group.values(key)
+        mean, std = mean_std(values)
+        if mean is None:
+            continue
+        metrics[key] = mean
+        if std is not None:
+            metrics_std[key] = std
+        if group.n > 1:
+            per_seed[key] = values
+    paths = [run['_path'] for run in group.runs]
+    where = paths[0] if group.n == 1 else \
+        osp.commonpath([osp.dirname(osp.abspath(p)) for p in paths])
+    seeds_text = '' if group.n == 1 else \
+        ', seeds ' + ','.join('?' if s is None else str(s) for s in group.seeds)
     return Row(
         task=data['task'], dataset=data['dataset'],
         model=str(model.get('display') or ARCH_NAMES.get(arch, arch)),
-        label=_run_label(root, path), arch=arch,
+        label=group.label, arch=arch,
         removed_layers=list(data.get('removed_layers') or []),
         diluted_layers=list(data.get('diluted_layers') or []),
-        metrics={k: float(v) for k, v in data['metrics'].items()
-                 if isinstance(v, (int, float))},
+        metrics=metrics, metrics_std=metrics_std, per_seed=per_seed,
         params_m=params / 1e6 if params is not None else None,
         gflops=flops / 1e9 if flops is not None else None,
         img_per_s=throughput.get('img_per_s'),
         mem_mib=mem / 2**20 if isinstance(mem, (int, float)) else None,
         setting=_setting(bench) if bench else '',
-        source=f'measured ({data.get("mode", "?")}): {path}', reported=False,
-        date=data.get('date'), path=path)
+        source=f'measured ({data.get("mode", "?")}{seeds_text}): {where}', reported=False,
+        date=max((run.get('date') or '' for run in group.runs), default='') or None,
+        path=paths[0], seeds=list(group.seeds))
 
 
 def rows_from_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Row], List[str]]:
-    """Rows of every readable ``results.json`` under ``paths``.
+    """Rows of every readable ``results.json`` under ``paths``, seed runs merged.
+
+    Runs that differ only in their seed become one row (mean, std, n and the
+    per-seed values; :func:`nose_mm.benchmark.seeds.group_seed_runs`).
 
     Returns:
         tuple: ``(rows, problems)``; each problem names the file and what is
         wrong (unusable files are skipped, benchmark files that do not match
-        are not merged).
+        are not merged, seed runs that do not match their siblings are kept
+        apart).
     """
     files, problems = find_results(paths, depth)
-    rows = []
+    runs = []
     for root, path in files:
         data, issues = load_run(path)
         problems += issues
         if data is not None:
-            rows.append(_row_from_results(data, root, path))
-    return rows, problems
+            data['_path'] = path
+            label = _run_label(root, path)
+            if SEED_FOLDER.match(label):  # name a seed run by its family too
+                label = osp.join(osp.basename(osp.dirname(osp.dirname(osp.abspath(path)))),
+                                 label)
+            runs.append((label, data))
+    groups, warnings = group_seed_runs(runs)
+    return [_row_from_group(group) for group in groups], problems + warnings
 
 
 _REF_REQUIRED = ('id', 'task', 'dataset', 'model', 'method', 'metrics', 'source')
@@ -308,6 +381,9 @@ def _assign_baselines(rows: List[Row]) -> None:
         else:
             base.is_baseline = True
             row.delta = row.main - base.main
+            if not row.reported:
+                row.beyond_spread = beyond_spread(row.main, row.main_std, row.n, base.main,
+                                                  base.main_std, base.n)
 
 
 def build_tables(rows: Sequence[Row]) -> List[Table]:
@@ -359,9 +435,18 @@ def _size(value: Optional[float]) -> str:
     return f'{value:.2f}' if abs(value) >= 1 or value == 0 else f'{value:.3g}'
 
 
-def _cells(table: Table) -> List[List[str]]:
+def _spread_text(row: Row) -> str:
+    if row.reported or row.is_baseline or row.delta is None:
+        return ''
+    if row.beyond_spread is None:
+        return 'spread unknown'
+    return 'beyond' if row.beyond_spread else 'within'
+
+
+def _cells(table: Table, fmt: str = 'md') -> List[List[str]]:
     out = []
     rank = 0
+    main_key = MAIN_METRIC[table.task]
     for row in table.rows:
         if row.main is not None:
             rank += 1
@@ -373,12 +458,22 @@ def _cells(table: Table) -> List[List[str]]:
             delta = '' if row.delta is None else f'{row.delta:+.2f}'
         ips = row.img_per_s
         cells = [str(rank) if row.main is not None else '', row.model, row.label, removed]
-        cells += [_num(row.metrics.get(key)) for key, _ in _METRIC_COLUMNS[table.task]]
-        cells += [delta, _size(row.params_m), _size(row.gflops),
+        for key, _ in _METRIC_COLUMNS[table.task]:
+            mean, std = row.metrics.get(key), row.metrics_std.get(key)
+            if fmt == 'csv':
+                cells += [_num(mean), _num(std)]
+            else:
+                cells.append(_num(mean) + ('' if std is None or mean is None
+                                           else f' ± {std:.2f}'))
+        cells += ['' if row.reported else str(row.n), delta, _spread_text(row),
+                  _size(row.params_m), _size(row.gflops),
                   '' if ips is None else _num(ips, 1 if ips >= 10 else 2),
-                  _num(row.mem_mib, 0 if (row.mem_mib or 0) >= 10 else 1), row.setting,
-                  row.source]
-        out.append(cells)
+                  _num(row.mem_mib, 0 if (row.mem_mib or 0) >= 10 else 1), row.setting]
+        if fmt in ('csv', 'html'):
+            seeds = '; '.join('?' if s is None else str(s) for s in row.seeds) \
+                if len(row.seeds) > 1 else ''
+            cells += [seeds, '; '.join(f'{v:.2f}' for v in row.per_seed.get(main_key, []))]
+        out.append(cells + [row.source])
     return out
 
 
@@ -397,7 +492,7 @@ def format_markdown(tables: Sequence[Table]) -> str:
     if not tables:
         lines += ['No results.', '']
     for table in tables:
-        grid = PrettyTable(COLUMNS[table.task], align='l')
+        grid = PrettyTable(columns(table.task), align='l')
         grid.set_style(TableStyle.MARKDOWN)
         grid.add_rows([[_md_escape(c) for c in cells] for cells in _cells(table)])
         lines += [f'## {table.title}', '', grid.get_string(), '']
@@ -408,14 +503,14 @@ def format_csv(tables: Sequence[Table]) -> str:
     """One CSV: ``Task``, ``Dataset`` and the union of the tasks' columns."""
     header: List[str] = ['Task', 'Dataset']
     for task in TASKS:
-        header += [c for c in COLUMNS[task] if c not in header]
+        header += [c for c in columns(task, 'csv') if c not in header]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator='\n')
     writer.writerow(header)
     for table in tables:
-        columns = COLUMNS[table.task]
-        for cells in _cells(table):
-            values = dict(zip(columns, cells), Task=table.task, Dataset=table.dataset)
+        names = columns(table.task, 'csv')
+        for cells in _cells(table, 'csv'):
+            values = dict(zip(names, cells), Task=table.task, Dataset=table.dataset)
             writer.writerow([values.get(c, '') for c in header])
     return buf.getvalue()
 
@@ -438,9 +533,9 @@ def format_html(tables: Sequence[Table]) -> str:
         parts.append('<p>No results.</p>')
     for table in tables:
         parts += [f'<h2>{esc(table.title)}</h2>', '<table>', '<thead><tr>']
-        parts += [f'<th>{esc(c)}</th>' for c in COLUMNS[table.task]]
+        parts += [f'<th>{esc(c)}</th>' for c in columns(table.task, 'html')]
         parts += ['</tr></thead>', '<tbody>']
-        for row, cells in zip(table.rows, _cells(table)):
+        for row, cells in zip(table.rows, _cells(table, 'html')):
             cls = 'reported' if row.reported else 'measured'
             parts.append(f'<tr class="{cls}">' + ''.join(f'<td>{esc(c)}</td>' for c in cells)
                          + '</tr>')

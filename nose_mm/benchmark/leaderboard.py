@@ -18,8 +18,8 @@ from prettytable import PrettyTable, TableStyle
 
 from nose_mm.utils.fileio import atomic_write
 
-from .info import ARCH_NAMES, RESULTS_FILE, TASKS
-from .results import MAIN_METRIC, load_run
+from .info import ARCH_NAMES, BENCHMARK_FILE, RESULTS_FILE, TASKS
+from .results import MAIN_METRIC, load_json, load_run, match_benchmark
 from .seeds import SEED_FOLDER, SPREAD_FACTOR, SeedGroup, beyond_spread, group_seed_runs, mean_std
 
 __all__ = [
@@ -35,7 +35,8 @@ _METRIC_COLUMNS = {
     'classification': (('top1', 'Top-1'), ('top5', 'Top-5')),
     'segmentation': (('mIoU', 'mIoU'), ('mIoU_ms_flip', 'mIoU(ms+flip)'), ('mAcc', 'mAcc')),
 }
-_TAIL = ('Params (M)', 'GFLOPs', 'img/s', 'Mem (MiB)', 'Throughput setting')
+_TAIL = ('Params (M)', 'GFLOPs', 'img/s', 'Speed vs baseline', 'Mem (MiB)',
+         'Throughput setting')
 #: Column saying whether a row's Δ exceeds the run-to-run spread.
 SPREAD_COLUMN = 'Δ vs spread'
 
@@ -53,8 +54,11 @@ def columns(task: str, fmt: str = 'md') -> Tuple[str, ...]:
     for _, title in metrics:
         out += [title, f'{title} std'] if fmt == 'csv' else [title]
     out += ['n', f'Δ {main}', SPREAD_COLUMN, *_TAIL]
+    if fmt == 'csv':
+        out.insert(out.index('Speed vs baseline') + 1, 'Speed q1')
+        out.insert(out.index('Speed q1') + 1, 'Speed q3')
     if fmt in ('csv', 'html'):
-        out += ['Seeds', f'{main} per seed']
+        out += ['Timed in run', 'Seeds', f'{main} per seed']
     return tuple(out + ['Source'])
 
 
@@ -72,6 +76,10 @@ _NOTES = (
     f'{SPREAD_COLUMN}: "beyond" when |Δ| > {SPREAD_FACTOR:g} s_p, s_p the pooled sample std '
     'of the row\'s and its baseline\'s seeds (s_p² = Σ(n_i - 1) s_i² / Σ(n_i - 1)), '
     '"within" otherwise, "spread unknown" when either has a single run (n = 1). '
+    'Speed vs baseline: the median over timing rounds of the per-round img/s ratio to '
+    'the baseline, all of the table\'s models timed interleaved in one run '
+    '(tools/benchmark.py --compare ...), with its interquartile range. img/s marked † '
+    'comes from another timing run than the baseline\'s: not comparable with the others. '
     'Source "reported" = published numbers (benchmarks/reference.yml), "measured" = a run.')
 
 
@@ -108,6 +116,14 @@ class Row:
         per_seed (dict): Each metric's value per seed, in ``seeds`` order.
         beyond_spread (bool | None): ``|delta| > 2 x`` the pooled std of the
             row and its baseline; None when unknown (n < 2 on either side).
+        speed_ratio (dict | None): Throughput ratio to the first model of the
+            row's benchmark run (``median``, ``q1``, ``q3`` over its rounds).
+        timed_together (str | None): Id of the benchmark run that timed the
+            row (rows of one run are comparable).
+        bench_name (str | None): The row's model in that run (``'a'`` is the
+            reference of the ratios).
+        speed_mark (bool): img/s comes from another timing run than the
+            table's baseline (filled by :func:`build_tables`).
     """
 
     task: str
@@ -135,6 +151,10 @@ class Row:
     metrics_std: Dict[str, float] = field(default_factory=dict)
     per_seed: Dict[str, List[float]] = field(default_factory=dict)
     beyond_spread: Optional[bool] = None
+    speed_ratio: Optional[Dict[str, float]] = None
+    timed_together: Optional[str] = None
+    bench_name: Optional[str] = None
+    speed_mark: bool = False
 
     @property
     def main(self) -> Optional[float]:
@@ -224,17 +244,44 @@ def _setting(bench: Dict[str, Any]) -> str:
     size_text = f'{size[0]}x{size[1]}' if len(size) == 2 and size[0] != size[1] else \
         (f'{size[0]}px' if size else '')
     parts = [str(t.get('device', '')), str(t.get('precision', '')),
-             f'bs{t["batch_size"]}' if t.get('batch_size') else '', size_text]
+             f'bs{t["batch_size"]}' if t.get('batch_size') else '', size_text,
+             f'{t["clock"]} clock' if t.get('clock') not in (None, 'wall') else '']
     return ' '.join(p for p in parts if p)
 
 
-def _row_from_group(group: SeedGroup) -> Row:
-    """One row for a group of seed runs (mean, std and per-seed values)."""
+def _family_dir(group: SeedGroup) -> Optional[str]:
+    """The folder holding a group's ``seed<k>`` run folders (None: not seed folders)."""
+    folders = {osp.dirname(osp.dirname(osp.abspath(run['_path']))) for run in group.runs}
+    in_seed = all(SEED_FOLDER.match(osp.basename(osp.dirname(run['_path'])))
+                  for run in group.runs)
+    return folders.pop() if in_seed and len(folders) == 1 else None
+
+
+def _row_from_group(group: SeedGroup) -> Tuple[Row, List[str]]:
+    """One row for a group of seed runs (mean, std and per-seed values).
+
+    img/s comes from a ``benchmark.json`` beside a run, else from one in the
+    folder holding the group's ``seed<k>`` folders (one timing for the seeds:
+    they share the architecture). Returns the row and notes on benchmark files
+    that did not match.
+    """
     data = group.runs[0]
     model = data.get('model') or {}
     arch = str(model.get('arch_name') or 'unknown')
     bench_runs = [run for run in group.runs if run.get('benchmark')]
     bench = bench_runs[0].get('benchmark') if bench_runs else {}
+    notes: List[str] = []
+    family = _family_dir(group)
+    if not bench and family and osp.isfile(osp.join(family, BENCHMARK_FILE)):
+        path = osp.join(family, BENCHMARK_FILE)  # one timing of the seeds' model
+        content, error = load_json(path)
+        entry, reason = (None, error) if error else match_benchmark(data, content)
+        if entry is None:
+            notes.append(f'{path}: not merged: {reason}')
+        else:
+            bench = dict(entry, file=path)
+    ratio = ((bench.get('ratios') or {}).get('throughput')
+             if isinstance(bench.get('ratios'), dict) else None)
     throughput = bench.get('throughput') or {}
     mem = bench.get('peak_memory_bytes')
     params, flops = data.get('params'), data.get('flops')
@@ -268,7 +315,10 @@ def _row_from_group(group: SeedGroup) -> Row:
         setting=_setting(bench) if bench else '',
         source=f'measured ({data.get("mode", "?")}{seeds_text}): {where}', reported=False,
         date=max((run.get('date') or '' for run in group.runs), default='') or None,
-        path=paths[0], seeds=list(group.seeds))
+        path=paths[0], seeds=list(group.seeds),
+        speed_ratio=ratio if isinstance(ratio, dict) and ratio.get('median') is not None
+        else None, timed_together=bench.get('timed_together'),
+        bench_name=bench.get('name')), notes
 
 
 def rows_from_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Row], List[str]]:
@@ -296,7 +346,12 @@ def rows_from_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Row], Lis
                                  label)
             runs.append((label, data))
     groups, warnings = group_seed_runs(runs)
-    return [_row_from_group(group) for group in groups], problems + warnings
+    rows = []
+    for group in groups:
+        row, notes = _row_from_group(group)
+        rows.append(row)
+        problems += notes
+    return rows, problems + warnings
 
 
 _REF_REQUIRED = ('id', 'task', 'dataset', 'model', 'method', 'metrics', 'source')
@@ -386,6 +441,24 @@ def _assign_baselines(rows: List[Row]) -> None:
                                                   base.main_std, base.n)
 
 
+def _mark_separate_timings(rows: List[Row]) -> None:
+    """Mark img/s timed in another run than the baseline's; drop ratios to another model."""
+    timed = [r for r in rows if r.img_per_s is not None and not r.reported]
+    base = next((r for r in timed if r.is_baseline), None)
+    if base is not None and base.timed_together:
+        reference = base.timed_together
+    else:
+        ids = [r.timed_together for r in timed if r.timed_together]
+        reference = max(set(ids), key=ids.count) if ids else None
+    base_is_first = base is not None and base.timed_together == reference and \
+        base.bench_name == 'a'
+    for row in timed:
+        row.speed_mark = len(timed) > 1 and (row.timed_together is None
+                                             or row.timed_together != reference)
+        if row.speed_mark or not base_is_first:  # a ratio to another model than the baseline
+            row.speed_ratio = None
+
+
 def build_tables(rows: Sequence[Row]) -> List[Table]:
     """Group rows by (task, dataset), fill the deltas and sort by the main metric."""
     groups: Dict[Tuple[str, str], List[Row]] = {}
@@ -395,6 +468,7 @@ def build_tables(rows: Sequence[Row]) -> List[Table]:
     for (task, dataset), members in sorted(groups.items(),
                                            key=lambda kv: (TASKS.index(kv[0][0]), kv[0][1])):
         _assign_baselines(members)
+        _mark_separate_timings(members)
         members.sort(key=lambda r: (r.main is None, -(r.main or 0.0), r.reported, r.label))
         tables.append(Table(task, dataset, members))
     return tables
@@ -465,11 +539,19 @@ def _cells(table: Table, fmt: str = 'md') -> List[List[str]]:
             else:
                 cells.append(_num(mean) + ('' if std is None or mean is None
                                            else f' ± {std:.2f}'))
+        ratio = row.speed_ratio or {}
+        if fmt == 'csv':
+            speed = [_num(ratio.get(k), 3) for k in ('median', 'q1', 'q3')]
+        else:
+            speed = ['' if not ratio else f'{ratio["median"]:.3f} (IQR {ratio["q1"]:.3f}-'
+                     f'{ratio["q3"]:.3f})']
         cells += ['' if row.reported else str(row.n), delta, _spread_text(row),
                   _size(row.params_m), _size(row.gflops),
-                  '' if ips is None else _num(ips, 1 if ips >= 10 else 2),
+                  '' if ips is None else _num(ips, 1 if ips >= 10 else 2)
+                  + (' †' if row.speed_mark else ''), *speed,
                   _num(row.mem_mib, 0 if (row.mem_mib or 0) >= 10 else 1), row.setting]
         if fmt in ('csv', 'html'):
+            cells.append(row.timed_together or '')
             seeds = '; '.join('?' if s is None else str(s) for s in row.seeds) \
                 if len(row.seeds) > 1 else ''
             cells += [seeds, '; '.join(f'{v:.2f}' for v in row.per_seed.get(main_key, []))]
@@ -569,7 +651,7 @@ def plot_leaderboard(tables: Sequence[Table], out: str) -> int:
     """PNG of the main metric against throughput, one panel per table with points.
 
     Only rows with both a main metric and img/s can be placed (reported rows
-    have no throughput measured here). Points are labelled with their run;
+    have no throughput measured here); seed rows carry their std as an error bar. Points are labelled with their run;
     the throughput setting is part of the label when a panel mixes several.
 
     Returns:
@@ -597,7 +679,8 @@ def plot_leaderboard(tables: Sequence[Table], out: str) -> int:
         mixed = len({r.setting for r in rows}) > 1
         for row in rows:
             marker = 's' if row.is_baseline else 'o'
-            ax.scatter([row.img_per_s], [row.main], marker=marker, s=40)
+            ax.errorbar([row.img_per_s], [row.main], yerr=None if row.main_std is None
+                        else [row.main_std], fmt=marker, markersize=6, capsize=3)
             text = row.label + (f' [{row.setting}]' if mixed else '')
             ax.annotate(text, (row.img_per_s, row.main), textcoords='offset points',
                         xytext=(4, 4), fontsize=8)

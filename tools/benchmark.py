@@ -1,20 +1,24 @@
-"""Params, FLOPs, throughput and peak memory of a config's model; two side by side.
+"""Params, FLOPs, throughput and peak memory of a config's model, or of N timed in one run.
 
     python tools/benchmark.py CONFIG [CHECKPOINT] [--compare CONFIG2 [CHECKPOINT2]]
+        [--compare CONFIG3 [CHECKPOINT3] ...]
         [--batch-size 8] [--img-size H [W]] [--device cpu|cuda] [--amp]
-        [--repeats 5] [--warmup 2] [--part model|backbone] [--memory-budget-gb GB]
-        [--train-memory] [--threads N] [--no-memory] [--out FILE.json] [--trust-checkpoint]
-        [--cfg-options k=v ...]
+        [--repeats 5] [--warmup 2] [--clock wall|process] [--part model|backbone]
+        [--memory-budget-gb GB] [--train-memory] [--threads N] [--no-memory]
+        [--out FILE.json] [--trust-checkpoint] [--cfg-options k=v ...]
 
 What is measured: classification configs, the classifier (backbone, neck,
 head) up to the logits; segmentation configs, the whole ``EncoderDecoder`` in
 ``mode='tensor'`` (backbone, neck, decode head; no auxiliary head, no
-resizing, no sliding window), or its backbone alone with ``--part backbone``.
-Inputs are random pre-processed batches; weights are random unless a
-checkpoint is given. FLOPs are multiply-accumulates per image, attention
-products included. Throughput: the median img/s over ``--repeats`` timed
-forwards (every repeat is in the JSON); with ``--compare`` the two models are
-timed interleaved in this one process and the ratios (B / A) are printed.
+resizing; one window of slide inference), or its backbone alone with
+``--part backbone``, at the config's test size (segmentation: the slide
+window or the crop). Inputs are random pre-processed batches; weights are
+random unless a checkpoint is given. FLOPs are multiply-accumulates per image,
+attention products included. Throughput: the median img/s over ``--repeats``
+timed forwards (every repeat is in the JSON); each ``--compare`` adds a model,
+all are timed interleaved in this one process, and each is reported as a ratio
+to the first (median and interquartile range of the per-round ratios).
+``--clock process`` times this process's CPU time (use with ``--threads 1``).
 ``--amp`` runs under autocast: fp16 on CUDA, bf16 on CPU. ``--out
 WORK_DIR/benchmark.json`` next to a run's results.json puts img/s and memory
 on the leaderboard (tools/leaderboard.py).
@@ -33,8 +37,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Benchmark a model (nose_mm)')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint (random weights if omitted)')
-    parser.add_argument('--compare', nargs='+', metavar=('CONFIG2', 'CHECKPOINT2'),
-                        help='a second config (and checkpoint) to measure against the first')
+    parser.add_argument('--compare', nargs='+', action='append', metavar=('CONFIG2', 'CHECKPOINT2'),
+                        help='another config (and checkpoint) to time with the first; repeat '
+                        'for more models')
     parser.add_argument('--batch-size', type=int, default=8, help='images per forward')
     parser.add_argument('--img-size', type=int, nargs='+', metavar='PX',
                         help='input size: one side or H W (default: the config\'s)')
@@ -44,6 +49,9 @@ def parse_args(argv=None):
                         help='autocast: fp16 on CUDA, bf16 on CPU (default fp32)')
     parser.add_argument('--repeats', type=int, default=5, help='timed forwards')
     parser.add_argument('--warmup', type=int, default=2, help='untimed forwards first')
+    parser.add_argument('--clock', choices=('wall', 'process'), default='wall',
+                        help='wall time (default) or CPU time of this process (with '
+                        '--threads 1)')
     parser.add_argument('--part', choices=('model', 'backbone'), default='model',
                         help='measure the whole model or its backbone')
     parser.add_argument('--memory-budget-gb', type=float,
@@ -72,8 +80,11 @@ def main(argv=None):
 
     apply_trust_checkpoint(args.trust_checkpoint)
 
-    if args.compare and len(args.compare) > 2:
-        raise UserError(f'--compare takes CONFIG2 [CHECKPOINT2], got {len(args.compare)} values')
+    compares = args.compare or []
+    for values in compares:
+        if len(values) > 2:
+            raise UserError(f'--compare takes CONFIG [CHECKPOINT], got {len(values)} values: '
+                            f'{" ".join(values)}')
     if args.img_size and len(args.img_size) not in (1, 2):
         raise UserError(f'--img-size takes one side or H W, got {args.img_size}')
     if args.threads:
@@ -82,18 +93,17 @@ def main(argv=None):
     img_size = None
     if args.img_size:
         img_size = args.img_size * 2 if len(args.img_size) == 1 else args.img_size
-    for ckpt in [args.checkpoint] + (args.compare or [])[1:]:
+    models = [(args.config, args.checkpoint)] + [
+        (values[0], values[1] if len(values) > 1 else None) for values in compares]
+    for _, ckpt in models:
         if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
             raise UserError(f'checkpoint {ckpt!r} does not exist')
-    configs = [(load_config(args.config, args.cfg_options), args.checkpoint)]
-    if args.compare:
-        configs.append((load_config(args.compare[0], args.cfg_options),
-                        args.compare[1] if len(args.compare) > 1 else None))
+    configs = [(load_config(path, args.cfg_options), ckpt) for path, ckpt in models]
     report = run_benchmark(
         configs, batch_size=args.batch_size, img_size=img_size, device=device,
         precision=amp_precision(device) if args.amp else 'fp32', warmup=args.warmup,
         repeats=args.repeats, part=args.part, memory_budget_gb=args.memory_budget_gb,
-        memory=not args.no_memory, memory_train=args.train_memory)
+        memory=not args.no_memory, memory_train=args.train_memory, clock=args.clock)
     print(format_report(report))
     if args.out:
         atomic_write_json(args.out, report)

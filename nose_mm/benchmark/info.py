@@ -15,10 +15,13 @@ from mmpretrain.utils import get_ori_model
 
 from nose_mm.models.builder import build_model_from_cfg
 from nose_mm.models.dilution import find_dilutable_modules
+from nose_mm.models.backbones.token_merge_mixin import TokenMergeMixin
+from nose_mm.models.token_merge import parse_token_merge
 
 __all__ = [
     'TASKS', 'PARTS', 'RESULTS_FILE', 'BENCHMARK_FILE', 'DATASET_NAMES', 'ARCH_NAMES',
-    'task_of', 'dataset_name', 'arch_name', 'model_info', 'default_img_size', 'in_channels',
+    'task_of', 'dataset_name', 'arch_name', 'model_info', 'measure_size', 'default_img_size',
+    'in_channels',
     'config_sha256', 'build_model', 'TensorForward'
 ]
 
@@ -140,6 +143,22 @@ def _dilutable(model: Optional[torch.nn.Module]):
     return found[0] if found else None
 
 
+def _token_merge(backbone_cfg: Any, model: Optional[torch.nn.Module]) -> Optional[Dict]:
+    """The validated ``token_merge`` option as a plain dict (None: no merging)."""
+    settings = None
+    merging = [m for m in (model.modules() if model is not None else ())
+               if isinstance(m, TokenMergeMixin)]
+    if merging:  # the built backbone's option
+        settings = merging[0].token_merge
+    elif _get(backbone_cfg, 'token_merge') is not None:
+        option = _get(backbone_cfg, 'token_merge')
+        settings = parse_token_merge(option.to_dict() if hasattr(option, 'to_dict') else option)
+    if settings is None:
+        return None
+    r = settings.r if isinstance(settings.r, int) else list(settings.r)
+    return {'r': r, 'start': settings.start, 'prop_attn': settings.prop_attn}
+
+
 def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
     """Describe the model of a config (and, if given, the built model).
 
@@ -157,8 +176,10 @@ def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, A
         ``arch`` (the config value: a preset name or a dict), ``arch_name``
         (:func:`arch_name`), ``display`` (``'DeiT-B'``...), ``neck``,
         ``head`` (classification head or segmentation decode head class),
-        ``removed_layers``, ``diluted_layers`` and ``dilution_lam`` (None
-        without a dilutable backbone).
+        ``removed_layers``, ``diluted_layers``, ``dilution_lam`` (None
+        without a dilutable backbone) and ``token_merge`` (``r``, ``start``,
+        ``prop_attn`` of the backbone's token merging, the built model's if
+        given, else the config's; None without merging).
     """
     model_cfg = _get(cfg, 'model') or {}
     backbone = _get(model_cfg, 'backbone') or {}
@@ -190,6 +211,7 @@ def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, A
         'removed_layers': sorted(int(i) for i in removed),
         'diluted_layers': sorted(int(i) for i in diluted),
         'dilution_lam': lam,
+        'token_merge': _token_merge(backbone, model),
     }
 
 
@@ -202,24 +224,60 @@ def _pair(value: Any) -> Optional[Tuple[int, int]]:
     return None
 
 
-def default_img_size(cfg: Any) -> Tuple[int, int]:
-    """The ``(H, W)`` a config's model is measured at.
+def _fixed_test_resize(cfg: Any) -> Optional[Tuple[int, int]]:
+    """``(H, W)`` of a test pipeline ``Resize`` to a fixed size (``keep_ratio=False``)."""
+    pipeline = _get(_dataset_cfg(cfg, 'test') or {}, 'pipeline') or _get(cfg, 'test_pipeline')
+    for step in pipeline or []:
+        if _short_type(_get(step, 'type')) == 'Resize' and not _get(step, 'keep_ratio', False):
+            size = _pair(_get(step, 'scale'))
+            if size:
+                return (size[1], size[0])  # mmcv's scale is (width, height)
+    return None
 
-    Segmentation: the data pre-processor's ``size`` (the crop), else the
-    config's ``crop_size``, else the backbone's ``img_size``, else 512.
-    Classification: the backbone's ``img_size``, else 224 (mmpretrain's ViT
-    default).
+
+def measure_size(cfg: Any) -> Tuple[Tuple[int, int], str]:
+    """The ``(H, W)`` a config's model is measured at, and where it comes from.
+
+    Segmentation, the size of one test forward: with slide inference
+    (``model.test_cfg.mode='slide'``) the window, ``test_cfg.crop_size``
+    (one window is one forward: img/s counts windows); else a test pipeline
+    ``Resize`` to a fixed size (``keep_ratio=False``); else the crop the
+    model is trained on (the data pre-processor's ``size``, then the
+    config's ``crop_size``; a ``keep_ratio`` test resize gives every image
+    its own size, so the crop stands for them), else the backbone's
+    ``img_size``, else 512. Classification: the backbone's ``img_size``,
+    else 224 (mmpretrain's ViT default).
+
+    Returns:
+        tuple: ``((H, W), source)``, ``source`` naming the config key used.
     """
     model_cfg = _get(cfg, 'model') or {}
     backbone = _get(model_cfg, 'backbone') or {}
     if task_of(cfg) == 'segmentation':
-        for value in (_get(_get(model_cfg, 'data_preprocessor') or {}, 'size'),
-                      _get(cfg, 'crop_size'), _get(backbone, 'img_size')):
-            size = _pair(value)
-            if size:
-                return size
-        return (512, 512)
-    return _pair(_get(backbone, 'img_size')) or (224, 224)
+        test_cfg = _get(model_cfg, 'test_cfg') or {}
+        candidates = [
+            (_get(test_cfg, 'crop_size') if _get(test_cfg, 'mode') == 'slide' else None,
+             'model.test_cfg.crop_size (slide inference: one window)'),
+            (_fixed_test_resize(cfg), 'test pipeline Resize scale'),
+            (_get(_get(model_cfg, 'data_preprocessor') or {}, 'size'),
+             'model.data_preprocessor.size (the crop)'),
+            (_get(cfg, 'crop_size'), 'crop_size'),
+            (_get(backbone, 'img_size'), 'model.backbone.img_size'),
+        ]
+        default = (512, 512)
+    else:
+        candidates = [(_get(backbone, 'img_size'), 'model.backbone.img_size')]
+        default = (224, 224)
+    for value, source in candidates:
+        size = _pair(value)
+        if size:
+            return size, source
+    return default, f'default {default[0]}x{default[1]}'
+
+
+def default_img_size(cfg: Any) -> Tuple[int, int]:
+    """The ``(H, W)`` a config's model is measured at (see :func:`measure_size`)."""
+    return measure_size(cfg)[0]
 
 
 def in_channels(cfg: Any) -> int:

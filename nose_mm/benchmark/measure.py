@@ -1,9 +1,9 @@
-"""Throughput and memory of a model, and interleaved A/B comparisons.
+"""Throughput and memory of a model, and interleaved comparisons of N models.
 
 Every function takes a ``torch.nn.Module`` called as ``model(x)`` on a random
 ``(batch, channels, height, width)`` tensor (see
 :func:`nose_mm.benchmark.info.build_model`). Throughput is the median img/s of
-inference forwards; two models are timed interleaved in one process
+inference forwards; several models are timed interleaved in one process
 (:func:`nose_mm.benchmark.timing.time_interleaved`); ``'fp16'`` / ``'bf16'`` run
 under ``torch.autocast``. Conventions: ``benchmarks/README.md``.
 """
@@ -13,11 +13,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .flops import count_flops, count_params
-from .timing import median, time_interleaved
+from .timing import CLOCKS, median, paired_ratios, spread, time_interleaved
 
 __all__ = [
     'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'measure_throughput', 'peak_memory',
-    'memory_method', 'largest_batch', 'compare', 'offloaded'
+    'memory_method', 'largest_batch', 'compare_models', 'ab_ratios', 'compare', 'offloaded'
 ]
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -350,7 +350,7 @@ def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: Img
 
 
 # ---------------------------------------------------------------------------
-# A/B comparison
+# N-way comparison (one interleaved run)
 # ---------------------------------------------------------------------------
 def _ratio(b: Optional[float], a: Optional[float]) -> Optional[float]:
     if a is None or b is None or a == 0:
@@ -358,75 +358,142 @@ def _ratio(b: Optional[float], a: Optional[float]) -> Optional[float]:
     return b / a
 
 
-def compare(model_a: torch.nn.Module, model_b: torch.nn.Module, batch_size: int = 8,
-            img_size: ImgSize = 224, device: Union[str, torch.device] = 'cpu',
-            precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
-            flops: bool = True, memory: bool = True,
-            memory_train: bool = False) -> Dict[str, Any]:
-    """Measure two models in one process, interleaved, and return B / A ratios.
+def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
+                   img_size: ImgSize = 224, device: Union[str, torch.device] = 'cpu',
+                   precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
+                   flops: bool = True, memory: bool = True, memory_train: bool = False,
+                   clock: str = 'wall') -> List[Dict[str, Any]]:
+    """Measure models in one process, timed interleaved, with ratios to the first.
 
-    Timing alternates ``A, B, A, B, ...`` (after ``warmup`` rounds of both),
-    so the models see the same machine state; the ratio of medians is far
-    steadier than two separate runs on a shared machine.
+    Every round times each model once (after ``warmup`` untimed rounds), the
+    order rotated from round to round (``A, B, C``, ``B, C, A``, ``C, A,
+    B``...), so all see the same machine state and none always runs first.
+    A model's throughput ratio to the baseline (the first model) is taken
+    per round (its img/s over the baseline's in the same round) and
+    summarised by the median and the interquartile range over the rounds.
 
     Args:
-        model_a (torch.nn.Module): The reference (e.g. the baseline).
-        model_b (torch.nn.Module): The candidate (e.g. the pruned model).
+        models (sequence of torch.nn.Module): The baseline first, then the
+            candidates; the same module may not appear twice.
         batch_size, img_size, device, precision: As in
             :func:`measure_throughput` (defaults 8, 224, ``'cpu'``, ``'fp32'``).
         warmup (int): Untimed rounds. Defaults to 2.
         repeats (int): Timed rounds (each model once per round). Defaults to 5.
         flops (bool): Count FLOPs (one trace per model). Defaults to True.
-        memory (bool): Measure peak memory (:func:`peak_memory`), after the
-            timing. Defaults to True.
+        memory (bool): Measure peak memory (:func:`peak_memory`, the other
+            models off the device), after the timing. Defaults to True.
         memory_train (bool): Peak memory of a training step (forward +
             backward) instead of an inference forward. Defaults to False.
+        clock (str): ``'wall'`` or ``'process'`` (see
+            :data:`~nose_mm.benchmark.timing.CLOCKS`). Defaults to ``'wall'``.
 
     Returns:
-        dict: ``a`` and ``b``: ``params``, ``flops`` (MACs per image or
-        None), ``throughput`` (as :func:`measure_throughput` returns) and
-        ``peak_memory_bytes``; ``ratios``: ``params``, ``flops`` and
-        ``throughput`` (ratio of the medians) as B / A,
-        ``throughput_paired`` (median over rounds of B's img/s / A's img/s
-        in the same round: steadier when the machine's load drifts) with
-        ``throughput_paired_repeats``, ``ideal_speedup`` (A / B FLOPs: the
-        speed-up FLOPs predict), ``speedup_vs_ideal`` and
-        ``paired_speedup_vs_ideal`` (throughput ratio / ideal speed-up; 1.0
-        means B is as fast as its FLOPs promise) and ``peak_memory``.
+        list[dict]: Per model, in order: ``params``, ``flops`` (MACs per image
+        or None), ``throughput`` (as :func:`measure_throughput` returns, plus
+        ``clock``), ``peak_memory_bytes`` and ``ratios`` to the first model:
+        ``params``, ``flops``, ``throughput`` (``median``, ``q1``, ``q3`` of
+        the per-round ratios, and every round's ratio in ``repeats``),
+        ``throughput_medians`` (ratio of the median img/s), ``ideal_speedup``
+        (baseline FLOPs / these FLOPs), ``speedup_vs_ideal`` (median paired
+        ratio / ideal speed-up; 1.0: as fast as the FLOPs promise) and
+        ``peak_memory``.
+
+    Raises:
+        ValueError: No model, a module given twice, an unknown clock, or bad
+            settings (see :func:`measure_throughput`).
     """
-    dev = _prepare(model_a, device, precision, batch_size, warmup, repeats)
-    _prepare(model_b, device, precision, batch_size, warmup, repeats)
+    if not models:
+        raise ValueError('compare_models needs at least one model')
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError('compare_models got the same module twice; build it twice to '
+                         'time two copies')
+    if clock not in CLOCKS:
+        raise ValueError(f'clock must be one of {", ".join(CLOCKS)}, got {clock!r}')
+    dev = device
+    for model in models:
+        dev = _prepare(model, device, precision, batch_size, warmup, repeats)
     hw = _hw(img_size)
-    out: Dict[str, Any] = {}
-    fns = {}
-    for name, model in (('a', model_a), ('b', model_b)):
-        out[name] = {
-            'params': count_params(model),
-            'flops': count_flops(model, (_in_channels(model), ) + hw) if flops else None,
-        }
-        fns[name] = _forward_fn(model, _inputs(model, batch_size, hw, dev), dev, precision)
-    times = time_interleaved(fns, repeats=repeats, warmup=warmup)
+    names = [str(i) for i in range(len(models))]
+    out = [{'params': count_params(model),
+            'flops': count_flops(model, (_in_channels(model), ) + hw) if flops else None}
+           for model in models]
+    fns = {name: _forward_fn(model, _inputs(model, batch_size, hw, dev), dev, precision)
+           for name, model in zip(names, models)}
+    times = time_interleaved(fns, repeats=repeats, warmup=warmup, clock=CLOCKS[clock],
+                             rotate=True)
     del fns  # free the timing inputs before measuring memory
-    for name, model, other in (('a', model_a, model_b), ('b', model_b, model_a)):
-        out[name]['throughput'] = _throughput_record(times[name], batch_size, hw, dev,
-                                                     precision, warmup)
-        with offloaded(other, dev):  # the other model's weights must not count
-            out[name]['peak_memory_bytes'] = (peak_memory(
+    for name, entry, model in zip(names, out, models):
+        entry['throughput'] = dict(_throughput_record(times[name], batch_size, hw, dev,
+                                                      precision, warmup), clock=clock)
+        with contextlib.ExitStack() as stack:
+            for other in models:  # the other models' weights must not count
+                if other is not model:
+                    stack.enter_context(offloaded(other, dev))
+            entry['peak_memory_bytes'] = (peak_memory(
                 model, batch_size, hw, dev, precision, train=memory_train) if memory else None)
-    ips_ratio = _ratio(out['b']['throughput']['img_per_s'], out['a']['throughput']['img_per_s'])
-    paired = [ta / tb for ta, tb in zip(times['a'], times['b'])]  # B img/s / A img/s
-    flop_ratio = _ratio(out['b']['flops'], out['a']['flops'])
-    ideal = 1.0 / flop_ratio if flop_ratio else None
-    out['ratios'] = {
-        'params': _ratio(out['b']['params'], out['a']['params']),
-        'flops': flop_ratio,
-        'throughput': ips_ratio,
-        'throughput_paired': median(paired),
-        'throughput_paired_repeats': paired,
-        'ideal_speedup': ideal,
-        'speedup_vs_ideal': _ratio(ips_ratio, ideal),
-        'paired_speedup_vs_ideal': _ratio(median(paired), ideal),
-        'peak_memory': _ratio(out['b']['peak_memory_bytes'], out['a']['peak_memory_bytes']),
-    }
-    out['memory_method'] = memory_method(dev) if memory else None
+    base = out[0]
+    for name, entry in zip(names, out):
+        paired = paired_ratios(times, names[0], name)  # this img/s / baseline img/s
+        flop_ratio = _ratio(entry['flops'], base['flops'])
+        ideal = 1.0 / flop_ratio if flop_ratio else None
+        throughput = dict(spread(paired), repeats=paired)
+        entry['ratios'] = {
+            'params': _ratio(entry['params'], base['params']),
+            'flops': flop_ratio,
+            'throughput': throughput,
+            'throughput_medians': _ratio(entry['throughput']['img_per_s'],
+                                         base['throughput']['img_per_s']),
+            'ideal_speedup': ideal,
+            'speedup_vs_ideal': _ratio(throughput['median'], ideal),
+            'peak_memory': _ratio(entry['peak_memory_bytes'], base['peak_memory_bytes']),
+        }
     return out
+
+
+def ab_ratios(ratios: Dict[str, Any]) -> Dict[str, Any]:
+    """The flat B / A summary of two models from B's :func:`compare_models` ``ratios``.
+
+    Returns:
+        dict: ``params``, ``flops``, ``throughput`` (ratio of the medians),
+        ``throughput_paired`` (median of the per-round ratios) with
+        ``throughput_paired_repeats``, ``ideal_speedup``, ``speedup_vs_ideal``
+        and ``paired_speedup_vs_ideal`` (the two throughput ratios over the
+        ideal speed-up), ``peak_memory`` and ``largest_batch`` if measured.
+    """
+    out = {
+        'params': ratios['params'], 'flops': ratios['flops'],
+        'throughput': ratios['throughput_medians'],
+        'throughput_paired': ratios['throughput']['median'],
+        'throughput_paired_repeats': ratios['throughput']['repeats'],
+        'ideal_speedup': ratios['ideal_speedup'],
+        'speedup_vs_ideal': _ratio(ratios['throughput_medians'], ratios['ideal_speedup']),
+        'paired_speedup_vs_ideal': ratios['speedup_vs_ideal'],
+        'peak_memory': ratios['peak_memory'],
+    }
+    if 'largest_batch' in ratios:
+        out['largest_batch'] = ratios['largest_batch']
+    return out
+
+
+def compare(model_a: torch.nn.Module, model_b: torch.nn.Module, batch_size: int = 8,
+            img_size: ImgSize = 224, device: Union[str, torch.device] = 'cpu',
+            precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
+            flops: bool = True, memory: bool = True,
+            memory_train: bool = False) -> Dict[str, Any]:
+    """Two models by :func:`compare_models`, as B / A ratios.
+
+    Args:
+        model_a (torch.nn.Module): The reference (e.g. the baseline).
+        model_b (torch.nn.Module): The candidate (e.g. the pruned model).
+        batch_size, img_size, device, precision, warmup, repeats, flops,
+            memory, memory_train: As in :func:`compare_models`.
+
+    Returns:
+        dict: ``a`` and ``b`` (the entries of :func:`compare_models`),
+        ``ratios`` (B / A, :func:`ab_ratios`) and ``memory_method``.
+    """
+    a, b = compare_models([model_a, model_b], batch_size, img_size, device, precision,
+                          warmup, repeats, flops=flops, memory=memory,
+                          memory_train=memory_train)
+    return {'a': a, 'b': b, 'ratios': ab_ratios(b['ratios']),
+            'memory_method': memory_method(device) if memory else None}

@@ -247,8 +247,11 @@ def validate_results(data: Any) -> List[str]:
 
 
 def _model_key(info: Dict[str, Any]) -> Tuple[Any, ...]:
+    """What must agree between a run and a measurement: task, arch, removed layers, merging."""
+    merge = info.get('token_merge')
     return (info.get('task'), info.get('arch_name'),
-            tuple(sorted(info.get('removed_layers') or [])))
+            tuple(sorted(info.get('removed_layers') or [])),
+            json.dumps(merge, sort_keys=True) if merge is not None else None)
 
 
 def match_benchmark(results: Dict[str, Any],
@@ -284,7 +287,7 @@ def match_benchmark(results: Dict[str, Any],
                 _number(throughput.get('img_per_s')) is not None:
             return entry, None
     return None, (f'measures {", ".join(map(str, seen)) or "no described model"}, not the '
-                  f'run\'s model {want} (task, arch, removed layers)')
+                  f'run\'s model {want} (task, arch, removed layers, token merging)')
 
 
 def load_run(path: str) -> Tuple[Optional[Dict[str, Any]], List[str]]:

@@ -6,13 +6,20 @@ variants alike, and the median over repeats discards outliers.
 """
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Sequence
 
-__all__ = ['time_interleaved', 'median', 'paired_ratio']
+__all__ = ['CLOCKS', 'time_interleaved', 'median', 'paired_ratio', 'paired_ratios', 'spread']
+
+#: Clocks by name: wall time, or CPU time of this process (steadier on a busy
+#: machine, but it counts the spin-waiting of idle worker threads: use it with
+#: one thread).
+CLOCKS: Dict[str, Callable[[], float]] = {'wall': time.perf_counter,
+                                          'process': time.process_time}
 
 
 def time_interleaved(fns: Dict[str, Callable[[], None]], repeats: int = 5, warmup: int = 1,
-                     clock: Callable[[], float] = time.perf_counter) -> Dict[str, List[float]]:
+                     clock: Callable[[], float] = time.perf_counter,
+                     rotate: bool = False) -> Dict[str, List[float]]:
     """Time each callable ``repeats`` times, interleaved, after ``warmup`` untimed rounds.
 
     Args:
@@ -24,6 +31,9 @@ def time_interleaved(fns: Dict[str, Callable[[], None]], repeats: int = 5, warmu
             (wall time). :func:`time.process_time` (CPU time of this process)
             is less sensitive to other processes on a busy machine, but counts
             the spin-waiting of idle worker threads: use it with one thread.
+        rotate (bool): Start round ``i`` at the ``i``-th callable (``A, B, C``,
+            then ``B, C, A``, ``C, A, B``...), so no callable always runs
+            first or right after the same neighbour. Defaults to False.
 
     Returns:
         dict: ``{name: [seconds per round]}``.
@@ -37,8 +47,10 @@ def time_interleaved(fns: Dict[str, Callable[[], None]], repeats: int = 5, warmu
         for fn in fns.values():
             fn()
     times: Dict[str, List[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    order = list(fns.items())
+    for i in range(repeats):
+        shift = i % len(order) if rotate and order else 0
+        for name, fn in order[shift:] + order[:shift]:
             start = clock()
             fn()
             times[name].append(clock() - start)
@@ -56,4 +68,28 @@ def paired_ratio(times: Dict[str, List[float]], num: str, den: str) -> float:
     Interleaved rounds run under nearly the same machine load, so the ratio
     within a round is more stable than the ratio of two medians.
     """
-    return statistics.median(a / b for a, b in zip(times[num], times[den]))
+    return statistics.median(paired_ratios(times, num, den))
+
+
+def paired_ratios(times: Dict[str, List[float]], num: str, den: str) -> List[float]:
+    """``times[num][i] / times[den][i]`` for every round ``i``, in order."""
+    return [a / b for a, b in zip(times[num], times[den])]
+
+
+def spread(values: Sequence[float]) -> Dict[str, float]:
+    """``median``, ``q1`` and ``q3`` (first and third quartiles) of ``values``.
+
+    Quartiles are interpolated between the sorted values (inclusive method:
+    with one value all three are that value; with two, the quartiles lie a
+    quarter of the way in from each end).
+
+    Raises:
+        ValueError: ``values`` is empty.
+    """
+    values = list(values)
+    if not values:
+        raise ValueError('spread of no values')
+    if len(values) == 1:
+        return {'median': values[0], 'q1': values[0], 'q3': values[0]}
+    q1, q2, q3 = statistics.quantiles(values, n=4, method='inclusive')
+    return {'median': q2, 'q1': q1, 'q3': q3}

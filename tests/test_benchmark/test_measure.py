@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from nose_mm.benchmark import (compare, count_flops, count_params, largest_batch,
-                               measure_throughput, normalize_metrics, peak_memory)
+from nose_mm.benchmark import (compare, compare_models, count_flops, count_params,
+                               largest_batch, measure_throughput, normalize_metrics,
+                               peak_memory, spread, time_interleaved)
 
 # METHOD.md section 5.
 DEIT_B_PARAMS_M = 86.57
@@ -74,6 +75,55 @@ def test_throughput_memory_and_interleaved_compare():
     assert ratios['speedup_vs_ideal'] == pytest.approx(ratios['throughput']
                                                        / ratios['ideal_speedup'])
     assert len(result['a']['throughput']['img_per_s_repeats']) == 3
+
+
+def test_spread_is_median_and_quartiles():
+    assert spread([5.0, 1.0, 3.0, 2.0, 4.0]) == {'median': 3.0, 'q1': 2.0, 'q3': 4.0}
+    assert spread([1.0, 2.0]) == {'median': 1.5, 'q1': 1.25, 'q3': 1.75}
+    assert spread([7.0]) == {'median': 7.0, 'q1': 7.0, 'q3': 7.0}
+    with pytest.raises(ValueError, match='spread of no values'):
+        spread([])
+
+
+def test_time_interleaved_rotates_the_order():
+    calls, ticks = [], iter(range(100))
+    fns = {name: (lambda n=name: calls.append(n)) for name in 'abc'}
+    times = time_interleaved(fns, repeats=4, warmup=1, clock=lambda: next(ticks), rotate=True)
+    assert ''.join(calls) == 'abc' + 'abc' + 'bca' + 'cab' + 'abc'  # warm-up, then rotated
+    assert times == {name: [1, 1, 1, 1] for name in 'abc'}  # one tick per call
+    calls.clear()
+    time_interleaved(fns, repeats=2, warmup=0, clock=lambda: 0.0)
+    assert ''.join(calls) == 'abcabc'  # the fixed order by default
+
+
+def test_identical_models_come_out_equal_within_their_spread():
+    """Two copies of one architecture, timed in one run: the IQR of the per-round ratios
+    covers 1.0 (41 rounds: with symmetric noise, missing it needs 31 rounds on one side)."""
+    torch.manual_seed(0)
+    first, second, large = _Net(8), _Net(8), _Net(16)
+    results = compare_models([first, second, large], batch_size=2, img_size=16, warmup=2,
+                             repeats=41, memory=False)
+    same = results[1]['ratios']
+    assert same['params'] == same['flops'] == 1.0
+    ratio = same['throughput']
+    assert ratio['q1'] <= 1.0 <= ratio['q3'], ratio
+    assert ratio['q1'] <= ratio['median'] <= ratio['q3'] and len(ratio['repeats']) == 41
+    assert results[0]['ratios']['throughput'] == dict(median=1.0, q1=1.0, q3=1.0,
+                                                      repeats=[1.0] * 41)
+    big = results[2]['ratios']
+    assert big['flops'] == pytest.approx(results[2]['flops'] / results[0]['flops'])
+    assert big['ideal_speedup'] == pytest.approx(1 / big['flops'])
+    assert big['speedup_vs_ideal'] == pytest.approx(big['throughput']['median']
+                                                    / big['ideal_speedup'])
+    assert big['throughput_medians'] == pytest.approx(
+        results[2]['throughput']['img_per_s'] / results[0]['throughput']['img_per_s'])
+    seconds = [r['throughput']['seconds_repeats'] for r in results]
+    assert big['throughput']['repeats'] == pytest.approx(
+        [a / c for a, c in zip(seconds[0], seconds[2])])
+    with pytest.raises(ValueError, match='compare_models got the same module twice'):
+        compare_models([first, first])
+    with pytest.raises(ValueError, match="clock must be one of wall, process, got 'cpu'"):
+        compare_models([first], clock='cpu')
 
 
 @pytest.mark.parametrize('call, message', [

@@ -180,3 +180,39 @@ def test_multi_seed_user_errors(tmp_path, capsys):
     missing = str(tmp_path / 'none.py')
     assert tool.main([missing, '--seeds', '0']) == 2
     assert capsys.readouterr().err.strip() == f'nose_mm: error: config {missing!r} does not exist'
+
+
+def test_speed_ratio_from_one_timing_run(seed_runs, tmp_path):
+    """One interleaved benchmark of the baseline and the pruned model serves both seed rows;
+    a model timed in another run is marked and shows no ratio."""
+    from nose_mm.benchmark.leaderboard import build_leaderboard, render
+    work = tmp_path / 'work'
+    shutil.copytree(seed_runs, work, ignore=shutil.ignore_patterns('*.pth'))
+    bench = import_tool('benchmark.py')
+    opts = ['--batch-size', '2', '--repeats', '3', '--warmup', '1', '--device', 'cpu',
+            '--no-memory']
+    assert bench.main([CLS_CFG, '--compare', PRUNED_CFG, *opts, '--out',
+                       str(work / 'base' / 'benchmark.json')]) == 0
+    shutil.copyfile(work / 'base' / 'benchmark.json', work / 'pruned' / 'benchmark.json')
+    assert bench.main([PRUNED_CFG, *opts, '--out',
+                       str(work / 'base' / 'seed2' / 'benchmark.json')]) == 0
+    together = _load(work / 'base' / 'benchmark.json')
+    ratio = together['models'][1]['ratios']['throughput']
+
+    tables, problems = build_leaderboard([str(work)])
+    rows = {r.label: r for t in tables for r in t.rows}
+    assert rows['pruned'].timed_together == rows['base'].timed_together == together['run_id']
+    assert rows['pruned'].speed_ratio == ratio and not rows['pruned'].speed_mark
+    assert rows['base/seed2'].speed_mark and rows['base/seed2'].speed_ratio is None
+    table = {r['Run / method']: r for r in _md_table(render(tables, 'md'),
+                                                     'classification / CIFAR-100')}
+    assert table['pruned']['Speed vs baseline'] == \
+        f"{ratio['median']:.3f} (IQR {ratio['q1']:.3f}-{ratio['q3']:.3f})"
+    assert table['base']['Speed vs baseline'] == '1.000 (IQR 1.000-1.000)'
+    assert table['base/seed2']['img/s'].endswith(' †')
+    assert table['base/seed2']['Speed vs baseline'] == ''
+    assert not table['pruned']['img/s'].endswith('†')
+    board = {r['Run / method']: r for r in csv.DictReader(io.StringIO(render(tables, 'csv')))}
+    assert board['pruned']['Timed in run'] == together['run_id']
+    assert float(board['pruned']['Speed q1']) <= float(board['pruned']['Speed vs baseline']) \
+        <= float(board['pruned']['Speed q3'])

@@ -517,7 +517,7 @@ def _print_summary(summary: dict) -> None:
                 f", throughput x{_fmt(ratio.get('median'), '.3f')} "
                 f"[IQR {_fmt(ratio.get('q1'), '.3f')}-{_fmt(ratio.get('q3'), '.3f')}]")
             ips = '' if row['img_per_s'] is None else f", {row['img_per_s']:.1f} img/s"
-            print(f"[demo] {task[:3]} {label:<10} {metric} {_fmt(row['metric'])}{spread} "
+            print(f"[demo] {label:<14} {metric} {_fmt(row['metric'])}{spread} "
                   f"(n={row['n']}), removed {row['removed_layers']}{speed}{ips}")
     print(f"[demo] finished in {summary['seconds']:.0f} s with {summary['workers']} workers "
           f"({sum(summary['cpu_seconds'].values()):.0f} s CPU in the steps)")

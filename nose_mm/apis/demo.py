@@ -18,10 +18,11 @@ the throughput measurements run alone.
    lam = 0 (``NoseSelectionHook`` + ``DilutionHook``, ``randomness.seed=k``),
    ``tools/prune.py``, ``tools/test.py`` on the pruned model; the pruned NOSE
    models are also tested with token merging (ToMe, :data:`TOME`);
-5. one ``tools/benchmark.py`` run timing the baseline, every pruned model and
-   NOSE + ToMe interleaved (ratios to the baseline with their spread);
-6. UperNet on the digit canvases from the seed-0 baseline and each seed-0
-   pruned backbone (mIoU), timed together in one benchmark run;
+5. UperNet on the digit canvases from the seed-0 baseline and each seed-0
+   pruned backbone (mIoU);
+6. two ``tools/benchmark.py`` runs, each alone on the machine: the baseline,
+   every pruned model and NOSE + ToMe timed interleaved (ratios to the
+   baseline with their spread), and the UperNet models likewise;
 7. ``tools/leaderboard.py`` over all runs: one row per model, mean ± std over
    the seeds.
 
@@ -409,19 +410,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
                                         *seeded(k)],
                            after=(f'prune nose s{k}', )))
 
-    # -- 4. one interleaved timing of every classification model ---------------
-    cls_bench = p.dir('benchmark_classification.json')
-    steps.append(_Step(
-        'benchmark classification', 'benchmark.py',
-        lambda: _benchmark_args(
-            [(base_cfg, _last_checkpoint(base0))]
-            + [(pruned_cfg(m), pruned_ckpt(m, 0)) for m in methods]
-            + [(pruned_cfg('nose', tome=True), pruned_ckpt('nose', 0))],
-            cls_bench, quick, 256),
-        after=('train baseline s0', 'test nose+tome s0',
-               *(f'test pruned {m} s0' for m in methods)), alone=True))
-
-    # -- 5. segmentation transfer (seed-0 backbones) and its timing -------------
+    # -- 4. segmentation transfer (seed-0 backbones) ------------------------------
     seg_root_settings = _data_settings(seg_data, dict(val=16) if quick else None)
     seg_names = ['baseline', *methods]
 
@@ -439,6 +428,18 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
                            lambda n=name: [seg_cfg(n), '--work-dir', p.dir(f'seg_{n}')],
                            after=('train baseline s0', ) if name == 'baseline' else
                            (f'prune {name} s0', )))
+    # -- 5. the timings, alone, once the workers have nothing else to run ------
+    cls_bench = p.dir('benchmark_classification.json')
+    steps.append(_Step(
+        'benchmark classification', 'benchmark.py',
+        lambda: _benchmark_args(
+            [(base_cfg, _last_checkpoint(base0))]
+            + [(pruned_cfg(m), pruned_ckpt(m, 0)) for m in methods]
+            + [(pruned_cfg('nose', tome=True), pruned_ckpt('nose', 0))],
+            cls_bench, quick, 256),
+        after=('train baseline s0', 'test nose+tome s0',
+               *(f'test pruned {m} s0' for m in methods)), alone=True))
+
     seg_bench = p.dir('benchmark_segmentation.json')
     steps.append(_Step(
         'benchmark segmentation', 'benchmark.py',

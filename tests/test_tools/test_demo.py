@@ -50,7 +50,7 @@ def test_quick_demo_end_to_end(tmp_path):
             assert table[label]['Speed vs baseline'] == (
                 f"{ratio['median']:.3f} (IQR {ratio['q1']:.3f}-{ratio['q3']:.3f})")
             assert row['timed_together'] == cls['baseline']['timed_together'] is not None
-    assert 'spread unknown' not in board.split('## segmentation')[0]
+    assert 'spread unknown' not in board.split('## classification')[1].split('## seg')[0]
     # NOSE + ToMe: the pruned NOSE weights, fewer FLOPs with the merged tokens
     tome = cls['tome_nose']
     assert tome['removed_layers'] == cls['pruned_nose']['removed_layers']

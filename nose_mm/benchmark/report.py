@@ -73,7 +73,8 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
         ``part``, ``params``, ``flops``, ``throughput``,
         ``peak_memory_bytes``, ``largest_batch``, ``timed_together`` (the
         ``run_id``) and ``ratios`` to model ``'a'``, see
-        :func:`~nose_mm.benchmark.measure.compare_models`) and, for exactly
+        :func:`~nose_mm.benchmark.measure.compare_models`, plus ``baseline``:
+        ``'a'``'s ``name``, ``config`` and ``config_sha256``) and, for exactly
         two models, the top-level ``ratios`` (B / A, see
         :func:`~nose_mm.benchmark.measure.compare`). Schema:
         ``benchmarks/README.md``.
@@ -110,6 +111,9 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
                         'config_sha256': config_sha256(cfg), 'checkpoint': ckpt,
                         'model': model_info(cfg, model), 'part': part,
                         'timed_together': run_id, **result})
+    baseline = {k: entries[0][k] for k in ('name', 'config', 'config_sha256')}
+    for entry in entries:
+        entry['ratios']['baseline'] = dict(baseline)
     if memory_budget_gb is not None:
         for entry, model in zip(entries, models):
             with contextlib.ExitStack() as stack:

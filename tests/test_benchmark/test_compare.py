@@ -5,6 +5,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from nose_mm.benchmark import match_benchmark, measure_size, model_info
 from tests.utils import TEST_CONFIGS, import_tool
@@ -48,6 +49,9 @@ def test_three_models_timed_in_one_run(tool, tmp_path, capsys):
     assert report['settings']['clock'] == 'process' and report['settings']['img_size'] == [32, 32]
     assert report['settings']['img_size_source'] == 'model.backbone.img_size'
     assert {m['timed_together'] for m in report['models']} == {report['run_id']}
+    assert all(m['ratios']['baseline'] == {'name': 'a', 'config': BASE,
+                                           'config_sha256': base['config_sha256']}
+               for m in report['models'])
     assert report['ratios'] is None  # the flat A/B summary is for two models only
     # merging removes no parameter; 17 tokens -> 13 -> 9 in the attention layers 1 and 3
     assert merged['params'] == pruned['params'] < base['params']
@@ -107,7 +111,8 @@ def test_segmentation_baseline_and_pruned_at_the_test_crop(tool, tmp_path):
                       "model = dict(backbone=dict(type='NoseVisionTransformer', "
                       'removed_layers=[0, 2]))')
     out = tmp_path / 'seg.json'
-    assert tool.main([SEG, '--compare', pruned, *FAST, '--out', str(out)]) == 0
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # restored after the mmseg build
+        assert tool.main([SEG, '--compare', pruned, *FAST, '--out', str(out)]) == 0
     report = json.loads(out.read_text())
     assert report['settings']['img_size'] == [64, 64]
     assert report['settings']['img_size_source'] == 'model.data_preprocessor.size (the crop)'

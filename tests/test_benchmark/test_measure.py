@@ -17,11 +17,15 @@ REMOVED = [0, 1, 3, 4, 6]
 def _deit_b(**backbone):
     import nose_mm  # noqa: F401
     from mmpretrain.registry import MODELS
+    from mmengine.registry import DefaultScope
+
     from nose_mm.benchmark import TensorForward
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='NoseVisionTransformer', arch='deit-base', **backbone), neck=None,
-        head=dict(type='VisionTransformerClsHead', num_classes=1000, in_channels=768)))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever an earlier test set
+        model = MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='NoseVisionTransformer', arch='deit-base', **backbone),
+            neck=None,
+            head=dict(type='VisionTransformerClsHead', num_classes=1000, in_channels=768)))
     return TensorForward(model).eval()
 
 

@@ -1,12 +1,14 @@
 """The built-in demo: the benchmark pipeline end to end on CPU, on real digits.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data-root data/digits]
-        [--seg-data-root data/digits_seg] [--quick]
+        [--seg-data-root data/digits_seg] [--quick] [--workers 2]
 
 Baseline training, NOSE / random / first-K selection, dilution to lam = 0,
-pruning, evaluation, UperNet transfer, benchmark and leaderboard; see
-:mod:`nose_mm.apis.demo`. Prints the leaderboard; plots land in
-``<work-dir>/plots``.
+pruning and evaluation over 3 seeds, NOSE + token merging, UperNet transfer,
+one interleaved benchmark run per task and the leaderboard (mean ± std over
+the seeds); see :mod:`nose_mm.apis.demo`. The tools run in-process in
+--workers worker processes (one per core). Prints the leaderboard; plots land
+in ``<work-dir>/plots``.
 """
 import sys
 
@@ -23,14 +25,17 @@ def parse_args(argv=None):
                         help='digit segmentation data (written if missing)')
     parser.add_argument('--quick', action='store_true',
                         help='a shortened run (a few iterations) for tests')
+    parser.add_argument('--workers', type=int, default=2,
+                        help='worker processes running the steps (one per core)')
     return parser.parse_args(argv)
 
 
-@cli_main(RuntimeError)
+@cli_main(RuntimeError, ValueError)
 def main(argv=None):
     args = parse_args(argv)
     from nose_mm.apis.demo import run_demo
-    run_demo(args.work_dir, args.data_root, args.seg_data_root, quick=args.quick)
+    run_demo(args.work_dir, args.data_root, args.seg_data_root, quick=args.quick,
+             workers=args.workers)
     return 0
 
 

@@ -4,7 +4,7 @@
 # NoseSelectionHook) and fades them to identity: lam falls linearly from 1 at
 # epoch 0 to 0 at epoch 12, then 8 epochs run at lam = 0 (pruned speed).
 _base_ = ['./deit-demo_baseline_digits-16px.py']
-load_from = None  # tools/demo.py: work_dirs/demo/baseline/epoch_30.pth
+load_from = None  # tools/demo.py: work_dirs/demo/baseline/seed0/epoch_30.pth
 custom_hooks = [
     dict(type='NoseSelectionHook', selection_file=None),  # tools/demo.py sets the file
     dict(type='DilutionHook', schedule='linear', begin=0, end=12, by_epoch=True),

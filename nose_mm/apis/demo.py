@@ -1,45 +1,142 @@
 """The built-in demo: the whole benchmark pipeline on scikit-learn's digits.
 
-Each step runs the project's own command-line tool in a subprocess, exactly as
-a user would (its log goes to ``<work_dir>/logs/<step>.log``):
+Every step runs one of the project's command-line tools, as a user would, but
+inside two long-lived worker processes (one per core; see :class:`_Workers`)
+instead of a new interpreter per step: the tool's ``main(argv)`` with the
+same arguments (:func:`nose_mm.apis.inprocess.run_tool`), its output in
+``<work_dir>/logs/<step>.log``. Steps run as soon as what they need exists;
+the throughput measurements run alone.
 
 1. write the digit data (ImageNet layout for classification, ADE20k layout for
    segmentation) unless present;
-2. train the baseline ViT (``configs/demo/deit-demo_baseline_digits-16px.py``);
+2. train the baseline ViT (``configs/demo/deit-demo_baseline_digits-16px.py``)
+   with seeds 0, 1, 2 (``baseline/seed<k>``);
 3. select attention layers to remove with NOSE, random and first-K
-   (``tools/nose_select.py``), and plot the NOSE TE heatmap;
-4. per selection: dilution fine-tune to lam = 0 (``NoseSelectionHook`` with the
-   selection file + ``DilutionHook``), ``tools/prune.py``, ``tools/test.py`` on
-   the pruned model, ``tools/benchmark.py`` pruned vs baseline;
-5. UperNet on the digit canvases from the baseline and each pruned backbone
-   (mIoU);
-6. ``tools/leaderboard.py`` over all runs (markdown + accuracy/throughput PNG).
+   (``tools/nose_select.py``) on the seed-0 baseline, and plot the NOSE TE
+   heatmap;
+4. per selection and seed: dilution fine-tune of the seed-0 baseline to
+   lam = 0 (``NoseSelectionHook`` + ``DilutionHook``, ``randomness.seed=k``),
+   ``tools/prune.py``, ``tools/test.py`` on the pruned model; the pruned NOSE
+   models are also tested with token merging (ToMe, :data:`TOME`);
+5. UperNet on the digit canvases from the seed-0 baseline and each seed-0
+   pruned backbone (mIoU);
+6. two ``tools/benchmark.py`` runs, each alone on the machine: the baseline,
+   every pruned model and NOSE + ToMe timed interleaved (ratios to the
+   baseline with their spread), and the UperNet models likewise;
+7. ``tools/leaderboard.py`` over all runs: one row per model, mean ± std over
+   the seeds.
 
-Run-specific settings (data roots, checkpoints, selection files, removed
-layers) go into small derived configs under ``<work_dir>/configs/`` that
-inherit the demo configs, so every run's ``results.json`` names a real config.
+The seeds measure the run-to-run spread of what each row trains: the
+baseline's training from scratch, the fine-tune of one baseline (seed 0) for
+the pruned rows (the selection is made once, on that baseline: a paired
+comparison of the methods). Run-specific settings (data roots, selection
+files, removed layers) go into small derived configs under
+``<work_dir>/configs/``; checkpoints and seeds go on the command line, so the
+seed runs of a step share one config.
 """
 import json
+import multiprocessing
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-__all__ = ['DEMO_METHODS', 'run_demo']
+__all__ = ['DEMO_METHODS', 'DEMO_SEEDS', 'TOME', 'run_demo']
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIGS = osp.join(REPO, 'configs', 'demo')
 #: selection methods compared by the demo (tools/nose_select.py --method)
 DEMO_METHODS = ('nose', 'random', 'first')
+#: seeds of every classification row
+DEMO_SEEDS = (0, 1, 2)
 #: layers removed out of the demo ViT's 6
 NUM_REMOVED = 2
+#: Token merging on the pruned NOSE model at test time. The demo ViT sees 16
+#: patch tokens + CLS (16 px, patch 4); 4 of its 6 layers keep attention. From
+#: the second of them on (start=1, the reference's setting) each merges r = 4
+#: pairs: 16 -> 12 -> 8 -> 4 patch tokens, 75% of them merged by the last layer,
+#: the share of the reference's DeiT-B 40% + r = 24 (6 merging layers x 24 of 196).
+TOME = dict(r=4, start=1, prop_attn=True)
+#: threads per worker (the demo ViT is too small for intra-op parallelism)
+WORKER_THREADS = 1
+
+
+@dataclass
+class _Step:
+    """One tool run: ``tools/<tool> args`` once every step in ``after`` is done."""
+
+    name: str
+    tool: str
+    args: Union[Sequence, Callable[[], Sequence]]
+    after: Tuple[str, ...] = ()
+    alone: bool = False  # a timing: nothing else runs meanwhile
+
+
+def _worker_main(conn, threads: int) -> None:
+    """A worker: run ``(name, tool, argv, log)`` jobs until ``None``; reply with the status."""
+    import torch
+    torch.set_num_threads(threads)
+    from nose_mm.apis.inprocess import run_tool
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        name, tool, argv, log = job
+        wall, cpu = time.time(), time.process_time()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        with open(log, 'w') as f:
+            f.write(f'$ python tools/{tool} ' + ' '.join(argv) + '\n')
+            f.flush()
+            os.dup2(f.fileno(), 1)
+            os.dup2(f.fileno(), 2)
+            try:
+                status = run_tool(tool, argv)
+            except BaseException:  # noqa: BLE001 - reported with its traceback in the log
+                traceback.print_exc()
+                status = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+        conn.send((name, status, time.time() - wall, time.process_time() - cpu))
+
+
+class _Workers:
+    """Worker processes forked after the imports, each running tools in-process."""
+
+    def __init__(self, count: int, threads: int = WORKER_THREADS) -> None:
+        ctx = multiprocessing.get_context('fork')
+        self.conns, self.procs = [], []
+        for _ in range(count):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(child, threads), daemon=True)
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+
+    def close(self) -> None:
+        for conn, proc in zip(self.conns, self.procs):
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
 
 
 class _Pipeline:
-    """Runs the steps, times them and keeps their logs."""
+    """Runs the steps on the workers, times them and keeps their logs."""
 
     def __init__(self, work_dir: str, quick: bool) -> None:
         self.work_dir = osp.abspath(work_dir)
@@ -49,26 +146,54 @@ class _Pipeline:
         os.makedirs(self.logs, exist_ok=True)
         os.makedirs(self.cfg_dir, exist_ok=True)
         self.timings: Dict[str, float] = {}
+        self.cpu: Dict[str, float] = {}
 
-    def tool(self, step: str, tool: str, *args) -> str:
-        """Run ``python tools/<tool> args``; return its stdout. Raise on failure."""
-        cmd = [sys.executable, osp.join(REPO, 'tools', tool), *map(str, args)]
-        env = dict(os.environ)
-        env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
-        log = osp.join(self.logs, f'{step}.log')
-        start = time.time()
-        print(f'[demo] {step:<22} {tool} ...', end='', flush=True)
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-        with open(log, 'w') as f:
-            f.write('$ ' + ' '.join(cmd) + '\n' + proc.stdout + proc.stderr)
-        self.timings[step] = time.time() - start
-        if proc.returncode != 0:
-            print(' FAILED')
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-25:]
-            raise RuntimeError(f'demo step {step!r} failed (exit {proc.returncode}); log: {log}\n'
-                               + '\n'.join(tail))
-        print(f' {self.timings[step]:5.1f} s')
-        return proc.stdout
+    def run(self, steps: Sequence[_Step], workers: _Workers) -> None:
+        """Run ``steps`` (list order = priority) on ``workers``; raise on the first failure."""
+        pending = list(steps)
+        names = {s.name for s in steps}
+        for step in steps:
+            missing = [d for d in step.after if d not in names]
+            if missing:
+                raise ValueError(f'step {step.name!r} waits for unknown steps {missing}')
+        idle = list(range(len(workers.conns)))
+        running: Dict[int, _Step] = {}
+        done = set()
+        while pending or running:
+            while idle and not any(s.alone for s in running.values()):
+                ready = next((s for s in pending if all(d in done for d in s.after)), None)
+                if ready is None or (ready.alone and running):
+                    break
+                pending.remove(ready)
+                worker = idle.pop(0)
+                args = ready.args() if callable(ready.args) else ready.args
+                log = osp.join(self.logs, ready.name.replace(' ', '_') + '.log')
+                workers.conns[worker].send((ready.name, ready.tool, [str(a) for a in args],
+                                            log))
+                running[worker] = ready
+                print(f'[demo] start  {ready.name}', flush=True)
+            if not running:
+                raise RuntimeError(f'demo steps wait for each other: '
+                                   f'{[s.name for s in pending]}')
+            by_conn = {workers.conns[w]: w for w in running}
+            for conn in wait(list(by_conn)):
+                worker = by_conn[conn]
+                step = running.pop(worker)
+                try:
+                    name, status, seconds, cpu = conn.recv()
+                except EOFError:
+                    name, status, seconds, cpu = step.name, 'died', 0.0, 0.0
+                idle.append(worker)
+                self.timings[name], self.cpu[name] = seconds, cpu
+                log = osp.join(self.logs, name.replace(' ', '_') + '.log')
+                if status != 0:
+                    tail = open(log).read().strip().splitlines()[-25:] \
+                        if osp.isfile(log) else []
+                    raise RuntimeError(f'demo step {name!r} failed (exit {status}); log: '
+                                       f'{log}\n' + '\n'.join(tail))
+                done.add(name)
+                print(f'[demo] done   {name:<28} {seconds:6.1f} s ({cpu:5.1f} s CPU)',
+                      flush=True)
 
     def derived_config(self, name: str, base: str, settings: Sequence[str]) -> str:
         """Write ``<work_dir>/configs/<name>.py`` inheriting ``base`` plus ``settings``."""
@@ -104,10 +229,14 @@ def _last_checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
-def _data_settings(root: str) -> List[str]:
-    return [f'train_dataloader = dict(dataset=dict(data_root={root!r}))',
-            f'val_dataloader = dict(dataset=dict(data_root={root!r}))',
-            f'test_dataloader = dict(dataset=dict(data_root={root!r}))']
+def _data_settings(root: str, subset: Optional[Dict[str, int]] = None) -> List[str]:
+    """Config lines setting every loader's data root (and ``indices``: the first N images)."""
+    subset = subset or {}
+    lines = []
+    for split in ('train', 'val', 'test'):
+        extra = f', indices={subset[split]}' if split in subset else ''
+        lines.append(f'{split}_dataloader = dict(dataset=dict(data_root={root!r}{extra}))')
+    return lines
 
 
 def _read_json(path: str) -> Optional[dict]:
@@ -118,9 +247,31 @@ def _read_json(path: str) -> Optional[dict]:
         return None
 
 
+def _benchmark_args(models: Sequence[Tuple[str, str]], out: str, quick: bool,
+                    batch_size: int) -> List[str]:
+    """``tools/benchmark.py`` arguments timing ``models`` (the first is the baseline) together."""
+    (base_cfg, base_ckpt), others = models[0], models[1:]
+    args = [base_cfg, base_ckpt]
+    for cfg, ckpt in others:
+        args += ['--compare', cfg, ckpt]
+    return args + ['--batch-size', batch_size, '--repeats', 3 if quick else 15,
+                   '--warmup', 1 if quick else 3, '--device', 'cpu', '--threads',
+                   WORKER_THREADS, '--clock', 'process', '--no-memory', '--out', out]
+
+
+def _place_benchmark(src: str, run_dirs: Sequence[str]) -> None:
+    """Copy one benchmark.json into the folder of every run it measured (atomically)."""
+    from nose_mm.benchmark.info import BENCHMARK_FILE
+    from nose_mm.utils.fileio import atomic_write
+    for folder in run_dirs:
+        atomic_write(osp.join(folder, BENCHMARK_FILE),
+                     lambda tmp: shutil.copyfile(src, tmp))
+
+
 def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
              seg_data_root: str = 'data/digits_seg', quick: bool = False,
-             methods: Sequence[str] = DEMO_METHODS) -> Dict[str, object]:
+             methods: Sequence[str] = DEMO_METHODS, seeds: Sequence[int] = DEMO_SEEDS,
+             workers: int = 2) -> Dict[str, object]:
     """Run the demo pipeline; return a summary (also written to ``summary.json``).
 
     Args:
@@ -130,20 +281,34 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
             Defaults to ``'data/digits'``.
         seg_data_root (str): Digit segmentation data (written if missing).
             Defaults to ``'data/digits_seg'``.
-        quick (bool): A shortened run (a few epochs / iterations) for tests;
-            the numbers are then not meaningful. Defaults to False.
+        quick (bool): A shortened run (a few epochs / iterations on a subset)
+            for tests; the numbers are then not meaningful. Defaults to False.
         methods (sequence of str): Selection methods to compare, from
             :data:`DEMO_METHODS`; ``'nose'`` must be among them. Defaults to all.
+        seeds (sequence of int): Seeds of the classification runs (distinct,
+            seed 0 first: its baseline is selected on and fine-tuned).
+            Defaults to :data:`DEMO_SEEDS`.
+        workers (int): Worker processes (one per core). Defaults to 2.
 
     Returns:
-        dict: Top-1 / mIoU / params / throughput of each run and the step timings.
+        dict: Every leaderboard row of the demo (mean, std, n, per-seed
+        values, params, FLOPs, throughput ratio with its spread), the
+        selections and the step timings.
     """
     bad = [m for m in methods if m not in DEMO_METHODS]
     if bad or 'nose' not in methods:
         raise ValueError(f'methods must include "nose" and come from {DEMO_METHODS}, got '
                          f'{list(methods)}')
+    seeds = list(seeds)
+    if not seeds or seeds[0] != 0 or len(set(seeds)) != len(seeds) or \
+            not all(isinstance(k, int) and k >= 0 for k in seeds):
+        raise ValueError(f'seeds must be distinct integers >= 0 starting with 0, got {seeds}')
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f'workers must be an integer >= 1, got {workers!r}')
+    import mmseg.models  # noqa: F401 - imported once here, shared by the forked workers
+
     from nose_mm.datasets import build_digits_classification, build_digits_segmentation
-    from nose_mm.utils.fileio import atomic_write, atomic_write_json
+    from nose_mm.utils.fileio import atomic_write_json
 
     start = time.time()
     p = _Pipeline(work_dir, quick)
@@ -154,93 +319,165 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
     if _build_once(seg_root, lambda: build_digits_segmentation(seg_root)):
         print(f'[demo] wrote digit canvases to {seg_data}')
 
-    # -- 1. baseline ----------------------------------------------------------
-    quick_cls = ['train_cfg = dict(max_epochs=3, val_interval=3)',
-                 'default_hooks = dict(checkpoint=dict(interval=3))'] if quick else []
-    base_cfg = p.derived_config('baseline', osp.join(DEMO_CONFIGS,
-                                                     'deit-demo_baseline_digits-16px.py'),
-                                _data_settings(data_root) + quick_cls)
-    p.tool('train baseline', 'train.py', base_cfg, '--work-dir', p.dir('baseline'))
-    base_ckpt = _last_checkpoint(p.dir('baseline'))
-
-    # -- 2. selections --------------------------------------------------------
-    selections = {}
-    for method in methods:
-        out = p.dir(f'selection_{method}.json')
-        p.tool(f'select {method}', 'nose_select.py', base_cfg, base_ckpt, '--num-layers',
-               NUM_REMOVED, '--num-samples', 64 if quick else 512, '--batch-size', 64,
-               '--method', method, '--seed', 0, '--no-progress', '--out', out)
-        selections[method] = sorted(_read_json(out)['selection'])
-    p.tool('plot TE heatmap', 'analysis/plot_te_heatmap.py', p.dir('selection_nose.json'),
-           '--out', p.dir('plots'))
-
-    # -- 3. dilute, prune, test, benchmark ------------------------------------
+    # quick: a subset of the images, a few epochs / iterations
+    subset = dict(train=320, val=128) if quick else None
+    quick_cls = ['train_cfg = dict(max_epochs=2, val_interval=2)',
+                 'default_hooks = dict(checkpoint=dict(interval=2))'] if quick else []
     quick_ft = ['train_cfg = dict(max_epochs=2, val_interval=2)',
                 'default_hooks = dict(checkpoint=dict(interval=2))',
                 "custom_hooks = [dict(type='NoseSelectionHook', selection_file={sel!r}),"
                 " dict(type='DilutionHook', schedule='linear', begin=0, end=1)]"] if quick else []
-    pruned_ckpts = {}
-    for method in methods:
-        sel = p.dir(f'selection_{method}.json')
-        settings = _data_settings(data_root) + [
-            f'load_from = {base_ckpt!r}',
-            "custom_hooks = [dict(type='NoseSelectionHook', selection_file=" + repr(sel) + '),'
-            " dict(type='DilutionHook', schedule='linear', begin=0, end=12)]",
-        ] + [s.format(sel=sel) for s in quick_ft]
-        ft_cfg = p.derived_config(f'dilute_{method}',
-                                  osp.join(DEMO_CONFIGS, 'deit-demo_nose_digits-16px.py'),
-                                  settings)
-        p.tool(f'dilute {method}', 'train.py', ft_cfg, '--work-dir', p.dir(f'dilute_{method}'))
-        pruned = p.dir(f'pruned_{method}.pth')
-        p.tool(f'prune {method}', 'prune.py', _last_checkpoint(p.dir(f'dilute_{method}')), pruned)
-        pruned_ckpts[method] = pruned
-        pruned_cfg = p.derived_config(
-            f'pruned_{method}', osp.join(DEMO_CONFIGS, 'deit-demo_pruned_digits-16px.py'),
-            _data_settings(data_root) +
-            [f'model = dict(backbone=dict(removed_layers={selections[method]}))'])
-        p.tool(f'test pruned {method}', 'test.py', pruned_cfg, pruned, '--work-dir',
-               p.dir(f'pruned_{method}'))
-        bench = p.dir(f'pruned_{method}', 'benchmark.json')
-        p.tool(f'benchmark {method}', 'benchmark.py', base_cfg, base_ckpt, '--compare',
-               pruned_cfg, pruned, '--batch-size', 256, '--repeats', 3 if quick else 15,
-               '--warmup', 1 if quick else 3, '--device', 'cpu', '--out', bench)
-        if method == 'nose':  # the same measurement serves the baseline row
-            atomic_write(p.dir('baseline', 'benchmark.json'),
-                         lambda tmp, src=bench: shutil.copyfile(src, tmp))
-
-    # -- 4. segmentation transfer ---------------------------------------------
     quick_seg = ['train_cfg = dict(max_iters=4, val_interval=4)',
                  'default_hooks = dict(checkpoint=dict(interval=4))',
                  "param_scheduler = [dict(type='PolyLR', power=1.0, begin=0, end=4, "
                  'by_epoch=False)]'] if quick else []
-    seg_root_settings = [
-        f'train_dataloader = dict(dataset=dict(data_root={seg_data!r}))',
-        f'val_dataloader = dict(dataset=dict(data_root={seg_data!r}))',
-        f'test_dataloader = dict(dataset=dict(data_root={seg_data!r}))']
-    backbones = [('baseline', base_ckpt, None)] + \
-        [(m, pruned_ckpts[m], selections[m]) for m in methods]
-    for name, ckpt, removed in backbones:
-        seg_cfg = p.derived_config(
+    data = _data_settings(data_root, subset)
+
+    def seeded(k: int) -> List[str]:
+        return ['--cfg-options', f'randomness.seed={k}']
+
+    steps: List[_Step] = []
+    # -- 1. baselines ----------------------------------------------------------
+    base_cfg = p.derived_config('baseline', osp.join(DEMO_CONFIGS,
+                                                     'deit-demo_baseline_digits-16px.py'),
+                                data + quick_cls)
+    for k in seeds:
+        steps.append(_Step(f'train baseline s{k}', 'train.py',
+                           [base_cfg, '--work-dir', p.dir('baseline', f'seed{k}'), *seeded(k)]))
+    base0 = p.dir('baseline', 'seed0')
+
+    # -- 2. selections on the seed-0 baseline ----------------------------------
+    selections: Dict[str, List[int]] = {}
+
+    def selection(method: str) -> List[int]:
+        if method not in selections:
+            record = _read_json(p.dir(f'selection_{method}.json'))
+            selections[method] = sorted(record['selection'])
+        return selections[method]
+
+    for method in methods:
+        steps.append(_Step(
+            f'select {method}', 'nose_select.py',
+            lambda m=method: [base_cfg, _last_checkpoint(base0), '--num-layers', NUM_REMOVED,
+                              '--num-samples', 64 if quick else 512, '--batch-size', 64,
+                              '--method', m, '--seed', 0, '--no-progress',
+                              '--out', p.dir(f'selection_{m}.json')],
+            after=('train baseline s0', )))
+    steps.append(_Step('plot TE heatmap', 'analysis/plot_te_heatmap.py',
+                       [p.dir('selection_nose.json'), '--out', p.dir('plots')],
+                       after=('select nose', )))
+
+    # -- 3. dilute, prune, test (per method and seed) ---------------------------
+    def ft_cfg(method: str) -> str:
+        sel = p.dir(f'selection_{method}.json')
+        return p.derived_config(
+            f'dilute_{method}', osp.join(DEMO_CONFIGS, 'deit-demo_nose_digits-16px.py'),
+            data + [f'load_from = {_last_checkpoint(base0)!r}',
+                    "custom_hooks = [dict(type='NoseSelectionHook', selection_file="
+                    + repr(sel) + "), dict(type='DilutionHook', schedule='linear', begin=0, "
+                    "end=12)]"] + [q.format(sel=sel) for q in quick_ft])
+
+    def pruned_cfg(method: str, tome: bool = False) -> str:
+        merge = f', token_merge={TOME!r}' if tome else ''
+        return p.derived_config(
+            f'pruned_{method}' + ('_tome' if tome else ''),
+            osp.join(DEMO_CONFIGS, 'deit-demo_pruned_digits-16px.py'),
+            data + [f'model = dict(backbone=dict(removed_layers={selection(method)}{merge}))'])
+
+    def pruned_ckpt(method: str, k: int) -> str:
+        return p.dir('checkpoints', f'pruned_{method}_seed{k}.pth')
+
+    os.makedirs(p.dir('checkpoints'), exist_ok=True)
+    for k in seeds:
+        for method in methods:
+            tag = f'{method} s{k}'
+            steps += [
+                _Step(f'dilute {tag}', 'train.py',
+                      lambda m=method, k=k: [ft_cfg(m), '--work-dir',
+                                             p.dir(f'dilute_{m}', f'seed{k}'), *seeded(k)],
+                      after=('train baseline s0', f'select {method}')),
+                _Step(f'prune {tag}', 'prune.py',
+                      lambda m=method, k=k: [_last_checkpoint(p.dir(f'dilute_{m}', f'seed{k}')),
+                                             pruned_ckpt(m, k)],
+                      after=(f'dilute {tag}', )),
+                _Step(f'test pruned {tag}', 'test.py',
+                      lambda m=method, k=k: [pruned_cfg(m), pruned_ckpt(m, k), '--work-dir',
+                                             p.dir(f'pruned_{m}', f'seed{k}'), *seeded(k)],
+                      after=(f'prune {tag}', ))]
+        steps.append(_Step(f'test nose+tome s{k}', 'test.py',
+                           lambda k=k: [pruned_cfg('nose', tome=True), pruned_ckpt('nose', k),
+                                        '--work-dir', p.dir('tome_nose', f'seed{k}'),
+                                        *seeded(k)],
+                           after=(f'prune nose s{k}', )))
+
+    # -- 4. segmentation transfer (seed-0 backbones) ------------------------------
+    seg_root_settings = _data_settings(seg_data, dict(val=16) if quick else None)
+    seg_names = ['baseline', *methods]
+
+    def seg_cfg(name: str) -> str:
+        removed = None if name == 'baseline' else selection(name)
+        ckpt = _last_checkpoint(base0) if name == 'baseline' else pruned_ckpt(name, 0)
+        return p.derived_config(
             f'seg_{name}', osp.join(DEMO_CONFIGS, 'upernet_deit-demo_digits-seg-64px.py'),
             seg_root_settings + quick_seg + [
                 f'model = dict(backbone=dict(removed_layers={removed!r}, '
                 f'init_cfg=dict(checkpoint={ckpt!r})))'])
-        p.tool(f'segmentation {name}', 'train.py', seg_cfg, '--work-dir', p.dir(f'seg_{name}'))
 
-    # -- 5. leaderboard -------------------------------------------------------
-    run_dirs = [p.dir('baseline')] + [p.dir(f'pruned_{m}') for m in methods] + \
-        [p.dir(f'seg_{name}') for name, _, _ in backbones]
-    # the demo's own tables (printed), then md / csv / html with the published rows
+    for name in seg_names:
+        steps.append(_Step(f'segmentation {name}', 'train.py',
+                           lambda n=name: [seg_cfg(n), '--work-dir', p.dir(f'seg_{n}')],
+                           after=('train baseline s0', ) if name == 'baseline' else
+                           (f'prune {name} s0', )))
+    # -- 5. the timings, alone, once the workers have nothing else to run ------
+    cls_bench = p.dir('benchmark_classification.json')
+    steps.append(_Step(
+        'benchmark classification', 'benchmark.py',
+        lambda: _benchmark_args(
+            [(base_cfg, _last_checkpoint(base0))]
+            + [(pruned_cfg(m), pruned_ckpt(m, 0)) for m in methods]
+            + [(pruned_cfg('nose', tome=True), pruned_ckpt('nose', 0))],
+            cls_bench, quick, 256),
+        after=('train baseline s0', 'test nose+tome s0',
+               *(f'test pruned {m} s0' for m in methods)), alone=True))
+
+    seg_bench = p.dir('benchmark_segmentation.json')
+    steps.append(_Step(
+        'benchmark segmentation', 'benchmark.py',
+        lambda: _benchmark_args(
+            [(osp.join(p.cfg_dir, f'seg_{n}.py'), _last_checkpoint(p.dir(f'seg_{n}')))
+             for n in seg_names], seg_bench, quick, 16),
+        after=tuple(f'segmentation {n}' for n in seg_names), alone=True))
+
+    # -- 6. leaderboard ----------------------------------------------------------
+    cls_dirs = [p.dir('baseline')] + [p.dir(f'pruned_{m}') for m in methods] + \
+        [p.dir('tome_nose')]
+    seg_dirs = [p.dir(f'seg_{n}') for n in seg_names]
     board = p.dir('leaderboard_demo.md')
-    p.tool('leaderboard', 'leaderboard.py', *run_dirs, '--no-reference', '--format', 'md',
-           '--out', board, '--plot', p.dir('plots', 'accuracy_vs_throughput.png'))
-    for fmt in ('md', 'csv', 'html'):
-        p.tool(f'leaderboard {fmt}', 'leaderboard.py', *run_dirs, '--format', fmt, '--out',
-               p.dir(f'leaderboard.{fmt}'))
 
-    summary = _summarize(p, methods, selections)
+    def board_args() -> List[str]:
+        _place_benchmark(cls_bench, cls_dirs)
+        _place_benchmark(seg_bench, seg_dirs)
+        return [*cls_dirs, *seg_dirs, '--no-reference', '--format', 'md', '--out', board,
+                '--plot', p.dir('plots', 'accuracy_vs_throughput.png')]
+
+    everything = tuple(s.name for s in steps)
+    steps.append(_Step('leaderboard', 'leaderboard.py', board_args, after=everything))
+    for fmt in ('md', 'csv', 'html'):
+        steps.append(_Step(f'leaderboard {fmt}', 'leaderboard.py',
+                           [*cls_dirs, *seg_dirs, '--format', fmt, '--out',
+                            p.dir(f'leaderboard.{fmt}')], after=('leaderboard', )))
+
+    pool = _Workers(workers)
+    try:
+        p.run(steps, pool)
+    finally:
+        pool.close()
+
+    summary = _summarize(cls_dirs + seg_dirs, selections)
     summary['seconds'] = round(time.time() - start, 1)
     summary['timings'] = {k: round(v, 1) for k, v in p.timings.items()}
+    summary['cpu_seconds'] = {k: round(v, 1) for k, v in p.cpu.items()}
+    summary['workers'] = workers
     atomic_write_json(p.dir('summary.json'), summary)
     with open(board) as f:
         print('\n' + f.read())
@@ -248,22 +485,23 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
     return summary
 
 
-def _summarize(p: _Pipeline, methods: Sequence[str], selections: Dict[str, list]) -> dict:
-    def metric(folder, key):
-        data = _read_json(p.dir(folder, 'results.json')) or {}
-        return (data.get('metrics') or {}).get(key), data.get('params')
-
-    base_top1, base_params = metric('baseline', 'top1')
-    out = {'baseline': {'top1': base_top1, 'params': base_params}, 'pruned': {}}
-    for method in methods:
-        top1, params = metric(f'pruned_{method}', 'top1')
-        bench = _read_json(p.dir(f'pruned_{method}', 'benchmark.json')) or {}
-        ratios = bench.get('ratios') or {}
-        out['pruned'][method] = {
-            'removed_layers': selections[method], 'top1': top1, 'params': params,
-            'throughput_ratio': ratios.get('throughput'), 'flop_ratio': ratios.get('flops')}
-    out['segmentation'] = {name: metric(f'seg_{name}', 'mIoU')[0]
-                           for name in ('baseline', *methods)}
+def _summarize(run_dirs: Sequence[str], selections: Dict[str, list]) -> dict:
+    """The demo's leaderboard rows as a dict (label -> numbers)."""
+    from nose_mm.benchmark.leaderboard import build_tables, rows_from_runs
+    rows, _ = rows_from_runs(run_dirs)
+    out: Dict[str, dict] = {'selections': selections, 'classification': {},
+                            'segmentation': {}}
+    for table in build_tables(rows):
+        for row in table.rows:
+            out[table.task][row.label] = {
+                'metric': row.main, 'std': row.main_std, 'n': row.n, 'seeds': row.seeds,
+                'per_seed': row.per_seed.get('top1' if table.task == 'classification'
+                                             else 'mIoU', []),
+                'removed_layers': row.removed_layers, 'params': None if row.params_m is None
+                else round(row.params_m * 1e6), 'gflops': row.gflops,
+                'img_per_s': row.img_per_s, 'throughput_ratio': row.speed_ratio,
+                'timed_together': row.timed_together, 'delta': row.delta,
+                'beyond_spread': row.beyond_spread}
     return out
 
 
@@ -272,16 +510,15 @@ def _fmt(value, spec='.2f'):
 
 
 def _print_summary(summary: dict) -> None:
-    base = summary['baseline']
-    print(f"[demo] baseline top-1 {_fmt(base['top1'])} (chance 10.00), "
-          f"{_fmt(base['params'], ',')} params")
-    for method, row in summary['pruned'].items():
-        delta = None if row['top1'] is None or base['top1'] is None else \
-            row['top1'] - base['top1']
-        print(f"[demo] {method:<6} removed {row['removed_layers']}: top-1 {_fmt(row['top1'])} "
-              f"({_fmt(delta, '+.2f')} vs baseline), {_fmt(row['params'], ',')} params, "
-              f"throughput x{_fmt(row['throughput_ratio'], '.3f')} "
-              f"(FLOPs x{_fmt(row['flop_ratio'], '.3f')})")
-    seg = ', '.join(f'{name} {_fmt(value)}' for name, value in summary['segmentation'].items())
-    print(f'[demo] UperNet mIoU by backbone: {seg}')
-    print(f"[demo] finished in {summary['seconds']:.0f} s")
+    for task, metric in (('classification', 'top-1'), ('segmentation', 'mIoU')):
+        for label, row in summary[task].items():
+            spread = '' if row['std'] is None else f" ± {row['std']:.2f}"
+            ratio = row['throughput_ratio'] or {}
+            speed = '' if not ratio else (
+                f", throughput x{_fmt(ratio.get('median'), '.3f')} "
+                f"[IQR {_fmt(ratio.get('q1'), '.3f')}-{_fmt(ratio.get('q3'), '.3f')}]")
+            ips = '' if row['img_per_s'] is None else f", {row['img_per_s']:.1f} img/s"
+            print(f"[demo] {label:<14} {metric} {_fmt(row['metric'])}{spread} "
+                  f"(n={row['n']}), removed {row['removed_layers']}{speed}{ips}")
+    print(f"[demo] finished in {summary['seconds']:.0f} s with {summary['workers']} workers "
+          f"({sum(summary['cpu_seconds'].values()):.0f} s CPU in the steps)")

@@ -14,6 +14,8 @@
   ``benchmark.json`` (written by ``tools/benchmark.py``).
 - :mod:`~nose_mm.benchmark.report`: ``tools/benchmark.py``'s measurement and
   report (``benchmark.json``).
+- :mod:`~nose_mm.benchmark.seeds`: which runs are seed replicates of one
+  config (``group_seed_runs``) and their spread (``beyond_spread``).
 - :mod:`~nose_mm.benchmark.leaderboard`: tables (md / csv / html) and a plot.
 """
 from .env import cpu_model_name, env_info, git_commit
@@ -29,9 +31,11 @@ from .measure import (DEVICES, MEMORY_METHODS, PRECISIONS, ab_ratios, compare, c
 from .report import amp_precision, format_report, model_names, run_benchmark
 from .results import (MAIN_METRIC, METRIC_KEYS, build_results, load_run, match_benchmark,
                       normalize_metrics, validate_results)
+from .seeds import beyond_spread, group_seed_runs, pooled_std, replicate_key
 from .timing import CLOCKS, median, paired_ratio, paired_ratios, spread, time_interleaved
 
 __all__ = [
+    'beyond_spread', 'group_seed_runs', 'pooled_std', 'replicate_key',
     'count_params', 'count_flops', 'flop_analyzer', 'sdpa_flop_jit', 'CLOCKS', 'median',
     'paired_ratio', 'paired_ratios', 'spread', 'time_interleaved', 'env_info',
     'cpu_model_name', 'measure_throughput', 'peak_memory', 'memory_method', 'largest_batch',

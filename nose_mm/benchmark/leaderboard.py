@@ -18,11 +18,12 @@ from prettytable import PrettyTable, TableStyle
 
 from nose_mm.utils.fileio import atomic_write
 
-from .info import ARCH_NAMES, RESULTS_FILE, TASKS
-from .results import MAIN_METRIC, load_run
+from .info import ARCH_NAMES, BENCHMARK_FILE, RESULTS_FILE, TASKS
+from .results import MAIN_METRIC, load_json, load_run, match_benchmark
+from .seeds import SEED_FOLDER, SPREAD_FACTOR, SeedGroup, beyond_spread, group_seed_runs, mean_std
 
 __all__ = [
-    'FORMATS', 'REFERENCE_FORMAT', 'COLUMNS', 'Row', 'Table', 'find_results', 'rows_from_runs',
+    'FORMATS', 'REFERENCE_FORMAT', 'COLUMNS', 'SPREAD_COLUMN', 'columns', 'Row', 'Table', 'find_results', 'rows_from_runs',
     'load_reference', 'build_tables', 'build_leaderboard', 'format_markdown', 'format_csv',
     'format_html', 'render', 'write_leaderboard', 'plot_leaderboard'
 ]
@@ -34,13 +35,35 @@ _METRIC_COLUMNS = {
     'classification': (('top1', 'Top-1'), ('top5', 'Top-5')),
     'segmentation': (('mIoU', 'mIoU'), ('mIoU_ms_flip', 'mIoU(ms+flip)'), ('mAcc', 'mAcc')),
 }
-_TAIL = ('Params (M)', 'GFLOPs', 'img/s', 'Mem (MiB)', 'Throughput setting', 'Source')
-#: Columns of each task's tables.
-COLUMNS = {
-    task: ('#', 'Model', 'Run / method', 'Removed layers')
-    + tuple(title for _, title in metrics) + (f'Δ {metrics[0][1]}', ) + _TAIL
-    for task, metrics in _METRIC_COLUMNS.items()
-}
+_TAIL = ('Params (M)', 'GFLOPs', 'img/s', 'Speed vs baseline', 'Mem (MiB)',
+         'Throughput setting')
+#: Column saying whether a row's Δ exceeds the run-to-run spread.
+SPREAD_COLUMN = 'Δ vs spread'
+
+
+def columns(task: str, fmt: str = 'md') -> Tuple[str, ...]:
+    """The columns of a task's table in a format.
+
+    ``md``: metrics as ``mean ± std`` over seeds; ``html`` adds the seeds and
+    the main metric per seed; ``csv`` also gives each metric's std in its own
+    column (numbers only in the metric columns).
+    """
+    metrics = _METRIC_COLUMNS[task]
+    main = metrics[0][1]
+    out = ['#', 'Model', 'Run / method', 'Removed layers']
+    for _, title in metrics:
+        out += [title, f'{title} std'] if fmt == 'csv' else [title]
+    out += ['n', f'Δ {main}', SPREAD_COLUMN, *_TAIL]
+    if fmt == 'csv':
+        out.insert(out.index('Speed vs baseline') + 1, 'Speed q1')
+        out.insert(out.index('Speed q1') + 1, 'Speed q3')
+    if fmt in ('csv', 'html'):
+        out += ['Timed in run', 'Seeds', f'{main} per seed']
+    return tuple(out + ['Source'])
+
+
+#: Columns of each task's Markdown tables.
+COLUMNS = {task: columns(task) for task in _METRIC_COLUMNS}
 _NOTES = (
     'GFLOPs are multiply-accumulates per image (the model zoos\' "GFLOPs"), attention '
     'products included. img/s: inference, median of repeats, at the stated throughput '
@@ -48,6 +71,15 @@ _NOTES = (
     'forward at that setting (CUDA max allocated; not measured on CPU). Δ: main '
     'metric minus the baseline row\'s (runs: the latest run of the same arch with no '
     'removed or diluted layers; reported rows: the baseline their source names). '
+    'Seeds: runs of one config that differ only in randomness.seed are one row, '
+    'metrics as mean ± sample std over its n seeds. '
+    f'{SPREAD_COLUMN}: "beyond" when |Δ| > {SPREAD_FACTOR:g} s_p, s_p the pooled sample std '
+    'of the row\'s and its baseline\'s seeds (s_p² = Σ(n_i - 1) s_i² / Σ(n_i - 1)), '
+    '"within" otherwise, "spread unknown" when either has a single run (n = 1). '
+    'Speed vs baseline: the median over timing rounds of the per-round img/s ratio to '
+    'the baseline, all of the table\'s models timed interleaved in one run '
+    '(tools/benchmark.py --compare ...), with its interquartile range. img/s marked † '
+    'comes from another timing run than the baseline\'s: not comparable with the others. '
     'Source "reported" = published numbers (benchmarks/reference.yml), "measured" = a run.')
 
 
@@ -78,6 +110,20 @@ class Row:
         delta (float | None): Main metric minus the baseline's (filled by
             :func:`build_tables`).
         is_baseline (bool): The row is a baseline of its table.
+        seeds (list[int | None]): Seeds of the runs averaged into the row
+            (:mod:`nose_mm.benchmark.seeds`); empty for reported rows.
+        metrics_std (dict): Sample std of each metric over the seeds (n >= 2).
+        per_seed (dict): Each metric's value per seed, in ``seeds`` order.
+        beyond_spread (bool | None): ``|delta| > 2 x`` the pooled std of the
+            row and its baseline; None when unknown (n < 2 on either side).
+        speed_ratio (dict | None): Throughput ratio to the first model of the
+            row's benchmark run (``median``, ``q1``, ``q3`` over its rounds).
+        timed_together (str | None): Id of the benchmark run that timed the
+            row (rows of one run are comparable).
+        bench_name (str | None): The row's model in that run (``'a'`` is the
+            reference of the ratios).
+        speed_mark (bool): img/s comes from another timing run than the
+            table's baseline (filled by :func:`build_tables`).
     """
 
     task: str
@@ -101,11 +147,29 @@ class Row:
     baseline_id: Optional[str] = None
     delta: Optional[float] = None
     is_baseline: bool = False
+    seeds: List[Optional[int]] = field(default_factory=list)
+    metrics_std: Dict[str, float] = field(default_factory=dict)
+    per_seed: Dict[str, List[float]] = field(default_factory=dict)
+    beyond_spread: Optional[bool] = None
+    speed_ratio: Optional[Dict[str, float]] = None
+    timed_together: Optional[str] = None
+    bench_name: Optional[str] = None
+    speed_mark: bool = False
 
     @property
     def main(self) -> Optional[float]:
-        """The task's main metric (top-1 or mIoU), or None."""
+        """The task's main metric (top-1 or mIoU; the mean over seeds), or None."""
         return self.metrics.get(MAIN_METRIC[self.task])
+
+    @property
+    def main_std(self) -> Optional[float]:
+        """Sample std of the main metric over the seeds (None for n < 2)."""
+        return self.metrics_std.get(MAIN_METRIC[self.task])
+
+    @property
+    def n(self) -> int:
+        """Number of runs averaged (1 for a single run or a reported row)."""
+        return max(1, len(self.seeds))
 
 
 @dataclass
@@ -180,50 +244,114 @@ def _setting(bench: Dict[str, Any]) -> str:
     size_text = f'{size[0]}x{size[1]}' if len(size) == 2 and size[0] != size[1] else \
         (f'{size[0]}px' if size else '')
     parts = [str(t.get('device', '')), str(t.get('precision', '')),
-             f'bs{t["batch_size"]}' if t.get('batch_size') else '', size_text]
+             f'bs{t["batch_size"]}' if t.get('batch_size') else '', size_text,
+             f'{t["clock"]} clock' if t.get('clock') not in (None, 'wall') else '']
     return ' '.join(p for p in parts if p)
 
 
-def _row_from_results(data: Dict[str, Any], root: str, path: str) -> Row:
+def _family_dir(group: SeedGroup) -> Optional[str]:
+    """The folder holding a group's ``seed<k>`` run folders (None: not seed folders)."""
+    folders = {osp.dirname(osp.dirname(osp.abspath(run['_path']))) for run in group.runs}
+    in_seed = all(SEED_FOLDER.match(osp.basename(osp.dirname(run['_path'])))
+                  for run in group.runs)
+    return folders.pop() if in_seed and len(folders) == 1 else None
+
+
+def _row_from_group(group: SeedGroup) -> Tuple[Row, List[str]]:
+    """One row for a group of seed runs (mean, std and per-seed values).
+
+    img/s comes from a ``benchmark.json`` beside a run, else from one in the
+    folder holding the group's ``seed<k>`` folders (one timing for the seeds:
+    they share the architecture). Returns the row and notes on benchmark files
+    that did not match.
+    """
+    data = group.runs[0]
     model = data.get('model') or {}
     arch = str(model.get('arch_name') or 'unknown')
-    bench = data.get('benchmark') or {}
+    bench_runs = [run for run in group.runs if run.get('benchmark')]
+    bench = bench_runs[0].get('benchmark') if bench_runs else {}
+    notes: List[str] = []
+    family = _family_dir(group)
+    if not bench and family and osp.isfile(osp.join(family, BENCHMARK_FILE)):
+        path = osp.join(family, BENCHMARK_FILE)  # one timing of the seeds' model
+        content, error = load_json(path)
+        entry, reason = (None, error) if error else match_benchmark(data, content)
+        if entry is None:
+            notes.append(f'{path}: not merged: {reason}')
+        else:
+            bench = dict(entry, file=path)
+    ratio = ((bench.get('ratios') or {}).get('throughput')
+             if isinstance(bench.get('ratios'), dict) else None)
     throughput = bench.get('throughput') or {}
     mem = bench.get('peak_memory_bytes')
     params, flops = data.get('params'), data.get('flops')
+    metrics, metrics_std, per_seed = {}, {}, {}
+    for key in dict.fromkeys(k for run in group.runs for k in run['metrics']):
+        values = group.values(key)
+        mean, std = mean_std(values)
+        if mean is None:
+            continue
+        metrics[key] = mean
+        if std is not None:
+            metrics_std[key] = std
+        if group.n > 1:
+            per_seed[key] = values
+    paths = [run['_path'] for run in group.runs]
+    where = paths[0] if group.n == 1 else \
+        osp.commonpath([osp.dirname(osp.abspath(p)) for p in paths])
+    seeds_text = '' if group.n == 1 else \
+        ', seeds ' + ','.join('?' if s is None else str(s) for s in group.seeds)
     return Row(
         task=data['task'], dataset=data['dataset'],
         model=str(model.get('display') or ARCH_NAMES.get(arch, arch)),
-        label=_run_label(root, path), arch=arch,
+        label=group.label, arch=arch,
         removed_layers=list(data.get('removed_layers') or []),
         diluted_layers=list(data.get('diluted_layers') or []),
-        metrics={k: float(v) for k, v in data['metrics'].items()
-                 if isinstance(v, (int, float))},
+        metrics=metrics, metrics_std=metrics_std, per_seed=per_seed,
         params_m=params / 1e6 if params is not None else None,
         gflops=flops / 1e9 if flops is not None else None,
         img_per_s=throughput.get('img_per_s'),
         mem_mib=mem / 2**20 if isinstance(mem, (int, float)) else None,
         setting=_setting(bench) if bench else '',
-        source=f'measured ({data.get("mode", "?")}): {path}', reported=False,
-        date=data.get('date'), path=path)
+        source=f'measured ({data.get("mode", "?")}{seeds_text}): {where}', reported=False,
+        date=max((run.get('date') or '' for run in group.runs), default='') or None,
+        path=paths[0], seeds=list(group.seeds),
+        speed_ratio=ratio if isinstance(ratio, dict) and ratio.get('median') is not None
+        else None, timed_together=bench.get('timed_together'),
+        bench_name=bench.get('name')), notes
 
 
 def rows_from_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Row], List[str]]:
-    """Rows of every readable ``results.json`` under ``paths``.
+    """Rows of every readable ``results.json`` under ``paths``, seed runs merged.
+
+    Runs that differ only in their seed become one row (mean, std, n and the
+    per-seed values; :func:`nose_mm.benchmark.seeds.group_seed_runs`).
 
     Returns:
         tuple: ``(rows, problems)``; each problem names the file and what is
         wrong (unusable files are skipped, benchmark files that do not match
-        are not merged).
+        are not merged, seed runs that do not match their siblings are kept
+        apart).
     """
     files, problems = find_results(paths, depth)
-    rows = []
+    runs = []
     for root, path in files:
         data, issues = load_run(path)
         problems += issues
         if data is not None:
-            rows.append(_row_from_results(data, root, path))
-    return rows, problems
+            data['_path'] = path
+            label = _run_label(root, path)
+            if SEED_FOLDER.match(label):  # name a seed run by its family too
+                label = osp.join(osp.basename(osp.dirname(osp.dirname(osp.abspath(path)))),
+                                 label)
+            runs.append((label, data))
+    groups, warnings = group_seed_runs(runs)
+    rows = []
+    for group in groups:
+        row, notes = _row_from_group(group)
+        rows.append(row)
+        problems += notes
+    return rows, problems + warnings
 
 
 _REF_REQUIRED = ('id', 'task', 'dataset', 'model', 'method', 'metrics', 'source')
@@ -308,6 +436,27 @@ def _assign_baselines(rows: List[Row]) -> None:
         else:
             base.is_baseline = True
             row.delta = row.main - base.main
+            if not row.reported:
+                row.beyond_spread = beyond_spread(row.main, row.main_std, row.n, base.main,
+                                                  base.main_std, base.n)
+
+
+def _mark_separate_timings(rows: List[Row]) -> None:
+    """Mark img/s timed in another run than the baseline's; drop ratios to another model."""
+    timed = [r for r in rows if r.img_per_s is not None and not r.reported]
+    base = next((r for r in timed if r.is_baseline), None)
+    if base is not None and base.timed_together:
+        reference = base.timed_together
+    else:
+        ids = [r.timed_together for r in timed if r.timed_together]
+        reference = max(set(ids), key=ids.count) if ids else None
+    base_is_first = base is not None and base.timed_together == reference and \
+        base.bench_name == 'a'
+    for row in timed:
+        row.speed_mark = len(timed) > 1 and (row.timed_together is None
+                                             or row.timed_together != reference)
+        if row.speed_mark or not base_is_first:  # a ratio to another model than the baseline
+            row.speed_ratio = None
 
 
 def build_tables(rows: Sequence[Row]) -> List[Table]:
@@ -319,6 +468,7 @@ def build_tables(rows: Sequence[Row]) -> List[Table]:
     for (task, dataset), members in sorted(groups.items(),
                                            key=lambda kv: (TASKS.index(kv[0][0]), kv[0][1])):
         _assign_baselines(members)
+        _mark_separate_timings(members)
         members.sort(key=lambda r: (r.main is None, -(r.main or 0.0), r.reported, r.label))
         tables.append(Table(task, dataset, members))
     return tables
@@ -359,9 +509,18 @@ def _size(value: Optional[float]) -> str:
     return f'{value:.2f}' if abs(value) >= 1 or value == 0 else f'{value:.3g}'
 
 
-def _cells(table: Table) -> List[List[str]]:
+def _spread_text(row: Row) -> str:
+    if row.reported or row.is_baseline or row.delta is None:
+        return ''
+    if row.beyond_spread is None:
+        return 'spread unknown'
+    return 'beyond' if row.beyond_spread else 'within'
+
+
+def _cells(table: Table, fmt: str = 'md') -> List[List[str]]:
     out = []
     rank = 0
+    main_key = MAIN_METRIC[table.task]
     for row in table.rows:
         if row.main is not None:
             rank += 1
@@ -373,12 +532,30 @@ def _cells(table: Table) -> List[List[str]]:
             delta = '' if row.delta is None else f'{row.delta:+.2f}'
         ips = row.img_per_s
         cells = [str(rank) if row.main is not None else '', row.model, row.label, removed]
-        cells += [_num(row.metrics.get(key)) for key, _ in _METRIC_COLUMNS[table.task]]
-        cells += [delta, _size(row.params_m), _size(row.gflops),
-                  '' if ips is None else _num(ips, 1 if ips >= 10 else 2),
-                  _num(row.mem_mib, 0 if (row.mem_mib or 0) >= 10 else 1), row.setting,
-                  row.source]
-        out.append(cells)
+        for key, _ in _METRIC_COLUMNS[table.task]:
+            mean, std = row.metrics.get(key), row.metrics_std.get(key)
+            if fmt == 'csv':
+                cells += [_num(mean), _num(std)]
+            else:
+                cells.append(_num(mean) + ('' if std is None or mean is None
+                                           else f' ± {std:.2f}'))
+        ratio = row.speed_ratio or {}
+        if fmt == 'csv':
+            speed = [_num(ratio.get(k), 3) for k in ('median', 'q1', 'q3')]
+        else:
+            speed = ['' if not ratio else f'{ratio["median"]:.3f} (IQR {ratio["q1"]:.3f}-'
+                     f'{ratio["q3"]:.3f})']
+        cells += ['' if row.reported else str(row.n), delta, _spread_text(row),
+                  _size(row.params_m), _size(row.gflops),
+                  '' if ips is None else _num(ips, 1 if ips >= 10 else 2)
+                  + (' †' if row.speed_mark else ''), *speed,
+                  _num(row.mem_mib, 0 if (row.mem_mib or 0) >= 10 else 1), row.setting]
+        if fmt in ('csv', 'html'):
+            cells.append(row.timed_together or '')
+            seeds = '; '.join('?' if s is None else str(s) for s in row.seeds) \
+                if len(row.seeds) > 1 else ''
+            cells += [seeds, '; '.join(f'{v:.2f}' for v in row.per_seed.get(main_key, []))]
+        out.append(cells + [row.source])
     return out
 
 
@@ -397,7 +574,7 @@ def format_markdown(tables: Sequence[Table]) -> str:
     if not tables:
         lines += ['No results.', '']
     for table in tables:
-        grid = PrettyTable(COLUMNS[table.task], align='l')
+        grid = PrettyTable(columns(table.task), align='l')
         grid.set_style(TableStyle.MARKDOWN)
         grid.add_rows([[_md_escape(c) for c in cells] for cells in _cells(table)])
         lines += [f'## {table.title}', '', grid.get_string(), '']
@@ -408,14 +585,14 @@ def format_csv(tables: Sequence[Table]) -> str:
     """One CSV: ``Task``, ``Dataset`` and the union of the tasks' columns."""
     header: List[str] = ['Task', 'Dataset']
     for task in TASKS:
-        header += [c for c in COLUMNS[task] if c not in header]
+        header += [c for c in columns(task, 'csv') if c not in header]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator='\n')
     writer.writerow(header)
     for table in tables:
-        columns = COLUMNS[table.task]
-        for cells in _cells(table):
-            values = dict(zip(columns, cells), Task=table.task, Dataset=table.dataset)
+        names = columns(table.task, 'csv')
+        for cells in _cells(table, 'csv'):
+            values = dict(zip(names, cells), Task=table.task, Dataset=table.dataset)
             writer.writerow([values.get(c, '') for c in header])
     return buf.getvalue()
 
@@ -438,9 +615,9 @@ def format_html(tables: Sequence[Table]) -> str:
         parts.append('<p>No results.</p>')
     for table in tables:
         parts += [f'<h2>{esc(table.title)}</h2>', '<table>', '<thead><tr>']
-        parts += [f'<th>{esc(c)}</th>' for c in COLUMNS[table.task]]
+        parts += [f'<th>{esc(c)}</th>' for c in columns(table.task, 'html')]
         parts += ['</tr></thead>', '<tbody>']
-        for row, cells in zip(table.rows, _cells(table)):
+        for row, cells in zip(table.rows, _cells(table, 'html')):
             cls = 'reported' if row.reported else 'measured'
             parts.append(f'<tr class="{cls}">' + ''.join(f'<td>{esc(c)}</td>' for c in cells)
                          + '</tr>')
@@ -474,7 +651,7 @@ def plot_leaderboard(tables: Sequence[Table], out: str) -> int:
     """PNG of the main metric against throughput, one panel per table with points.
 
     Only rows with both a main metric and img/s can be placed (reported rows
-    have no throughput measured here). Points are labelled with their run;
+    have no throughput measured here); seed rows carry their std as an error bar. Points are labelled with their run;
     the throughput setting is part of the label when a panel mixes several.
 
     Returns:
@@ -502,7 +679,8 @@ def plot_leaderboard(tables: Sequence[Table], out: str) -> int:
         mixed = len({r.setting for r in rows}) > 1
         for row in rows:
             marker = 's' if row.is_baseline else 'o'
-            ax.scatter([row.img_per_s], [row.main], marker=marker, s=40)
+            ax.errorbar([row.img_per_s], [row.main], yerr=None if row.main_std is None
+                        else [row.main_std], fmt=marker, markersize=6, capsize=3)
             text = row.label + (f' [{row.setting}]' if mixed else '')
             ax.annotate(text, (row.img_per_s, row.main), textcoords='offset points',
                         xytext=(4, 4), fontsize=8)

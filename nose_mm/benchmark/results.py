@@ -20,6 +20,7 @@ from .flops import count_flops as _count_flops
 from .flops import count_params
 from .info import (BENCHMARK_FILE, TASKS, TensorForward, config_sha256, dataset_name,
                    default_img_size, in_channels, model_info)
+from .seeds import config_seed, config_sha256_noseed
 
 __all__ = [
     'RESULTS_FORMAT', 'BENCHMARK_FORMAT', 'FORMAT_VERSION', 'METRIC_KEYS', 'MAIN_METRIC',
@@ -173,6 +174,8 @@ def build_results(cfg: Any, model: Optional[torch.nn.Module], metrics: Dict[str,
         'flops_unit': 'multiply-accumulates per image (GFLOPs of the model zoos)',
         'config': osp.abspath(filename) if filename else None,
         'config_sha256': config_sha256(cfg),
+        'config_sha256_noseed': config_sha256_noseed(cfg),
+        'seed': config_seed(cfg),
         'checkpoint': osp.abspath(checkpoint) if checkpoint and '://' not in checkpoint
         else checkpoint,
         'best_checkpoint': best_checkpoint,
@@ -205,6 +208,8 @@ def validate_results(data: Any) -> List[str]:
     dict and a ``metrics`` dict holding at least one numeric metric of the
     task. ``params`` / ``flops``, if present, must be numbers (or null);
     ``removed_layers`` / ``diluted_layers`` lists of ints; ``date`` a string.
+    (A malformed ``seed`` leaves the run usable, on its own row: see
+    :mod:`nose_mm.benchmark.seeds`.)
     """
     if not isinstance(data, dict):
         return [f'top level is a {type(data).__name__}, expected an object']

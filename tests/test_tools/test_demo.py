@@ -1,9 +1,11 @@
 """A shortened built-in demo runs end to end, and its leaderboard holds that run's numbers."""
 import json
 import os.path as osp
+import statistics
 
 import pytest
 
+from tests.test_benchmark.test_tools import _md_table
 from tests.utils import run_tool
 
 
@@ -14,36 +16,67 @@ def test_quick_demo_end_to_end(tmp_path):
     proc = run_tool('demo.py', '--quick', '--work-dir', work, '--data-root', tmp_path / 'digits',
                     '--seg-data-root', tmp_path / 'digits_seg', timeout=900)
     summary = json.load(open(work / 'summary.json'))
+    cls, seg = summary['classification'], summary['segmentation']
 
     # real data: the scikit-learn digits, 10 classes, 1797 images
     assert len(list((tmp_path / 'digits' / 'train').iterdir())) == 10
     # each method removed 2 layers, NOSE's come from its selection file
     nose_sel = json.load(open(work / 'selection_nose.json'))
-    assert sorted(nose_sel['selection']) == summary['pruned']['nose']['removed_layers']
+    assert sorted(nose_sel['selection']) == cls['pruned_nose']['removed_layers']
     assert len(nose_sel['te_table']) == 2
-    for method in ('nose', 'random', 'first'):
-        row = summary['pruned'][method]
-        assert len(row['removed_layers']) == 2
-        assert row['params'] < summary['baseline']['params']
-        assert row['throughput_ratio'] > 0
-    assert summary['pruned']['first']['removed_layers'] == [0, 1]
+    assert cls['pruned_first']['removed_layers'] == [0, 1]
+    assert set(cls) == {'baseline', 'pruned_nose', 'pruned_random', 'pruned_first',
+                        'tome_nose'}
+    board = open(work / 'leaderboard_demo.md').read()
+    table = {r['Run / method']: r for r in _md_table(board, 'classification / '
+                                                     'CustomDataset(digits)')}
+    for label, row in cls.items():
+        # three seeds per row, mean ± std of this run's results files
+        top1 = [json.load(open(work / label / f'seed{k}' / 'results.json'))['metrics']['top1']
+                for k in (0, 1, 2)]
+        assert row['n'] == 3 and row['seeds'] == [0, 1, 2] and row['per_seed'] == top1
+        assert row['metric'] == pytest.approx(statistics.fmean(top1))
+        assert row['std'] == pytest.approx(statistics.stdev(top1))
+        assert table[label]['Top-1'] == f'{statistics.fmean(top1):.2f} ± ' \
+            f'{statistics.stdev(top1):.2f}'
+        assert table[label]['n'] == '3'
+        if label != 'baseline':
+            assert len(row['removed_layers']) == 2
+            assert row['params'] < cls['baseline']['params']
+            assert table[label]['Δ vs spread'] in ('beyond', 'within')
+            # the throughput ratio with its spread, from the one interleaved run
+            ratio = row['throughput_ratio']
+            assert 0 < ratio['q1'] <= ratio['median'] <= ratio['q3']
+            assert table[label]['Speed vs baseline'] == (
+                f"{ratio['median']:.3f} (IQR {ratio['q1']:.3f}-{ratio['q3']:.3f})")
+            assert row['timed_together'] == cls['baseline']['timed_together'] is not None
+    assert 'spread unknown' not in board.split('## classification')[1].split('## seg')[0]
+    # NOSE + ToMe: the pruned NOSE weights, fewer FLOPs with the merged tokens
+    tome = cls['tome_nose']
+    assert tome['removed_layers'] == cls['pruned_nose']['removed_layers']
+    assert tome['params'] == cls['pruned_nose']['params']
+    assert tome['gflops'] < cls['pruned_nose']['gflops']
+    tome_res = json.load(open(work / 'tome_nose' / 'seed0' / 'results.json'))
+    assert tome_res['model']['token_merge'] == {'r': 4, 'start': 1, 'prop_attn': True}
+
     # pruned checkpoints really lack the removed attention
     import torch
-    keys = torch.load(work / 'pruned_nose.pth', weights_only=False)['state_dict']
-    for i in summary['pruned']['nose']['removed_layers']:
+    keys = torch.load(work / 'checkpoints' / 'pruned_nose_seed0.pth',
+                      weights_only=False)['state_dict']
+    for i in cls['pruned_nose']['removed_layers']:
         assert not any(k.startswith(f'backbone.layers.{i}.attn.') for k in keys)
 
-    # every number in the leaderboard comes from this run's results files
-    board = open(work / 'leaderboard_demo.md').read()
-    base = json.load(open(work / 'baseline' / 'results.json'))
-    assert f"{base['metrics']['top1']:.2f}" in board
-    for method in ('nose', 'random', 'first'):
-        res = json.load(open(work / f'pruned_{method}' / 'results.json'))
-        assert f"{res['metrics']['top1']:.2f}" in board
-        assert f'pruned_{method}' in board
-    seg = json.load(open(work / 'seg_nose' / 'results.json'))
-    assert f"{seg['metrics']['mIoU']:.2f}" in board
-    assert 'baseline top-1' in proc.stdout
+    # segmentation: one run per backbone, with img/s from one interleaved run
+    assert set(seg) == {'seg_baseline', 'seg_nose', 'seg_random', 'seg_first'}
+    seg_table = {r['Run / method']: r for r in _md_table(board, 'segmentation / '
+                                                         'BaseSegDataset')}
+    for label, row in seg.items():
+        res = json.load(open(work / label / 'results.json'))
+        assert row['n'] == 1 and row['metric'] == res['metrics']['mIoU']
+        assert row['img_per_s'] > 0 and float(seg_table[label]['img/s']) > 0
+    assert len({row['timed_together'] for row in seg.values()}) == 1
+
+    assert 'finished in' in proc.stdout and 'top-1' in proc.stdout
     for name in ('leaderboard.md', 'leaderboard.csv', 'leaderboard.html'):
         assert osp.getsize(work / name) > 0
     assert (work / 'plots' / 'accuracy_vs_throughput.png').is_file()

@@ -11,21 +11,20 @@ leaderboard shows the runs as one row, mean ± std over the seeds (see
 nose_mm/benchmark/seeds.py). Exit status: 0 when every seed succeeded, else
 the first failing run's.
 """
-import argparse
 import os.path as osp
 import sys
 
-from nose_mm.utils.cli import UserError, cli_main
+from nose_mm.utils.cli import ToolParser, UserError, cli_main
 
 TOOLS = ('train.py', 'test.py')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Run a config over several seeds (nose_mm)')
+    parser = ToolParser(description='Run a config over several seeds (nose_mm)')
     parser.add_argument('config', help='config file')
     parser.add_argument('--seeds', type=int, nargs='+', required=True,
                         help='seeds (distinct integers >= 0)')
-    parser.add_argument('--work-dir', help='parent of the seed<k> work dirs (default: '
+    parser.add_output('--work-dir', folder=True, help='parent of the seed<k> work dirs (default: '
                         'work_dirs/<config name>)')
     parser.add_argument('--tool', choices=TOOLS, default='train.py', help='the tool to run')
     parser.epilog = 'Arguments after -- go to the tool; {seed} in them becomes the seed.'

@@ -42,7 +42,7 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 

@@ -23,7 +23,8 @@ from .results import MAIN_METRIC, load_json, load_run, match_benchmark
 from .seeds import SEED_FOLDER, SPREAD_FACTOR, SeedGroup, beyond_spread, group_seed_runs, mean_std
 
 __all__ = [
-    'FORMATS', 'REFERENCE_FORMAT', 'COLUMNS', 'SPREAD_COLUMN', 'columns', 'Row', 'Table', 'find_results', 'rows_from_runs',
+    'FORMATS', 'REFERENCE_FORMAT', 'COLUMNS', 'SPREAD_COLUMN', 'columns', 'Row', 'Table',
+    'find_results', 'rows_from_runs',
     'load_reference', 'build_tables', 'build_leaderboard', 'format_markdown', 'format_csv',
     'format_html', 'render', 'write_leaderboard', 'plot_leaderboard'
 ]
@@ -651,7 +652,8 @@ def plot_leaderboard(tables: Sequence[Table], out: str) -> int:
     """PNG of the main metric against throughput, one panel per table with points.
 
     Only rows with both a main metric and img/s can be placed (reported rows
-    have no throughput measured here); seed rows carry their std as an error bar. Points are labelled with their run;
+    have no throughput measured here); seed rows carry their std as an error bar.
+    Points are labelled with their run;
     the throughput setting is part of the label when a panel mixes several.
 
     Returns:

@@ -93,13 +93,21 @@ def _wrap_pipelines(dataset: Any) -> None:
 
 
 def _check_seg_map_size(results: dict) -> dict:
-    """Refuse an annotation whose size differs from its image's (after loading)."""
+    """Refuse an annotation whose size differs from its image's as loaded.
+
+    The image's size is ``ori_shape`` (set when the image is loaded): mmseg's
+    test pipelines resize the image before loading the annotation, which stays
+    at the original size.
+    """
     seg, img = results.get('gt_seg_map'), results.get('img')
-    if seg is not None and img is not None and seg.shape[:2] != img.shape[:2]:
+    if seg is None or img is None:
+        return results
+    height, width = tuple(results.get('ori_shape') or img.shape)[:2]
+    if tuple(seg.shape[:2]) != (height, width):
         raise DataError(
             f'annotation {results.get("seg_map_path")!r} is {seg.shape[0]}x{seg.shape[1]} '
             f'pixels but its image {results.get("img_path")!r} is '
-            f'{img.shape[0]}x{img.shape[1]}; an annotation must have its image\'s size')
+            f'{height}x{width}; an annotation must have its image\'s size')
     return results
 
 

@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 import nose_mm  # noqa: F401  (registers)
-from nose_mm.analysis.flops import flop_analyzer
+from nose_mm.benchmark.flops import flop_analyzer
 from nose_mm.models import NoseVisionTransformer
 from nose_mm.models.convert import convert_deit_checkpoint, convert_lambda_vit
 from nose_mm.models.token_merge import (bipartite_soft_matching, merge_weighted,

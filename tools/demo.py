@@ -1,17 +1,19 @@
 """The built-in demo: the benchmark pipeline end to end on CPU, on real digits.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data-root data/digits]
-        [--seg-data-root data/digits_seg] [--quick] [--workers 2]
+        [--seg-data-root data/digits_seg] [--quick] [--workers 2] [--families deit3]
 
 Baseline training, NOSE / random / first-K selection, dilution to lam = 0,
 pruning and evaluation over 3 seeds, NOSE + token merging, UperNet transfer,
-one interleaved benchmark run per task and the leaderboard (mean ± std over
+one interleaved benchmark run per task, the same classification pipeline
+(NOSE) on a second family, DeiT-III, and the leaderboard (mean ± std over
 the seeds); see :mod:`nose_mm.apis.demo`. The tools run in-process in
 --workers worker processes (one per core). Prints the leaderboard; plots land
 in ``<work-dir>/plots``.
 """
 import sys
 
+from nose_mm.apis.demo import DEMO_FAMILIES
 from nose_mm.utils.cli import ToolParser, cli_main
 
 
@@ -27,6 +29,10 @@ def parse_args(argv=None):
                         help='a shortened run (a few iterations) for tests')
     parser.add_argument('--workers', type=int, default=2,
                         help='worker processes running the steps (one per core)')
+    parser.add_argument('--families', nargs='*', choices=sorted(DEMO_FAMILIES),
+                        default=sorted(DEMO_FAMILIES),
+                        help='further backbone families run through the classification '
+                             'pipeline with NOSE (default: all; none: give the flag alone)')
     return parser.parse_args(argv)
 
 
@@ -35,7 +41,7 @@ def main(argv=None):
     args = parse_args(argv)
     from nose_mm.apis.demo import run_demo
     run_demo(args.work_dir, args.data_root, args.seg_data_root, quick=args.quick,
-             workers=args.workers)
+             workers=args.workers, families=args.families)
     return 0
 
 

@@ -18,13 +18,17 @@ the throughput measurements run alone.
    lam = 0 (``NoseSelectionHook`` + ``DilutionHook``, ``randomness.seed=k``),
    ``tools/prune.py``, ``tools/test.py`` on the pruned model; the pruned NOSE
    models are also tested with token merging (ToMe, :data:`TOME`);
-5. UperNet on the digit canvases from the seed-0 baseline and each seed-0
+5. the same classification pipeline with NOSE on each family of
+   :data:`DEMO_FAMILIES` (a DeiT-III-style model the size of the ViT:
+   ``deit3_baseline/seed<k>``, ``deit3_pruned_nose/seed<k>``);
+6. UperNet on the digit canvases from the seed-0 baseline and each seed-0
    pruned backbone (mIoU);
-6. two ``tools/benchmark.py`` runs, each alone on the machine: the baseline,
+7. ``tools/benchmark.py`` runs, each alone on the machine: the baseline,
    every pruned model and NOSE + ToMe timed interleaved (ratios to the
-   baseline with their spread), and the UperNet models likewise;
-7. ``tools/leaderboard.py`` over all runs: one row per model, mean ± std over
-   the seeds.
+   baseline with their spread); each family with its own baseline; the
+   UperNet models likewise;
+8. ``tools/leaderboard.py`` over all runs: one row per model, mean ± std over
+   the seeds (each family's rows compared with its own baseline).
 
 The seeds measure the run-to-run spread of what each row trains: the
 baseline's training from scratch, the fine-tune of one baseline (seed 0) for
@@ -46,7 +50,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-__all__ = ['DEMO_METHODS', 'DEMO_SEEDS', 'TOME', 'run_demo']
+__all__ = ['DEMO_FAMILIES', 'DEMO_METHODS', 'DEMO_SEEDS', 'TOME', 'DemoFamily', 'run_demo']
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIGS = osp.join(REPO, 'configs', 'demo')
@@ -248,13 +252,13 @@ def _read_json(path: str) -> Optional[dict]:
 
 
 def _benchmark_args(models: Sequence[Tuple[str, str]], out: str, quick: bool,
-                    batch_size: int) -> List[str]:
+                    batch_size: int, repeats: int = 15) -> List[str]:
     """``tools/benchmark.py`` arguments timing ``models`` (the first is the baseline) together."""
     (base_cfg, base_ckpt), others = models[0], models[1:]
     args = [base_cfg, base_ckpt]
     for cfg, ckpt in others:
         args += ['--compare', cfg, ckpt]
-    return args + ['--batch-size', batch_size, '--repeats', 3 if quick else 15,
+    return args + ['--batch-size', batch_size, '--repeats', 3 if quick else repeats,
                    '--warmup', 1 if quick else 3, '--device', 'cpu', '--threads',
                    WORKER_THREADS, '--clock', 'process', '--no-memory', '--out', out]
 
@@ -268,10 +272,162 @@ def _place_benchmark(src: str, run_dirs: Sequence[str]) -> None:
                      lambda tmp: shutil.copyfile(src, tmp))
 
 
+@dataclass(frozen=True)
+class DemoFamily:
+    """A backbone family the demo runs through the classification pipeline.
+
+    Args:
+        key (str): Prefix of the family's run folders, files and step names
+            (``'deit3'``: ``deit3_baseline/seed0``); ``''`` for the demo ViT.
+        baseline (str): Baseline config under ``configs/demo/`` (trained per seed).
+        nose (str): Dilution fine-tune config (its ``NoseSelectionHook`` gets
+            the selection file, ``load_from`` the seed-0 baseline).
+        pruned (str): Pruned-model config (``removed_layers`` set from the selection).
+    """
+
+    key: str
+    baseline: str
+    nose: str
+    pruned: str
+
+    def name(self, what: str) -> str:
+        """``what`` prefixed with the family key (folder and file names)."""
+        return f'{self.key}_{what}' if self.key else what
+
+
+#: the demo's main model: a 6-layer DeiT-style ViT, every selection method, 3 seeds
+VIT = DemoFamily('', 'deit-demo_baseline_digits-16px.py', 'deit-demo_nose_digits-16px.py',
+                 'deit-demo_pruned_digits-16px.py')
+#: further families run through the same pipeline (baseline seeds, NOSE selection,
+#: dilution, pruning, test, benchmark against their own baseline, leaderboard)
+DEMO_FAMILIES = {
+    'deit3': DemoFamily('deit3', 'deit3-demo-l6_baseline_digits-16px.py',
+                        'deit3-demo-l6_nose_digits-16px.py',
+                        'deit3-demo-l6_pruned_digits-16px.py'),
+}
+
+
+def _seeded(k: int) -> List[str]:
+    return ['--cfg-options', f'randomness.seed={k}']
+
+
+class _Classification:
+    """The classification steps of one family: baselines per seed, selections on
+    the seed-0 baseline, and per selection and seed dilute -> prune -> test.
+
+    ``baselines[k]``, ``selects`` and ``chains[k]`` (the steps of seed ``k``) are
+    step lists; run folders are ``<family>_baseline/seed<k>`` and
+    ``<family>_pruned_<method>/seed<k>`` (no prefix for the demo ViT).
+    """
+
+    def __init__(self, p: _Pipeline, family: DemoFamily, methods: Sequence[str],
+                 seeds: Sequence[int], settings: Dict[str, List[str]]) -> None:
+        self.p, self.family, self.methods = p, family, tuple(methods)
+        self._selections: Dict[str, List[int]] = {}
+        data = settings['data']
+        self.base_cfg = p.derived_config(family.name('baseline'),
+                                         osp.join(DEMO_CONFIGS, family.baseline),
+                                         data + settings['quick_cls'])
+        self._data, self._quick_ft = data, settings['quick_ft']
+        self.baselines = [
+            _Step(self.step('train', 'baseline', k), 'train.py',
+                  [self.base_cfg, '--work-dir', self.run_dir('baseline', k), *_seeded(k)])
+            for k in seeds]
+        base0 = self.step('train', 'baseline', 0)
+        self.selects = [
+            _Step(self.step('select', m), 'nose_select.py',
+                  lambda m=m: [self.base_cfg, _last_checkpoint(self.run_dir('baseline', 0)),
+                               '--num-layers', NUM_REMOVED, '--num-samples',
+                               64 if p.quick else 512, '--batch-size', 64, '--method', m,
+                               '--seed', 0, '--no-progress', '--out', self._selection_file(m)],
+                  after=(base0, )) for m in self.methods]
+        self.selects.append(_Step(self.step('plot TE heatmap'), 'analysis/plot_te_heatmap.py',
+                                  [self._selection_file('nose'), '--out',
+                                   p.dir('plots', family.key)],
+                                  after=(self.step('select', 'nose'), )))
+        self.chains = [[step for m in self.methods for step in self._chain(m, k)]
+                       for k in seeds]
+        self._seeds = list(seeds)
+
+    # names -----------------------------------------------------------------------
+    def step(self, verb: str, what: str = '', k: Optional[int] = None) -> str:
+        """A step name: ``'<verb> [<family>] <what> [s<k>]'``."""
+        parts = [verb, self.family.key, what, '' if k is None else f's{k}']
+        return ' '.join(x for x in parts if x)
+
+    def run_dir(self, what: str, k: int) -> str:
+        return self.p.dir(self.family.name(what), f'seed{k}')
+
+    def _selection_file(self, method: str) -> str:
+        return self.p.dir(self.family.name(f'selection_{method}') + '.json')
+
+    def result_dirs(self) -> List[str]:
+        """The folders holding this family's leaderboard rows (their seed runs)."""
+        return [self.p.dir(self.family.name('baseline'))] + \
+            [self.p.dir(self.family.name(f'pruned_{m}')) for m in self.methods]
+
+    # derived configs and files ------------------------------------------------------
+    def selection(self, method: str) -> List[int]:
+        """The layers ``method`` selected (read once its selection step is done)."""
+        if method not in self._selections:
+            record = _read_json(self._selection_file(method))
+            if record is None:
+                raise RuntimeError(f'no readable selection file {self._selection_file(method)}')
+            self._selections[method] = sorted(record['selection'])
+        return self._selections[method]
+
+    def selections(self) -> Dict[str, List[int]]:
+        """Every method's selection, keyed ``<family>_<method>`` (read from the files)."""
+        return {self.family.name(m): self.selection(m) for m in self.methods}
+
+    def pruned_ckpt(self, method: str, k: int) -> str:
+        return self.p.dir('checkpoints', self.family.name(f'pruned_{method}_seed{k}.pth'))
+
+    def pruned_cfg(self, method: str, tome: bool = False) -> str:
+        merge = f', token_merge={TOME!r}' if tome else ''
+        return self.p.derived_config(
+            self.family.name(f'pruned_{method}' + ('_tome' if tome else '')),
+            osp.join(DEMO_CONFIGS, self.family.pruned),
+            self._data + [f'model = dict(backbone=dict(removed_layers='
+                          f'{self.selection(method)}{merge}))'])
+
+    def dilute_cfg(self, method: str) -> str:
+        """The fine-tune config: the family's dilution config, this selection file."""
+        from mmengine.config import Config
+        base = osp.join(DEMO_CONFIGS, self.family.nose)
+        sel = self._selection_file(method)
+        hooks = [h.to_dict() for h in Config.fromfile(base).custom_hooks]
+        for hook in hooks:
+            if hook['type'] == 'NoseSelectionHook':
+                hook['selection_file'] = sel
+        return self.p.derived_config(
+            self.family.name(f'dilute_{method}'), base,
+            self._data + [f'load_from = {_last_checkpoint(self.run_dir("baseline", 0))!r}',
+                          f'custom_hooks = {hooks!r}']
+            + [q.format(sel=sel) for q in self._quick_ft])
+
+    def _chain(self, method: str, k: int) -> List[_Step]:
+        dilute = self.step('dilute', method, k)
+        prune = self.step('prune', method, k)
+        return [
+            _Step(dilute, 'train.py',
+                  lambda: [self.dilute_cfg(method), '--work-dir',
+                           self.run_dir(f'dilute_{method}', k), *_seeded(k)],
+                  after=(self.step('train', 'baseline', 0), self.step('select', method))),
+            _Step(prune, 'prune.py',
+                  lambda: [_last_checkpoint(self.run_dir(f'dilute_{method}', k)),
+                           self.pruned_ckpt(method, k)], after=(dilute, )),
+            _Step(self.step('test pruned', method, k), 'test.py',
+                  lambda: [self.pruned_cfg(method), self.pruned_ckpt(method, k), '--work-dir',
+                           self.run_dir(f'pruned_{method}', k), *_seeded(k)],
+                  after=(prune, ))]
+
+
 def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
              seg_data_root: str = 'data/digits_seg', quick: bool = False,
              methods: Sequence[str] = DEMO_METHODS, seeds: Sequence[int] = DEMO_SEEDS,
-             workers: int = 2) -> Dict[str, object]:
+             workers: int = 2,
+             families: Sequence[str] = tuple(DEMO_FAMILIES)) -> Dict[str, object]:
     """Run the demo pipeline; return a summary (also written to ``summary.json``).
 
     Args:
@@ -289,6 +445,10 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
             seed 0 first: its baseline is selected on and fine-tuned).
             Defaults to :data:`DEMO_SEEDS`.
         workers (int): Worker processes (one per core). Defaults to 2.
+        families (sequence of str): Further backbone families from
+            :data:`DEMO_FAMILIES` run through the classification pipeline with
+            NOSE (baseline seeds, selection, dilution, pruning, test, their own
+            benchmark run). Defaults to all (``('deit3', )``).
 
     Returns:
         dict: Every leaderboard row of the demo (mean, std, n, per-seed
@@ -305,6 +465,11 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
         raise ValueError(f'seeds must be distinct integers >= 0 starting with 0, got {seeds}')
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f'workers must be an integer >= 1, got {workers!r}')
+    families = list(families)
+    bad = [f for f in families if f not in DEMO_FAMILIES]
+    if bad or len(set(families)) != len(families):
+        raise ValueError(f'families must be distinct names from {sorted(DEMO_FAMILIES)}, got '
+                         f'{families}')
     import mmseg.models  # noqa: F401 - imported once here, shared by the forked workers
 
     from nose_mm.datasets import build_digits_classification, build_digits_segmentation
@@ -333,130 +498,80 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
                  'by_epoch=False)]'] if quick else []
     data = _data_settings(data_root, subset)
 
-    def seeded(k: int) -> List[str]:
-        return ['--cfg-options', f'randomness.seed={k}']
-
-    steps: List[_Step] = []
-    # -- 1. baselines ----------------------------------------------------------
-    base_cfg = p.derived_config('baseline', osp.join(DEMO_CONFIGS,
-                                                     'deit-demo_baseline_digits-16px.py'),
-                                data + quick_cls)
-    for k in seeds:
-        steps.append(_Step(f'train baseline s{k}', 'train.py',
-                           [base_cfg, '--work-dir', p.dir('baseline', f'seed{k}'), *seeded(k)]))
-    base0 = p.dir('baseline', 'seed0')
-
-    # -- 2. selections on the seed-0 baseline ----------------------------------
-    selections: Dict[str, List[int]] = {}
-
-    def selection(method: str) -> List[int]:
-        if method not in selections:
-            record = _read_json(p.dir(f'selection_{method}.json'))
-            selections[method] = sorted(record['selection'])
-        return selections[method]
-
-    for method in methods:
-        steps.append(_Step(
-            f'select {method}', 'nose_select.py',
-            lambda m=method: [base_cfg, _last_checkpoint(base0), '--num-layers', NUM_REMOVED,
-                              '--num-samples', 64 if quick else 512, '--batch-size', 64,
-                              '--method', m, '--seed', 0, '--no-progress',
-                              '--out', p.dir(f'selection_{m}.json')],
-            after=('train baseline s0', )))
-    steps.append(_Step('plot TE heatmap', 'analysis/plot_te_heatmap.py',
-                       [p.dir('selection_nose.json'), '--out', p.dir('plots')],
-                       after=('select nose', )))
-
-    # -- 3. dilute, prune, test (per method and seed) ---------------------------
-    def ft_cfg(method: str) -> str:
-        sel = p.dir(f'selection_{method}.json')
-        return p.derived_config(
-            f'dilute_{method}', osp.join(DEMO_CONFIGS, 'deit-demo_nose_digits-16px.py'),
-            data + [f'load_from = {_last_checkpoint(base0)!r}',
-                    "custom_hooks = [dict(type='NoseSelectionHook', selection_file="
-                    + repr(sel) + "), dict(type='DilutionHook', schedule='linear', begin=0, "
-                    "end=12)]"] + [q.format(sel=sel) for q in quick_ft])
-
-    def pruned_cfg(method: str, tome: bool = False) -> str:
-        merge = f', token_merge={TOME!r}' if tome else ''
-        return p.derived_config(
-            f'pruned_{method}' + ('_tome' if tome else ''),
-            osp.join(DEMO_CONFIGS, 'deit-demo_pruned_digits-16px.py'),
-            data + [f'model = dict(backbone=dict(removed_layers={selection(method)}{merge}))'])
-
-    def pruned_ckpt(method: str, k: int) -> str:
-        return p.dir('checkpoints', f'pruned_{method}_seed{k}.pth')
-
     os.makedirs(p.dir('checkpoints'), exist_ok=True)
-    for k in seeds:
-        for method in methods:
-            tag = f'{method} s{k}'
-            steps += [
-                _Step(f'dilute {tag}', 'train.py',
-                      lambda m=method, k=k: [ft_cfg(m), '--work-dir',
-                                             p.dir(f'dilute_{m}', f'seed{k}'), *seeded(k)],
-                      after=('train baseline s0', f'select {method}')),
-                _Step(f'prune {tag}', 'prune.py',
-                      lambda m=method, k=k: [_last_checkpoint(p.dir(f'dilute_{m}', f'seed{k}')),
-                                             pruned_ckpt(m, k)],
-                      after=(f'dilute {tag}', )),
-                _Step(f'test pruned {tag}', 'test.py',
-                      lambda m=method, k=k: [pruned_cfg(m), pruned_ckpt(m, k), '--work-dir',
-                                             p.dir(f'pruned_{m}', f'seed{k}'), *seeded(k)],
-                      after=(f'prune {tag}', ))]
-        steps.append(_Step(f'test nose+tome s{k}', 'test.py',
-                           lambda k=k: [pruned_cfg('nose', tome=True), pruned_ckpt('nose', k),
-                                        '--work-dir', p.dir('tome_nose', f'seed{k}'),
-                                        *seeded(k)],
-                           after=(f'prune nose s{k}', )))
+    settings = dict(data=data, quick_cls=quick_cls, quick_ft=quick_ft)
+    vit = _Classification(p, VIT, methods, seeds, settings)
+    fams = [_Classification(p, DEMO_FAMILIES[name], ('nose', ), seeds, settings)
+            for name in families]
+    base0 = vit.run_dir('baseline', 0)
 
-    # -- 4. segmentation transfer (seed-0 backbones) ------------------------------
+    # NOSE + ToMe: the pruned NOSE ViT tested with token merging
+    tome_steps = [_Step(f'test nose+tome s{k}', 'test.py',
+                        lambda k=k: [vit.pruned_cfg('nose', tome=True), vit.pruned_ckpt('nose', k),
+                                     '--work-dir', p.dir('tome_nose', f'seed{k}'), *_seeded(k)],
+                        after=(vit.step('prune', 'nose', k), )) for k in seeds]
+
+    # -- segmentation transfer (seed-0 ViT backbones) -----------------------------
     seg_root_settings = _data_settings(seg_data, dict(val=16) if quick else None)
     seg_names = ['baseline', *methods]
 
     def seg_cfg(name: str) -> str:
-        removed = None if name == 'baseline' else selection(name)
-        ckpt = _last_checkpoint(base0) if name == 'baseline' else pruned_ckpt(name, 0)
+        removed = None if name == 'baseline' else vit.selection(name)
+        ckpt = _last_checkpoint(base0) if name == 'baseline' else vit.pruned_ckpt(name, 0)
         return p.derived_config(
             f'seg_{name}', osp.join(DEMO_CONFIGS, 'upernet_deit-demo_digits-seg-64px.py'),
             seg_root_settings + quick_seg + [
                 f'model = dict(backbone=dict(removed_layers={removed!r}, '
                 f'init_cfg=dict(checkpoint={ckpt!r})))'])
 
-    for name in seg_names:
-        steps.append(_Step(f'segmentation {name}', 'train.py',
-                           lambda n=name: [seg_cfg(n), '--work-dir', p.dir(f'seg_{n}')],
-                           after=('train baseline s0', ) if name == 'baseline' else
-                           (f'prune {name} s0', )))
-    # -- 5. the timings, alone, once the workers have nothing else to run ------
-    cls_bench = p.dir('benchmark_classification.json')
-    steps.append(_Step(
-        'benchmark classification', 'benchmark.py',
-        lambda: _benchmark_args(
-            [(base_cfg, _last_checkpoint(base0))]
-            + [(pruned_cfg(m), pruned_ckpt(m, 0)) for m in methods]
-            + [(pruned_cfg('nose', tome=True), pruned_ckpt('nose', 0))],
-            cls_bench, quick, 256),
-        after=('train baseline s0', 'test nose+tome s0',
-               *(f'test pruned {m} s0' for m in methods)), alone=True))
+    seg_steps = [_Step(f'segmentation {name}', 'train.py',
+                       lambda n=name: [seg_cfg(n), '--work-dir', p.dir(f'seg_{n}')],
+                       after=(vit.step('train', 'baseline', 0), ) if name == 'baseline' else
+                       (vit.step('prune', name, 0), )) for name in seg_names]
 
+    # -- the timings, alone, once the workers have nothing else to run ------------
+    bench_steps, bench_places = [], []
+    for chain in [vit] + fams:
+        tome = chain is vit
+        out = p.dir(f'benchmark_{chain.family.key or "classification"}.json')
+        bench_steps.append(_Step(
+            f'benchmark {chain.family.key or "classification"}', 'benchmark.py',
+            lambda c=chain, out=out, tome=tome: _benchmark_args(
+                [(c.base_cfg, _last_checkpoint(c.run_dir('baseline', 0)))]
+                + [(c.pruned_cfg(m), c.pruned_ckpt(m, 0)) for m in c.methods]
+                + ([(c.pruned_cfg('nose', tome=True), c.pruned_ckpt('nose', 0))] if tome
+                   else []), out, quick, 256),
+            after=(chain.step('train', 'baseline', 0),
+                   *(chain.step('test pruned', m, 0) for m in chain.methods),
+                   *(['test nose+tome s0'] if tome else [])), alone=True))
+        bench_places.append((out, chain.result_dirs() + ([p.dir('tome_nose')] if tome else [])))
     seg_bench = p.dir('benchmark_segmentation.json')
-    steps.append(_Step(
+    bench_steps.append(_Step(
         'benchmark segmentation', 'benchmark.py',
         lambda: _benchmark_args(
             [(osp.join(p.cfg_dir, f'seg_{n}.py'), _last_checkpoint(p.dir(f'seg_{n}')))
-             for n in seg_names], seg_bench, quick, 16),
+             for n in seg_names], seg_bench, quick, 16, repeats=10),
         after=tuple(f'segmentation {n}' for n in seg_names), alone=True))
-
-    # -- 6. leaderboard ----------------------------------------------------------
-    cls_dirs = [p.dir('baseline')] + [p.dir(f'pruned_{m}') for m in methods] + \
-        [p.dir('tome_nose')]
     seg_dirs = [p.dir(f'seg_{n}') for n in seg_names]
+    bench_places.append((seg_bench, seg_dirs))
+
+    # Priority (list order): the seed-0 chains that everything waits for, the long
+    # segmentation runs, then the other seeds; the timings last (they run alone).
+    chains = [vit] + fams
+    steps: List[_Step] = [
+        *(s for c in chains for s in c.baselines[:1]), *(s for c in chains for s in c.selects),
+        *(s for c in chains for s in c.chains[0]), *seg_steps,
+        *(s for c in chains for chain in c.chains[1:] for s in chain),
+        *(s for c in chains for s in c.baselines[1:]), *tome_steps, *bench_steps]
+
+    # -- leaderboard ----------------------------------------------------------------
+    cls_dirs = [d for c in chains for d in c.result_dirs()]
+    cls_dirs.insert(len(vit.result_dirs()), p.dir('tome_nose'))
     board = p.dir('leaderboard_demo.md')
 
     def board_args() -> List[str]:
-        _place_benchmark(cls_bench, cls_dirs)
-        _place_benchmark(seg_bench, seg_dirs)
+        for src, dirs in bench_places:
+            _place_benchmark(src, dirs)
         return [*cls_dirs, *seg_dirs, '--no-reference', '--format', 'md', '--out', board,
                 '--plot', p.dir('plots', 'accuracy_vs_throughput.png')]
 
@@ -473,6 +588,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
     finally:
         pool.close()
 
+    selections = {k: v for c in chains for k, v in c.selections().items()}
     summary = _summarize(cls_dirs + seg_dirs, selections)
     summary['seconds'] = round(time.time() - start, 1)
     summary['timings'] = {k: round(v, 1) for k, v in p.timings.items()}
@@ -518,7 +634,7 @@ def _print_summary(summary: dict) -> None:
                 f", throughput x{_fmt(ratio.get('median'), '.3f')} "
                 f"[IQR {_fmt(ratio.get('q1'), '.3f')}-{_fmt(ratio.get('q3'), '.3f')}]")
             ips = '' if row['img_per_s'] is None else f", {row['img_per_s']:.1f} img/s"
-            print(f"[demo] {label:<14} {metric} {_fmt(row['metric'])}{spread} "
+            print(f"[demo] {label:<18} {metric} {_fmt(row['metric'])}{spread} "
                   f"(n={row['n']}), removed {row['removed_layers']}{speed}{ips}")
     print(f"[demo] finished in {summary['seconds']:.0f} s with {summary['workers']} workers "
           f"({sum(summary['cpu_seconds'].values()):.0f} s CPU in the steps)")

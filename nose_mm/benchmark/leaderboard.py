@@ -78,9 +78,11 @@ _NOTES = (
     'of the row\'s and its baseline\'s seeds (s_p² = Σ(n_i - 1) s_i² / Σ(n_i - 1)), '
     '"within" otherwise, "spread unknown" when either has a single run (n = 1). '
     'Speed vs baseline: the median over timing rounds of the per-round img/s ratio to '
-    'the baseline, all of the table\'s models timed interleaved in one run '
+    'the row\'s baseline, the row and its baseline timed interleaved in one run '
     '(tools/benchmark.py --compare ...), with its interquartile range. img/s marked † '
-    'comes from another timing run than the baseline\'s: not comparable with the others. '
+    'comes from another timing run than its baseline\'s: not comparable with it. Rows of '
+    'different archs may be timed in different runs (the CSV / HTML column "Timed in run" '
+    'says which): compare their img/s only within one run. '
     'Source "reported" = published numbers (benchmarks/reference.yml), "measured" = a run.')
 
 
@@ -420,9 +422,11 @@ def load_reference(path: str) -> Tuple[List[Row], List[str]]:
 # ---------------------------------------------------------------------------
 # tables
 # ---------------------------------------------------------------------------
-def _assign_baselines(rows: List[Row]) -> None:
+def _assign_baselines(rows: List[Row]) -> Dict[int, Row]:
+    """Fill ``delta`` / ``is_baseline``; return ``{id(row): its baseline}`` per row that has one."""
     by_id = {r.ref_id: r for r in rows if r.reported and r.ref_id}
     runs = [r for r in rows if not r.reported]
+    bases: Dict[int, Row] = {}
     for row in rows:
         if row.reported:
             base = by_id.get(row.baseline_id) if row.baseline_id else None
@@ -432,6 +436,7 @@ def _assign_baselines(rows: List[Row]) -> None:
             base = max(candidates, key=lambda r: (r.date or '', r.label)) if candidates else None
         if base is None or base.main is None or row.main is None:
             continue
+        bases[id(row)] = base
         if base is row:
             row.is_baseline = True
         else:
@@ -440,24 +445,35 @@ def _assign_baselines(rows: List[Row]) -> None:
             if not row.reported:
                 row.beyond_spread = beyond_spread(row.main, row.main_std, row.n, base.main,
                                                   base.main_std, base.n)
+    return bases
 
 
-def _mark_separate_timings(rows: List[Row]) -> None:
-    """Mark img/s timed in another run than the baseline's; drop ratios to another model."""
+def _mark_separate_timings(rows: List[Row], bases: Dict[int, Row]) -> None:
+    """Mark img/s timed in another run than the row's baseline; drop ratios to another model.
+
+    Rows are checked against their own baseline (a table may hold several
+    families, each timed with its baseline in its own run); rows without a
+    baseline form one group, checked against their most common timing run.
+    """
     timed = [r for r in rows if r.img_per_s is not None and not r.reported]
-    base = next((r for r in timed if r.is_baseline), None)
-    if base is not None and base.timed_together:
-        reference = base.timed_together
-    else:
-        ids = [r.timed_together for r in timed if r.timed_together]
-        reference = max(set(ids), key=ids.count) if ids else None
-    base_is_first = base is not None and base.timed_together == reference and \
-        base.bench_name == 'a'
+    groups: Dict[int, List[Row]] = {}
     for row in timed:
-        row.speed_mark = len(timed) > 1 and (row.timed_together is None
-                                             or row.timed_together != reference)
-        if row.speed_mark or not base_is_first:  # a ratio to another model than the baseline
-            row.speed_ratio = None
+        base = bases.get(id(row))
+        groups.setdefault(id(base) if base is not None else 0, []).append(row)
+    for members in groups.values():
+        base = bases.get(id(members[0]))
+        if base is not None and base.img_per_s is not None and base.timed_together:
+            reference = base.timed_together
+        else:
+            ids = [r.timed_together for r in members if r.timed_together]
+            reference = max(set(ids), key=ids.count) if ids else None
+        base_is_first = base is not None and base.timed_together == reference and \
+            base.bench_name == 'a'
+        for row in members:
+            row.speed_mark = len(timed) > 1 and (row.timed_together is None
+                                                 or row.timed_together != reference)
+            if row.speed_mark or not base_is_first:  # a ratio to another model
+                row.speed_ratio = None
 
 
 def build_tables(rows: Sequence[Row]) -> List[Table]:
@@ -468,8 +484,7 @@ def build_tables(rows: Sequence[Row]) -> List[Table]:
     tables = []
     for (task, dataset), members in sorted(groups.items(),
                                            key=lambda kv: (TASKS.index(kv[0][0]), kv[0][1])):
-        _assign_baselines(members)
-        _mark_separate_timings(members)
+        _mark_separate_timings(members, _assign_baselines(members))
         members.sort(key=lambda r: (r.main is None, -(r.main or 0.0), r.reported, r.label))
         tables.append(Table(task, dataset, members))
     return tables

@@ -216,3 +216,36 @@ def test_speed_ratio_from_one_timing_run(seed_runs, tmp_path):
     assert board['pruned']['Timed in run'] == together['run_id']
     assert float(board['pruned']['Speed q1']) <= float(board['pruned']['Speed vs baseline']) \
         <= float(board['pruned']['Speed q3'])
+
+
+def test_speed_checked_against_each_rows_own_baseline():
+    """Two archs in one table, each timed with its own baseline in its own run: every
+    ratio stands; a row timed apart from its baseline is marked, whatever the others do."""
+    from nose_mm.benchmark.leaderboard import Row, build_tables
+
+    def row(label, arch, removed, run, name, ratio):
+        return Row(task='classification', dataset='digits', model=arch, label=label,
+                   arch=arch, removed_layers=removed, metrics={'top1': 90.0 + len(label)},
+                   img_per_s=1000.0 * ratio, timed_together=run, bench_name=name,
+                   speed_ratio=dict(median=ratio, q1=ratio, q3=ratio))
+
+    rows = [row('vit', 'vit', [], 'run1', 'a', 1.0),
+            row('vit-pruned', 'vit', [1], 'run1', 'b', 1.2),
+            row('deit3', 'deit3', [], 'run2', 'a', 1.0),
+            row('deit3-pruned', 'deit3', [2], 'run2', 'b', 1.3),
+            row('deit3-apart', 'deit3', [3], 'run3', 'a', 1.0)]
+    (table, ) = build_tables(rows)
+    got = {r.label: (r.speed_mark, r.speed_ratio and r.speed_ratio['median'])
+           for r in table.rows}
+    assert got == {'vit': (False, 1.0), 'vit-pruned': (False, 1.2), 'deit3': (False, 1.0),
+                   'deit3-pruned': (False, 1.3), 'deit3-apart': (True, None)}
+    # a baseline that is not the first model of its run: no row of its arch keeps a ratio
+    rows = [row('vit', 'vit', [], 'run1', 'b', 0.8),
+            row('vit-pruned', 'vit', [1], 'run1', 'a', 1.0),
+            row('deit3', 'deit3', [], 'run2', 'a', 1.0),
+            row('deit3-pruned', 'deit3', [2], 'run2', 'b', 1.3)]
+    (table, ) = build_tables(rows)
+    got = {r.label: (r.speed_mark, r.speed_ratio and r.speed_ratio['median'])
+           for r in table.rows}
+    assert got == {'vit': (False, None), 'vit-pruned': (False, None), 'deit3': (False, 1.0),
+                   'deit3-pruned': (False, 1.3)}

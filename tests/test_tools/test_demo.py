@@ -26,7 +26,14 @@ def test_quick_demo_end_to_end(tmp_path):
     assert len(nose_sel['te_table']) == 2
     assert cls['pruned_first']['removed_layers'] == [0, 1]
     assert set(cls) == {'baseline', 'pruned_nose', 'pruned_random', 'pruned_first',
-                        'tome_nose'}
+                        'tome_nose', 'deit3_baseline', 'deit3_pruned_nose'}
+    # the second family: NOSE on a DeiT-III-style model, its own selection and baseline
+    deit3_sel = json.load(open(work / 'deit3_selection_nose.json'))
+    assert sorted(deit3_sel['selection']) == cls['deit3_pruned_nose']['removed_layers']
+    assert summary['selections']['deit3_nose'] == cls['deit3_pruned_nose']['removed_layers']
+    deit3_res = json.load(open(work / 'deit3_pruned_nose' / 'seed0' / 'results.json'))
+    assert deit3_res['model']['backbone'] == 'NoseDeiT3'
+    assert cls['deit3_baseline']['timed_together'] != cls['baseline']['timed_together']
     board = open(work / 'leaderboard_demo.md').read()
     table = {r['Run / method']: r for r in _md_table(board, 'classification / '
                                                      'CustomDataset(digits)')}
@@ -40,16 +47,20 @@ def test_quick_demo_end_to_end(tmp_path):
         assert table[label]['Top-1'] == f'{statistics.fmean(top1):.2f} ± ' \
             f'{statistics.stdev(top1):.2f}'
         assert table[label]['n'] == '3'
-        if label != 'baseline':
+        base = cls['deit3_baseline' if label.startswith('deit3') else 'baseline']
+        if not label.endswith('baseline'):
             assert len(row['removed_layers']) == 2
-            assert row['params'] < cls['baseline']['params']
+            assert row['params'] < base['params']
             assert table[label]['Δ vs spread'] in ('beyond', 'within')
             # the throughput ratio with its spread, from the one interleaved run
             ratio = row['throughput_ratio']
             assert 0 < ratio['q1'] <= ratio['median'] <= ratio['q3']
             assert table[label]['Speed vs baseline'] == (
                 f"{ratio['median']:.3f} (IQR {ratio['q1']:.3f}-{ratio['q3']:.3f})")
-            assert row['timed_together'] == cls['baseline']['timed_together'] is not None
+            # timed in one run with its own baseline (each family in its own run)
+            assert row['timed_together'] == base['timed_together'] is not None
+            assert row['delta'] == pytest.approx(row['metric'] - base['metric'])
+            assert table[label]['Δ Top-1'] == f"{row['delta']:+.2f}"
     assert 'spread unknown' not in board.split('## classification')[1].split('## seg')[0]
     # NOSE + ToMe: the pruned NOSE weights, fewer FLOPs with the merged tokens
     tome = cls['tome_nose']
@@ -61,10 +72,12 @@ def test_quick_demo_end_to_end(tmp_path):
 
     # pruned checkpoints really lack the removed attention
     import torch
-    keys = torch.load(work / 'checkpoints' / 'pruned_nose_seed0.pth',
-                      weights_only=False)['state_dict']
-    for i in cls['pruned_nose']['removed_layers']:
-        assert not any(k.startswith(f'backbone.layers.{i}.attn.') for k in keys)
+    for label in ('pruned_nose', 'deit3_pruned_nose'):
+        keys = torch.load(work / 'checkpoints' / f'{label}_seed0.pth',
+                          weights_only=False)['state_dict']
+        assert any(k.startswith('backbone.layers.') and '.attn.' in k for k in keys)
+        for i in cls[label]['removed_layers']:
+            assert not any(k.startswith(f'backbone.layers.{i}.attn.') for k in keys)
 
     # segmentation: one run per backbone, with img/s from one interleaved run
     assert set(seg) == {'seg_baseline', 'seg_nose', 'seg_random', 'seg_first'}
@@ -81,3 +94,23 @@ def test_quick_demo_end_to_end(tmp_path):
         assert osp.getsize(work / name) > 0
     assert (work / 'plots' / 'accuracy_vs_throughput.png').is_file()
     assert list((work / 'plots').glob('*heatmap*.png'))
+
+
+def test_demo_refuses_bad_arguments_before_running(tmp_path):
+    """Bad methods, seeds, workers or families: a ValueError naming the value and what is
+    allowed, before any data or run folder is written."""
+    from nose_mm.apis.demo import DEMO_FAMILIES, run_demo
+    work = tmp_path / 'demo'
+    bad = [(dict(methods=('random', )), "must include \"nose\""),
+           (dict(seeds=(1, 2)), 'starting with 0, got [1, 2]'),
+           (dict(workers=0), 'workers must be an integer >= 1, got 0'),
+           (dict(families=('swin', )), f"from {sorted(DEMO_FAMILIES)}, got ['swin']"),
+           (dict(families=('deit3', 'deit3')), "got ['deit3', 'deit3']")]
+    for kwargs, message in bad:
+        with pytest.raises(ValueError) as info:
+            run_demo(str(work), str(tmp_path / 'digits'), str(tmp_path / 'seg'), **kwargs)
+        assert message in str(info.value)
+    assert not any(tmp_path.iterdir())
+    proc = run_tool('demo.py', '--families', 'swin', '--work-dir', work, check=False)
+    assert proc.returncode == 2 and "invalid choice: 'swin'" in proc.stderr
+    assert not work.exists()

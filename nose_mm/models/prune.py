@@ -189,32 +189,40 @@ def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) ->
     atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
-def backbone_type_of(state_dict: Dict[str, torch.Tensor], prefix: str = 'backbone.') -> str:
-    """The nose_mm backbone type whose keys ``state_dict`` holds.
+def backbone_type_of(state_dict: Dict[str, torch.Tensor],
+                     prefix: str = 'backbone.') -> Optional[str]:
+    """The nose_mm backbone type whose keys ``state_dict`` holds, or None if undecidable.
 
-    Swin keys give ``'NoseSwinTransformer'``; ViT-style keys give
-    ``'NoseDeiT3'`` when a class token exists but the position embedding has
-    no slot for it (DeiT-III), else ``'NoseVisionTransformer'``.
+    Swin keys give ``'NoseSwinTransformer'``. ViT-style keys with a class token
+    give ``'NoseDeiT3'`` when the position embedding has no slot for it
+    (DeiT-III adds it after the position embedding) and
+    ``'NoseVisionTransformer'`` otherwise. Without a class token the two have
+    the same keys and shapes, so the answer is None: the keys do not tell.
     """
     if _layout(state_dict, prefix).name == 'swin':
         return 'NoseSwinTransformer'
+    if f'{prefix}cls_token' not in state_dict:
+        return None
     pos_embed = state_dict.get(f'{prefix}pos_embed')
-    if f'{prefix}cls_token' in state_dict and pos_embed is not None and pos_embed.dim() == 3:
+    if pos_embed is not None and pos_embed.dim() == 3:
         side = round(pos_embed.shape[1]**0.5)
         if side * side == pos_embed.shape[1]:
             return 'NoseDeiT3'
     return 'NoseVisionTransformer'
 
 
-def pruned_backbone_cfg(meta: dict, backbone: str = 'NoseVisionTransformer') -> str:
+def pruned_backbone_cfg(meta: dict, backbone: Optional[str] = 'NoseVisionTransformer') -> str:
     """The backbone config a pruned checkpoint with this ``meta`` loads into.
 
     Args:
         meta (dict): The pruned checkpoint's meta.
-        backbone (str): The backbone type (:func:`backbone_type_of`).
-            Defaults to ``'NoseVisionTransformer'``.
+        backbone (str, optional): The backbone type (:func:`backbone_type_of`);
+            None when the keys do not tell (the text then says to keep the
+            model's own type). Defaults to ``'NoseVisionTransformer'``.
     """
-    return (f"dict(type='{backbone}', removed_layers={meta[META_REMOVED]}, "
+    kind = repr(backbone) if backbone else \
+        '<your model\'s backbone type: NoseVisionTransformer or NoseDeiT3, the keys do not tell>'
+    return (f"dict(type={kind}, removed_layers={meta[META_REMOVED]}, "
             f"compensate={meta[META_COMPENSATE]})")
 
 

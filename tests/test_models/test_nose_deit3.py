@@ -152,3 +152,28 @@ def test_dilution_hook_runner_and_prune(tiny_cifar100, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model.extract_feat(x)[0], pruned.extract_feat(x)[0],
                                    rtol=0, atol=0)
+
+
+def test_backbone_type_from_keys_refuses_to_guess_without_a_class_token():
+    """tools/prune.py names the backbone of a pruned checkpoint from its keys: DeiT-III and
+    ViT differ only in the class token's position slot, so without one it says so."""
+    from nose_mm.models import NoseVisionTransformer
+    from nose_mm.models.prune import backbone_type_of, pruned_backbone_cfg
+
+    def keys(model):
+        return {f'backbone.{k}': v for k, v in model.state_dict().items()}
+
+    assert backbone_type_of(keys(_tiny())) == 'NoseDeiT3'
+    assert backbone_type_of(keys(NoseVisionTransformer(TINY, **SMALL_INPUT))) == \
+        'NoseVisionTransformer'
+    no_cls = dict(with_cls_token=False, out_type='featmap')
+    deit3 = _tiny(**no_cls)
+    vit = NoseVisionTransformer(TINY, **SMALL_INPUT, **no_cls, layer_scale_init_value=1e-5)
+    assert {k: v.shape for k, v in keys(deit3).items()} == \
+        {k: v.shape for k, v in keys(vit).items()}  # nothing tells them apart
+    assert backbone_type_of(keys(deit3)) is None and backbone_type_of(keys(vit)) is None
+    meta = {'removed_layers': [1], 'dilution_compensate': True}
+    assert pruned_backbone_cfg(meta, 'NoseDeiT3') == \
+        "dict(type='NoseDeiT3', removed_layers=[1], compensate=True)"
+    assert 'NoseVisionTransformer or NoseDeiT3, the keys do not tell' in \
+        pruned_backbone_cfg(meta, None)

@@ -36,7 +36,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@cli_main(RuntimeError, ValueError)
+@cli_main(ValueError)
 def main(argv=None):
     args = parse_args(argv)
     from nose_mm.apis.demo import run_demo

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from nose_mm.utils.cli import UserError
+
 __all__ = ['DEMO_FAMILIES', 'DEMO_METHODS', 'DEMO_SEEDS', 'TOME', 'DemoFamily', 'run_demo']
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -68,6 +70,10 @@ NUM_REMOVED = 2
 TOME = dict(r=4, start=1, prop_attn=True)
 #: threads per worker (the demo ViT is too small for intra-op parallelism)
 WORKER_THREADS = 1
+
+
+class DemoStepFailed(UserError):
+    """A demo step (one tool run) exited with an error; its log says why."""
 
 
 @dataclass
@@ -193,8 +199,10 @@ class _Pipeline:
                 if status != 0:
                     tail = open(log).read().strip().splitlines()[-25:] \
                         if osp.isfile(log) else []
-                    raise RuntimeError(f'demo step {name!r} failed (exit {status}); log: '
-                                       f'{log}\n' + '\n'.join(tail))
+                    print(f'[demo] step {name!r} failed; the end of {log}:\n'
+                          + '\n'.join(tail), file=sys.stderr, flush=True)
+                    raise DemoStepFailed(f'demo step {name!r} failed (exit {status}); its log: '
+                                         f'{log}')
                 done.add(name)
                 print(f'[demo] done   {name:<28} {seconds:6.1f} s ({cpu:5.1f} s CPU)',
                       flush=True)
@@ -220,7 +228,7 @@ def _build_once(root: str, build) -> bool:
     if osp.isfile(osp.join(root, DATA_DONE)):
         return False
     if osp.isdir(root) and os.listdir(root):  # never delete a folder we did not finish
-        raise RuntimeError(f'{root} exists but holds no completed demo data (no {DATA_DONE}, '
+        raise UserError(f'{root} exists but holds no completed demo data (no {DATA_DONE}, '
                            f'e.g. an interrupted build): remove it or choose another folder')
     build()
     with open(osp.join(root, DATA_DONE), 'w') as f:

@@ -114,3 +114,38 @@ def test_demo_refuses_bad_arguments_before_running(tmp_path):
     proc = run_tool('demo.py', '--families', 'swin', '--work-dir', work, check=False)
     assert proc.returncode == 2 and "invalid choice: 'swin'" in proc.stderr
     assert not work.exists()
+
+
+def test_a_failing_step_stops_the_demo_with_one_line_naming_its_log(tmp_path):
+    """A step's error: the end of its log on stderr, then one line naming the step and the
+    log, exit 2; a data folder left by an interrupted build is refused, not deleted."""
+    import re
+
+    from nose_mm.apis.demo import DATA_DONE
+    digits, seg = tmp_path / 'digits', tmp_path / 'seg'
+    for root in (digits, seg):  # "complete" data folders without any data
+        root.mkdir()
+        (root / DATA_DONE).write_text('complete\n')
+    work = tmp_path / 'demo'
+    proc = run_tool('demo.py', '--quick', '--families', '--work-dir', work, '--data-root',
+                    digits, '--seg-data-root', seg, check=False, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    match = re.fullmatch(r"nose_mm: error: demo step '(train baseline s\d)' failed \(exit 2\); "
+                         r'its log: (\S+)', last)
+    assert match, last
+    log = match.group(2)
+    assert log == str(work / 'logs' / (match.group(1).replace(' ', '_') + '.log'))
+    assert f"No such file or directory: '{digits / 'train'}'" in open(log).read()
+    assert f'the end of {log}:' in proc.stderr and 'Traceback' not in proc.stderr
+
+    (digits / DATA_DONE).unlink()  # an interrupted build: refused, left as it is
+    (digits / 'partial.png').write_text('')
+    from nose_mm.apis.demo import run_demo
+    from nose_mm.utils.cli import UserError
+    with pytest.raises(UserError) as info:
+        run_demo(str(work), str(digits), str(seg), quick=True)
+    assert str(info.value) == (
+        f'{digits} exists but holds no completed demo data (no {DATA_DONE}, '
+        'e.g. an interrupted build): remove it or choose another folder')
+    assert sorted(p.name for p in digits.iterdir()) == ['partial.png']

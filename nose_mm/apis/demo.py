@@ -355,7 +355,7 @@ class _Classification:
                                   after=(self.step('select', 'nose'), )))
         self.chains = [[step for m in self.methods for step in self._chain(m, k)]
                        for k in seeds]
-        self._seeds = list(seeds)
+        self._hooks: Optional[List[dict]] = None  # the dilution config's custom_hooks
 
     # names -----------------------------------------------------------------------
     def step(self, verb: str, what: str = '', k: Optional[int] = None) -> str:
@@ -401,13 +401,13 @@ class _Classification:
 
     def dilute_cfg(self, method: str) -> str:
         """The fine-tune config: the family's dilution config, this selection file."""
-        from mmengine.config import Config
         base = osp.join(DEMO_CONFIGS, self.family.nose)
+        if self._hooks is None:  # read once: every method and seed shares them
+            from mmengine.config import Config
+            self._hooks = [h.to_dict() for h in Config.fromfile(base).custom_hooks]
         sel = self._selection_file(method)
-        hooks = [h.to_dict() for h in Config.fromfile(base).custom_hooks]
-        for hook in hooks:
-            if hook['type'] == 'NoseSelectionHook':
-                hook['selection_file'] = sel
+        hooks = [dict(h, selection_file=sel) if h['type'] == 'NoseSelectionHook' else h
+                 for h in self._hooks]
         return self.p.derived_config(
             self.family.name(f'dilute_{method}'), base,
             self._data + [f'load_from = {_last_checkpoint(self.run_dir("baseline", 0))!r}',
@@ -540,10 +540,10 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
     # -- the timings, alone, once the workers have nothing else to run ------------
     bench_steps, bench_places = [], []
     for chain in [vit] + fams:
-        tome = chain is vit
-        out = p.dir(f'benchmark_{chain.family.key or "classification"}.json')
+        tome, what = chain is vit, chain.family.key or 'classification'
+        out = p.dir(f'benchmark_{what}.json')
         bench_steps.append(_Step(
-            f'benchmark {chain.family.key or "classification"}', 'benchmark.py',
+            f'benchmark {what}', 'benchmark.py',
             lambda c=chain, out=out, tome=tome: _benchmark_args(
                 [(c.base_cfg, _last_checkpoint(c.run_dir('baseline', 0)))]
                 + [(c.pruned_cfg(m), c.pruned_ckpt(m, 0)) for m in c.methods]

@@ -456,12 +456,11 @@ def _mark_separate_timings(rows: List[Row], bases: Dict[int, Row]) -> None:
     baseline form one group, checked against their most common timing run.
     """
     timed = [r for r in rows if r.img_per_s is not None and not r.reported]
-    groups: Dict[int, List[Row]] = {}
+    groups: Dict[int, Tuple[Optional[Row], List[Row]]] = {}
     for row in timed:
         base = bases.get(id(row))
-        groups.setdefault(id(base) if base is not None else 0, []).append(row)
-    for members in groups.values():
-        base = bases.get(id(members[0]))
+        groups.setdefault(id(base), (base, []))[1].append(row)
+    for base, members in groups.values():
         if base is not None and base.img_per_s is not None and base.timed_together:
             reference = base.timed_together
         else:

@@ -558,7 +558,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
         'benchmark segmentation', 'benchmark.py',
         lambda: _benchmark_args(
             [(osp.join(p.cfg_dir, f'seg_{n}.py'), _last_checkpoint(p.dir(f'seg_{n}')))
-             for n in seg_names], seg_bench, quick, 16, repeats=10),
+             for n in seg_names], seg_bench, quick, 16, repeats=8),
         after=tuple(f'segmentation {n}' for n in seg_names), alone=True))
     seg_dirs = [p.dir(f'seg_{n}') for n in seg_names]
     bench_places.append((seg_bench, seg_dirs))

@@ -77,7 +77,8 @@ def main(argv=None):
     from nose_mm.utils.config import load_config
     from nose_mm.utils.safe_load import apply_trust_checkpoint
 
-    apply_trust_checkpoint(args.trust_checkpoint)
+    # the bare flag trusts CHECKPOINT; a --compare checkpoint only when named itself
+    apply_trust_checkpoint(args.trust_checkpoint, named=[args.checkpoint])
 
     compares = args.compare or []
     for values in compares:

@@ -54,7 +54,7 @@ def main(argv=None):
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     settings = settings_from_args(args)
     cfg = load_config(args.config, args.cfg_options)
-    apply_trust_checkpoint(args.trust_checkpoint, cfg)
+    apply_trust_checkpoint(args.trust_checkpoint, [args.checkpoint], cfg)
     check_calibration_data(cfg, settings.split)
     record = select_from_config(cfg, args.checkpoint, settings=settings, device=device,
                                 num_workers=args.num_workers, progress=not args.no_progress)

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     from nose_mm.models.prune import (backbone_type_of, convert_checkpoint_file,
                                       prune_checkpoint, pruned_backbone_cfg)
     from nose_mm.utils.safe_load import apply_trust_checkpoint
-    apply_trust_checkpoint(args.trust_checkpoint)
+    apply_trust_checkpoint(args.trust_checkpoint, named=[args.checkpoint])
     pruned = convert_checkpoint_file(
         args.checkpoint, args.out,
         lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))

@@ -247,8 +247,9 @@ def launch(args, setup: Callable[[Config], Any], run: Callable[[Runner], Any]) -
     closes the group.
     """
     cfg = load_config(args.config, args.cfg_options)
-    apply_trust_checkpoint(getattr(args, 'trust_checkpoint', False), cfg)
     setup(cfg)
+    # trusted: the run's own checkpoint (test's CHECKPOINT, train's --resume / load_from)
+    apply_trust_checkpoint(getattr(args, 'trust_checkpoint', None), [cfg.get('load_from')], cfg)
     prepare_launch(args.launcher)
     result = run(build_runner(cfg))
     finish_launch()

@@ -11,6 +11,7 @@ import html
 import io
 import os
 import os.path as osp
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -575,7 +576,28 @@ def _cells(table: Table, fmt: str = 'md') -> List[List[str]]:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace('|', '\\|').replace('\n', ' ')
+    """A cell or title as Markdown text: no HTML, no links or images, one table cell.
+
+    Run names, datasets and model fields come from files anyone can write, and
+    GitHub renders raw HTML and ``[text](url)`` / ``![](url)`` in tables.
+    """
+    text = html.escape(str(text), quote=False).replace('](', ']\\(')
+    return text.replace('|', '\\|').replace('\r', ' ').replace('\n', ' ')
+
+
+_NUMBER = re.compile(r'[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?')
+
+
+def _csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text, not runs as a formula (OWASP's rule).
+
+    Cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return get a
+    leading ``'``, unless they are plain numbers (``-0.74``, ``+1.20``).
+    """
+    text = str(value)
+    if text[:1] in ('=', '+', '-', '@', '\t', '\r') and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return value
 
 
 def _generated() -> str:
@@ -592,7 +614,7 @@ def format_markdown(tables: Sequence[Table]) -> str:
         grid = PrettyTable(columns(table.task), align='l')
         grid.set_style(TableStyle.MARKDOWN)
         grid.add_rows([[_md_escape(c) for c in cells] for cells in _cells(table)])
-        lines += [f'## {table.title}', '', grid.get_string(), '']
+        lines += [f'## {_md_escape(table.title)}', '', grid.get_string(), '']
     return '\n'.join(lines)
 
 
@@ -608,7 +630,7 @@ def format_csv(tables: Sequence[Table]) -> str:
         names = columns(table.task, 'csv')
         for cells in _cells(table, 'csv'):
             values = dict(zip(names, cells), Task=table.task, Dataset=table.dataset)
-            writer.writerow([values.get(c, '') for c in header])
+            writer.writerow([_csv_cell(values.get(c, '')) for c in header])
     return buf.getvalue()
 
 

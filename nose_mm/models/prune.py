@@ -19,8 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from nose_mm.utils.checkpoint import load_checkpoint_file
-from nose_mm.utils.fileio import atomic_write
+from nose_mm.utils.checkpoint import load_checkpoint_file, save_checkpoint_file
 
 from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
 from .layouts import BlockLayout, detect_layout
@@ -168,25 +167,6 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
     new_meta[META_DILUTED] = [i for i in diluted if i not in layers]
     new_meta['pruned_layers'] = layers
     return {'meta': new_meta, 'state_dict': state_dict}
-
-
-def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) -> None:
-    """Save ``checkpoint`` with ``torch.save`` atomically.
-
-    Args:
-        checkpoint (dict): What to save.
-        path (str): Destination file; its folder is created if needed.
-        overwrite (bool): Allow replacing an existing file. Defaults to True.
-
-    Raises:
-        IsADirectoryError: ``path`` is a folder.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-    """
-    if osp.isdir(path):
-        raise IsADirectoryError(f'output {path!r} is a folder, expected a file name')
-    if osp.exists(path) and not overwrite:
-        raise FileExistsError(f'output {path!r} exists')
-    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def backbone_type_of(state_dict: Dict[str, torch.Tensor],

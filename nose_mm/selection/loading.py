@@ -281,7 +281,7 @@ def load_calibration(args) -> Tuple[torch.nn.Module, List[Any]]:
     """
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)
-    apply_trust_checkpoint(args.trust_checkpoint, cfg)
+    apply_trust_checkpoint(args.trust_checkpoint, [args.checkpoint], cfg)
     check_calibration_data(cfg, args.split)
     model, loader = prepare_calibration(cfg, args.checkpoint, args.num_samples,
                                         args.batch_size, args.seed, device, split=args.split)

@@ -23,7 +23,7 @@ import traceback
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from .fileio import OutputNotWritableError, check_writable
-from .safe_load import CheckpointLoadError
+from .safe_load import CheckpointLoadError, trust_scope
 
 __all__ = [
     'UserError', 'KnownError', 'USER_ERRORS', 'INPUT_ERRORS', 'DEBUG_ENV', 'ToolParser',
@@ -208,7 +208,9 @@ def cli_main(*errors: type) -> Callable:
     """Decorate a tool's ``main(argv=None) -> int``: user errors become one line, exit 2.
 
     ``--debug`` is taken out of the arguments here (so every tool has it) and
-    prints the traceback before the line.
+    prints the traceback before the line. ``main`` runs in its own
+    :func:`~nose_mm.utils.safe_load.trust_scope`: the files a run trusts are
+    forgotten when it returns.
 
     Args:
         *errors (type): Exception types this tool also treats as user errors,
@@ -222,7 +224,8 @@ def cli_main(*errors: type) -> Callable:
             argv = list(sys.argv[1:] if argv is None else argv)
             debug = _debug_requested(argv)
             try:
-                return main(argv) or 0
+                with trust_scope():  # --trust-checkpoint lasts this run only
+                    return main(argv) or 0
             except Exception as exc:  # noqa: BLE001 - anything else is re-raised
                 message = user_error_message(exc, errors)
                 if message is None:

@@ -5,9 +5,10 @@
    ``tools/test.py`` fail on Runner-saved checkpoints ("Unsupported global:
    mmengine.logging.history_buffer.HistoryBuffer"). :func:`load_trusted_local`
    replaces mmengine's loader for local paths with
-   :func:`nose_mm.utils.safe_load.safe_torch_load`: ``weights_only=True`` plus
-   the allow-list of types that Runner (and other legitimate) checkpoints hold;
-   anything else is refused unless the user opts in (``--trust-checkpoint`` /
+   :func:`nose_mm.utils.safe_load.safe_torch_load`: nose_mm's restricted
+   unpickler, which builds only the plain data that Runner (and other
+   legitimate) checkpoints hold, or safetensors; anything else is refused unless
+   the user trusts the file (``--trust-checkpoint`` /
    ``NOSE_MM_TRUST_CHECKPOINT=1``). Remote schemes (http, s3, ...) keep
    mmengine's own loaders.
 

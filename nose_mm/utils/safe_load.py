@@ -2,87 +2,61 @@
 
 Unpickling a ``.pth`` file can call any Python function the file names, so a
 downloaded checkpoint could run code as soon as it is loaded.
-:func:`safe_torch_load` loads with ``torch.load(weights_only=True)`` and allows,
-besides torch's own tensor types, only the globals in :data:`SAFE_GLOBALS`:
-the types that legitimate checkpoints hold (measured by
-``tests/test_utils/test_safe_load.py`` on real files of each kind). A file that
-names anything else is refused before anything it names runs (zip-format files,
-i.e. everything torch >= 1.6 writes: before any of it is unpickled).
+:func:`safe_torch_load` reads every torch format (the zip archive of torch >=
+1.6 and the older pickle sequence) through nose_mm's own unpickler
+(:mod:`nose_mm.utils.safe_unpickle`): the file can only build plain data
+(tensors, containers, numbers, strings, numeric numpy values,
+``HistoryBuffer``, ``argparse.Namespace``), each piece from checked arguments.
+A file that names anything else is refused before any of it runs, with every
+name it holds. ``.safetensors`` files (no pickle at all) are read with the
+``safetensors`` library.
 
-The opt-in for a trusted file (``weights_only=False``) is never on by default:
-``--trust-checkpoint`` on the tools, ``trust_checkpoint = True`` in a config
-(train/test tools), or ``NOSE_MM_TRUST_CHECKPOINT=1`` in the environment. The
-flag and the config key set that variable, so it reaches mmengine's loaders
-(``load_from``, ``--resume``, ``init_cfg=dict(type='Pretrained')``) and child
-processes.
+Before reading, the path must be a regular file (a FIFO or a device is
+refused without being opened for reading), non-empty, and a torch zip archive,
+a torch pickle or a safetensors file; TorchScript archives and the tar format
+of torch < 0.4 are refused. Every failure is a :class:`CheckpointLoadError`
+naming the file.
+
+Trusting a file (``weights_only=False``, the file can run code) is never the
+default, and is scoped to the files the user named:
+
+* ``--trust-checkpoint`` on a tool trusts the tool's own checkpoint argument
+  (``CHECKPOINT`` / ``SRC``; for ``tools/train.py`` the ``--resume`` /
+  ``load_from`` file) for that run only; ``--trust-checkpoint FILE``
+  (repeatable) trusts FILE instead, e.g. an ``init_cfg`` file or a
+  ``--compare`` checkpoint (:func:`apply_trust_checkpoint`);
+* ``trust_checkpoint = True`` in a config trusts its ``load_from`` / resume
+  checkpoint, ``trust_checkpoint = ['a.pth', ...]`` those files;
+* ``NOSE_MM_TRUST_CHECKPOINT=1`` in the environment trusts every file, in
+  every process that inherits it: the explicit process-wide opt-in.
 """
 import argparse
-import importlib
+import contextlib
+import json
 import os
 import os.path as osp
-import pickle
-import re
-import zipfile
-from typing import Any, List, Optional
+import stat
+import struct
+import tarfile
+from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
-import numpy as np
 import torch
-from mmengine.logging.history_buffer import HistoryBuffer
+
+from .safe_unpickle import (PICKLE_MODULE, UnsafeContentError, UnsafeGlobalsError,
+                            check_plain_data)
 
 __all__ = [
-    'SAFE_GLOBALS', 'TRUST_ENV', 'CheckpointLoadError', 'UnsafeCheckpointError',
-    'safe_torch_load', 'trust_from_env', 'add_trust_checkpoint_arg', 'apply_trust_checkpoint'
+    'TRUST_ENV', 'CheckpointLoadError', 'UnsafeCheckpointError', 'safe_torch_load',
+    'trust_from_env', 'is_trusted', 'trust_scope', 'trusted_files', 'add_trust_checkpoint_arg',
+    'apply_trust_checkpoint', 'checkpoint_format'
 ]
 
 TRUST_ENV = 'NOSE_MM_TRUST_CHECKPOINT'
 _OPT_IN = (f'pass --trust-checkpoint (or set {TRUST_ENV}=1, or trust_checkpoint = True in '
            'the config) if you trust this file')
 _TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('', '0', 'false', 'no', 'off')
-
-
-def _numpy_globals() -> List[Any]:
-    """numpy arrays, scalars and dtypes, under the numpy 1.x and 2.x module names."""
-    try:
-        multiarray = importlib.import_module('numpy._core.multiarray')
-    except ImportError:  # numpy < 2
-        multiarray = importlib.import_module('numpy.core.multiarray')
-    found = [np.ndarray, np.dtype]
-    for func in (multiarray._reconstruct, multiarray.scalar):
-        # A file names the module of the numpy that saved it.
-        found += [(func, f'{pkg}.multiarray.{func.__name__}')
-                  for pkg in ('numpy.core', 'numpy._core')]
-    # Unpickling a dtype builds an instance of its class (numpy >= 1.25).
-    found += sorted({type(np.dtype(c)) for c in '?bhilqBHILQefdg'} - {np.dtype},
-                    key=lambda t: t.__name__)
-    return found
-
-
-_STATISTICS = ('min', 'max', 'current', 'mean')
-
-
-def _history_buffer_method(owner: Any, name: str) -> Any:
-    """``getattr`` narrowed to what Runner checkpoints use it for.
-
-    A ``HistoryBuffer`` pickles its statistics methods as
-    ``getattr(HistoryBuffer, 'mean')``; any other ``getattr`` is refused.
-    """
-    if owner is not HistoryBuffer or name not in _STATISTICS:
-        raise pickle.UnpicklingError(
-            f'it calls getattr({getattr(owner, "__name__", type(owner).__name__)}, {name!r}); '
-            f'only getattr(HistoryBuffer, one of {list(_STATISTICS)}) is allowed')
-    return getattr(owner, name)
-
-
-#: The one allow-list: every non-torch global that a legitimate checkpoint holds.
-#: Runner checkpoints (mmengine): message-hub ``HistoryBuffer`` (its statistics
-#: methods pickled through ``getattr``) with numpy arrays / scalars / dtypes;
-#: reference (lambda_vit / DeiT / timm) training checkpoints: ``args`` is an
-#: ``argparse.Namespace``. Official DeiT / timm / mmpretrain / mmseg files and
-#: nose_mm's own outputs need nothing beyond torch's defaults.
-SAFE_GLOBALS: List[Any] = [
-    HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), argparse.Namespace,
-    *_numpy_globals()
-]
+#: The bare ``--trust-checkpoint`` flag: trust the tool's own checkpoint argument(s).
+TRUST_NAMED = '<the checkpoint argument of this tool>'
 
 
 class CheckpointLoadError(ValueError):
@@ -109,80 +83,53 @@ def trust_from_env() -> bool:
                      f'use 1 (trust checkpoints) or 0')
 
 
-def _unsafe_error(path: str, names) -> UnsafeCheckpointError:
+# The files trusted by the tool runs in progress: one set per open scope
+# (:func:`trust_scope`, which every tool's main opens), the first for callers
+# outside any tool.
+_TRUSTED: List[set] = [set()]
+
+
+def _key(path: str) -> str:
+    return osp.realpath(osp.expanduser(str(path)))
+
+
+def is_trusted(path: str) -> bool:
+    """Whether ``path`` is trusted: named by the running tool, or by the environment."""
+    return trust_from_env() or any(_key(path) in files for files in _TRUSTED)
+
+
+@contextlib.contextmanager
+def trust_scope() -> Iterator[set]:
+    """A scope for trusted files: what is trusted inside it is forgotten when it closes.
+
+    :func:`nose_mm.utils.cli.cli_main` runs every tool's ``main`` in one, so
+    ``--trust-checkpoint`` lasts exactly one tool run, in-process runs included.
+    """
+    files: set = set()
+    _TRUSTED.append(files)
+    try:
+        yield files
+    finally:
+        _TRUSTED.remove(files)
+
+
+@contextlib.contextmanager
+def trusted_files(paths: Iterable[str]) -> Iterator[set]:
+    """Trust exactly ``paths`` (resolved) while the block runs."""
+    with trust_scope() as files:
+        files.update(_key(p) for p in paths)
+        yield files
+
+
+def _describe_path(path: str) -> str:
+    return repr(str(path))
+
+
+def _unsafe_error(path: str, names: Sequence[str]) -> UnsafeCheckpointError:
     held = ', '.join(repr(n) for n in names)
     return UnsafeCheckpointError(
-        f'checkpoint {path!r} holds {held}, which is not allowed in a safely loaded '
-        f'checkpoint; {_OPT_IN}')
-
-
-def _refusal(path: str, exc: pickle.UnpicklingError) -> CheckpointLoadError:
-    """Turn torch's weights-only error into one line naming the file."""
-    reason = str(exc).split('WeightsUnpickler error:', 1)[-1].strip().split('\n')[0]
-    found = re.search(r'Unsupported global: GLOBAL (\S+) was not', reason)
-    if found:
-        name = found.group(1)
-        return _unsafe_error(path, ['builtins.' + name if '.' not in name else name])
-    return UnsafeCheckpointError(f'checkpoint {path!r} cannot be loaded safely ({reason}); '
-                                 f'{_OPT_IN}')
-
-
-def _check_file(path: str) -> None:
-    if not osp.exists(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    if osp.isdir(path):
-        raise IsADirectoryError(f'checkpoint {path!r} is a folder, expected a file')
-    with open(path, 'rb') as f:
-        head = f.read(4)
-    if not head:
-        raise CheckpointLoadError(f'cannot read checkpoint {path!r}: the file is empty')
-    # torch.save writes a zip archive (torch >= 1.6) or a pickle (older files).
-    if head[:2] != b'PK' and head[:1] != b'\x80':
-        raise CheckpointLoadError(f'cannot read checkpoint {path!r}: not a torch checkpoint '
-                                  f'(neither a zip archive nor a pickle)')
-
-
-def safe_torch_load(path: str, map_location: Any = None, trust: Optional[bool] = None) -> Any:
-    """``torch.load`` a local file, allowing only :data:`SAFE_GLOBALS` unless trusted.
-
-    Args:
-        path (str): Checkpoint file.
-        map_location: Same as :func:`torch.load`. Defaults to None.
-        trust (bool, optional): Load with ``weights_only=False`` (the file can
-            run code). Defaults to None: :func:`trust_from_env`.
-
-    Returns:
-        The unpickled object.
-
-    Raises:
-        FileNotFoundError / IsADirectoryError: ``path`` is not a file.
-        UnsafeCheckpointError: The file holds a type not in
-            :data:`SAFE_GLOBALS`; nothing it names has run.
-        CheckpointLoadError: The file is empty, truncated or not a checkpoint.
-    """
-    path = osp.expanduser(str(path))
-    _check_file(path)
-    if trust is None:
-        trust = trust_from_env()
-    try:
-        if trust:
-            return torch.load(path, map_location=map_location, weights_only=False)
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            if zipfile.is_zipfile(path):
-                # Names every global the file holds without running any of it.
-                unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-                if unsafe:
-                    raise _unsafe_error(path, sorted(unsafe))
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except CheckpointLoadError:
-        raise
-    except pickle.UnpicklingError as exc:
-        if not trust and 'WeightsUnpickler error' in str(exc):
-            raise _refusal(path, exc) from None
-        raise CheckpointLoadError(f'cannot read checkpoint {path!r}: {_first_line(exc)}') from exc
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise CheckpointLoadError(f'cannot read checkpoint {path!r} (truncated or corrupt?): '
-                                  f'{_first_line(exc)}') from exc
+        f'checkpoint {_describe_path(path)} holds {held}, which is not allowed in a safely '
+        f'loaded checkpoint; {_OPT_IN}')
 
 
 def _first_line(exc: BaseException) -> str:
@@ -190,35 +137,220 @@ def _first_line(exc: BaseException) -> str:
     return text.split('\n')[0] if text else type(exc).__name__
 
 
-def add_trust_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
-    """Add ``--trust-checkpoint`` to a tool that reads checkpoints."""
-    parser.add_argument(
-        '--trust-checkpoint', action='store_true',
-        help='load checkpoints without the safe allow-list (unpickling can run code: '
-        f'only for files you trust); same as {TRUST_ENV}=1')
+def _open_regular(path: str):
+    """Open ``path`` for reading only if it is a regular file (never blocks on a FIFO)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'checkpoint {_describe_path(path)} does not exist') from None
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(f'checkpoint {_describe_path(path)} is a folder, expected a file')
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointLoadError(
+            f'cannot read checkpoint {_describe_path(path)}: not a regular file (a FIFO, socket '
+            f'or device); pass the checkpoint file itself')
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, 'O_CLOEXEC', 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat above
+        os.close(fd)
+        raise CheckpointLoadError(f'cannot read checkpoint {_describe_path(path)}: not a '
+                                  f'regular file')
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, 'rb')
 
 
-def apply_trust_checkpoint(flag: bool = False, cfg: Any = None) -> bool:
-    """Apply the opt-in of ``--trust-checkpoint`` / ``cfg.trust_checkpoint``.
+_SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
 
-    Either one sets ``NOSE_MM_TRUST_CHECKPOINT=1`` in this process (so mmengine's
-    loaders and child processes see it); the variable set by the user counts too.
+
+def checkpoint_format(head: bytes, size: int) -> Optional[str]:
+    """``'zip'``, ``'pickle'``, ``'safetensors'`` or None, from a file's first 9 bytes.
+
+    torch.save writes a zip archive (torch >= 1.6) or a pickle sequence (older
+    files); a safetensors file starts with its little-endian header length and
+    ``{``. The three cannot be confused: byte 8 of a zip local header is its
+    compression method, of a torch pickle part of its magic number.
+    """
+    if len(head) >= 9 and head[8:9] == b'{':
+        length = struct.unpack('<Q', head[:8])[0]
+        if length <= min(size - 8, _SAFETENSORS_HEADER_LIMIT):
+            return 'safetensors'
+    if head[:4] == b'PK\x03\x04':
+        return 'zip'
+    if head[:1] == b'\x80':
+        return 'pickle'
+    return None
+
+
+def _is_tar(f) -> bool:
+    # torch's legacy loader tries this first, with these arguments
+    try:
+        tarfile.open(fileobj=f, mode='r:', format=tarfile.PAX_FORMAT).close()
+        return True
+    except tarfile.TarError:
+        return False
+    finally:
+        f.seek(0)
+
+
+def _load_pickled(f, fmt: str, path: str, map_location: Any) -> Any:
+    if fmt == 'zip':
+        records = torch._C.PyTorchFileReader(f).get_all_records()  # the reader torch.load uses
+        f.seek(0)
+        if 'constants.pkl' in records:
+            raise CheckpointLoadError(
+                f'cannot read checkpoint {_describe_path(path)}: it is a TorchScript archive '
+                f'(code, not weights); load it with torch.jit.load only if you trust it')
+    elif _is_tar(f):
+        raise CheckpointLoadError(
+            f'cannot read checkpoint {_describe_path(path)}: the tar format of torch < 0.4 is '
+            f'not supported; re-save it with a current torch')
+    loaded = torch.load(f, map_location=map_location, pickle_module=PICKLE_MODULE,
+                        weights_only=False, mmap=False)
+    check_plain_data(loaded)
+    return loaded
+
+
+def _load_safetensors(path: str, f, map_location: Any) -> dict:
+    from safetensors.torch import load as load_bytes
+    data = f.read()
+    tensors = load_bytes(data)
+    length = struct.unpack('<Q', data[:8])[0]
+    header = json.loads(data[8:8 + length])
+    metadata = header.get('__metadata__') or {}
+    if isinstance(map_location, (str, torch.device)) and str(map_location) != 'cpu':
+        tensors = {k: v.to(map_location) for k, v in tensors.items()}
+    return safetensors_to_checkpoint(tensors, metadata)
+
+
+#: The header key under which nose_mm stores a checkpoint's ``meta`` as JSON.
+SAFETENSORS_META_KEY = 'nose_mm.meta'
+
+
+def safetensors_to_checkpoint(tensors: dict, metadata: dict) -> dict:
+    """A safetensors file's content as a checkpoint dict.
+
+    Files nose_mm writes (:data:`SAFETENSORS_META_KEY` in the header) give
+    ``{'state_dict': tensors, 'meta': meta}`` as the ``.pth`` they replace;
+    other files (e.g. timm / Hugging Face weights) the bare state dict.
+    """
+    if SAFETENSORS_META_KEY not in metadata:
+        return dict(tensors)
+    meta = json.loads(metadata[SAFETENSORS_META_KEY])
+    if not isinstance(meta, dict):
+        raise ValueError(f'header {SAFETENSORS_META_KEY} must hold a JSON object')
+    return {'state_dict': dict(tensors), 'meta': meta}
+
+
+def safe_torch_load(path: str, map_location: Any = None, trust: Optional[bool] = None) -> Any:
+    """Load a local checkpoint file without letting it run code, unless trusted.
 
     Args:
-        flag (bool): The tool's ``--trust-checkpoint``. Defaults to False.
-        cfg (Config, optional): A config whose top-level ``trust_checkpoint``
-            (True or False) is honoured. Defaults to None.
+        path (str): Checkpoint file (``.pth`` in any torch format, or
+            ``.safetensors``).
+        map_location: Same as :func:`torch.load`. Defaults to None.
+        trust (bool, optional): Load with ``weights_only=False`` (the file can
+            run code). Defaults to None: :func:`is_trusted` (named by the tool
+            run, or ``NOSE_MM_TRUST_CHECKPOINT=1``).
 
     Returns:
-        bool: Whether checkpoints are trusted.
+        The loaded object.
 
     Raises:
-        ValueError: ``cfg.trust_checkpoint`` is not a bool, or the environment
-            variable has a value that is not allowed.
+        FileNotFoundError / IsADirectoryError: ``path`` is not a file.
+        UnsafeCheckpointError: The file holds something that is not plain
+            data; nothing it names has run.
+        CheckpointLoadError: The file is not a regular file, is empty,
+            truncated, or not a checkpoint; or reading it failed in any way.
     """
-    from_cfg = False if cfg is None else cfg.get('trust_checkpoint', False)
-    if not isinstance(from_cfg, bool):
-        raise ValueError(f'config key trust_checkpoint must be True or False, got {from_cfg!r}')
-    if flag or from_cfg:
-        os.environ[TRUST_ENV] = '1'
-    return trust_from_env()
+    path = osp.expanduser(str(path))
+    if trust is None:
+        trust = is_trusted(path)
+    with _open_regular(path) as f:
+        head = f.read(9)
+        size = os.fstat(f.fileno()).st_size
+        f.seek(0)
+        if not head:
+            raise CheckpointLoadError(f'cannot read checkpoint {_describe_path(path)}: '
+                                      f'the file is empty')
+        fmt = checkpoint_format(head, size)
+        if fmt is None:
+            raise CheckpointLoadError(
+                f'cannot read checkpoint {_describe_path(path)}: not a torch checkpoint '
+                f'(neither a zip archive nor a pickle) nor a safetensors file')
+        try:
+            if fmt == 'safetensors':
+                return _load_safetensors(path, f, map_location)
+            if trust:
+                return torch.load(f, map_location=map_location, weights_only=False)
+            return _load_pickled(f, fmt, path, map_location)
+        except CheckpointLoadError:
+            raise
+        except UnsafeGlobalsError as exc:
+            raise _unsafe_error(path, exc.names) from None
+        except UnsafeContentError as exc:
+            raise UnsafeCheckpointError(
+                f'checkpoint {_describe_path(path)} cannot be loaded safely ({exc}); '
+                f'{_OPT_IN}') from None
+        except (Exception, RecursionError) as exc:  # one error path, whatever broke
+            raise CheckpointLoadError(
+                f'cannot read checkpoint {_describe_path(path)} (truncated or corrupt?): '
+                f'{type(exc).__name__}: {_first_line(exc)}') from exc
+
+
+def add_trust_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--trust-checkpoint [FILE]`` to a tool that reads checkpoints."""
+    parser.add_argument(
+        '--trust-checkpoint', nargs='?', const=TRUST_NAMED, action='append', metavar='FILE',
+        help='load this tool\'s checkpoint argument (or FILE; repeat for more files) '
+        'without the safe loader: unpickling can run code, only for files you trust. '
+        f'{TRUST_ENV}=1 trusts every file')
+
+
+def _trust_list(value: Any, what: str) -> List[Any]:
+    if value is None or value is False:
+        return []
+    if value is True:
+        return [TRUST_NAMED]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError(f'{what} must be True, False or a list of checkpoint files, got {value!r}')
+
+
+def apply_trust_checkpoint(option: Any = None, named: Iterable[Optional[str]] = (),
+                           cfg: Any = None) -> frozenset:
+    """Trust the files the user asked to trust, until the current :func:`trust_scope` ends.
+
+    Args:
+        option: The tool's parsed ``--trust-checkpoint``: None, or a list of
+            files and :data:`TRUST_NAMED` (the bare flag); True means
+            :data:`TRUST_NAMED`. Defaults to None.
+        named (iterable of str): The checkpoints given on the command line
+            (None entries are ignored). Defaults to ().
+        cfg (Config, optional): A config whose top-level ``trust_checkpoint``
+            (True: ``named``; a list: those files) is honoured. Defaults to None.
+
+    Returns:
+        frozenset: The trusted files (resolved paths); none when nothing was
+        asked for.
+
+    Raises:
+        ValueError: ``trust_checkpoint`` / the option is not one of those
+            forms, a file to trust does not exist, or the environment variable
+            has a value that is not allowed.
+    """
+    trust_from_env()  # a bad value is an error now, not at the first load
+    asked = _trust_list(option, '--trust-checkpoint')
+    if cfg is not None:
+        asked += _trust_list(cfg.get('trust_checkpoint', False), 'config key trust_checkpoint')
+    files = []
+    for entry in asked:
+        if entry == TRUST_NAMED:
+            files += [str(p) for p in named if p]
+            continue
+        if not osp.isfile(osp.expanduser(entry)):
+            raise ValueError(f'checkpoint to trust {entry!r} does not exist')
+        files.append(entry)
+    keys = frozenset(_key(p) for p in files)
+    _TRUSTED[-1].update(keys)
+    return keys

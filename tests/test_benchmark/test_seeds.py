@@ -249,3 +249,29 @@ def test_speed_checked_against_each_rows_own_baseline():
            for r in table.rows}
     assert got == {'vit': (False, None), 'vit-pruned': (False, None), 'deit3': (False, 1.0),
                    'deit3-pruned': (False, 1.3)}
+
+
+def test_hostile_run_names_are_escaped_in_every_format(seed_runs, tmp_path):
+    """Run folders (and the fields of their results) are written by anyone: a name with
+    HTML or a spreadsheet formula stays text in leaderboard.md, .csv and .html."""
+    html_name = '<img src=x onerror=alert(1)>[a](javascript:x)'
+    formula = '=HYPERLINK("evil.example")'
+    for name in (html_name, formula):
+        shutil.copytree(seed_runs / 'base' / 'seed0', tmp_path / 'runs' / name)
+    results = tmp_path / 'runs' / html_name / 'results.json'
+    record = json.loads(results.read_text())
+    record['dataset'] = '<script>x</script>'
+    results.write_text(json.dumps(record))
+    tool = import_tool('leaderboard.py')
+    for fmt in ('md', 'csv', 'html'):
+        assert tool.main([str(tmp_path / 'runs'), '--out', str(tmp_path / f'lb.{fmt}')]) == 0
+    md = (tmp_path / 'lb.md').read_text()
+    assert '<img' not in md and '<script' not in md and '](javascript' not in md
+    assert '&lt;img src=x onerror=alert(1)&gt;[a]\\(javascript:x)' in md
+    rows = list(csv.DictReader(io.StringIO((tmp_path / 'lb.csv').read_text())))
+    labels = {r['Run / method'] for r in rows}
+    assert "'" + formula in labels and formula not in labels and html_name in labels
+    # numbers keep their sign: only text is neutralised
+    assert all(not r['Top-1'].startswith("'") for r in rows)
+    page = (tmp_path / 'lb.html').read_text()
+    assert '<img' not in page and '&lt;img src=x onerror=alert(1)&gt;' in page

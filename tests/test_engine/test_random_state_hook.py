@@ -3,6 +3,7 @@ for bit like the uninterrupted one (tools/train.py, real Runners, num_workers=0)
 import glob
 import importlib.util
 import json
+import time
 import os.path as osp
 import shutil
 
@@ -29,7 +30,12 @@ LOOPS['epoch-based, 2 workers'] = LOOPS['epoch-based'] + (WORKERS, )
 
 
 def _train(*argv):
-    """``tools/train.py`` in this process (the interruption below patches its loop)."""
+    """``tools/train.py`` in this process (the interruption below patches its loop).
+
+    Starts in a new second: mmengine names each run's log folder by the second it
+    starts in, so two short runs in one second would share (and mix) one folder.
+    """
+    time.sleep(1.0 - time.time() % 1.0)
     spec = importlib.util.spec_from_file_location('_train_tool', osp.join(REPO, 'tools',
                                                                            'train.py'))
     tool = importlib.util.module_from_spec(spec)

@@ -91,7 +91,7 @@ def test_truncated_and_non_checkpoint_files(capsys, tiny_cifar100, tmp_path):
     message = _error(capsys, 'train.py', CLS_CFG, '--work-dir', tmp_path / 'w', '--cfg-options',
                      *data_root_options(tiny_cifar100), f'load_from={junk}')
     assert message == (f"cannot read checkpoint '{junk}': not a torch checkpoint (neither a zip "
-                       f"archive nor a pickle)")
+                       f"archive nor a pickle) nor a safetensors file")
 
 
 def test_resume_from_weights_only_checkpoint(capsys, tiny_cifar100, tmp_path):

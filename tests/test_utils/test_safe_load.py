@@ -8,8 +8,11 @@ releases (``{'model': state_dict}``, also in the pre-1.6 non-zip format), an
 mmcv 1.x era zoo file, and nose_mm's prune / convert outputs.
 """
 import argparse
+import io
+import json
 import os
 import os.path as osp
+import zipfile
 
 import numpy as np
 import pytest
@@ -24,9 +27,11 @@ from nose_mm.datasets import write_ade20k, write_cifar100
 from nose_mm.models.convert import convert_deit_checkpoint, convert_lambda_vit
 from nose_mm.models.dilution import META_COMPENSATE, META_DILUTED, META_LAM
 from nose_mm.models.prune import convert_checkpoint_file, prune_checkpoint
-from nose_mm.utils.safe_load import (SAFE_GLOBALS, TRUST_ENV, CheckpointLoadError,
-                                     UnsafeCheckpointError, apply_trust_checkpoint,
-                                     safe_torch_load)
+from nose_mm.utils.checkpoint import load_checkpoint_file, save_checkpoint_file
+from nose_mm.utils.safe_load import (TRUST_ENV, TRUST_NAMED, CheckpointLoadError,
+                                     UnsafeCheckpointError, apply_trust_checkpoint, is_trusted,
+                                     safe_torch_load, trust_scope)
+from nose_mm.utils.safe_unpickle import ALLOWED_GLOBALS, is_allowed_global, scan_globals
 from tests.utils import TEST_CONFIGS, data_root_options, import_tool, run_tool
 
 CLS_CFG = osp.join(TEST_CONFIGS, 'tiny-vit_cifar100.py')
@@ -239,29 +244,34 @@ def test_every_kind_of_legit_checkpoint_loads_without_the_opt_in(files):
     assert safe_torch_load(files['reference_training'])['args'].model_ema is True
 
 
+def _pickled_globals(path):
+    """Every global the main pickle of a torch file names, in either format."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            data = z.read(next(n for n in z.namelist() if n.endswith('/data.pkl')))
+        return {f'{m}.{n}' for m, n in scan_globals(io.BytesIO(data))}
+    with open(path, 'rb') as f:  # magic number, protocol, sys info, then the object
+        for _ in range(3):
+            scan_globals(f)
+        return {f'{m}.{n}' for m, n in scan_globals(f)}
+
+
 def test_the_allow_list_is_what_the_files_hold(files):
-    names = {n if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
-             for g in SAFE_GLOBALS for n in ([g[1]] if isinstance(g, tuple) else [None])}
-    zipped = [p for k, p in files.items() if k != 'deit_legacy_format']
-    held = set().union(*(torch.serialization.get_unsafe_globals_in_checkpoint(p)
-                         for p in zipped))
-    # The globals beyond torch's defaults that the files name, all allowed ...
-    assert held == {'mmengine.logging.history_buffer.HistoryBuffer', 'builtins.getattr',
-                    'argparse.Namespace',
-                    'numpy.ndarray', 'numpy.dtype', 'numpy.core.multiarray._reconstruct',
-                    'numpy.core.multiarray.scalar'}
-    assert held <= names
-    # ... the rest: the same numpy functions under numpy 2's module names, and the dtype
-    # classes that unpickling a dtype builds (not named in the file, yet needed):
-    assert names - held == {'numpy._core.multiarray._reconstruct',
-                            'numpy._core.multiarray.scalar'} | {
-                                f'numpy.dtypes.{type(np.dtype(c)).__name__}'
-                                for c in '?bhilqBHILQefdg'}
-    without_dtypes = [g for g in SAFE_GLOBALS if not (isinstance(g, type)
-                                                      and g.__module__ == 'numpy.dtypes')]
-    with torch.serialization.safe_globals(without_dtypes):
-        with pytest.raises(Exception, match='Float64DType'):
-            torch.load(files['runner'], weights_only=True)
+    held = set().union(*(_pickled_globals(p) for p in files.values()))
+    assert all(is_allowed_global(*n.rsplit('.', 1)) for n in held), held
+    storages = {n for n in held if n.endswith('Storage')}
+    # what legitimate checkpoints name, beyond torch's storage types ...
+    assert held - storages == {
+        'collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', '_codecs.encode',
+        'argparse.Namespace', '__builtin__.getattr',
+        'mmengine.logging.history_buffer.HistoryBuffer', 'numpy.core.multiarray._reconstruct',
+        'numpy.core.multiarray.scalar', 'numpy.dtype', 'numpy.ndarray'}
+    # ... and what is allowed besides: other tensor dtypes, numpy 2's module names,
+    # protocols 3 to 5, bytes / sets / complex / sizes / devices, parameters
+    assert {'torch._utils._rebuild_tensor_v3', 'numpy._core.multiarray._reconstruct',
+            'torch._utils._rebuild_parameter', 'torch.Size', 'torch.device'} <= ALLOWED_GLOBALS
+    assert not {'torch._tensor._rebuild_from_type_v2', 'collections.Counter',
+                'torch._utils._rebuild_parameter_with_state', 'builtins.eval'} & ALLOWED_GLOBALS
 
 
 def test_a_payload_is_refused_before_it_runs(payload, files, tmp_path):
@@ -281,16 +291,18 @@ def test_a_payload_is_refused_before_it_runs(payload, files, tmp_path):
     torch.save({'args': argparse.Namespace(x=Payload(marker))}, tmp_path / 'ns.pth')
     with pytest.raises(UnsafeCheckpointError, match="holds 'builtins.exec'"):
         safe_torch_load(tmp_path / 'ns.pth')
-    # getattr is allowed only as HistoryBuffer pickles its statistics methods
+    # getattr is allowed only as HistoryBuffer pickles its statistics methods, and gives
+    # no callable even then
     torch.save({'m': _GetAttr(HistoryBuffer, 'mean')}, tmp_path / 'ok.pth')
-    assert safe_torch_load(tmp_path / 'ok.pth')['m'] is HistoryBuffer.mean
+    with pytest.raises(UnsafeCheckpointError, match='_Statistic, which is not plain data'):
+        safe_torch_load(tmp_path / 'ok.pth')
     torch.save({'m': _GetAttr(HistoryBuffer, '__init__')}, tmp_path / 'ga.pth')
     with pytest.raises(UnsafeCheckpointError) as info:
         safe_torch_load(tmp_path / 'ga.pth')
     assert str(info.value) == (
         f"checkpoint {str(tmp_path / 'ga.pth')!r} cannot be loaded safely (it calls getattr("
-        f"HistoryBuffer, '__init__'); only getattr(HistoryBuffer, one of ['min', 'max', "
-        f"'current', 'mean']) is allowed); {OPT_IN}")
+        f"mmengine.logging.history_buffer.HistoryBuffer, '__init__'); only getattr("
+        f"HistoryBuffer, one of ['min', 'max', 'current', 'mean']) is allowed); {OPT_IN}")
     assert not marker.exists()
 
 
@@ -329,7 +341,7 @@ def test_unreadable_files_name_the_file(tmp_path, files):
     with pytest.raises(CheckpointLoadError) as info:
         safe_torch_load(text)
     assert str(info.value) == (f'cannot read checkpoint {str(text)!r}: not a torch checkpoint '
-                               f'(neither a zip archive nor a pickle)')
+                               f'(neither a zip archive nor a pickle) nor a safetensors file')
     with pytest.raises(CheckpointLoadError) as info:
         safe_torch_load(cut)
     assert str(info.value).startswith(
@@ -338,22 +350,35 @@ def test_unreadable_files_name_the_file(tmp_path, files):
         safe_torch_load(tmp_path / 'missing.pth')
 
 
-def test_opt_in_switches(monkeypatch):
+def test_opt_in_switches(monkeypatch, files, tmp_path):
     monkeypatch.delenv(TRUST_ENV)
-    assert apply_trust_checkpoint() is False and TRUST_ENV not in os.environ
-    assert apply_trust_checkpoint(False, Config(dict(trust_checkpoint=False))) is False
-    with pytest.raises(ValueError) as info:
-        apply_trust_checkpoint(False, Config(dict(trust_checkpoint='yes')))
-    assert str(info.value) == "config key trust_checkpoint must be True or False, got 'yes'"
+    mine, other = files['deit_official'], files['deit_converted']
+    with trust_scope():
+        assert apply_trust_checkpoint(None, [mine]) == frozenset()
+        assert apply_trust_checkpoint(None, [mine], Config(dict(trust_checkpoint=False))) == set()
+        assert not is_trusted(mine)
+        with pytest.raises(ValueError) as info:
+            apply_trust_checkpoint(None, [mine], Config(dict(trust_checkpoint=1)))
+        assert str(info.value) == ('config key trust_checkpoint must be True, False or a list '
+                                   'of checkpoint files, got 1')
+        with pytest.raises(ValueError, match="checkpoint to trust 'nope.pth' does not exist"):
+            apply_trust_checkpoint(['nope.pth'])
+        # the bare flag: the tool's own checkpoint, nothing else, and no environment change
+        assert apply_trust_checkpoint([TRUST_NAMED], [mine, None]) == {osp.realpath(mine)}
+        assert is_trusted(mine) and not is_trusted(other) and TRUST_ENV not in os.environ
+        # another spelling of the same file is the same file
+        assert is_trusted(osp.join(osp.dirname(mine), '.', osp.basename(mine)))
+        with trust_scope():  # a nested tool run adds its own files and forgets them
+            apply_trust_checkpoint(None, [mine], Config(dict(trust_checkpoint=[other])))
+            assert is_trusted(other)
+        assert not is_trusted(other) and is_trusted(mine)
+    assert not is_trusted(mine)
     monkeypatch.setenv(TRUST_ENV, 'maybe')
     with pytest.raises(ValueError) as info:
         apply_trust_checkpoint()
     assert str(info.value) == f"{TRUST_ENV}='maybe' is not allowed; use 1 (trust checkpoints) or 0"
-    monkeypatch.delenv(TRUST_ENV)
-    assert apply_trust_checkpoint(False, Config(dict(trust_checkpoint=True))) is True
-    assert os.environ[TRUST_ENV] == '1'
-    monkeypatch.delenv(TRUST_ENV)
-    assert apply_trust_checkpoint(True) is True and os.environ[TRUST_ENV] == '1'
+    monkeypatch.setenv(TRUST_ENV, '1')  # the process-wide opt-in
+    assert is_trusted(mine) and is_trusted(other)
 
 
 # Every entry point that reads a checkpoint, as a user runs it on a downloaded file.
@@ -383,17 +408,44 @@ ENTRY_POINTS = {
     'analysis/block_entropy.py': lambda ck, root, tmp: [
         'analysis/block_entropy.py', CLS_CFG, ck, '-n', 4, '--out', tmp / 'o',
         '--cfg-options', *data_root_options(root)],
+    'analysis/frequency.py': lambda ck, root, tmp: [
+        'analysis/frequency.py', CLS_CFG, ck, '-n', 4, '--out', tmp / 'o',
+        '--cfg-options', *data_root_options(root)],
+    'analysis/random_skip.py': lambda ck, root, tmp: [
+        'analysis/random_skip.py', CLS_CFG, ck, '--ks', 1, '-m', 1, '-n', 4, '--out', tmp / 'o',
+        '--cfg-options', *data_root_options(root)],
+    'analysis/selection_stability.py': lambda ck, root, tmp: [
+        'analysis/selection_stability.py', CLS_CFG, ck, '-k', 1, '-n', 4, '--seeds', 0,
+        '--splits', 'train', '--out', tmp / 'o', '--cfg-options', *data_root_options(root)],
 }
 
 
+@pytest.fixture(scope='module')
+def forged(files, tmp_path_factory):
+    """A real Runner checkpoint with the forged-pointer chain of issue 20 in its meta."""
+    from tests.test_utils.test_safe_unpickle import FORGED_POINTER
+    ckpt = torch.load(files['runner'], map_location='cpu', weights_only=False)
+    ckpt['meta']['dilution_lam'] = FORGED_POINTER  # read as float() by tools/prune.py
+    path = tmp_path_factory.mktemp('forged') / 'forged.pth'
+    torch.save(ckpt, path)
+    return path
+
+
+def forged_refusal(path):
+    return (f'checkpoint {str(path)!r} cannot be loaded safely (numpy dtype \'O\' is not '
+            f'allowed (only the numeric types b1, c16, c8, f2, f4, f8, i1, i2, i4, i8, u1, u2, '
+            f'u4, u8)); {OPT_IN}')
+
+
 @pytest.mark.parametrize('entry', list(ENTRY_POINTS))
-def test_entry_point_refuses_a_payload(entry, payload, cifar, tmp_path, capsys):
+def test_entry_point_refuses_a_payload(entry, payload, forged, cifar, tmp_path, capsys):
     path, marker = payload
-    tool, *argv = ENTRY_POINTS[entry](path, cifar, tmp_path)
-    assert import_tool(tool).main([str(a) for a in argv]) == 2
-    assert not marker.exists(), f'{entry} ran the payload'
-    assert capsys.readouterr().err.strip().splitlines()[-1] == f'nose_mm: error: {refusal(path)}'
-    assert not (tmp_path / 'out.pth').exists()
+    for ckpt, expected in ((path, refusal(path)), (forged, forged_refusal(forged))):
+        tool, *argv = ENTRY_POINTS[entry](ckpt, cifar, tmp_path)
+        assert import_tool(tool).main([str(a) for a in argv]) == 2
+        assert not marker.exists(), f'{entry} ran the payload'
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f'nose_mm: error: {expected}'
+        assert not (tmp_path / 'out.pth').exists()
 
 
 def test_tools_name_an_unreadable_checkpoint(cifar, tmp_path, capsys):
@@ -403,7 +455,7 @@ def test_tools_name_an_unreadable_checkpoint(cifar, tmp_path, capsys):
     assert import_tool('test.py').main([str(a) for a in argv]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f'nose_mm: error: cannot read checkpoint {str(garbage)!r}: not a torch checkpoint '
-        f'(neither a zip archive nor a pickle)')
+        f'(neither a zip archive nor a pickle) nor a safetensors file')
 
 
 def test_a_user_running_test_py_on_a_payload(payload, cifar, tmp_path):
@@ -434,3 +486,97 @@ def test_entry_point_opt_in_runs_a_trusted_file(how, files, payload, cifar, tmp_
         assert import_tool('prune.py').main([str(trusted), str(tmp_path / 'out.pth'), how]) == 0
     assert (tmp_path / 'ran').read_text() == 'payload ran'
     assert not shared_marker.exists()
+
+
+def test_trust_is_scoped_to_the_named_files(files, payload, cifar, tmp_path, capsys):
+    """``--trust-checkpoint`` trusts the tool's checkpoint argument, for that run only."""
+    path, marker = payload
+    ran = tmp_path / 'ran'
+    ckpt = torch.load(files['runner'], map_location='cpu', weights_only=False)
+    ckpt['meta']['note'] = Payload(ran)
+    trusted = tmp_path / 'mine.pth'
+    torch.save(ckpt, trusted)
+    # benchmark: CHECKPOINT trusted, the --compare checkpoint is not
+    argv = ENTRY_POINTS['benchmark.py'](trusted, cifar, tmp_path)[1:] + [
+        '--compare', CLS_CFG, path, '--trust-checkpoint']
+    assert import_tool('benchmark.py').main([str(a) for a in argv]) == 2
+    assert ran.exists() and not marker.exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f'nose_mm: error: {refusal(path)}'
+    # train: the init_cfg file is not the run's checkpoint; naming it trusts it
+    argv = [str(a) for a in ENTRY_POINTS['train.py init_cfg Pretrained'](path, cifar, tmp_path)]
+    assert import_tool('train.py').main(argv[1:] + ['--trust-checkpoint']) == 2
+    assert not marker.exists()
+    assert TRUST_ENV not in os.environ or os.environ[TRUST_ENV] == '0'
+    # after the runs nothing stays trusted in this process
+    assert not is_trusted(trusted) and not is_trusted(path)
+    with pytest.raises(UnsafeCheckpointError):
+        safe_torch_load(trusted)
+    # a child process of a trusted run does not inherit the trust
+    os.remove(ran)
+    proc = run_tool('prune.py', trusted, tmp_path / 'out.pth', '--trust-checkpoint', path,
+                    env=NOT_TRUSTED, check=False)
+    assert proc.returncode == 2 and not ran.exists()
+    assert proc.stderr.strip().splitlines()[-1] == f'nose_mm: error: {refusal(trusted)}'
+
+
+def test_only_regular_files_are_read(tmp_path, files):
+    fifo = tmp_path / 'x.pth'
+    os.mkfifo(fifo)  # reading would block for ever
+    with pytest.raises(CheckpointLoadError) as info:
+        load_checkpoint_file(str(fifo))
+    assert str(info.value) == (f'cannot read checkpoint {str(fifo)!r}: not a regular file (a '
+                               f'FIFO, socket or device); pass the checkpoint file itself')
+    with pytest.raises(CheckpointLoadError, match='not a regular file'):
+        safe_torch_load('/dev/zero')
+    # a link to a checkpoint is read; a TorchScript archive (code) is refused
+    os.symlink(files['pruned'], tmp_path / 'link.pth')
+    assert safe_torch_load(tmp_path / 'link.pth')['meta']['pruned_layers']
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / 'script.pt')
+    with pytest.raises(CheckpointLoadError, match='it is a TorchScript archive'):
+        safe_torch_load(tmp_path / 'script.pt')
+    # the tar format of torch < 0.4 (torch's legacy loader extracts it) is refused
+    import tarfile
+    # (a member name starting with byte 0x80 makes it look like a pickle too)
+    with tarfile.open(tmp_path / 'old.pth', 'w', format=tarfile.USTAR_FORMAT,
+                      encoding='utf-8', errors='surrogateescape') as tar:
+        tar.add(files['pruned'], arcname='\udc80pickle')
+    assert (tmp_path / 'old.pth').read_bytes()[:1] == b'\x80'
+    with pytest.raises(CheckpointLoadError, match='the tar format of torch < 0.4 is not'):
+        safe_torch_load(tmp_path / 'old.pth')
+
+
+def test_safetensors_round_trip_through_the_tools(files, cifar, tmp_path):
+    """Pruned and converted models written as .safetensors; every tool reads them."""
+    out = tmp_path / 'pruned.safetensors'
+    run_tool('prune.py', files['runner'], out)
+    as_pth = load_checkpoint_file(files['pruned'])
+    as_st = load_checkpoint_file(str(out))
+    assert as_st['meta']['pruned_layers'] == as_pth['meta']['pruned_layers']
+    assert as_st['meta']['removed_layers'] == as_pth['meta']['removed_layers']
+    assert as_st['meta']['dilution_lam'] == as_pth['meta']['dilution_lam'] == 0.0
+    assert as_st['state_dict'].keys() == as_pth['state_dict'].keys()
+    assert all(torch.equal(as_st['state_dict'][k], v) for k, v in as_pth['state_dict'].items())
+    with open(out, 'rb') as f:  # no pickle in the file: a JSON header, then raw tensors
+        assert b'\x80\x02' not in f.read(int.from_bytes(f.read(8), 'little'))
+    # the converters write it too, and read timm's own safetensors weights
+    from safetensors.torch import save_file
+    save_file(_timm_vit().state_dict(), str(tmp_path / 'timm.safetensors'))
+    run_tool('convert/deit_to_mmpretrain.py', tmp_path / 'timm.safetensors',
+             tmp_path / 'mm.safetensors')
+    converted = load_checkpoint_file(str(tmp_path / 'mm.safetensors'))
+    reference = load_checkpoint_file(files['deit_converted'])
+    assert converted['meta'] == reference['meta']
+    assert all(torch.equal(converted['state_dict'][k], v)
+               for k, v in reference['state_dict'].items())
+    # a Runner checkpoint's weights as safetensors give the same test metric
+    st_runner = tmp_path / 'runner.safetensors'
+    full = load_checkpoint_file(files['runner'])
+    save_checkpoint_file({'state_dict': full['state_dict'], 'meta': full['meta']}, str(st_runner))
+    scores = []
+    for ckpt in (files['runner'], st_runner):
+        work = tmp_path / f'w{len(scores)}'
+        run_tool(*ENTRY_POINTS['test.py'](ckpt, cifar, tmp_path)[:3], '--work-dir', work,
+                 '--cfg-options', *data_root_options(cifar),
+                 'model.backbone.type=NoseVisionTransformer')
+        scores.append(json.load(open(next(work.rglob('results.json'))))['metrics'])
+    assert scores[0] == scores[1]

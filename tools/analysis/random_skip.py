@@ -50,7 +50,7 @@ def _load(args):
     check_num_subsets(args.num_subsets)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)
-    apply_trust_checkpoint(args.trust_checkpoint, cfg)
+    apply_trust_checkpoint(args.trust_checkpoint, [args.checkpoint], cfg)
     check_calibration_data(cfg, args.split)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')

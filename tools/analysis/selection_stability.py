@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         SelectionSettings(num_layers=k)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)
-    apply_trust_checkpoint(args.trust_checkpoint, cfg)
+    apply_trust_checkpoint(args.trust_checkpoint, [args.checkpoint], cfg)
     splits = list(dict.fromkeys(args.splits))
     for split in splits:
         check_calibration_data(cfg, split)

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     from nose_mm.models.convert import convert_deit_checkpoint
     from nose_mm.models.prune import convert_checkpoint_file
     from nose_mm.utils.safe_load import apply_trust_checkpoint
-    apply_trust_checkpoint(args.trust_checkpoint)
+    apply_trust_checkpoint(args.trust_checkpoint, named=[args.src])
     converted = convert_checkpoint_file(args.src, args.dst, convert_deit_checkpoint)
     meta = converted['meta']
     print(f'converted {len(converted["state_dict"])} tensors -> {args.dst} '

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     from nose_mm.models.convert import convert_lambda_vit
     from nose_mm.models.prune import convert_checkpoint_file, pruned_backbone_cfg
     from nose_mm.utils.safe_load import apply_trust_checkpoint
-    apply_trust_checkpoint(args.trust_checkpoint)
+    apply_trust_checkpoint(args.trust_checkpoint, named=[args.src])
     converted = convert_checkpoint_file(
         args.src, args.dst,
         lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate,

@@ -1,0 +1,825 @@
+"""nose_mm's own unpickler: the only code a checkpoint file can reach.
+
+Why not ``torch.load(weights_only=True)`` with extra allowed globals: its
+unpickler lets an allowed class's ``__setstate__`` (or ``__dict__.update``) take
+whatever state the file gives, and calls any allowed function with any
+arguments. With numpy's dtypes and arrays, mmengine's ``HistoryBuffer`` and
+torch's own ``_rebuild_from_type_v2`` on the list, a file built only from
+allowed names forges object pointers and runs code (nose_mm issue 20). The
+allow-list, not the names, was the hole: an allowed piece whose state the file
+can drive is a gadget.
+
+So this module runs the pickle opcodes itself (:class:`SafeUnpickler`), and
+every operation the file can ask for is one of the functions below:
+
+* ``GLOBAL`` / ``STACK_GLOBAL`` push an inert token from :data:`_GLOBALS` (a
+  torch dtype or storage type is pushed as itself); any other name is refused.
+  Before anything runs, :func:`scan_globals` names every global of the pickle,
+  so a refusal lists all of them.
+* ``REDUCE`` / ``NEWOBJ`` call only the builder of a token; each builder checks
+  its arguments' types and values (e.g. a numpy dtype only from a canonical
+  numeric spec, a tensor only over a storage from the archive with no hooks).
+* ``BUILD`` sets state only on the five kinds that legitimate checkpoints
+  build (``OrderedDict`` metadata, numpy dtype and array, ``HistoryBuffer``,
+  ``argparse.Namespace``), once per object, after checking every key and value;
+  a ``HistoryBuffer``'s state never reaches its class.
+* ``BINPERSID`` (torch's storages) passes only a well-formed storage id to
+  torch's own ``persistent_load``.
+* The result must be plain data (:func:`check_plain_data`): containers,
+  numbers, strings, tensors, numeric numpy values, and the built objects.
+
+What legitimate files hold (measured in ``tests/test_utils/test_safe_load.py``
+on files written by mmengine, mmpretrain, mmseg, timm, the reference code and
+nose_mm): tensors and parameters, ``OrderedDict``, numpy numeric arrays,
+scalars and dtypes, ``HistoryBuffer`` (with its statistics methods pickled
+through ``getattr``), ``argparse.Namespace``, bytes and sets. What is refused
+although ``weights_only=True`` allows it: tensor subclasses and tensors with
+Python attributes (``_rebuild_from_type_v2``), sparse, quantized, nested and
+meta tensors, ``Counter``, backward hooks, and the text-protocol opcodes.
+
+:data:`PICKLE_MODULE` is what ``torch.load(pickle_module=...)`` takes, so torch
+still reads the archive and its storages.
+"""
+import _compat_pickle
+import argparse
+import io
+import pickle
+import pickletools
+import struct
+from collections import OrderedDict
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+
+__all__ = ['UnsafeGlobalsError', 'UnsafeContentError', 'SafeUnpickler', 'PICKLE_MODULE',
+           'scan_globals', 'check_plain_data', 'ALLOWED_GLOBALS']
+
+
+class UnsafeGlobalsError(pickle.UnpicklingError):
+    """The pickle names globals that are not allowed (:attr:`names`, in file order)."""
+
+    def __init__(self, names: List[str]):
+        self.names = list(dict.fromkeys(names))
+        super().__init__(f'it names {", ".join(map(repr, self.names))}')
+
+
+class UnsafeContentError(pickle.UnpicklingError):
+    """The pickle asks for an operation or a value that is not allowed."""
+
+
+class _Global:
+    """The inert stand-in that ``GLOBAL`` pushes: a name, nothing to call or set."""
+    __slots__ = ('name', )
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f'<global {self.name}>'
+
+
+class _Statistic:
+    """What ``getattr(HistoryBuffer, name)`` gives here: the name of a statistic."""
+    __slots__ = ('name', )
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _refuse(message: str):
+    raise UnsafeContentError(message)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, _Global):
+        return value.name
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------------------
+# Builders: the only functions a file can call (through REDUCE / NEWOBJ).
+# ---------------------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _int_tuple(value: Any, what: str, minimum: int = None) -> Tuple[int, ...]:
+    if type(value) is not tuple or not all(_is_int(v) for v in value):
+        _refuse(f'{what} must be a tuple of ints, got {_describe(value)}')
+    if minimum is not None and any(v < minimum for v in value):
+        _refuse(f'{what} has values below {minimum}: {value}')
+    return value
+
+
+def _empty_hooks(hooks: Any) -> None:
+    if type(hooks) not in (OrderedDict, dict) or hooks:
+        _refuse('a tensor carries backward hooks (code run during backward)')
+
+
+def _tensor_args(storage, storage_offset, size, stride, requires_grad, backward_hooks,
+                 metadata) -> None:
+    """Refuse arguments of a tensor rebuild that torch.save would not write."""
+    if type(storage) is not torch.storage.TypedStorage:
+        _refuse(f'a tensor is built over a {_describe(storage)}, not a stored tensor')
+    if not _is_int(storage_offset) or storage_offset < 0:
+        _refuse(f'a tensor has storage offset {storage_offset!r}')
+    _int_tuple(size, 'a tensor size', 0)
+    _int_tuple(stride, 'a tensor stride')
+    if len(size) != len(stride):
+        _refuse(f'a tensor has size {size} but stride {stride}')
+    if type(requires_grad) is not bool:
+        _refuse(f'requires_grad must be a bool, got {_describe(requires_grad)}')
+    _empty_hooks(backward_hooks)
+    if metadata is not None and (type(metadata) is not dict or not all(
+            type(k) is str and type(v) is bool for k, v in metadata.items())):
+        _refuse('tensor metadata must map names to bools')
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks,
+                       metadata=None) -> torch.Tensor:
+    _tensor_args(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata)
+    return torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad,
+                                           OrderedDict(), metadata)
+
+
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
+                       dtype, metadata=None) -> torch.Tensor:
+    # dtypes without a legacy storage class (uint16, float8, ...) are saved this way
+    _tensor_args(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata)
+    if type(dtype) is not torch.dtype:
+        _refuse(f'a tensor has dtype {_describe(dtype)}')
+    return torch._utils._rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad,
+                                           OrderedDict(), dtype, metadata)
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks) -> torch.nn.Parameter:
+    if type(data) is not torch.Tensor:
+        _refuse(f'a parameter wraps a {_describe(data)}, not a tensor')
+    if type(requires_grad) is not bool:
+        _refuse(f'requires_grad must be a bool, got {_describe(requires_grad)}')
+    _empty_hooks(backward_hooks)
+    return torch.nn.Parameter(data, requires_grad)
+
+
+def _ordered_dict(*args) -> OrderedDict:
+    if args:
+        _refuse('OrderedDict is built from items, not arguments')
+    return OrderedDict()
+
+
+def _encode(text, encoding='utf-8') -> bytes:
+    # protocol 2 pickles bytes as _codecs.encode(latin-1 text, 'latin1')
+    if type(text) is not str or encoding not in ('latin1', 'latin-1'):
+        _refuse(f'_codecs.encode is allowed only for latin-1 text, got '
+                f'{_describe(text)}, {encoding!r}')
+    return text.encode('latin-1')
+
+
+def _bytearray(*args) -> bytearray:
+    if args == ():
+        return bytearray()
+    if len(args) == 1 and type(args[0]) is bytes:
+        return bytearray(args[0])
+    if len(args) == 2 and type(args[0]) is str and args[1] in ('latin1', 'latin-1'):
+        return bytearray(args[0], 'latin-1')
+    _refuse('bytearray is allowed only from bytes or latin-1 text')
+
+
+def _set_of(kind):
+    def build(*args):
+        if args == ():
+            return kind()
+        if len(args) == 1 and type(args[0]) is list:
+            return kind(args[0])
+        _refuse(f'{kind.__name__} is built from one list')
+    return build
+
+
+def _complex(real=0.0, imag=0.0) -> complex:
+    if type(real) is not float or type(imag) is not float:
+        _refuse('complex takes two floats')
+    return complex(real, imag)
+
+
+def _size(dims=()) -> torch.Size:
+    return torch.Size(_int_tuple(dims, 'torch.Size', 0))
+
+
+def _device(kind, index=None) -> torch.device:
+    if type(kind) is not str or not (index is None or _is_int(index)):
+        _refuse('torch.device takes a name and an index')
+    return torch.device(kind) if index is None else torch.device(kind, index)
+
+
+_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _getattr(owner, name) -> _Statistic:
+    if owner is not _HISTORY_BUFFER or name not in _STATISTICS:
+        _refuse(f'it calls getattr({_describe(owner)}, {name!r}); only getattr('
+                f'HistoryBuffer, one of {list(_STATISTICS)}) is allowed')
+    return _Statistic(name)
+
+
+#: numpy dtypes a checkpoint may hold: booleans, integers, floats, complex.
+_NUMERIC_SPECS = frozenset(
+    ['b1', 'i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4', 'u8', 'f2', 'f4', 'f8', 'c8', 'c16'])
+
+
+def _numeric_dtype(value: Any, what: str) -> np.dtype:
+    """``value`` if it is a dtype this module built (numeric, native, no fields)."""
+    if (not isinstance(value, np.dtype) or value.kind not in 'biufc' or value.hasobject
+            or value.fields is not None or value.subdtype is not None
+            or not value.isnative or value.str[1:] not in _NUMERIC_SPECS):
+        _refuse(f'{what} must be a numeric numpy dtype, got {value!r}')
+    return value
+
+
+def _np_dtype(spec, align=False, copy=True) -> np.dtype:
+    if type(spec) is not str or spec not in _NUMERIC_SPECS or align not in (False, 0) \
+            or copy not in (True, 1):
+        _refuse(f'numpy dtype {spec!r} is not allowed (only the numeric types '
+                f'{", ".join(sorted(_NUMERIC_SPECS))})')
+    return np.dtype(spec)
+
+
+def _np_reconstruct(cls, shape, typecode) -> np.ndarray:
+    if cls is not _NDARRAY or shape != (0, ) or typecode != b'b':
+        _refuse('numpy _reconstruct is allowed only as numpy pickles a plain ndarray')
+    return np.empty((0, ), np.int8)
+
+
+def _np_frombuffer(buffer, dtype, shape, order) -> np.ndarray:
+    # numpy's pickle of an array under protocol 5 (the buffer in-band)
+    dtype = _numeric_dtype(dtype, 'a numpy array\'s dtype')
+    shape = _int_tuple(shape, 'a numpy array\'s shape', 0)
+    count = 1
+    for dim in shape:
+        count *= dim
+    if type(buffer) not in (bytes, bytearray) or len(buffer) != count * dtype.itemsize \
+            or order not in ('C', 'F'):
+        _refuse(f'a numpy array of shape {shape} and dtype {dtype} needs '
+                f'{count * dtype.itemsize} bytes of data')
+    return np.frombuffer(bytes(buffer), dtype).reshape(shape, order=order).copy(order=order)
+
+
+def _np_scalar(dtype, data) -> np.generic:
+    dtype = _numeric_dtype(dtype, 'a numpy scalar\'s dtype')
+    if type(data) is not bytes or len(data) != dtype.itemsize:
+        _refuse(f'a numpy {dtype} scalar needs {dtype.itemsize} bytes')
+    return np.frombuffer(data, dtype)[0]
+
+
+def _new_plain(cls):
+    def build(*args):
+        if args:
+            _refuse(f'{cls.__name__} is created without arguments')
+        return cls.__new__(cls)
+    return build
+
+
+_NDARRAY = _Global('numpy.ndarray')
+_HISTORY_BUFFER = _Global('mmengine.logging.history_buffer.HistoryBuffer')
+
+#: Every name a file may use: name -> (token pushed, REDUCE builder, NEWOBJ builder).
+_GLOBALS: Dict[str, Tuple[Any, Any, Any]] = {}
+
+
+def _allow(name: str, reduce=None, newobj=None, token=None) -> None:
+    _GLOBALS[name] = (_Global(name) if token is None else token, reduce, newobj)
+
+
+_allow('collections.OrderedDict', _ordered_dict)
+_allow('torch._utils._rebuild_tensor_v2', _rebuild_tensor_v2)
+_allow('torch._utils._rebuild_tensor_v3', _rebuild_tensor_v3)
+# the storage type of dtypes without a legacy storage class: a marker for torch's loader
+_allow('torch.storage.UntypedStorage', token=torch.UntypedStorage)
+_allow('torch._utils._rebuild_parameter', _rebuild_parameter)
+_allow('torch.Size', _size)
+_allow('torch.device', _device)
+_allow('_codecs.encode', _encode)
+_allow('builtins.bytearray', _bytearray)
+_allow('builtins.set', _set_of(set))
+_allow('builtins.frozenset', _set_of(frozenset))
+_allow('builtins.complex', _complex)
+_allow('builtins.getattr', _getattr)
+_allow('numpy.dtype', _np_dtype)
+_allow('numpy.ndarray', token=_NDARRAY)
+for _pkg in ('numpy.core', 'numpy._core'):  # the module name of the numpy that saved it
+    _allow(f'{_pkg}.multiarray._reconstruct', _np_reconstruct)
+    _allow(f'{_pkg}.multiarray.scalar', _np_scalar)
+    _allow(f'{_pkg}.numeric._frombuffer', _np_frombuffer)
+_allow('mmengine.logging.history_buffer.HistoryBuffer', newobj=_new_plain(HistoryBuffer),
+       token=_HISTORY_BUFFER)
+for _name in _STATISTICS:  # protocol >= 4 names the methods by their qualified name
+    _allow(f'mmengine.logging.history_buffer.HistoryBuffer.{_name}', token=_Statistic(_name))
+_allow('argparse.Namespace', newobj=_new_plain(argparse.Namespace))
+for _dtype in {v for v in vars(torch).values() if isinstance(v, torch.dtype)}:
+    _allow(str(_dtype), token=_dtype)  # e.g. torch.float32: a value, not callable
+
+_REDUCE = {id(t): (t, r) for t, r, _ in _GLOBALS.values() if r is not None}
+_NEWOBJ = {id(t): (t, n) for t, _, n in _GLOBALS.values() if n is not None}
+
+#: The names files may hold (besides torch's storage types, e.g. ``torch.FloatStorage``).
+ALLOWED_GLOBALS = frozenset(_GLOBALS)
+
+
+def _storage_type(module: str, name: str):
+    """torch's stand-in for ``torch.<X>Storage`` (what torch's loaders push), or None."""
+    if module != 'torch' or not name.endswith('Storage'):
+        return None
+    try:
+        return torch.serialization.StorageType(name)
+    except KeyError:
+        return None
+
+
+def _canonical(module: str, name: str) -> Tuple[str, str]:
+    """The Python 3 name of a protocol-2 global (``__builtin__`` -> ``builtins``)."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def is_allowed_global(module: str, name: str) -> bool:
+    """Whether ``module.name`` may appear in a safely loaded pickle."""
+    module, name = _canonical(module, name)
+    return f'{module}.{name}' in _GLOBALS or _storage_type(module, name) is not None
+
+
+# ---------------------------------------------------------------------------
+# BUILD: state set only on the kinds checkpoints build, after checking it.
+# ---------------------------------------------------------------------------
+def _build_ordered_dict(inst: OrderedDict, state: Any, built) -> None:
+    # state_dict() keeps the modules' versions in ``_metadata``; nothing else is set
+    if type(state) is not dict or set(state) - {'_metadata'}:
+        _refuse('an OrderedDict may carry only _metadata')
+    if '_metadata' in state:
+        if type(state['_metadata']) not in (dict, OrderedDict):
+            _refuse('OrderedDict._metadata must be a dict')
+        inst._metadata = state['_metadata']
+
+
+def _build_dtype(inst: np.dtype, state: Any, built) -> None:
+    # what numpy pickles for a numeric dtype; nothing is set on it
+    if state != inst.__reduce__()[2] or type(state) is not tuple:
+        _refuse(f'numpy dtype {inst} has state {state!r}; only numpy\'s own '
+                f'{inst.__reduce__()[2]!r} is allowed')
+
+
+def _build_array(inst: np.ndarray, state: Any, built) -> None:
+    if type(state) is not tuple or len(state) != 5:
+        _refuse('a numpy array\'s state must be (version, shape, dtype, fortran, data)')
+    version, shape, dtype, fortran, data = state
+    if version != 1 or not _is_int(version):
+        _refuse(f'numpy array state version {version!r} is not supported')
+    shape = _int_tuple(shape, 'a numpy array\'s shape', 0)
+    dtype = _numeric_dtype(dtype, 'a numpy array\'s dtype')
+    if type(fortran) is not bool:
+        _refuse('a numpy array\'s order flag must be a bool')
+    count = 1
+    for dim in shape:
+        count *= dim
+    if type(data) is not bytes or len(data) != count * dtype.itemsize:
+        _refuse(f'a numpy array of shape {shape} and dtype {dtype} needs '
+                f'{count * dtype.itemsize} bytes of data')
+    inst.__setstate__((1, shape, dtype, fortran, data))
+
+
+def _numeric_array(value: Any, what: str) -> np.ndarray:
+    if type(value) is not np.ndarray or value.ndim != 1 \
+            or value.dtype.kind not in 'biuf':
+        _refuse(f'{what} must be a 1-d numeric numpy array')
+    return value
+
+
+_BUFFER_KEYS = {'max_length', '_log_history', '_count_history'}
+
+
+def _build_history_buffer(inst: HistoryBuffer, state: Any, built) -> None:
+    if type(state) is not dict or not _BUFFER_KEYS <= set(state) <= _BUFFER_KEYS | {
+            'statistics_methods'}:
+        _refuse(f'a HistoryBuffer\'s state must hold {sorted(_BUFFER_KEYS)} '
+                f'(and statistics_methods)')
+    methods = state.get('statistics_methods', {})
+    if type(methods) is not dict or not all(
+            type(v) is _Statistic and v.name == k for k, v in methods.items()):
+        _refuse('HistoryBuffer.statistics_methods may name only the built-in statistics '
+                f'{list(_STATISTICS)}')
+    max_length = state['max_length']
+    if not _is_int(max_length) or max_length < 1:
+        _refuse(f'HistoryBuffer.max_length must be a positive int, got {max_length!r}')
+    logs = _numeric_array(state['_log_history'], 'HistoryBuffer._log_history')
+    counts = _numeric_array(state['_count_history'], 'HistoryBuffer._count_history')
+    if len(logs) != len(counts):
+        _refuse('HistoryBuffer logs and counts differ in length')
+    # The statistics are mmengine's defaults: the file's methods are never applied,
+    # and the class-level registry is only given the defaults mmengine itself sets.
+    inst.__dict__.update(max_length=max_length, _log_history=logs, _count_history=counts)
+    HistoryBuffer._set_default_statistics(inst)
+
+
+def _build_namespace(inst: argparse.Namespace, state: Any, built) -> None:
+    if type(state) is not dict or not all(
+            type(k) is str and k.isidentifier() and not k.startswith('_') for k in state):
+        _refuse('an argparse.Namespace\'s attributes must be public names')
+    inst.__dict__.update(state)
+
+
+_BUILD = {OrderedDict: _build_ordered_dict, np.ndarray: _build_array,
+          HistoryBuffer: _build_history_buffer, argparse.Namespace: _build_namespace}
+
+
+# ---------------------------------------------------------------------------
+# The opcode machine.
+# ---------------------------------------------------------------------------
+def _storage_id(pid: Any) -> None:
+    """Refuse a persistent id that is not torch's id of a stored tensor."""
+    ok = type(pid) is tuple and len(pid) in (5, 6) and pid[0] in ('storage', b'storage')
+    if ok:
+        storage_type, key, location, numel = pid[1:5]
+        ok = ((type(storage_type) is torch.serialization.StorageType
+               or storage_type is torch.UntypedStorage)
+              and type(key) is str and len(key) < 256
+              and type(location) in (str, bytes) and len(location) < 64
+              and _is_int(numel) and numel >= 0)
+        if len(pid) == 6:  # the legacy format: (..., view metadata or None)
+            view = pid[5]
+            ok = ok and (view is None or (
+                type(view) is tuple and len(view) == 3 and type(view[0]) is str
+                and _is_int(view[1]) and _is_int(view[2]) and min(view[1:]) >= 0))
+    if not ok:
+        _refuse('a persistent id is not a stored tensor\'s')
+
+
+class SafeUnpickler:
+    """A pickle machine that does only what :mod:`nose_mm.utils.safe_unpickle` allows.
+
+    Same interface as :class:`pickle.Unpickler` as torch uses it: built on a
+    binary file, ``find_class`` (torch's loaders override it for storage
+    types and call this one), ``persistent_load`` (set by torch), ``load()``.
+
+    Args:
+        file: A binary file positioned at the pickle.
+        encoding (str): Decoding of protocol-0/1 8-bit strings. Defaults to
+            ``'ASCII'``; torch passes ``'utf-8'``.
+        errors (str): Their decoding errors. Defaults to ``'strict'``.
+    """
+
+    def __init__(self, file, *, encoding: str = 'ASCII', errors: str = 'strict'):
+        self._file = file
+        self._encoding, self._errors = encoding, errors
+
+    def persistent_load(self, pid):
+        raise UnsafeContentError('the pickle refers to data outside it (persistent id)')
+
+    def find_class(self, module: str, name: str) -> Any:
+        module, name = _canonical(module, name)
+        full = f'{module}.{name}'
+        if full in _GLOBALS:
+            return _GLOBALS[full][0]
+        storage = _storage_type(module, name)
+        if storage is None:
+            raise UnsafeGlobalsError([full])
+        return storage
+
+    def load(self) -> Any:
+        start = self._file.tell()
+        refused = [f'{m}.{n}' for m, n in scan_globals(self._file)
+                   if not is_allowed_global(m, n)]
+        if refused:
+            raise UnsafeGlobalsError([_canonical_name(n) for n in refused])
+        self._file.seek(start)
+        return self._run()
+
+    # -- the machine -----------------------------------------------------
+    def _run(self) -> Any:
+        read, readline = self._file.read, self._file.readline
+        stack: List[Any] = []
+        marks: List[List[Any]] = []
+        memo: Dict[int, Any] = {}
+        built: set = set()
+        push = stack.append
+
+        def pop_mark() -> List[Any]:
+            nonlocal stack, push
+            items = stack
+            if not marks:
+                _refuse('the pickle is malformed (no mark)')
+            stack = marks.pop()
+            push = stack.append
+            return items
+
+        def unpack(fmt: str, size: int):
+            data = read(size)
+            if len(data) != size:
+                raise EOFError('the pickle ends early')
+            return struct.unpack(fmt, data)[0]
+
+        def read_exact(size: int) -> bytes:
+            data = read(size)
+            if len(data) != size:
+                raise EOFError('the pickle ends early')
+            return data
+
+        def text(data: bytes) -> str:
+            return data.decode('utf-8', 'surrogatepass')
+
+        def old_string(data: bytes):
+            if self._encoding == 'bytes':
+                return data
+            return data.decode(self._encoding, self._errors)
+
+        def container(kind):
+            target = stack[-1] if stack else None
+            if type(target) not in kind:
+                _refuse(f'it adds items to a {_describe(target)}')
+            return target
+
+        while True:
+            op = read(1)
+            if not op:
+                raise EOFError('the pickle ends without STOP')
+            code = op[0]
+            if code == 0x80:  # PROTO
+                if read_exact(1)[0] > 5:
+                    _refuse('unknown pickle protocol')
+            elif code == 0x95:  # FRAME: framing is only a read-ahead hint
+                read_exact(8)
+            elif code == 0x2e:  # STOP
+                if len(stack) != 1 or marks:
+                    _refuse('the pickle is malformed (stack at STOP)')
+                return stack[0]
+            elif code == 0x28:  # MARK
+                marks.append(stack)
+                stack = []
+                push = stack.append
+            elif code == 0x30:  # POP
+                if stack:
+                    stack.pop()
+                else:
+                    pop_mark()
+            elif code == 0x31:  # POP_MARK
+                pop_mark()
+            elif code == 0x4e:  # NONE
+                push(None)
+            elif code == 0x88:  # NEWTRUE
+                push(True)
+            elif code == 0x89:  # NEWFALSE
+                push(False)
+            elif code == 0x4a:  # BININT
+                push(unpack('<i', 4))
+            elif code == 0x4b:  # BININT1
+                push(read_exact(1)[0])
+            elif code == 0x4d:  # BININT2
+                push(unpack('<H', 2))
+            elif code == 0x8a:  # LONG1
+                push(int.from_bytes(read_exact(read_exact(1)[0]), 'little', signed=True))
+            elif code == 0x8b:  # LONG4
+                push(int.from_bytes(read_exact(unpack('<i', 4)), 'little', signed=True))
+            elif code == 0x47:  # BINFLOAT
+                push(unpack('>d', 8))
+            elif code == 0x58:  # BINUNICODE
+                push(text(read_exact(unpack('<I', 4))))
+            elif code == 0x8c:  # SHORT_BINUNICODE
+                push(text(read_exact(read_exact(1)[0])))
+            elif code == 0x8d:  # BINUNICODE8
+                push(text(read_exact(unpack('<Q', 8))))
+            elif code == 0x42:  # BINBYTES
+                push(read_exact(unpack('<I', 4)))
+            elif code == 0x43:  # SHORT_BINBYTES
+                push(read_exact(read_exact(1)[0]))
+            elif code == 0x8e:  # BINBYTES8
+                push(read_exact(unpack('<Q', 8)))
+            elif code == 0x96:  # BYTEARRAY8
+                push(bytearray(read_exact(unpack('<Q', 8))))
+            elif code == 0x55:  # SHORT_BINSTRING
+                push(old_string(read_exact(read_exact(1)[0])))
+            elif code == 0x54:  # BINSTRING
+                push(old_string(read_exact(unpack('<i', 4))))
+            elif code == 0x29:  # EMPTY_TUPLE
+                push(())
+            elif code == 0x74:  # TUPLE
+                items = tuple(pop_mark())
+                push(items)
+            elif code in (0x85, 0x86, 0x87):  # TUPLE1 / TUPLE2 / TUPLE3
+                n = code - 0x84
+                if len(stack) < n:
+                    _refuse('the pickle is malformed (short stack)')
+                items = tuple(stack[-n:])
+                del stack[-n:]
+                push(items)
+            elif code == 0x5d:  # EMPTY_LIST
+                push([])
+            elif code == 0x6c:  # LIST
+                items = pop_mark()
+                push(items)
+            elif code == 0x61:  # APPEND
+                item = stack.pop()
+                container((list, )).append(item)
+            elif code == 0x65:  # APPENDS
+                items = pop_mark()
+                container((list, )).extend(items)
+            elif code == 0x7d:  # EMPTY_DICT
+                push({})
+            elif code == 0x64:  # DICT
+                items = pop_mark()
+                if len(items) % 2:
+                    _refuse('the pickle is malformed (odd items)')
+                items = dict(zip(items[::2], items[1::2]))
+                push(items)
+            elif code == 0x73:  # SETITEM
+                value, key = stack.pop(), stack.pop()
+                container((dict, OrderedDict))[key] = value
+            elif code == 0x75:  # SETITEMS
+                items = pop_mark()
+                if len(items) % 2:
+                    _refuse('the pickle is malformed (odd items)')
+                target = container((dict, OrderedDict))
+                for i in range(0, len(items), 2):
+                    target[items[i]] = items[i + 1]
+            elif code == 0x8f:  # EMPTY_SET
+                push(set())
+            elif code == 0x90:  # ADDITEMS
+                items = pop_mark()
+                container((set, )).update(items)
+            elif code == 0x91:  # FROZENSET
+                items = frozenset(pop_mark())
+                push(items)
+            elif code == 0x71:  # BINPUT
+                memo[read_exact(1)[0]] = stack[-1]
+            elif code == 0x72:  # LONG_BINPUT
+                memo[unpack('<I', 4)] = stack[-1]
+            elif code == 0x94:  # MEMOIZE
+                memo[len(memo)] = stack[-1]
+            elif code in (0x68, 0x6a):  # BINGET / LONG_BINGET
+                index = read_exact(1)[0] if code == 0x68 else unpack('<I', 4)
+                if index not in memo:
+                    _refuse('the pickle is malformed (memo)')
+                push(memo[index])
+            elif code == 0x63:  # GLOBAL
+                module = text(readline()[:-1])
+                name = text(readline()[:-1])
+                push(self.find_class(module, name))
+            elif code == 0x93:  # STACK_GLOBAL
+                name, module = stack.pop(), stack.pop()
+                if type(module) is not str or type(name) is not str:
+                    _refuse('STACK_GLOBAL needs two names')
+                push(self.find_class(module, name))
+            elif code == 0x52:  # REDUCE
+                args = stack.pop()
+                func = stack[-1]
+                entry = _REDUCE.get(id(func))
+                if entry is None or entry[0] is not func:
+                    _refuse(f'it calls {_describe(func)}, which cannot be called')
+                if type(args) is not tuple:
+                    _refuse('REDUCE arguments must be a tuple')
+                stack[-1] = entry[1](*args)
+            elif code in (0x81, 0x92):  # NEWOBJ / NEWOBJ_EX
+                kwargs = stack.pop() if code == 0x92 else {}
+                args = stack.pop()
+                cls = stack.pop()
+                entry = _NEWOBJ.get(id(cls))
+                if entry is None or entry[0] is not cls:
+                    _refuse(f'it creates a {_describe(cls)}, which cannot be created')
+                if type(args) is not tuple or kwargs != {}:
+                    _refuse(f'{_describe(cls)} is created without arguments')
+                push(entry[1](*args))
+            elif code == 0x62:  # BUILD
+                state = stack.pop()
+                inst = stack[-1]
+                kind = np.dtype if isinstance(inst, np.dtype) else type(inst)
+                build = _build_dtype if kind is np.dtype else _BUILD.get(kind)
+                if build is None:
+                    _refuse(f'it sets the state of a {_describe(inst)}')
+                if kind is np.dtype:  # numpy shares one dtype object: only checked
+                    build(inst, state, built)
+                    continue
+                if id(inst) in built:
+                    _refuse(f'it sets the state of a {_describe(inst)} twice')
+                build(inst, state, built)
+                built.add(id(inst))
+            elif code == 0x51:  # BINPERSID
+                pid = stack.pop()
+                _storage_id(pid)
+                push(self.persistent_load(pid))
+            else:
+                _refuse(f'pickle opcode {op!r} is not allowed')
+
+
+def _canonical_name(full: str) -> str:
+    module, _, name = full.rpartition('.')
+    module, name = _canonical(module, name)
+    return f'{module}.{name}'
+
+
+def scan_globals(file) -> List[Tuple[str, str]]:
+    """Every ``(module, name)`` a pickle names, read without running it.
+
+    Reads one pickle from ``file`` (up to its STOP). ``STACK_GLOBAL`` names are
+    resolved when the two strings before it are literal (as the pickler writes
+    them); :class:`SafeUnpickler` checks every name again as it runs.
+
+    Raises:
+        ValueError: The bytes are not a pickle (``pickletools`` cannot read them).
+    """
+    names: List[Tuple[str, str]] = []
+    strings: List[Any] = []
+    memo: Dict[int, Any] = {}
+    for opcode, arg, _ in pickletools.genops(file):
+        op = opcode.name
+        if op == 'GLOBAL':
+            module, _, name = arg.partition(' ')
+            names.append((module, name))
+            strings.append(None)
+        elif op == 'STACK_GLOBAL':
+            pair = strings[-2:]
+            if len(pair) == 2 and all(isinstance(s, str) for s in pair):
+                names.append((pair[0], pair[1]))
+            else:
+                names.append(('<computed>', 'STACK_GLOBAL'))
+            strings.append(None)
+        elif op in ('BINUNICODE', 'SHORT_BINUNICODE', 'BINUNICODE8', 'UNICODE'):
+            strings.append(arg)
+        elif op in ('BINPUT', 'LONG_BINPUT', 'PUT'):
+            memo[arg] = strings[-1] if strings else None
+        elif op == 'MEMOIZE':
+            memo[len(memo)] = strings[-1] if strings else None
+        elif op in ('BINGET', 'LONG_BINGET', 'GET'):
+            strings.append(memo.get(arg))
+        elif op in ('INST', 'OBJ', 'EXT1', 'EXT2', 'EXT4'):
+            names.append(('<opcode>', op))
+        else:
+            strings.append(None)
+        if len(strings) > 2:
+            del strings[:-2]
+    return names
+
+
+#: Leaves of plain data: what a loaded checkpoint may hold besides containers.
+_LEAVES = (str, bytes, bytearray, int, float, complex, bool, type(None), torch.dtype,
+           torch.device, torch.Size, np.dtype, np.bool_, np.number)
+
+
+def check_plain_data(obj: Any) -> None:
+    """Refuse a loaded object that holds anything but plain data.
+
+    Plain data: dicts (``OrderedDict`` with at most ``_metadata``), lists,
+    tuples, sets, numbers, strings, bytes, torch dtypes / devices / sizes,
+    tensors and parameters (no hooks), numeric numpy arrays, scalars and dtypes,
+    ``HistoryBuffer`` and ``argparse.Namespace`` built by :class:`SafeUnpickler`.
+
+    Raises:
+        UnsafeContentError: Naming the first other value found.
+    """
+    seen = set()
+    todo = [obj]
+    while todo:
+        value = todo.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        kind = type(value)
+        if kind in (dict, OrderedDict):
+            todo.extend(value.keys())
+            todo.extend(value.values())
+            if kind is OrderedDict:
+                extra = set(vars(value)) - {'_metadata'}
+                if extra:
+                    _refuse(f'an OrderedDict carries attributes {sorted(extra)}')
+                todo.extend(vars(value).values())
+        elif kind in (list, tuple, set, frozenset):
+            todo.extend(value)
+        elif kind in (torch.Tensor, torch.nn.Parameter):
+            if value._backward_hooks:
+                _refuse('a tensor carries backward hooks')
+        elif kind is np.ndarray:
+            _numeric_dtype(value.dtype, 'a numpy array\'s dtype')
+        elif kind in (HistoryBuffer, argparse.Namespace):
+            todo.extend(vars(value).values())
+        elif not isinstance(value, _LEAVES) or isinstance(value, (_Global, _Statistic)):
+            _refuse(f'it holds a {_describe(value)}, which is not plain data')
+
+
+def _load(file, **kwargs) -> Any:
+    """``pickle.load`` with :class:`SafeUnpickler` (torch's legacy-format headers)."""
+    return SafeUnpickler(file, **kwargs).load()
+
+
+class _PickleModule:
+    """What ``torch.load(pickle_module=...)`` uses: ``Unpickler`` and ``load``."""
+    __name__ = 'nose_mm.utils.safe_unpickle'
+    Unpickler = SafeUnpickler
+    UnpicklingError = pickle.UnpicklingError
+    load = staticmethod(_load)
+
+
+#: Pass as ``torch.load(..., weights_only=False, pickle_module=PICKLE_MODULE)``.
+PICKLE_MODULE = _PickleModule()
+
+
+def loads(data: bytes) -> Any:
+    """Unpickle ``data`` (no persistent ids) safely; for tests and small payloads."""
+    return _load(io.BytesIO(data))

@@ -1,0 +1,241 @@
+"""nose_mm's unpickler against the pieces an attacker combines (nose_mm issue 20).
+
+The attack that ran code through the earlier allow-list, rebuilt from its parts:
+1. a numpy dtype whose BUILD state makes it an object subarray with its flags
+   cleared; 2. ``np.ndarray(shape, dtype, buffer)`` over attacker bytes, which
+   then holds a forged object pointer; 3. a ``HistoryBuffer`` whose
+   ``__setstate__`` takes any attribute (``as_subclass``), called through
+   torch's ``_rebuild_from_type_v2``. Each step is written into a real torch
+   checkpoint here (``torch.save`` of objects whose ``__reduce__`` emits it) and
+   must be refused; the forged pointer is shown to be real under the old
+   allow-list first, so the test cannot pass on a harmless file.
+"""
+import argparse
+import copyreg
+import io
+import pickle
+import re
+import struct
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from numpy.core import multiarray
+
+from nose_mm.utils.safe_load import CheckpointLoadError, UnsafeCheckpointError, safe_torch_load
+from nose_mm.utils.safe_unpickle import ALLOWED_GLOBALS, loads, scan_globals
+
+
+class Reduce:
+    """Pickles as ``func(*args)`` (then BUILD ``state`` when given)."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) + (() if self.state is None else (self.state, ))
+
+
+def dtype(spec, state=None):
+    return Reduce(np.dtype, (spec, False, True), state)
+
+
+def array(shape, dt, data):
+    return Reduce(multiarray._reconstruct, (np.ndarray, (0, ), b'b'),
+                  (1, shape, dt, False, data))
+
+
+class New:
+    """Pickles as ``cls.__new__(cls)`` (NEWOBJ) then BUILD ``state``."""
+
+    def __init__(self, cls, state):
+        self.cls, self.state = cls, state
+
+    @property
+    def __class__(self):  # pickle checks that NEWOBJ builds the object's own class
+        return self.cls
+
+    def __reduce__(self):
+        return copyreg.__newobj__, (self.cls, ), self.state
+
+
+new = New
+
+
+#: Step 1: float64 turned into a one-element object subarray, flags cleared.
+FORGED_DTYPE = dtype('f8', (3, '|', (dtype('O'), (1, )), None, None, 8, 8, 0))
+#: Step 2: an ndarray over 8 attacker bytes (the address of None) with that dtype.
+FORGED_POINTER = Reduce(np.ndarray, ((1, ), FORGED_DTYPE, struct.pack('<Q', id(None))))
+
+
+def save(tmp_path, obj, name='evil.pth', **kwargs):
+    path = tmp_path / name
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {'x': obj}}, path, **kwargs)
+    return path
+
+
+def refused(path, match):
+    with pytest.raises(UnsafeCheckpointError, match=match) as info:
+        safe_torch_load(path)
+    assert str(path) in str(info.value)
+    return str(info.value)
+
+
+def old_allow_list():
+    """What nose_mm allowed before issue 20 (with torch's weights_only defaults)."""
+    return [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, HistoryBuffer,
+            *sorted({type(np.dtype(c)) for c in '?bhilqBHILQefdgO'} - {np.dtype},
+                    key=lambda t: t.__name__)]
+
+
+def test_the_forged_pointer_is_real_under_the_old_allow_list_and_refused_now(tmp_path):
+    path = save(tmp_path, FORGED_POINTER)
+    with torch.serialization.safe_globals(old_allow_list()):
+        forged = torch.load(path, weights_only=True)['meta']['x']
+    # a genuine object array whose element is whatever object the 8 bytes address
+    assert forged.dtype == object and forged.reshape(-1)[0] is None
+    # the object dtype it is made of is refused before anything is built from it
+    refused(path, "numpy dtype 'O' is not allowed")
+
+
+def test_step_1_a_steered_dtype_is_refused(tmp_path):
+    refused(save(tmp_path, FORGED_DTYPE), "numpy dtype 'O' is not allowed")
+    # the same state over a numeric subarray: the state is not numpy's own
+    numeric = dtype('f8', (3, '|', (dtype('f8'), (1, )), None, None, 8, 8, 0))
+    message = refused(save(tmp_path, numeric), 'numpy dtype float64 has state')
+    assert "only numpy's own (3, '<', None, None, None, -1, -1, 0) is allowed" in message
+    # the uint64 dtype with numpy's list-pickle flag
+    refused(save(tmp_path, dtype('u8', (3, '<', None, None, None, -1, -1, 0x3f))),
+            'numpy dtype uint64 has state')
+    for spec in ('O', 'V8', 'U4', 'M8[s]'):  # object, void / structured, text, datetime
+        refused(save(tmp_path, dtype(spec)), re.escape(f"numpy dtype '{spec}' is not allowed"))
+    # numpy's own dtype pickles load: every allowed numeric type, both orders a file has
+    for spec in ('?', 'i1', 'u2', 'i4', 'i8', 'f2', 'f4', 'f8', 'c16'):
+        value = np.arange(3).astype(spec)
+        torch.save({'a': value, 's': value[0]}, tmp_path / 'ok.pth')
+        out = safe_torch_load(tmp_path / 'ok.pth')
+        assert out['a'].dtype == value.dtype and np.array_equal(out['a'], value)
+        assert type(out['s']) is type(value[0]) and out['s'] == value[0]
+    # big-endian arrays (not written on the machines torch supports) are refused too
+    refused(save(tmp_path, np.arange(3, dtype='>i4')), r"numpy dtype int32 has state \(3, '>'")
+
+
+def test_step_2_arrays_only_from_numpys_own_pickle(tmp_path):
+    refused(save(tmp_path, FORGED_POINTER), "numpy dtype 'O' is not allowed")
+    # ndarray is a token, not a callable
+    refused(save(tmp_path, Reduce(np.ndarray, ((1, ), dtype('f8'), b'\0' * 8))),
+            'it calls numpy.ndarray, which cannot be called')
+    # data that does not fit the shape, an object dtype, a second BUILD
+    refused(save(tmp_path, array((4, ), dtype('f8'), b'\0' * 8)), 'needs 32 bytes of data')
+    refused(save(tmp_path, array((1, ), dtype('O'), b'\0' * 8)), "numpy dtype 'O' is not")
+    refused(save(tmp_path, Reduce(multiarray._reconstruct, (HistoryBuffer, (0, ), b'b'))),
+            'numpy _reconstruct is allowed only as numpy pickles a plain ndarray')
+    fine = np.arange(6, dtype=np.float32).reshape(2, 3)
+    twice = Reduce(multiarray._reconstruct, (np.ndarray, (0, ), b'b'), fine.__reduce__()[2])
+    data = pickle.dumps(twice, protocol=2)
+    assert data.endswith(b'b.')
+    with pytest.raises(pickle.UnpicklingError, match='twice'):
+        loads(data[:-1] + pickle.dumps(fine.__reduce__()[2], protocol=2)[2:-1] + b'b.')
+    assert np.array_equal(loads(data), fine)
+
+
+def test_step_3_history_buffer_state_and_the_call_gadgets(tmp_path):
+    good = HistoryBuffer([1.0, 3.0], [1, 1])
+    state = good.__getstate__()
+    # an extra attribute (the as_subclass gadget) is refused
+    evil = dict(state, as_subclass=Reduce(getattr, (HistoryBuffer, 'current')))
+    refused(save(tmp_path, new(HistoryBuffer, evil)), "a HistoryBuffer's state must hold")
+    # statistics methods may only name themselves: the file cannot make mean() the max
+    swapped = dict(state, statistics_methods={'mean': Reduce(getattr, (HistoryBuffer, 'max'))})
+    before = dict(HistoryBuffer._statistics_methods)
+    refused(save(tmp_path, new(HistoryBuffer, swapped)), 'may name only the built-in')
+    assert HistoryBuffer._statistics_methods == before
+    # getattr gives no callable, and nothing else is reachable through it
+    refused(save(tmp_path, Reduce(getattr, (HistoryBuffer, '__init__'))),
+            r"getattr\(mmengine.logging.history_buffer.HistoryBuffer, '__init__'\)")
+    refused(save(tmp_path, Reduce(getattr, (HistoryBuffer, 'current'))), 'not plain data')
+    # torch's general rebuild (calls anything, then ret.as_subclass) is not allowed at all
+    gadget = Reduce(torch._tensor._rebuild_from_type_v2,
+                    (HistoryBuffer, HistoryBuffer, (), {}))
+    message = refused(save(tmp_path, gadget), 'holds')
+    assert "'torch._tensor._rebuild_from_type_v2'" in message
+    # arrays in a buffer must be numeric 1-d; a legitimate buffer loads with its class intact
+    bad = dict(state, _log_history=np.zeros((2, 2)))
+    refused(save(tmp_path, new(HistoryBuffer, bad)), '1-d numeric numpy array')
+    torch.save({'h': good}, tmp_path / 'ok.pth')
+    loaded = safe_torch_load(tmp_path / 'ok.pth')['h']
+    assert type(loaded) is HistoryBuffer and loaded.mean() == 2.0 and loaded.max() == 3.0
+    assert HistoryBuffer._statistics_methods == before
+
+
+def test_every_other_gadget_torch_allows_is_refused(tmp_path):
+    t = torch.ones(2)
+    t.extra = 'python state'  # pickled through _rebuild_from_type_v2
+    assert "'torch._tensor._rebuild_from_type_v2'" in refused(save(tmp_path, t), 'holds')
+    # a tensor with a backward hook (code run in backward)
+    from collections import OrderedDict
+    hooks = OrderedDict(h=Reduce(getattr, (HistoryBuffer, 'mean')))
+
+    class Hooked:
+        def __reduce__(self):
+            return (torch._utils._rebuild_parameter, (torch.ones(2), True, hooks))
+    refused(save(tmp_path, Hooked()), 'backward hooks')
+    # an OrderedDict may carry only state_dict metadata (attributes shadow its methods)
+    od = OrderedDict(a=1)
+    od.keys_of = 'an attribute'
+    refused(save(tmp_path, od), 'an OrderedDict may carry only _metadata')
+    # a Namespace attribute that shadows its repr helpers
+    ns = argparse.Namespace(ok=1)
+    setattr(ns, '_get_kwargs', 1)
+    refused(save(tmp_path, ns), 'public names')
+    refused(save(tmp_path, Reduce(torch.Tensor, ())), "holds 'torch.Tensor'")
+    from collections import Counter
+    refused(save(tmp_path, Counter('ab')), "holds 'collections.Counter'")
+
+
+def test_the_refusal_lists_every_name_in_both_formats(tmp_path):
+    evil = {'a': Reduce(eval, ('1', )), 'b': Reduce(print, ('x', ))}
+    for legacy in (False, True):
+        path = save(tmp_path, evil, name=f'e{legacy}.pth',
+                    _use_new_zipfile_serialization=not legacy)
+        message = refused(path, 'holds')
+        assert "holds 'builtins.eval', 'builtins.print', which is not allowed" in message
+
+
+def test_scan_globals_reads_every_protocol():
+    obj = {'h': HistoryBuffer([1.0], [1]), 'a': np.ones(2)}
+    for protocol in (2, 3, 4, 5):
+        names = {f'{m}.{n}' for m, n in scan_globals(io.BytesIO(pickle.dumps(obj, protocol)))}
+        assert names >= {'numpy.dtype'}, protocol
+        assert all(n in ALLOWED_GLOBALS or n.startswith('__builtin__') for n in names), names
+        out = loads(pickle.dumps(obj, protocol))
+        assert out['h'].mean() == 1.0 and np.array_equal(out['a'], np.ones(2))
+
+
+def test_malformed_and_hostile_pickles_are_one_error(tmp_path):
+    cases = {
+        'ext': b'\x80\x02\x82\x01.',  # EXT1: copyreg's extension registry
+        'inst': b'(ios\nsystem\n.',  # protocol-0 INST
+        'deep': b'\x80\x02' + b']' * 200000 + b'.',
+        'memo': b'\x80\x02h\x05.',
+        'stack': b'\x80\x02t.',
+        'truncated': b'\x80\x02X\xff\xff\x00\x00ab',
+        'huge': b'\x80\x02\x8b\xff\xff\xff\x7f',
+    }
+    for name, data in cases.items():
+        with pytest.raises((pickle.UnpicklingError, EOFError, ValueError)):
+            loads(data)
+        # as a legacy-format checkpoint: one CheckpointLoadError naming the file
+        path = tmp_path / f'{name}.pth'
+        path.write_bytes(data)
+        with pytest.raises(CheckpointLoadError, match=str(path)):
+            safe_torch_load(path)
+
+
+def test_dtypes_numpy_shares_load_from_separate_pickles(tmp_path):
+    # np.dtype('f8') is one object: separate pickles of it BUILD it more than once
+    a, b = np.ones(2), np.zeros(3)
+    torch.save({'x': [a], 'y': {'z': b}, 's': [np.float64(1), np.float64(2)]}, tmp_path / 'd.pth')
+    out = safe_torch_load(tmp_path / 'd.pth')
+    assert np.array_equal(out['y']['z'], b) and out['s'][1] == 2.0

@@ -1,5 +1,5 @@
-# The NOSE dilution fine-tune on ImageNet-1k, the reference recipe (METHOD.md
-# section 6 and the reference code's main_lambda.py defaults): from the official
+# The NOSE dilution fine-tune on ImageNet-1k, the reference recipe (docs/method.md
+# §6 and the reference code's main_lambda.py defaults): from the official
 # DeiT checkpoint, 400 epochs at batch 8 x 256, lam = max(0, 1 - epoch / 299) so
 # the last ~100 epochs run at lam = 0, then tools/prune.py turns the last
 # checkpoint into the pruned model. configs/imagenet/README.md lists what is kept

@@ -1,4 +1,4 @@
-"""Frequency content of each block's patch features (METHOD.md section 7, paper Fig. 5).
+"""Frequency content of each block's patch features (docs/method.md §7, paper Fig. 5).
 
 Per block, the output patch tokens are reshaped to ``B x C x H x W``; the 2-D
 FFT over ``(H, W)`` is centred with ``fftshift`` and its magnitude ``|F|`` is

@@ -1,4 +1,4 @@
-"""Dilution learning (METHOD.md sections 4 and 5) in plain functions.
+"""Dilution learning (docs/method.md §4 and §5) in plain functions.
 
 No OpenMMLab imports here: the formulas, the ``lam`` schedules, the layer-index
 validation and the :class:`Dilutable` protocol can be read and tested on their

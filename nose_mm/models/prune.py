@@ -1,4 +1,4 @@
-"""Pruning a dilution-trained checkpoint (METHOD.md section 5).
+"""Pruning a dilution-trained checkpoint (docs/method.md §5).
 
 A layer trained down to ``lam = 0`` no longer uses its LN1 and attention
 weights; pruning drops them from the checkpoint. The result loads into a

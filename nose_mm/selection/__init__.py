@@ -1,4 +1,4 @@
-"""NOSE attention-layer selection (METHOD.md sections 1-3).
+"""NOSE attention-layer selection (docs/method.md §1-§3).
 
 Pure method (no framework imports): :mod:`.entropy`, :mod:`.greedy`,
 :mod:`.baselines`. Model side: :mod:`.adapters` (a classifier as embed /

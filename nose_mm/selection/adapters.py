@@ -17,7 +17,7 @@ Every adapter computes its blocks explicitly as the plain pre-norm block
 
 whatever dilution state the backbone carries: selection measures the
 pre-trained model. What a skipped attention leaves is the adapter's
-``skip_mode`` (:data:`SKIP_MODES`): ``'identity'`` (x stays x, METHOD.md's
+``skip_mode`` (:data:`SKIP_MODES`): ``'identity'`` (x stays x, docs/method.md's
 definition, the default) or ``'compensated'`` (x becomes 2x, the reference's
 shrink model: the block diluted at lam = 0 with compensation). A ``block``
 override skips through :meth:`~LayerSkipAdapter.skipped_attention` and is marked

@@ -1,4 +1,4 @@
-"""Baseline layer selectors with NOSE's budget ``K`` (METHOD.md section 3).
+"""Baseline layer selectors with NOSE's budget ``K`` (docs/method.md §3).
 
 Each returns a :class:`~nose_mm.selection.greedy.SelectionResult` like
 :func:`~nose_mm.selection.greedy_select`, so the tools and JSON files treat

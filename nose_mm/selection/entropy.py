@@ -1,4 +1,4 @@
-"""Gaussian entropy of a feature set and transfer entropy (METHOD.md sections 1 and 2).
+"""Gaussian entropy of a feature set and transfer entropy (docs/method.md §1 and §2).
 
 Under a Gaussian assumption the entropy of features ``F`` (N samples x D dims)
 is, up to constants that cancel in every difference this project takes,

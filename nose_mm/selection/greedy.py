@@ -1,4 +1,4 @@
-"""NOSE greedy selection (METHOD.md section 3, the paper's Algorithm 1).
+"""NOSE greedy selection (docs/method.md §3, the paper's Algorithm 1).
 
 ::
 

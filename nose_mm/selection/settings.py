@@ -46,7 +46,7 @@ class SelectionSettings:
         features (str): ``'head_input'`` or ``'logits'``. Defaults to ``'head_input'``.
         evaluator (str): ``'cached'`` or ``'naive'`` (NOSE only). Defaults to ``'cached'``.
         skip_mode (str): What a skipped attention leaves (NOSE only):
-            ``'identity'`` (x, METHOD.md) or ``'compensated'`` (2x, the
+            ``'identity'`` (x, docs/method.md) or ``'compensated'`` (2x, the
             reference code's shrink model). Defaults to ``'identity'``.
         split (str): Calibration images: ``'train'`` (training images with the
             test pipeline) or ``'val'`` (the val set, as the reference).

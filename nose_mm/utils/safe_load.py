@@ -38,6 +38,7 @@ import os.path as osp
 import stat
 import struct
 import tarfile
+import zipfile
 from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
 import torch
@@ -199,6 +200,16 @@ def _load_pickled(f, fmt: str, path: str, map_location: Any) -> Any:
             raise CheckpointLoadError(
                 f'cannot read checkpoint {_describe_path(path)}: it is a TorchScript archive '
                 f'(code, not weights); load it with torch.jit.load only if you trust it')
+        # torch.save stores every record uncompressed; torch's reader would also inflate
+        # compressed ones (a small file expanding to gigabytes)
+        with zipfile.ZipFile(f) as archive:
+            packed = [i.filename for i in archive.infolist()
+                      if i.compress_type != zipfile.ZIP_STORED]
+        f.seek(0)
+        if packed:
+            raise CheckpointLoadError(
+                f'cannot read checkpoint {_describe_path(path)}: {packed[0]!r} is compressed; '
+                f'torch.save never compresses records')
     elif _is_tar(f):
         raise CheckpointLoadError(
             f'cannot read checkpoint {_describe_path(path)}: the tar format of torch < 0.4 is '

@@ -25,8 +25,16 @@ every operation the file can ask for is one of the functions below:
   a ``HistoryBuffer``'s state never reaches its class.
 * ``BINPERSID`` (torch's storages) passes only a well-formed storage id to
   torch's own ``persistent_load``.
+* ``BINPERSID`` of the legacy format: a storage no larger than the file, zeroed
+  before torch fills it (a storage the file does not list stays zeros, never
+  uninitialised memory).
+* Dict keys and set items are strings, bytes, small ints and small tuples of
+  them, so hashing stays linear in the file (no shared-tuple explosion, no
+  crafted collisions); messages never print a value from the file in full.
 * The result must be plain data (:func:`check_plain_data`): containers,
-  numbers, strings, tensors, numeric numpy values, and the built objects.
+  numbers, strings, tensors of number dtypes, numeric numpy values and the
+  built objects, with no cycle and at most :data:`MAX_EXPANDED_SIZE` items
+  when shared parts are counted each time.
 
 What legitimate files hold (measured in ``tests/test_utils/test_safe_load.py``
 on files written by mmengine, mmpretrain, mmseg, timm, the reference code and
@@ -34,8 +42,9 @@ nose_mm): tensors and parameters, ``OrderedDict``, numpy numeric arrays,
 scalars and dtypes, ``HistoryBuffer`` (with its statistics methods pickled
 through ``getattr``), ``argparse.Namespace``, bytes and sets. What is refused
 although ``weights_only=True`` allows it: tensor subclasses and tensors with
-Python attributes (``_rebuild_from_type_v2``), sparse, quantized, nested and
-meta tensors, ``Counter``, backward hooks, and the text-protocol opcodes.
+Python attributes (``_rebuild_from_type_v2``), sparse, quantized, bit, nested
+and meta tensors, ``Counter``, backward hooks, float dict keys, and the
+text-protocol and extension opcodes.
 
 :data:`PICKLE_MODULE` is what ``torch.load(pickle_module=...)`` takes, so torch
 still reads the archive and its storages.
@@ -44,7 +53,9 @@ import _compat_pickle
 import argparse
 import io
 import pickle
+import os
 import pickletools
+import re
 import struct
 from collections import OrderedDict
 from typing import Any, Dict, List, Tuple
@@ -88,6 +99,22 @@ class _Statistic:
         self.name = name
 
 
+def _short(value: Any) -> str:
+    """A short, cheap text for a value from the file (never its full repr: a shared
+    tuple of depth 30 has a repr of 2**30 items)."""
+    kind = type(value)
+    if kind in (str, bytes):
+        return repr(value[:60]) + ('...' if len(value) > 60 else '')
+    if kind is int:
+        return repr(value) if value.bit_length() <= 64 else f'<int of {value.bit_length()} bits>'
+    if kind in (bool, float, type(None)):
+        return repr(value)
+    if kind is tuple and len(value) <= 8 and all(
+            type(v) in (str, bytes, int, bool, float, type(None)) for v in value):
+        return '(' + ', '.join(_short(v) for v in value) + (',)' if len(value) == 1 else ')')
+    return _describe(value)
+
+
 def _refuse(message: str):
     raise UnsafeContentError(message)
 
@@ -109,7 +136,7 @@ def _int_tuple(value: Any, what: str, minimum: int = None) -> Tuple[int, ...]:
     if type(value) is not tuple or not all(_is_int(v) for v in value):
         _refuse(f'{what} must be a tuple of ints, got {_describe(value)}')
     if minimum is not None and any(v < minimum for v in value):
-        _refuse(f'{what} has values below {minimum}: {value}')
+        _refuse(f'{what} has values below {minimum}: {_short(value)}')
     return value
 
 
@@ -118,17 +145,33 @@ def _empty_hooks(hooks: Any) -> None:
         _refuse('a tensor carries backward hooks (code run during backward)')
 
 
+#: Tensor dtypes a checkpoint may hold: numbers. Quantized (``qint8`` ...), bit
+#: (``bits8``, ``uint1`` ...) and packed types build tensors most operations fail on.
+TENSOR_DTYPES = frozenset(
+    [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16,
+     torch.uint32, torch.uint64, torch.float16, torch.bfloat16, torch.float32, torch.float64,
+     torch.complex32, torch.complex64, torch.complex128]
+    + [getattr(torch, n) for n in ('float8_e4m3fn', 'float8_e5m2', 'float8_e4m3fnuz',
+                                   'float8_e5m2fnuz') if hasattr(torch, n)])
+
+
+def _tensor_dtype(dtype: Any) -> None:
+    if dtype not in TENSOR_DTYPES:
+        shown = dtype if type(dtype) is torch.dtype else _describe(dtype)
+        _refuse(f'a tensor has dtype {shown}, not a number type')
+
+
 def _tensor_args(storage, storage_offset, size, stride, requires_grad, backward_hooks,
                  metadata) -> None:
     """Refuse arguments of a tensor rebuild that torch.save would not write."""
     if type(storage) is not torch.storage.TypedStorage:
         _refuse(f'a tensor is built over a {_describe(storage)}, not a stored tensor')
     if not _is_int(storage_offset) or storage_offset < 0:
-        _refuse(f'a tensor has storage offset {storage_offset!r}')
+        _refuse(f'a tensor has storage offset {_short(storage_offset)}')
     _int_tuple(size, 'a tensor size', 0)
     _int_tuple(stride, 'a tensor stride')
     if len(size) != len(stride):
-        _refuse(f'a tensor has size {size} but stride {stride}')
+        _refuse(f'a tensor has size {_short(size)} but stride {_short(stride)}')
     if type(requires_grad) is not bool:
         _refuse(f'requires_grad must be a bool, got {_describe(requires_grad)}')
     _empty_hooks(backward_hooks)
@@ -140,6 +183,7 @@ def _tensor_args(storage, storage_offset, size, stride, requires_grad, backward_
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks,
                        metadata=None) -> torch.Tensor:
     _tensor_args(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata)
+    _tensor_dtype(storage.dtype)
     return torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad,
                                            OrderedDict(), metadata)
 
@@ -148,8 +192,9 @@ def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, bac
                        dtype, metadata=None) -> torch.Tensor:
     # dtypes without a legacy storage class (uint16, float8, ...) are saved this way
     _tensor_args(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata)
-    if type(dtype) is not torch.dtype:
-        _refuse(f'a tensor has dtype {_describe(dtype)}')
+    if type(storage.dtype) is not torch.dtype or storage.dtype != torch.uint8:
+        _refuse('a tensor saved with its own dtype is built over a typed storage')
+    _tensor_dtype(dtype)
     return torch._utils._rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad,
                                            OrderedDict(), dtype, metadata)
 
@@ -173,7 +218,7 @@ def _encode(text, encoding='utf-8') -> bytes:
     # protocol 2 pickles bytes as _codecs.encode(latin-1 text, 'latin1')
     if type(text) is not str or encoding not in ('latin1', 'latin-1'):
         _refuse(f'_codecs.encode is allowed only for latin-1 text, got '
-                f'{_describe(text)}, {encoding!r}')
+                f'{_describe(text)}, {_short(encoding)}')
     return text.encode('latin-1')
 
 
@@ -191,9 +236,11 @@ def _set_of(kind):
     def build(*args):
         if args == ():
             return kind()
-        if len(args) == 1 and type(args[0]) is list:
+        if len(args) == 1 and type(args[0]) is list and all(
+                type(v) in (str, bytes, bool, type(None)) or (
+                    type(v) is int and -_HASH_MODULUS < v < _HASH_MODULUS) for v in args[0]):
             return kind(args[0])
-        _refuse(f'{kind.__name__} is built from one list')
+        _refuse(f'{kind.__name__} is built from one list of strings, bytes or small ints')
     return build
 
 
@@ -218,10 +265,18 @@ _STATISTICS = ('min', 'max', 'current', 'mean')
 
 def _getattr(owner, name) -> _Statistic:
     if owner is not _HISTORY_BUFFER or name not in _STATISTICS:
-        _refuse(f'it calls getattr({_describe(owner)}, {name!r}); only getattr('
+        _refuse(f'it calls getattr({_describe(owner)}, {_short(name)}); only getattr('
                 f'HistoryBuffer, one of {list(_STATISTICS)}) is allowed')
     return _Statistic(name)
 
+
+#: The largest expanded size (items, shared ones counted each time) of a dict key
+#: or set item (hashing visits all of it), and of the loaded object (printing or
+#: saving it does).
+MAX_KEY_SIZE = 256
+MAX_EXPANDED_SIZE = 10_000_000
+#: Python hashes ints modulo this prime; larger ones can be made to collide.
+_HASH_MODULUS = 2**61 - 1
 
 #: numpy dtypes a checkpoint may hold: booleans, integers, floats, complex.
 _NUMERIC_SPECS = frozenset(
@@ -233,14 +288,14 @@ def _numeric_dtype(value: Any, what: str) -> np.dtype:
     if (not isinstance(value, np.dtype) or value.kind not in 'biufc' or value.hasobject
             or value.fields is not None or value.subdtype is not None
             or not value.isnative or value.str[1:] not in _NUMERIC_SPECS):
-        _refuse(f'{what} must be a numeric numpy dtype, got {value!r}')
+        _refuse(f'{what} must be a numeric numpy dtype, got {_short(value)}')
     return value
 
 
 def _np_dtype(spec, align=False, copy=True) -> np.dtype:
     if type(spec) is not str or spec not in _NUMERIC_SPECS or align not in (False, 0) \
             or copy not in (True, 1):
-        _refuse(f'numpy dtype {spec!r} is not allowed (only the numeric types '
+        _refuse(f'numpy dtype {_short(spec)} is not allowed (only the numeric types '
                 f'{", ".join(sorted(_NUMERIC_SPECS))})')
     return np.dtype(spec)
 
@@ -260,7 +315,7 @@ def _np_frombuffer(buffer, dtype, shape, order) -> np.ndarray:
         count *= dim
     if type(buffer) not in (bytes, bytearray) or len(buffer) != count * dtype.itemsize \
             or order not in ('C', 'F'):
-        _refuse(f'a numpy array of shape {shape} and dtype {dtype} needs '
+        _refuse(f'a numpy array of shape {_short(shape)} and dtype {dtype} needs '
                 f'{count * dtype.itemsize} bytes of data')
     return np.frombuffer(bytes(buffer), dtype).reshape(shape, order=order).copy(order=order)
 
@@ -365,7 +420,7 @@ def _build_ordered_dict(inst: OrderedDict, state: Any, built) -> None:
 def _build_dtype(inst: np.dtype, state: Any, built) -> None:
     # what numpy pickles for a numeric dtype; nothing is set on it
     if state != inst.__reduce__()[2] or type(state) is not tuple:
-        _refuse(f'numpy dtype {inst} has state {state!r}; only numpy\'s own '
+        _refuse(f'numpy dtype {inst} has state {_short(state)}; only numpy\'s own '
                 f'{inst.__reduce__()[2]!r} is allowed')
 
 
@@ -374,7 +429,7 @@ def _build_array(inst: np.ndarray, state: Any, built) -> None:
         _refuse('a numpy array\'s state must be (version, shape, dtype, fortran, data)')
     version, shape, dtype, fortran, data = state
     if version != 1 or not _is_int(version):
-        _refuse(f'numpy array state version {version!r} is not supported')
+        _refuse(f'numpy array state version {_short(version)} is not supported')
     shape = _int_tuple(shape, 'a numpy array\'s shape', 0)
     dtype = _numeric_dtype(dtype, 'a numpy array\'s dtype')
     if type(fortran) is not bool:
@@ -383,7 +438,7 @@ def _build_array(inst: np.ndarray, state: Any, built) -> None:
     for dim in shape:
         count *= dim
     if type(data) is not bytes or len(data) != count * dtype.itemsize:
-        _refuse(f'a numpy array of shape {shape} and dtype {dtype} needs '
+        _refuse(f'a numpy array of shape {_short(shape)} and dtype {dtype} needs '
                 f'{count * dtype.itemsize} bytes of data')
     inst.__setstate__((1, shape, dtype, fortran, data))
 
@@ -410,14 +465,15 @@ def _build_history_buffer(inst: HistoryBuffer, state: Any, built) -> None:
                 f'{list(_STATISTICS)}')
     max_length = state['max_length']
     if not _is_int(max_length) or max_length < 1:
-        _refuse(f'HistoryBuffer.max_length must be a positive int, got {max_length!r}')
+        _refuse(f'HistoryBuffer.max_length must be a positive int, got {_short(max_length)}')
     logs = _numeric_array(state['_log_history'], 'HistoryBuffer._log_history')
     counts = _numeric_array(state['_count_history'], 'HistoryBuffer._count_history')
     if len(logs) != len(counts):
         _refuse('HistoryBuffer logs and counts differ in length')
     # The statistics are mmengine's defaults: the file's methods are never applied,
     # and the class-level registry is only given the defaults mmengine itself sets.
-    inst.__dict__.update(max_length=max_length, _log_history=logs, _count_history=counts)
+    inst.__dict__.update(max_length=max_length, _log_history=logs.copy(),
+                         _count_history=counts.copy())  # a later BUILD cannot change them
     HistoryBuffer._set_default_statistics(inst)
 
 
@@ -435,8 +491,17 @@ _BUILD = {OrderedDict: _build_ordered_dict, np.ndarray: _build_array,
 # ---------------------------------------------------------------------------
 # The opcode machine.
 # ---------------------------------------------------------------------------
-def _storage_id(pid: Any) -> None:
-    """Refuse a persistent id that is not torch's id of a stored tensor."""
+_LOCATION = re.compile(r'cpu|cuda(:\d{1,4})?|mps|xpu(:\d{1,4})?')
+
+
+def _storage_id(pid: Any, limit: int) -> None:
+    """Refuse a persistent id that is not torch's id of a stored tensor.
+
+    Args:
+        pid: The id (zip format: 5 items; the legacy format: 6).
+        limit (int): The file's size: a legacy storage (read from the file
+            after the pickle) cannot be larger.
+    """
     ok = type(pid) is tuple and len(pid) in (5, 6) and pid[0] in ('storage', b'storage')
     if ok:
         storage_type, key, location, numel = pid[1:5]
@@ -444,12 +509,15 @@ def _storage_id(pid: Any) -> None:
                or storage_type is torch.UntypedStorage)
               and type(key) is str and len(key) < 256
               and type(location) in (str, bytes) and len(location) < 64
+              and _LOCATION.fullmatch(location if type(location) is str
+                                      else location.decode('ascii', 'replace')) is not None
               and _is_int(numel) and numel >= 0)
         if len(pid) == 6:  # the legacy format: (..., view metadata or None)
             view = pid[5]
             ok = ok and (view is None or (
                 type(view) is tuple and len(view) == 3 and type(view[0]) is str
                 and _is_int(view[1]) and _is_int(view[2]) and min(view[1:]) >= 0))
+            ok = ok and numel <= limit
     if not ok:
         _refuse('a persistent id is not a stored tensor\'s')
 
@@ -471,6 +539,10 @@ class SafeUnpickler:
     def __init__(self, file, *, encoding: str = 'ASCII', errors: str = 'strict'):
         self._file = file
         self._encoding, self._errors = encoding, errors
+        try:  # a real file (the legacy format): its size bounds the storages it can hold
+            self._limit = os.fstat(file.fileno()).st_size
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self._limit = len(file.getbuffer()) if hasattr(file, 'getbuffer') else 0
 
     def persistent_load(self, pid):
         raise UnsafeContentError('the pickle refers to data outside it (persistent id)')
@@ -501,7 +573,37 @@ class SafeUnpickler:
         marks: List[List[Any]] = []
         memo: Dict[int, Any] = {}
         built: set = set()
+        zeroed: Dict[int, Any] = {}
+        sizes: Dict[int, Tuple[Any, int]] = {}  # id -> (tuple / frozenset, expanded size)
         push = stack.append
+
+        def sized(value):
+            """Record the expanded size of a new tuple / frozenset (hashing walks all of it)."""
+            total = 1
+            for v in value:
+                if id(v) in sizes:
+                    total += sizes[id(v)][1]
+                else:
+                    total += 1 + len(v) if type(v) in (tuple, frozenset) else 1
+            if total > 1 + len(value):  # nested: saturate, the number can double a level
+                sizes[id(value)] = (value, min(total, MAX_EXPANDED_SIZE + 1))
+            return value
+
+        def key(value):
+            """Only values with a cheap, collision-free hash go into dicts and sets."""
+            kind = type(value)
+            if kind in (str, bytes, bool, type(None)) or (
+                    kind is int and -_HASH_MODULUS < value < _HASH_MODULUS):
+                return value
+            if kind in (tuple, frozenset):
+                expanded = sizes[id(value)][1] if id(value) in sizes else 1 + len(value)
+                if expanded > MAX_KEY_SIZE:
+                    _refuse(f'a dict key or set item expands to more than {MAX_KEY_SIZE} items')
+                for item in value:
+                    key(item)
+                return value
+            _refuse(f'a dict key or set item is a {_describe(value)}; only strings, bytes, '
+                    f'small ints and tuples of them are allowed')
 
         def pop_mark() -> List[Any]:
             nonlocal stack, push
@@ -602,13 +704,13 @@ class SafeUnpickler:
             elif code == 0x29:  # EMPTY_TUPLE
                 push(())
             elif code == 0x74:  # TUPLE
-                items = tuple(pop_mark())
+                items = sized(tuple(pop_mark()))
                 push(items)
             elif code in (0x85, 0x86, 0x87):  # TUPLE1 / TUPLE2 / TUPLE3
                 n = code - 0x84
                 if len(stack) < n:
                     _refuse('the pickle is malformed (short stack)')
-                items = tuple(stack[-n:])
+                items = sized(tuple(stack[-n:]))
                 del stack[-n:]
                 push(items)
             elif code == 0x5d:  # EMPTY_LIST
@@ -628,25 +730,25 @@ class SafeUnpickler:
                 items = pop_mark()
                 if len(items) % 2:
                     _refuse('the pickle is malformed (odd items)')
-                items = dict(zip(items[::2], items[1::2]))
+                items = {key(k): v for k, v in zip(items[::2], items[1::2])}
                 push(items)
             elif code == 0x73:  # SETITEM
-                value, key = stack.pop(), stack.pop()
-                container((dict, OrderedDict))[key] = value
+                value, name = stack.pop(), stack.pop()
+                container((dict, OrderedDict))[key(name)] = value
             elif code == 0x75:  # SETITEMS
                 items = pop_mark()
                 if len(items) % 2:
                     _refuse('the pickle is malformed (odd items)')
                 target = container((dict, OrderedDict))
                 for i in range(0, len(items), 2):
-                    target[items[i]] = items[i + 1]
+                    target[key(items[i])] = items[i + 1]
             elif code == 0x8f:  # EMPTY_SET
                 push(set())
             elif code == 0x90:  # ADDITEMS
-                items = pop_mark()
+                items = [key(v) for v in pop_mark()]
                 container((set, )).update(items)
             elif code == 0x91:  # FROZENSET
-                items = frozenset(pop_mark())
+                items = sized(frozenset(key(v) for v in pop_mark()))
                 push(items)
             elif code == 0x71:  # BINPUT
                 memo[read_exact(1)[0]] = stack[-1]
@@ -703,8 +805,14 @@ class SafeUnpickler:
                 built.add(id(inst))
             elif code == 0x51:  # BINPERSID
                 pid = stack.pop()
-                _storage_id(pid)
-                push(self.persistent_load(pid))
+                _storage_id(pid, self._limit)
+                storage = self.persistent_load(pid)
+                if len(pid) == 6 and id(storage) not in zeroed:
+                    # legacy: torch fills storages from the file after the pickle, only those
+                    # the file lists; one it does not list would hold uninitialised memory
+                    storage._untyped_storage.fill_(0)
+                    zeroed[id(storage)] = storage
+                push(storage)
             else:
                 _refuse(f'pickle opcode {op!r} is not allowed')
 
@@ -763,44 +871,82 @@ _LEAVES = (str, bytes, bytearray, int, float, complex, bool, type(None), torch.d
            torch.device, torch.Size, np.dtype, np.bool_, np.number)
 
 
-def check_plain_data(obj: Any) -> None:
-    """Refuse a loaded object that holds anything but plain data.
+def _children(value: Any) -> List[Any]:
+    """Check one loaded value; return the values it holds (to be checked in turn)."""
+    kind = type(value)
+    if kind in (dict, OrderedDict):
+        held = [*value.keys(), *value.values()]
+        if kind is OrderedDict:
+            extra = set(vars(value)) - {'_metadata'}
+            if extra:
+                _refuse(f'an OrderedDict carries attributes {sorted(extra)}')
+            held += list(vars(value).values())
+        return held
+    if kind in (list, tuple, set, frozenset):
+        return list(value)
+    if kind in (torch.Tensor, torch.nn.Parameter):
+        if value._backward_hooks:
+            _refuse('a tensor carries backward hooks')
+        if value.is_quantized or value.is_meta or value.layout != torch.strided:
+            _refuse('a tensor is quantized, sparse or has no data (meta)')
+        _tensor_dtype(value.dtype)
+        return []
+    if kind is np.ndarray:
+        _numeric_dtype(value.dtype, 'a numpy array\'s dtype')
+        return []
+    if kind is HistoryBuffer:
+        if set(vars(value)) != _BUFFER_KEYS:
+            _refuse('a HistoryBuffer was created but not given its state')
+        _numeric_array(value._log_history, 'HistoryBuffer._log_history')
+        _numeric_array(value._count_history, 'HistoryBuffer._count_history')
+        return []
+    if kind is argparse.Namespace:
+        return list(vars(value).values())
+    if not isinstance(value, _LEAVES) or isinstance(value, (_Global, _Statistic)):
+        _refuse(f'it holds a {_describe(value)}, which is not plain data')
+    return []
+
+
+def check_plain_data(obj: Any, limit: int = MAX_EXPANDED_SIZE) -> None:
+    """Refuse a loaded object that holds anything but plain data, a cycle, or too much.
 
     Plain data: dicts (``OrderedDict`` with at most ``_metadata``), lists,
     tuples, sets, numbers, strings, bytes, torch dtypes / devices / sizes,
-    tensors and parameters (no hooks), numeric numpy arrays, scalars and dtypes,
-    ``HistoryBuffer`` and ``argparse.Namespace`` built by :class:`SafeUnpickler`.
+    tensors and parameters of number dtypes (no hooks, not quantized, sparse or
+    meta), numeric numpy arrays, scalars and dtypes, ``HistoryBuffer`` and
+    ``argparse.Namespace`` built by :class:`SafeUnpickler`. The object must be
+    a tree or a DAG whose expanded size (shared parts counted each time they
+    are reached: what printing or saving it visits) is at most ``limit``.
 
     Raises:
-        UnsafeContentError: Naming the first other value found.
+        UnsafeContentError: Naming the first offending value.
     """
-    seen = set()
-    todo = [obj]
+    size: Dict[int, int] = {}
+    held: Dict[int, List[Any]] = {}
+    on_path = set()
+    todo: List[Tuple[Any, bool]] = [(obj, False)]
     while todo:
-        value = todo.pop()
-        if id(value) in seen:
+        value, leaving = todo.pop()
+        i = id(value)
+        if leaving:
+            on_path.discard(i)
+            total = 1 + sum(size[id(c)] for c in held.pop(i))
+            if total > limit:
+                _refuse(f'it expands to more than {limit} items (shared parts repeated)')
+            size[i] = total
             continue
-        seen.add(id(value))
-        kind = type(value)
-        if kind in (dict, OrderedDict):
-            todo.extend(value.keys())
-            todo.extend(value.values())
-            if kind is OrderedDict:
-                extra = set(vars(value)) - {'_metadata'}
-                if extra:
-                    _refuse(f'an OrderedDict carries attributes {sorted(extra)}')
-                todo.extend(vars(value).values())
-        elif kind in (list, tuple, set, frozenset):
-            todo.extend(value)
-        elif kind in (torch.Tensor, torch.nn.Parameter):
-            if value._backward_hooks:
-                _refuse('a tensor carries backward hooks')
-        elif kind is np.ndarray:
-            _numeric_dtype(value.dtype, 'a numpy array\'s dtype')
-        elif kind in (HistoryBuffer, argparse.Namespace):
-            todo.extend(vars(value).values())
-        elif not isinstance(value, _LEAVES) or isinstance(value, (_Global, _Statistic)):
-            _refuse(f'it holds a {_describe(value)}, which is not plain data')
+        if i in size:
+            continue
+        if i in on_path:
+            _refuse('it holds a container inside itself (a cycle)')
+        children = _children(value)
+        if not children:
+            size[i] = 1
+            continue
+        on_path.add(i)
+        held[i] = children
+        todo.append((value, True))
+        todo.extend((c, False) for c in children)
 
 
 def _load(file, **kwargs) -> Any:
@@ -821,5 +967,7 @@ PICKLE_MODULE = _PickleModule()
 
 
 def loads(data: bytes) -> Any:
-    """Unpickle ``data`` (no persistent ids) safely; for tests and small payloads."""
-    return _load(io.BytesIO(data))
+    """Unpickle ``data`` (no persistent ids) safely, then :func:`check_plain_data`."""
+    loaded = _load(io.BytesIO(data))
+    check_plain_data(loaded)
+    return loaded

@@ -73,7 +73,7 @@ def _oracle(options, ckpt, skip, compensate=False):
 
 
 def _entropy(feats):
-    # std clamped at 1e-12 as METHOD.md says: with every attention skipped the CLS
+    # std clamped at 1e-12 as docs/method.md says: with every attention skipped the CLS
     # token never sees the image, so its features are constant
     return float(torch.log(feats.std(dim=0).clamp(min=1e-12)).sum())
 

@@ -1,4 +1,4 @@
-"""nose_mm.benchmark.measure: params and FLOPs of DeiT-B against METHOD.md, timing, memory."""
+"""nose_mm.benchmark.measure: params and FLOPs of DeiT-B against docs/method.md, timing, memory."""
 import pytest
 import torch
 
@@ -6,7 +6,7 @@ from nose_mm.benchmark import (compare, compare_models, count_flops, count_param
                                largest_batch, measure_throughput, normalize_metrics,
                                peak_memory, spread, time_interleaved)
 
-# METHOD.md section 5.
+# docs/method.md §5.
 DEIT_B_PARAMS_M = 86.57
 DEIT_B_GMACS = 17.58
 ATTN_SUBLAYER_PARAMS = 2_363_904

@@ -12,7 +12,7 @@ from nose_mm.models import Dilutable, NoseVisionTransformer, find_dilutable_modu
 
 from .family_checks import SMALL_INPUT, TINY, images, mismatch_cases
 
-DEIT_B_ATTN_PARAMS = 2_363_904  # LN1 + qkv + proj of one DeiT-B layer (METHOD.md)
+DEIT_B_ATTN_PARAMS = 2_363_904  # LN1 + qkv + proj of one DeiT-B layer (docs/method.md)
 
 
 # Tiny models on a shared 2-core machine: one intra-op thread is much faster.

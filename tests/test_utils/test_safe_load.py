@@ -580,3 +580,17 @@ def test_safetensors_round_trip_through_the_tools(files, cifar, tmp_path):
                  'model.backbone.type=NoseVisionTransformer')
         scores.append(json.load(open(next(work.rglob('results.json'))))['metrics'])
     assert scores[0] == scores[1]
+
+
+def test_load_benchmark_tool_times_the_three_loaders(tmp_path):
+    keep = tmp_path / 'runner.pth'
+    proc = run_tool('analysis/benchmark_load.py', '--arch', 'deit-small', '--rounds', 1,
+                    '--no-optimizer', '--keep', keep)
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith('deit-small Runner checkpoint, ') and '1 rounds' in lines[0]
+    ratios = {line.split()[0]: float(line.split('= ')[-1]) for line in lines[1:]}
+    assert set(ratios) == {'nose_mm', 'torch_weights_only', 'torch_unsafe'}
+    assert ratios['nose_mm'] == 1.0 and all(r > 0 for r in ratios.values())
+    # the file it timed is a Runner checkpoint the safe loader reads
+    loaded = safe_torch_load(keep)
+    assert isinstance(loaded['message_hub']['log_scalars']['train/loss'], HistoryBuffer)

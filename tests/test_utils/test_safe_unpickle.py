@@ -14,6 +14,7 @@ import argparse
 import copyreg
 import io
 import pickle
+import pickletools
 import re
 import struct
 
@@ -239,3 +240,73 @@ def test_dtypes_numpy_shares_load_from_separate_pickles(tmp_path):
     torch.save({'x': [a], 'y': {'z': b}, 's': [np.float64(1), np.float64(2)]}, tmp_path / 'd.pth')
     out = safe_torch_load(tmp_path / 'd.pth')
     assert np.array_equal(out['y']['z'], b) and out['s'][1] == 2.0
+
+
+def _shared_tuple(depth: int) -> bytes:
+    """Opcodes (no PROTO) pushing t_depth, t_k = (t_{k-1}, t_{k-1}): 2**depth leaves."""
+    ops = b'N'  # t_0 = None
+    for i in range(depth):  # LONG_BINPUT i, POP, LONG_BINGET i twice, TUPLE2
+        index = struct.pack('<I', i)
+        ops += b'r' + index + b'0' + b'j' + index + b'j' + index + b'\x86'
+    return ops
+
+
+def test_shared_structures_cannot_make_loading_exponential():
+    # as a dict key: hashing would visit 2**40 items; refused at once
+    with pytest.raises(pickle.UnpicklingError, match='expands to more than 256 items'):
+        loads(b'\x80\x02}' + _shared_tuple(40) + b'Ns.')
+    # as a value: printing or saving it would; the loaded object is refused
+    with pytest.raises(pickle.UnpicklingError, match='expands to more than 10000000 items'):
+        loads(b'\x80\x02' + _shared_tuple(40) + b'.')
+    small = loads(b'\x80\x02' + _shared_tuple(3) + b'.')
+    assert small == (((None, None), ) * 2, ) * 2
+    # ints equal modulo 2**61 - 1 collide in a set: only small ints are keys
+    colliding = [1 + k * (2**61 - 1) for k in range(1, 4)]
+    with pytest.raises(pickle.UnpicklingError, match='only strings, bytes, small ints'):
+        loads(pickle.dumps({v: 0 for v in colliding}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match='only strings, bytes, small ints'):
+        loads(pickle.dumps({0.5: 1}, protocol=2))
+    # a list holding itself (a cycle) is refused
+    cyclic = []
+    cyclic.append(cyclic)
+    with pytest.raises(pickle.UnpicklingError, match='a cycle'):
+        loads(pickle.dumps(cyclic, protocol=2))
+    # a refusal names a shared structure without printing it
+    with pytest.raises(pickle.UnpicklingError) as info:
+        loads(b'\x80\x02cnumpy\ndtype\n' + _shared_tuple(30) + b'\x89\x88\x87R.')
+    assert str(info.value).startswith('numpy dtype tuple is not allowed')
+
+
+def test_archive_tricks_are_refused(tmp_path):
+    import zipfile
+    good = tmp_path / 'good.pth'
+    torch.save({'w': torch.zeros(1000)}, good)
+    packed = tmp_path / 'packed.pth'  # the same records, deflated: torch would inflate them
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(packed, 'w', zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    with pytest.raises(CheckpointLoadError, match="data.pkl' is compressed"):
+        safe_torch_load(packed)
+    # quantized / bit tensors and tensors without data (meta) are refused
+    for tensor in (torch.quantize_per_tensor(torch.ones(4), 0.1, 0, torch.qint8),
+                   torch.ones(4, device='meta')):
+        torch.save({'w': tensor}, tmp_path / 'odd.pth')
+        with pytest.raises(UnsafeCheckpointError):
+            safe_torch_load(tmp_path / 'odd.pth')
+
+
+def test_legacy_storages_hold_the_files_bytes_or_zeros(tmp_path):
+    """The legacy format fills storages after the pickle, only those it lists."""
+    path = tmp_path / 'legacy.pth'
+    torch.save({'w': torch.arange(6.0)}, path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    # keep magic, protocol, sys info and the object; an empty key list, no data: the
+    # tensor's storage would be uninitialised memory
+    f = io.BytesIO(data)
+    for _ in range(4):
+        list(pickletools.genops(f))
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(data[:f.tell()] + pickle.dumps([], protocol=2))
+    out = safe_torch_load(cut)
+    assert torch.equal(out['w'], torch.zeros(6))
+    assert torch.equal(safe_torch_load(path)['w'], torch.arange(6.0))

@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     for name, values in times.items():
         med = statistics.median(values)
         print(f'  {name:20s} median {med:.3f} s  (min {min(values):.3f})  '
-              f'nose_mm / this = {base / med:.2f}')
+              f'nose_mm time / this = {base / med:.2f}')
     return 0
 
 

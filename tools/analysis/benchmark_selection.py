@@ -16,7 +16,7 @@ several-fold between identical runs).
 Reports the selections (which must agree), the cost in forward-pass
 equivalents (blocks computed / (L x N); deterministic), the wall time, the
 cached / naive ratios, and the cost the same evaluators would have for the
-reference DeiT selection orders of METHOD.md (closed form,
+reference DeiT selection orders of docs/method.md (closed form,
 :func:`nose_mm.selection.selection_cost`).
 """
 import sys
@@ -24,7 +24,7 @@ import time
 
 from nose_mm.utils.cli import ToolParser, UserError, cli_main
 
-# Reference selections (METHOD.md section 3), in their published order.
+# Reference selections (docs/method.md §3), in their published order.
 REFERENCE = {'DeiT-B 40% [0,1,3,4,6]': [0, 1, 3, 4, 6],
              'DeiT-S/T 30% [0,2,4,6]': [0, 2, 4, 6]}
 

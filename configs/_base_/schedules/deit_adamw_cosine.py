@@ -1,4 +1,4 @@
-# The DeiT / NOSE optimisation recipe (METHOD.md section 6): AdamW, lr 5e-4 per
+# The DeiT / NOSE optimisation recipe (docs/method.md §6): AdamW, lr 5e-4 per
 # 512 images, weight decay 0.05 (none on norms, biases, cls token, pos embed),
 # 5 linear warm-up epochs, cosine to 1e-5, gradient clipping at 5.
 # Configs set `lr` for their total batch and `max_epochs`; --auto-scale-lr

@@ -58,7 +58,7 @@ class NoseDeiT3(NoseBackboneMixin, DeiT3):
             Defaults to None.
         removed_layers (Sequence[int], optional): Pruned layers (no ``ln1``
             and ``attn``). Must not overlap ``diluted_layers``. Defaults to None.
-        compensate (bool): Compensated residuals (METHOD.md). Defaults to True.
+        compensate (bool): Compensated residuals (docs/method.md). Defaults to True.
         init_lam (float): Initial ``lam`` in [0, 1] of the diluted layers.
             Defaults to 1.0.
         **kwargs: Keyword arguments of ``DeiT3`` (``img_size``,

@@ -69,7 +69,7 @@ class NoseSwinTransformer(NoseBackboneMixin, SwinTransformer):
             end). Defaults to None.
         removed_layers (Sequence[int], optional): Pruned blocks (no ``norm1``
             and ``attn``). Must not overlap ``diluted_layers``. Defaults to None.
-        compensate (bool): Compensated residuals (METHOD.md). Defaults to True.
+        compensate (bool): Compensated residuals (docs/method.md). Defaults to True.
         init_lam (float): Initial ``lam`` in [0, 1] of the diluted blocks.
             Defaults to 1.0.
         **kwargs: Keyword arguments of ``SwinTransformer`` (``img_size``,

@@ -23,7 +23,7 @@ class DilutableEncoderLayer(DilutableBlockMixin, TransformerEncoderLayer):
     :mod:`nose_mm.models.dilution`; at ``lam == 0`` Attn and LN1 are not
     called), then ``x = x + FFN(LN2(x))``. ``Attn`` includes the layer's layer
     scale (``gamma1``) and drop path, as in the parent. A *removed* layer has
-    no ``ln1`` and no ``attn`` submodules at all (the pruned model of METHOD.md
+    no ``ln1`` and no ``attn`` submodules at all (the pruned model of docs/method.md
     section 5). Layers are made by :meth:`from_encoder_layer` from layers the
     parent backbone has built.
     """
@@ -55,7 +55,7 @@ class NoseVisionTransformer(TokenMergeMixin, NoseBackboneMixin, VisionTransforme
     """Vision Transformer whose attention layers can be diluted and removed.
 
     mmpretrain's :class:`~mmpretrain.models.backbones.VisionTransformer` with
-    every arch and argument unchanged, plus dilution learning (METHOD.md
+    every arch and argument unchanged, plus dilution learning (docs/method.md
     section 4) and pruned layers (section 5). It implements the
     :class:`~nose_mm.models.dilution.Dilutable` protocol, through which
     :class:`~nose_mm.engine.hooks.DilutionHook` drives ``lam``.
@@ -97,7 +97,7 @@ class NoseVisionTransformer(TokenMergeMixin, NoseBackboneMixin, VisionTransforme
         removed_layers (Sequence[int], optional): Pruned layers: MLP-only
             blocks without ``ln1`` and ``attn`` parameters. Same index rules.
             Must not overlap ``diluted_layers``. Defaults to None.
-        compensate (bool): Residual compensation of METHOD.md: a diluted layer
+        compensate (bool): Residual compensation of docs/method.md: a diluted layer
             computes ``(2 - lam) * x + lam * Attn(LN1(x))`` and a removed layer
             ``2 * x`` before its MLP; with False, ``x + lam * Attn(LN1(x))``
             and ``x``. Defaults to True (the reference default).

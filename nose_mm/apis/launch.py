@@ -225,8 +225,27 @@ def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
     return cfg
 
 
+_RUNS_IN_PROCESS = [0]
+
+
+def _name_run(cfg: Config) -> None:
+    """Give the second and later runs of one process their own experiment name.
+
+    mmengine keys the run's default scope, logger and visualizer by
+    ``<config name>_<second it started>``; two runs of one config in one second
+    in one process (in-process tool runs: tests, the demo's workers) would get
+    the first run's instances, e.g. its registry scope. Every process counts its
+    runs the same way, so distributed ranks agree on the name.
+    """
+    _RUNS_IN_PROCESS[0] += 1
+    if _RUNS_IN_PROCESS[0] > 1 and cfg.get('experiment_name') is None:
+        stem = osp.splitext(osp.basename(cfg.filename or 'run'))[0]
+        cfg.experiment_name = f'{stem}_run{_RUNS_IN_PROCESS[0]}'
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner the config asks for (``runner_type`` or mmengine's)."""
+    _name_run(cfg)
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         return RUNNERS.build(cfg)

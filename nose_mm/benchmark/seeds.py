@@ -5,7 +5,8 @@ A run is a replicate of another when everything that ran is the same except
 its ``results.json``:
 
     config_sha256_noseed   sha256 of the config without the run-specific keys
-                           (randomness.seed, work_dir, load_from, resume, launcher)
+                           (randomness.seed, work_dir, load_from, resume, launcher,
+                           experiment_name)
     task, mode, dataset, tta, model info (arch, head, token merging...),
     removed_layers, diluted_layers, params, flops
 
@@ -40,7 +41,8 @@ __all__ = [
 
 #: Config keys that differ between the seed runs of one experiment and are not
 #: part of its identity (dotted paths).
-RUN_SPECIFIC_KEYS = ('randomness.seed', 'work_dir', 'load_from', 'resume', 'launcher')
+RUN_SPECIFIC_KEYS = ('randomness.seed', 'work_dir', 'load_from', 'resume', 'launcher',
+                     'experiment_name')
 #: A difference beyond ``SPREAD_FACTOR`` pooled stds is beyond the spread.
 SPREAD_FACTOR = 2.0
 #: Folder name of a seed run (``tools/multi_seed.py`` writes ``<work_dir>/seed<k>``).

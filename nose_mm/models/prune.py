@@ -133,7 +133,10 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
             f'refusing to prune: the checkpoint has no meta["{META_LAM}"], so nothing says '
             f'its attention layers were trained down to lam = 0. Only checkpoints saved by a '
             f'run with DilutionHook (which records lam) can be pruned.')
-    lam = float(meta[META_LAM])
+    lam = meta[META_LAM]
+    if type(lam) not in (int, float):
+        raise ValueError(f'refusing to prune: meta["{META_LAM}"] must be a number, got a '
+                         f'{type(lam).__name__}')
     if lam != 0:
         raise ValueError(
             f'refusing to prune: the checkpoint was saved at lam = {lam:g} > 0, so its '
@@ -145,6 +148,12 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
         if key not in meta:
             raise ValueError(f'refusing to prune: meta["{key}"] is missing (written by '
                              f'DilutionHook together with meta["{META_LAM}"])')
+    for key in (META_DILUTED, META_REMOVED):
+        value = meta.get(key, [])
+        if not isinstance(value, (list, tuple)) or not all(
+                type(i) is int and i >= 0 for i in value):
+            raise ValueError(f'refusing to prune: meta["{key}"] must be a list of layer '
+                             f'indices, got {str(value)[:80]}')
     diluted = [int(i) for i in meta[META_DILUTED]]
     if layers is None:
         layers = diluted

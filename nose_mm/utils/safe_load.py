@@ -133,9 +133,10 @@ def _unsafe_error(path: str, names: Sequence[str]) -> UnsafeCheckpointError:
         f'loaded checkpoint; {_OPT_IN}')
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 300) -> str:
     text = str(exc).strip()
-    return text.split('\n')[0] if text else type(exc).__name__
+    line = text.split('\n')[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit] + ' ...'  # file values can be huge
 
 
 def _open_regular(path: str):
@@ -192,6 +193,43 @@ def _is_tar(f) -> bool:
         f.seek(0)
 
 
+def _check_archive(f, path: str) -> None:
+    """Refuse a zip archive that is not laid out as torch.save writes one.
+
+    torch.save stores every record uncompressed, once, one after the other,
+    with the central directory where the end record says. torch's reader would
+    also inflate compressed records (a small file expanding to gigabytes) and
+    read records that overlap (one stored block loaded as many tensors); and
+    where Python's ``zipfile`` and torch's reader could see different
+    directories, a check made with one would not hold for the other.
+    """
+    def refuse(why: str) -> CheckpointLoadError:
+        return CheckpointLoadError(f'cannot read checkpoint {_describe_path(path)}: {why}; '
+                                   f'torch.save does not write such archives')
+
+    with zipfile.ZipFile(f) as archive:
+        end = zipfile._EndRecData(f)  # what torch's reader reads: the stated offset
+        if end is None or archive.start_dir != end[zipfile._ECD_OFFSET]:
+            raise refuse('its central directory is not where its end record says')
+        infos = sorted(archive.infolist(), key=lambda i: i.header_offset)
+        limit = 0
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise refuse(f'{info.filename!r} is compressed')
+            if info.header_offset < limit:
+                raise refuse(f'{info.filename!r} overlaps another record')
+            f.seek(info.header_offset)
+            local = f.read(30)
+            if len(local) < 30 or local[:4] != b'PK\x03\x04':
+                raise refuse(f'{info.filename!r} has no local header')
+            name_len, extra_len = struct.unpack('<HH', local[26:30])
+            if f.read(name_len) != info.orig_filename.encode(
+                    'utf-8' if info.flag_bits & 0x800 else 'cp437'):
+                raise refuse(f'{info.filename!r} is named otherwise in its local header')
+            limit = info.header_offset + 30 + name_len + extra_len + info.compress_size
+    f.seek(0)
+
+
 def _load_pickled(f, fmt: str, path: str, map_location: Any) -> Any:
     if fmt == 'zip':
         records = torch._C.PyTorchFileReader(f).get_all_records()  # the reader torch.load uses
@@ -200,16 +238,7 @@ def _load_pickled(f, fmt: str, path: str, map_location: Any) -> Any:
             raise CheckpointLoadError(
                 f'cannot read checkpoint {_describe_path(path)}: it is a TorchScript archive '
                 f'(code, not weights); load it with torch.jit.load only if you trust it')
-        # torch.save stores every record uncompressed; torch's reader would also inflate
-        # compressed ones (a small file expanding to gigabytes)
-        with zipfile.ZipFile(f) as archive:
-            packed = [i.filename for i in archive.infolist()
-                      if i.compress_type != zipfile.ZIP_STORED]
-        f.seek(0)
-        if packed:
-            raise CheckpointLoadError(
-                f'cannot read checkpoint {_describe_path(path)}: {packed[0]!r} is compressed; '
-                f'torch.save never compresses records')
+        _check_archive(f, path)
     elif _is_tar(f):
         raise CheckpointLoadError(
             f'cannot read checkpoint {_describe_path(path)}: the tar format of torch < 0.4 is '

@@ -275,6 +275,11 @@ def _getattr(owner, name) -> _Statistic:
 #: saving it does).
 MAX_KEY_SIZE = 256
 MAX_EXPANDED_SIZE = 10_000_000
+#: At most this many objects (containers, strings, built values) and tensors are
+#: created while unpickling: a DeiT-B Runner checkpoint creates about 20,000 and
+#: 600; each costs memory and time that the file's few bytes do not.
+MAX_OBJECTS = 5_000_000
+MAX_TENSORS = 100_000
 #: Python hashes ints modulo this prime; larger ones can be made to collide.
 _HASH_MODULUS = 2**61 - 1
 
@@ -375,6 +380,10 @@ for _dtype in {v for v in vars(torch).values() if isinstance(v, torch.dtype)}:
     _allow(str(_dtype), token=_dtype)  # e.g. torch.float32: a value, not callable
 
 _REDUCE = {id(t): (t, r) for t, r, _ in _GLOBALS.values() if r is not None}
+_TENSOR_BUILDERS = (_rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter)
+#: Opcodes that create an object (each counts against :data:`MAX_OBJECTS`).
+_CREATING = frozenset(b'(NJKMGX\x8a\x8b\x8c\x8d\x8e\x96BCUT)t\x85\x86\x87]l}d\x8f\x91'
+                      b'cR\x93\x81\x92Q')
 _NEWOBJ = {id(t): (t, n) for t, _, n in _GLOBALS.values() if n is not None}
 
 #: The names files may hold (besides torch's storage types, e.g. ``torch.FloatStorage``).
@@ -494,6 +503,11 @@ _BUILD = {OrderedDict: _build_ordered_dict, np.ndarray: _build_array,
 _LOCATION = re.compile(r'cpu|cuda(:\d{1,4})?|mps|xpu(:\d{1,4})?')
 
 
+def _storage_bytes(pid: tuple) -> int:
+    dtype = getattr(pid[1], 'dtype', torch.uint8)
+    return pid[4] * torch._utils._element_size(dtype)
+
+
 def _storage_id(pid: Any, limit: int) -> None:
     """Refuse a persistent id that is not torch's id of a stored tensor.
 
@@ -517,7 +531,7 @@ def _storage_id(pid: Any, limit: int) -> None:
             ok = ok and (view is None or (
                 type(view) is tuple and len(view) == 3 and type(view[0]) is str
                 and _is_int(view[1]) and _is_int(view[2]) and min(view[1:]) >= 0))
-            ok = ok and numel <= limit
+            ok = ok and _storage_bytes(pid) <= limit
     if not ok:
         _refuse('a persistent id is not a stored tensor\'s')
 
@@ -574,6 +588,10 @@ class SafeUnpickler:
         memo: Dict[int, Any] = {}
         built: set = set()
         zeroed: Dict[int, Any] = {}
+        roots: set = set()
+        stored = [0]
+        made = [0, 0]  # objects created, tensors built
+        checked_keys: Dict[int, Any] = {}
         sizes: Dict[int, Tuple[Any, int]] = {}  # id -> (tuple / frozenset, expanded size)
         push = stack.append
 
@@ -596,11 +614,14 @@ class SafeUnpickler:
                     kind is int and -_HASH_MODULUS < value < _HASH_MODULUS):
                 return value
             if kind in (tuple, frozenset):
+                if id(value) in checked_keys:
+                    return value
                 expanded = sizes[id(value)][1] if id(value) in sizes else 1 + len(value)
                 if expanded > MAX_KEY_SIZE:
                     _refuse(f'a dict key or set item expands to more than {MAX_KEY_SIZE} items')
                 for item in value:
                     key(item)
+                checked_keys[id(value)] = value
                 return value
             _refuse(f'a dict key or set item is a {_describe(value)}; only strings, bytes, '
                     f'small ints and tuples of them are allowed')
@@ -645,6 +666,10 @@ class SafeUnpickler:
             if not op:
                 raise EOFError('the pickle ends without STOP')
             code = op[0]
+            if code in _CREATING:
+                made[0] += 1
+                if made[0] > MAX_OBJECTS:
+                    _refuse(f'it creates more than {MAX_OBJECTS} objects')
             if code == 0x80:  # PROTO
                 if read_exact(1)[0] > 5:
                     _refuse('unknown pickle protocol')
@@ -778,6 +803,10 @@ class SafeUnpickler:
                     _refuse(f'it calls {_describe(func)}, which cannot be called')
                 if type(args) is not tuple:
                     _refuse('REDUCE arguments must be a tuple')
+                if entry[1] in _TENSOR_BUILDERS:
+                    made[1] += 1
+                    if made[1] > MAX_TENSORS:
+                        _refuse(f'it builds more than {MAX_TENSORS} tensors')
                 stack[-1] = entry[1](*args)
             elif code in (0x81, 0x92):  # NEWOBJ / NEWOBJ_EX
                 kwargs = stack.pop() if code == 0x92 else {}
@@ -806,6 +835,11 @@ class SafeUnpickler:
             elif code == 0x51:  # BINPERSID
                 pid = stack.pop()
                 _storage_id(pid, self._limit)
+                if len(pid) == 6 and pid[2] not in roots:  # legacy: read after the pickle
+                    roots.add(pid[2])
+                    stored[0] += _storage_bytes(pid)
+                    if stored[0] > self._limit:
+                        _refuse('its storages hold more bytes than the file')
                 storage = self.persistent_load(pid)
                 if len(pid) == 6 and id(storage) not in zeroed:
                     # legacy: torch fills storages from the file after the pickle, only those
@@ -859,6 +893,8 @@ def scan_globals(file) -> List[Tuple[str, str]]:
             strings.append(memo.get(arg))
         elif op in ('INST', 'OBJ', 'EXT1', 'EXT2', 'EXT4'):
             names.append(('<opcode>', op))
+        elif op in ('FRAME', 'PROTO'):
+            continue  # push nothing: a frame may start between a global's two names
         else:
             strings.append(None)
         if len(strings) > 2:
@@ -949,9 +985,31 @@ def check_plain_data(obj: Any, limit: int = MAX_EXPANDED_SIZE) -> None:
         todo.extend((c, False) for c in children)
 
 
+def _header_value(value: Any) -> bool:
+    if type(value) is int:  # magic number, protocol version
+        return True
+    if type(value) is list:  # storage keys
+        return len(value) <= MAX_TENSORS and all(
+            type(k) is str and len(k) < 256 for k in value)
+    if type(value) is dict:  # system info: {'little_endian': True, 'type_sizes': {...}}
+        return len(value) < 16 and all(
+            type(k) is str and (type(v) in (int, bool) or (type(v) is dict and len(v) < 16 and all(
+                type(a) is str and type(b) is int for a, b in v.items())))
+            for k, v in value.items())
+    return False
+
+
 def _load(file, **kwargs) -> Any:
-    """``pickle.load`` with :class:`SafeUnpickler` (torch's legacy-format headers)."""
-    return SafeUnpickler(file, **kwargs).load()
+    """``pickle.load`` for torch's legacy-format headers: an int, the system info or keys.
+
+    torch reads these itself (compares, formats, hashes them), so they are held
+    to their exact shape.
+    """
+    value = SafeUnpickler(file, **kwargs).load()
+    if not _header_value(value):
+        _refuse(f'a legacy-format header holds a {_describe(value)} of another shape than '
+                f'torch writes')
+    return value
 
 
 class _PickleModule:
@@ -968,6 +1026,6 @@ PICKLE_MODULE = _PickleModule()
 
 def loads(data: bytes) -> Any:
     """Unpickle ``data`` (no persistent ids) safely, then :func:`check_plain_data`."""
-    loaded = _load(io.BytesIO(data))
+    loaded = SafeUnpickler(io.BytesIO(data)).load()
     check_plain_data(loaded)
     return loaded

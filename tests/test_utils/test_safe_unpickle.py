@@ -310,3 +310,121 @@ def test_legacy_storages_hold_the_files_bytes_or_zeros(tmp_path):
     out = safe_torch_load(cut)
     assert torch.equal(out['w'], torch.zeros(6))
     assert torch.equal(safe_torch_load(path)['w'], torch.arange(6.0))
+
+
+def test_a_builder_given_wrong_arguments_is_the_one_line_error(tmp_path, capsys):
+    from tests.utils import import_tool
+    # an allowed callable called with the wrong number of arguments (TypeError), and a
+    # tensor torch refuses to build (RuntimeError)
+    from collections import OrderedDict
+    storage = torch.ones(2).storage()  # a view far larger than its 2-element storage
+    oversized = Reduce(torch._utils._rebuild_tensor_v2,
+                       (storage, 0, (10**6, ), (1, ), False, OrderedDict()))
+    for name, obj in (('args', Reduce(np.dtype, ('f8', False, True, 'extra'))),
+                      ('oversized', oversized)):
+        path = save(tmp_path, obj, name=f'{name}.pth')
+        assert import_tool('prune.py').main([str(path), str(tmp_path / 'out.pth')]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("nose_mm: error: ") and str(path) in err[0]
+        assert not (tmp_path / 'out.pth').exists()
+
+
+def _zip_entries(data: bytes):
+    """(central directory offset, [(entry offset in the directory, name)]) of a zip."""
+    size, offset = struct.unpack('<II', data[-10:-2])
+    entries, p = [], offset
+    while p < offset + size:
+        n, m, k = struct.unpack('<HHH', data[p + 28:p + 34])
+        entries.append((p, data[p + 46:p + 46 + n].decode()))
+        p += 46 + n + m + k
+    return offset, size, entries
+
+
+def test_archives_laid_out_otherwise_than_torch_save_are_refused(tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save({'a': torch.zeros(4096), 'b': torch.ones(4096)}, good)
+    data = good.read_bytes()
+    assert data[-22:-18] == b'PK\x05\x06'  # no archive comment
+    offset, size, entries = _zip_entries(data)
+    # two central directories: Python's zipfile would read the second, torch the first
+    twice = tmp_path / 'twice.pth'
+    twice.write_bytes(data[:offset + size] + data[offset:offset + size] + data[-22:])
+    with pytest.raises(CheckpointLoadError, match='its central directory is not where'):
+        safe_torch_load(twice)
+    # two records over one stored block (one 16 KiB block loaded as many tensors)
+    where = {name.rsplit('/', 2)[-2] + '/' + name.rsplit('/', 1)[-1]: p for p, name in entries}
+    first = struct.unpack('<I', data[where['data/0'] + 42:where['data/0'] + 46])[0]
+    overlap = bytearray(data)
+    overlap[where['data/1'] + 42:where['data/1'] + 46] = struct.pack('<I', first)
+    (tmp_path / 'overlap.pth').write_bytes(bytes(overlap))
+    with pytest.raises(CheckpointLoadError, match='torch.save does not write such archives'):
+        safe_torch_load(tmp_path / 'overlap.pth')
+    assert torch.equal(safe_torch_load(good)['b'], torch.ones(4096))
+    # a huge value of the file in torch's own message: the line stays short
+    import zipfile
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / 'order.pth', 'w') as dst:
+        for info in src.infolist():
+            body = b'A' * 100_000 if info.filename.endswith('/byteorder') else src.read(info)
+            dst.writestr(info.filename, body)
+    with pytest.raises(CheckpointLoadError) as info:
+        safe_torch_load(tmp_path / 'order.pth')
+    assert 'Unknown endianness' in str(info.value) and len(str(info.value)) < 500
+
+
+def test_legacy_headers_and_storages_are_held_to_what_torch_writes(tmp_path):
+    from torch.serialization import MAGIC_NUMBER, PROTOCOL_VERSION
+    path = tmp_path / 'legacy.pth'
+    torch.save({'w': torch.zeros(100_000)}, path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    head = pickle.dumps(MAGIC_NUMBER, protocol=2) + pickle.dumps(PROTOCOL_VERSION, protocol=2)
+    assert data.startswith(head)
+    # torch formats the protocol version into its own error: a list here could be huge
+    (tmp_path / 'hdr.pth').write_bytes(pickle.dumps(MAGIC_NUMBER, protocol=2)
+                                       + pickle.dumps([PROTOCOL_VERSION], protocol=2)
+                                       + data[len(head):])
+    with pytest.raises(UnsafeCheckpointError, match='a legacy-format header holds a list'):
+        safe_torch_load(tmp_path / 'hdr.pth')
+    # the pickles without the 400 kB of data they announce: more bytes than the file
+    f = io.BytesIO(data)
+    for _ in range(4):
+        list(pickletools.genops(f))
+    (tmp_path / 'short.pth').write_bytes(data[:f.tell()])
+    with pytest.raises(UnsafeCheckpointError, match='a persistent id is not a stored tensor'):
+        safe_torch_load(tmp_path / 'short.pth')
+
+
+def test_budgets_of_objects_and_tensors(tmp_path, monkeypatch):
+    from nose_mm.utils import safe_unpickle
+    torch.save({f'w{i}': torch.ones(1) for i in range(5)}, tmp_path / 'five.pth')
+    monkeypatch.setattr(safe_unpickle, 'MAX_TENSORS', 4)
+    with pytest.raises(UnsafeCheckpointError, match='it builds more than 4 tensors'):
+        safe_torch_load(tmp_path / 'five.pth')
+    monkeypatch.setattr(safe_unpickle, 'MAX_TENSORS', 5)
+    assert len(safe_torch_load(tmp_path / 'five.pth')) == 5
+    monkeypatch.setattr(safe_unpickle, 'MAX_OBJECTS', 10)
+    with pytest.raises(UnsafeCheckpointError, match='it creates more than 10 objects'):
+        safe_torch_load(tmp_path / 'five.pth')
+
+
+def test_a_protocol_4_file_with_frames_loads(tmp_path):
+    # the pickler may start a frame between the two names of a STACK_GLOBAL
+    obj = {'a': b'x' * 65507, 'ns': argparse.Namespace(lr=1)}
+    torch.save(obj, tmp_path / 'p4.pth', pickle_protocol=4)
+    out = safe_torch_load(tmp_path / 'p4.pth')
+    assert out['a'] == obj['a'] and out['ns'].lr == 1
+
+
+def test_prune_names_malformed_meta(tmp_path, capsys):
+    from tests.utils import import_tool
+    for meta, expected in (
+            (dict(dilution_lam=[0]), 'meta["dilution_lam"] must be a number, got a list'),
+            (dict(dilution_lam=0.0, dilution_layers=5, dilution_compensate=True),
+             'meta["dilution_layers"] must be a list of layer indices, got 5'),
+            (dict(dilution_lam=0.0, dilution_layers=[1], dilution_compensate=True,
+                  removed_layers=None),
+             'meta["removed_layers"] must be a list of layer indices, got None')):
+        torch.save({'state_dict': {'w': torch.ones(1)}, 'meta': meta}, tmp_path / 'm.pth')
+        assert import_tool('prune.py').main([str(tmp_path / 'm.pth'),
+                                             str(tmp_path / 'out.pth')]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f'nose_mm: error: refusing to prune: {expected}']

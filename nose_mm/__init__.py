@@ -2,14 +2,14 @@
 
 Importing the package (directly or through a config's ``custom_imports``):
 checks the OpenMMLab versions, applies the torch >= 2.6 checkpoint-loading fix
-(see :mod:`nose_mm.utils.compat`) and registers the models, hooks and wrappers.
+(see :mod:`nose_mm.checkpoint.mmengine_loader`) and registers the models, hooks and wrappers.
 """
 from .utils.version_check import check_versions
 from .version import __version__
 
 check_versions()
 
-from .utils.compat import apply_checkpoint_fix  # noqa: E402
+from .checkpoint.mmengine_loader import apply_checkpoint_fix  # noqa: E402
 
 apply_checkpoint_fix()
 

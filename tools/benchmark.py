@@ -32,7 +32,7 @@ from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, UserError, cli_main, is_
 def parse_args(argv=None):
     from mmengine.config import DictAction
 
-    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
+    from nose_mm.checkpoint.reader import add_trust_checkpoint_arg
     parser = ToolParser(description='Benchmark a model (nose_mm)')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint (random weights if omitted)')
@@ -75,7 +75,7 @@ def main(argv=None):
     from nose_mm.benchmark import amp_precision, format_report, run_benchmark
     from nose_mm.utils import atomic_write_json
     from nose_mm.utils.config import load_config
-    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    from nose_mm.checkpoint.reader import apply_trust_checkpoint
 
     # the bare flag trusts CHECKPOINT; a --compare checkpoint only when named itself
     apply_trust_checkpoint(args.trust_checkpoint, named=[args.checkpoint])

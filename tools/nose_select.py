@@ -25,7 +25,7 @@ def parse_args(argv=None):
     from mmengine.config import DictAction
 
     from nose_mm.selection.settings import add_selection_args
-    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
+    from nose_mm.checkpoint.reader import add_trust_checkpoint_arg
     parser = ToolParser(description='NOSE attention-layer selection (nose_mm)')
     parser.add_argument('config', help='model config file (its train dataset calibrates)')
     parser.add_argument('checkpoint', help='pre-trained checkpoint matching the config')
@@ -49,7 +49,7 @@ def main(argv=None):
     from nose_mm.selection import save_selection, select_from_config, settings_from_args
     from nose_mm.selection.loading import check_calibration_data
     from nose_mm.utils.config import load_config
-    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    from nose_mm.checkpoint.reader import apply_trust_checkpoint
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     settings = settings_from_args(args)

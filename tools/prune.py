@@ -17,7 +17,7 @@ from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
-    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
+    from nose_mm.checkpoint.reader import add_trust_checkpoint_arg
     parser = ToolParser(description='Prune a lam = 0 dilution checkpoint')
     parser.add_argument('checkpoint', help='Runner-saved checkpoint trained to lam = 0')
     parser.add_output('out', help='output checkpoint file')
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.prune import (backbone_type_of, convert_checkpoint_file,
                                       prune_checkpoint, pruned_backbone_cfg)
-    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    from nose_mm.checkpoint.reader import apply_trust_checkpoint
     apply_trust_checkpoint(args.trust_checkpoint, named=[args.checkpoint])
     pruned = convert_checkpoint_file(
         args.checkpoint, args.out,

@@ -11,7 +11,7 @@ from nose_mm.utils.cli import ToolParser, cli_main
 
 def parse_args(argv=None):
     from nose_mm.apis.launch import add_launch_args, parse_launch_args
-    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
+    from nose_mm.checkpoint.reader import add_trust_checkpoint_arg
     parser = ToolParser(description='Test a checkpoint (nose_mm)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')

@@ -1,7 +1,7 @@
 # Runtime shared by the classification (mmpretrain) configs.
 default_scope = 'mmpretrain'
 # Registers nose_mm's backbones, hooks and datasets, and applies its torch>=2.6
-# checkpoint-loading fix (see nose_mm/utils/compat.py).
+# checkpoint-loading fix (see nose_mm/checkpoint/mmengine_loader.py).
 custom_imports = dict(imports=['nose_mm'], allow_failed_imports=False)
 
 default_hooks = dict(

@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 from ..datasets.folders import ClassFolderError, check_class_folders
 from ..utils.cli import UserError
 from ..utils.config import DATALOADER_KEYS, iter_datasets, check_data_roots, load_config
-from ..utils.safe_load import apply_trust_checkpoint
+from ..checkpoint.reader import apply_trust_checkpoint
 from ..utils.fileio import check_writable
 from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 

@@ -8,7 +8,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
 from nose_mm.datasets.checks import BUILD_ERRORS, check_dataset, dataset_build_error
-from nose_mm.models.checkpoint_fit import (apply_checkpoint_dilution, check_fit_cfg,
+from nose_mm.checkpoint.fit import (apply_checkpoint_dilution, check_fit_cfg,
                                            load_state_dict_checked)
 from nose_mm.utils.cli import UserError
 
@@ -75,6 +75,7 @@ class NoseRunner(Runner):
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         if self._resume:
             check_resumable(checkpoint, filename)
+        self.loading_checkpoint = filename  # named in the hooks' errors
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         fit = self.checkpoint_fit

@@ -7,7 +7,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.utils import import_modules_from_strings
 
-from nose_mm.utils.checkpoint import load_checkpoint_strict
+from nose_mm.checkpoint.fit import load_checkpoint_strict
 
 __all__ = ['build_model_from_cfg']
 
@@ -24,7 +24,7 @@ def build_model_from_cfg(cfg: Any, checkpoint: Optional[str] = None,
     Args:
         cfg (mmengine.Config): The config.
         checkpoint (str, optional): Loaded with
-            :func:`~nose_mm.utils.checkpoint.load_checkpoint_strict`.
+            :func:`~nose_mm.checkpoint.fit.load_checkpoint_strict`.
             Defaults to None (the model's ``init_weights``).
         device (str): Device to move the model to. Defaults to ``'cpu'``.
 

@@ -25,6 +25,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
+from nose_mm.checkpoint.files import state_dict_of
+
 from .dilution import META_COMPENSATE, META_DILUTED, META_REMOVED
 from .layouts import VIT_LAYOUT
 from .prune import prune_state_dict
@@ -80,16 +82,11 @@ def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
     """
     if not isinstance(checkpoint, dict):
         raise ValueError(f'expected a dict checkpoint, got {type(checkpoint).__name__}')
-    state_dict = checkpoint
-    for key in ('model', 'state_dict'):
-        if isinstance(checkpoint.get(key), dict):
-            state_dict = checkpoint[key]
-            break
+    state_dict = state_dict_of(checkpoint, keys=('model', 'state_dict'))
     if not state_dict or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError('no state dict of tensors found (looked at "model", "state_dict" '
                          'and the top level)')
-    return OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state_dict.items())
+    return state_dict
 
 
 def _rename_top_level(state_dict: Dict[str, torch.Tensor], names: Dict[str, str],

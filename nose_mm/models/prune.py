@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from nose_mm.utils.checkpoint import load_checkpoint_file, save_checkpoint_file
+from nose_mm.checkpoint.files import load_checkpoint_file, save_checkpoint_file
 
 from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
 from .layouts import BlockLayout, detect_layout

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Subset
 from nose_mm.datasets.checks import build_dataset
 from nose_mm.models.builder import build_model_from_cfg
 from nose_mm.utils.config import check_data_roots, load_config
-from nose_mm.utils.safe_load import add_trust_checkpoint_arg, apply_trust_checkpoint
+from nose_mm.checkpoint.reader import add_trust_checkpoint_arg, apply_trust_checkpoint
 
 from .settings import SPLITS, add_setting_arg
 

@@ -23,7 +23,7 @@ import traceback
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from .fileio import OutputNotWritableError, check_writable
-from .safe_load import CheckpointLoadError, trust_scope
+from ..checkpoint.reader import CheckpointLoadError, trust_scope
 
 __all__ = [
     'UserError', 'KnownError', 'USER_ERRORS', 'INPUT_ERRORS', 'DEBUG_ENV', 'ToolParser',
@@ -209,7 +209,7 @@ def cli_main(*errors: type) -> Callable:
 
     ``--debug`` is taken out of the arguments here (so every tool has it) and
     prints the traceback before the line. ``main`` runs in its own
-    :func:`~nose_mm.utils.safe_load.trust_scope`: the files a run trusts are
+    :func:`~nose_mm.checkpoint.reader.trust_scope`: the files a run trusts are
     forgotten when it returns.
 
     Args:

@@ -130,10 +130,26 @@ def test_diluted_checkpoint_is_applied_and_recorded(tiny_cifar100, tmp_path):
     assert str(err.value) == (f"checkpoint {ckpt!r} was trained with diluted layers [0, 2] at "
                               "lam=0; the model dilutes [1]: set the backbone's "
                               "diluted_layers=[0, 2]")
+    # The same record applied the same way by DilutionHook under mmengine's own Runner
+    # (one function applies it: before, the hook only warned there).
+    from mmengine.runner import Runner
+    cfg = _cfg(CLS_CFG, type='NoseVisionTransformer', diluted_layers=[1])
+    cfg.work_dir, cfg.load_from = str(tmp_path / 'w3'), ckpt
+    cfg.custom_hooks = [dict(type='DilutionHook', end=1)]
+    with pytest.raises(RuntimeError) as err:
+        Runner.from_cfg(cfg).load_or_resume()
+    assert str(err.value) == ("the loaded checkpoint was trained with diluted layers [0, 2] at "
+                              "lam=0; the model dilutes [1]: set the backbone's "
+                              "diluted_layers=[0, 2]")
+    cfg.model.backbone.diluted_layers = []
+    cfg.work_dir = str(tmp_path / 'w4')
+    plain = Runner.from_cfg(cfg)
+    plain.load_or_resume()
+    assert plain.model.backbone.diluted_layers == (0, 2)
 
 
 def test_load_from_classification_backbone_into_upernet_needs_the_opt_out(tmp_path):
-    from nose_mm.models import CheckpointFitError
+    from nose_mm.checkpoint.fit import CheckpointFitError
     cls_ckpt = _save(_build(_cfg(CLS_CFG)), tmp_path / 'cls.pth')
     runner = _runner(_cfg(SEG_CFG), tmp_path / 'a', cls_ckpt)
     with pytest.raises(CheckpointFitError) as err:
@@ -162,7 +178,7 @@ def test_load_from_classification_backbone_into_upernet_needs_the_opt_out(tmp_pa
 
 
 def test_pretrained_init_is_strict(tmp_path):
-    from nose_mm.models import CheckpointFitError, StrictPretrainedInit
+    from nose_mm.checkpoint.fit import CheckpointFitError, StrictPretrainedInit
     cls_ckpt = _save(_build(_cfg(CLS_CFG)), tmp_path / 'cls.pth')
     wide = _cfg(CLS_CFG)
     wide.model.backbone.arch.num_layers = 6

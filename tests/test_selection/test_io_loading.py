@@ -10,7 +10,7 @@ from nose_mm.selection import (build_calibration_dataset, build_calibration_load
                                calibration_dataset_cfg, calibration_indices, load_selection,
                                load_selection_record, save_selection)
 from nose_mm.selection.loading import check_calibration_data
-from nose_mm.utils.checkpoint import load_checkpoint_strict
+from nose_mm.checkpoint.fit import CheckpointFitError, load_checkpoint_strict
 from nose_mm.utils.cli import UserError
 from tests.utils import TEST_CONFIGS
 
@@ -105,9 +105,11 @@ def test_load_checkpoint_strict(tmp_path):
     state['extra.weight'] = torch.zeros(1)
     del state['backbone.ln1.bias']
     torch.save({'state_dict': state}, path)
-    with pytest.raises(ValueError, match=r"1 missing keys \[backbone.ln1.bias\]; 1 unexpected "
-                                         r"keys \[extra.weight\]"):
+    # the same error, in the same form, as a misfit in a Runner
+    with pytest.raises(CheckpointFitError) as info:
         load_checkpoint_strict(model, path)
+    assert str(info.value) == (f"checkpoint {path!r} does not fit the model: 1 missing keys "
+                               f"(backbone.ln1.bias); 1 unexpected keys (extra.weight)")
 
 
 @pytest.mark.parametrize('config', ['demo/deit-demo_baseline_digits-16px.py',

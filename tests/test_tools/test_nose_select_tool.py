@@ -125,10 +125,10 @@ def test_select_tool_clear_errors(tiny_cifar100, ckpt, tmp_path, capsys):
         CFG, ckpt, '-k', 2, '-n', 21, *opts)
     other = _checkpoint(tmp_path / 'other.pth', **{'model.backbone.arch.num_layers': 3})
     msg = error(CFG, other, '-k', 2, '-n', 4, *opts)
-    assert "does not match the config's model: 12 missing keys [backbone.layers.3." in msg
+    assert "does not fit the model: 12 missing keys (backbone.layers.3." in msg
     wide = _checkpoint(tmp_path / 'wide.pth', **{'model.head.num_classes': 7})
-    assert 'size mismatch for head.layers.head.weight' in error(CFG, wide, '-k', 2, '-n', 4,
-                                                                  *opts)
+    assert ('2 shape mismatches (checkpoint vs model) (head.layers.head.weight (7, 32) vs '
+            '(100, 32)') in error(CFG, wide, '-k', 2, '-n', 4, *opts)
     assert "checkpoint 'missing.pth' does not exist" in error(CFG, 'missing.pth', '-k', 2,
                                                               *opts)
     assert "config file 'nope.py' does not exist" in error('nope.py', ckpt, '-k', 2)

@@ -22,7 +22,7 @@ def test_runner_checkpoints_need_the_carried_torch_load_fix(tiny_cifar100, tmp_p
              *data_root_options(tiny_cifar100), 'train_cfg.max_epochs=1')
     ckpt = work / 'epoch_1.pth'
     # Plain torch.load (weights_only=True by default since torch 2.6) refuses
-    # mmengine's checkpoints: this is what nose_mm.utils.compat fixes.
+    # mmengine's checkpoints: this is what nose_mm.checkpoint.mmengine_loader fixes.
     with pytest.raises(Exception, match='weights_only|Unsupported global'):
         torch.load(ckpt, map_location='cpu')
     import nose_mm  # noqa: F401

@@ -7,7 +7,7 @@ import torch
 from nose_mm.selection import SelectionSettings, add_selection_args, settings_from_args
 from nose_mm.selection.settings import add_setting_arg
 from nose_mm.utils import cli
-from nose_mm.utils.checkpoint import load_checkpoint_file
+from nose_mm.checkpoint.files import load_checkpoint_file
 from nose_mm.utils.cli import INPUT_ERRORS, UserError, cli_main
 
 

@@ -7,7 +7,7 @@ Writes a checkpoint as mmengine's Runner saves one (mmpretrain's DeiT
 ``ImageClassifier`` weights, AdamW state after one step, message hub with
 ``HistoryBuffer`` logs, meta), then loads it in interleaved rounds with:
 
-* ``nose_mm``: :func:`nose_mm.utils.safe_load.safe_torch_load` (nose_mm's unpickler);
+* ``nose_mm``: :func:`nose_mm.checkpoint.reader.safe_torch_load` (nose_mm's unpickler);
 * ``torch_weights_only``: ``torch.load(weights_only=True)`` with the globals a
   Runner checkpoint needs allowed (the loader nose_mm used before issue 20, which
   a crafted file could steer into running code: a speed reference only);
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     if args.rounds < 1:
         parser.error(f'--rounds must be >= 1, got {args.rounds}')
     torch.set_num_threads(args.threads)
-    from nose_mm.utils.safe_load import safe_torch_load
+    from nose_mm.checkpoint.reader import safe_torch_load
 
     folder = tempfile.mkdtemp(prefix='nose_mm_load_')
     path = args.keep or osp.join(folder, 'runner.pth')

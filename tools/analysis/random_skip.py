@@ -46,7 +46,7 @@ def _load(args):
     from nose_mm.selection.loading import (build_calibration_dataset, build_calibration_loader,
                                            check_calibration_data)
     from nose_mm.utils.config import load_config
-    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    from nose_mm.checkpoint.reader import apply_trust_checkpoint
     check_num_subsets(args.num_subsets)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)

@@ -26,7 +26,7 @@ def parse_args(argv=None):
 
     from nose_mm.selection.adapters import SKIP_MODES
     from nose_mm.selection.settings import SPLITS, add_setting_arg
-    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
+    from nose_mm.checkpoint.reader import add_trust_checkpoint_arg
     parser = ToolParser(description='NOSE selection stability (nose_mm)')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='trained checkpoint matching the config')
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     from nose_mm.selection.settings import SelectionSettings
     from nose_mm.utils.config import load_config
     from nose_mm.utils.fileio import atomic_write, atomic_write_json
-    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    from nose_mm.checkpoint.reader import apply_trust_checkpoint
 
     grid = check_num_samples_grid(args.num_samples)
     settings = SelectionSettings(batch_size=args.batch_size)

@@ -16,7 +16,7 @@ from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
-    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
+    from nose_mm.checkpoint.reader import add_trust_checkpoint_arg
     parser = ToolParser(
         description='timm / official ViT, DeiT, DeiT-III or Swin -> mmpretrain checkpoint')
     parser.add_argument('src', help='source checkpoint')
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_deit_checkpoint
     from nose_mm.models.prune import convert_checkpoint_file
-    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    from nose_mm.checkpoint.reader import apply_trust_checkpoint
     apply_trust_checkpoint(args.trust_checkpoint, named=[args.src])
     converted = convert_checkpoint_file(args.src, args.dst, convert_deit_checkpoint)
     meta = converted['meta']

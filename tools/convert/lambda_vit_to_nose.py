@@ -15,7 +15,7 @@ from nose_mm.utils.cli import INPUT_ERRORS, ToolParser, cli_main
 
 
 def parse_args(argv=None):
-    from nose_mm.utils.safe_load import add_trust_checkpoint_arg
+    from nose_mm.checkpoint.reader import add_trust_checkpoint_arg
     parser = ToolParser(description='lambda_vit checkpoint -> pruned nose_mm')
     parser.add_argument('src', help='reference checkpoint (as main_lambda.py saves it, or a '
                         'stripped state dict)')
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from nose_mm.models.convert import convert_lambda_vit
     from nose_mm.models.prune import convert_checkpoint_file, pruned_backbone_cfg
-    from nose_mm.utils.safe_load import apply_trust_checkpoint
+    from nose_mm.checkpoint.reader import apply_trust_checkpoint
     apply_trust_checkpoint(args.trust_checkpoint, named=[args.src])
     converted = convert_checkpoint_file(
         args.src, args.dst,

@@ -10,6 +10,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nose_mm.models.dilution import (META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED,
                                      Dilutable, find_dilutable_modules, get_lam_schedule)
+from nose_mm.checkpoint.fit import apply_checkpoint_dilution
 from nose_mm.registry import HOOKS
 
 __all__ = ['DilutionHook', 'get_dilutable_modules']
@@ -201,31 +202,24 @@ class DilutionHook(Hook):
             self._set_lam(runner, lam)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Remember the checkpoint's ``lam`` for validation / test runs.
+        """Remember the checkpoint's ``lam``; apply its dilution record to the model.
 
-        If the model dilutes no layers but the checkpoint records some (a run
-        whose layers were selected by ``NoseSelectionHook``), those layers are
-        diluted, so testing such a checkpoint evaluates the trained model.
+        The record (diluted layers, ``lam``, compensation) is applied by
+        :func:`nose_mm.checkpoint.fit.apply_checkpoint_dilution`, the one place
+        that does it (``NoseRunner`` and the strict ``Pretrained`` init call it
+        too): a model diluting no layers dilutes the recorded ones (layers chosen
+        by ``NoseSelectionHook``, for test runs and resume), and a model diluting
+        other layers is refused.
         """
         meta = checkpoint.get('meta') or {}
         lam = meta.get(META_LAM)
         self._loaded_lam = None if lam is None else float(lam)
-        saved = meta.get(META_DILUTED)
-        if saved is not None:
-            for module in self._modules(runner):
-                current = list(module.diluted_layers)
-                if current == list(saved):
-                    continue
-                if not current:
-                    # e.g. layers chosen by NoseSelectionHook: the config names none, the
-                    # checkpoint knows them (test runs, and resume before the selection hook)
-                    module.set_diluted_layers(list(saved))
-                    runner.logger.info(f'DilutionHook: diluting layers {list(saved)} as '
-                                       f'recorded in the checkpoint')
-                else:
-                    runner.logger.warning(
-                        f'DilutionHook: the checkpoint was trained with diluted layers '
-                        f'{list(saved)}, the model dilutes {current}')
+        # NoseRunner names the file it is loading; mmengine's Runner does not
+        source = getattr(runner, 'loading_checkpoint', None)
+        applied = apply_checkpoint_dilution(runner.model, meta, source)
+        if applied:
+            runner.logger.info(f'DilutionHook: diluting layers {applied} as recorded in the '
+                               f'checkpoint')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Record ``lam`` and the dilution set-up in the checkpoint's meta."""

@@ -6,14 +6,14 @@ changes) and computes the attention residual with
 :func:`~nose_mm.models.dilution.dilute_residual`. :class:`NoseBackboneMixin`
 implements :class:`~nose_mm.models.dilution.Dilutable` over those blocks and
 refuses checkpoints whose pruned layers differ from the model's, naming them
-(:class:`~nose_mm.models.checkpoint_fit.CheckpointFitError`).
+(:class:`~nose_mm.checkpoint.fit.CheckpointFitError`).
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..checkpoint_fit import CheckpointFitError
+from ...checkpoint.fit import CheckpointFitError
 from ..dilution import DilutableMixin, dilute_residual
 from ..layouts import BlockLayout
 

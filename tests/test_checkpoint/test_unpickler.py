@@ -24,8 +24,8 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from numpy.core import multiarray
 
-from nose_mm.utils.safe_load import CheckpointLoadError, UnsafeCheckpointError, safe_torch_load
-from nose_mm.utils.safe_unpickle import ALLOWED_GLOBALS, loads, scan_globals
+from nose_mm.checkpoint.reader import CheckpointLoadError, UnsafeCheckpointError, safe_torch_load
+from nose_mm.checkpoint.unpickler import ALLOWED_GLOBALS, loads, scan_globals
 
 
 class Reduce:
@@ -394,7 +394,7 @@ def test_legacy_headers_and_storages_are_held_to_what_torch_writes(tmp_path):
 
 
 def test_budgets_of_objects_and_tensors(tmp_path, monkeypatch):
-    from nose_mm.utils import safe_unpickle
+    from nose_mm.checkpoint import unpickler as safe_unpickle
     torch.save({f'w{i}': torch.ones(1) for i in range(5)}, tmp_path / 'five.pth')
     monkeypatch.setattr(safe_unpickle, 'MAX_TENSORS', 4)
     with pytest.raises(UnsafeCheckpointError, match='it builds more than 4 tensors'):

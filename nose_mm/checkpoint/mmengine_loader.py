@@ -5,7 +5,7 @@
    ``tools/test.py`` fail on Runner-saved checkpoints ("Unsupported global:
    mmengine.logging.history_buffer.HistoryBuffer"). :func:`load_trusted_local`
    replaces mmengine's loader for local paths with
-   :func:`nose_mm.utils.safe_load.safe_torch_load`: nose_mm's restricted
+   :func:`nose_mm.checkpoint.reader.safe_torch_load`: nose_mm's restricted
    unpickler, which builds only the plain data that Runner (and other
    legitimate) checkpoints hold, or safetensors; anything else is refused unless
    the user trusts the file (``--trust-checkpoint`` /
@@ -21,13 +21,13 @@ The fix is applied when ``nose_mm`` is imported, i.e. whenever a config has
 """
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint import load_checkpoint_file
+from .files import load_checkpoint_file
 
 __all__ = ['load_trusted_local', 'apply_checkpoint_fix']
 
 
 def load_trusted_local(filename: str, map_location=None) -> dict:
-    """mmengine's loader for local paths: :func:`~nose_mm.utils.checkpoint.load_checkpoint_file`.
+    """mmengine's loader for local paths: :func:`~nose_mm.checkpoint.files.load_checkpoint_file`.
 
     Args:
         filename (str): Path of a local checkpoint file.

@@ -4,7 +4,7 @@ Unpickling a ``.pth`` file can call any Python function the file names, so a
 downloaded checkpoint could run code as soon as it is loaded.
 :func:`safe_torch_load` reads every torch format (the zip archive of torch >=
 1.6 and the older pickle sequence) through nose_mm's own unpickler
-(:mod:`nose_mm.utils.safe_unpickle`): the file can only build plain data
+(:mod:`nose_mm.checkpoint.unpickler`): the file can only build plain data
 (tensors, containers, numbers, strings, numeric numpy values,
 ``HistoryBuffer``, ``argparse.Namespace``), each piece from checked arguments.
 A file that names anything else is refused before any of it runs, with every
@@ -43,7 +43,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
 import torch
 
-from .safe_unpickle import (PICKLE_MODULE, UnsafeContentError, UnsafeGlobalsError,
+from .unpickler import (PICKLE_MODULE, UnsafeContentError, UnsafeGlobalsError,
                             check_plain_data)
 
 __all__ = [

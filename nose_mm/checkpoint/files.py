@@ -1,29 +1,29 @@
-"""Reading checkpoint files: the one way nose_mm reads one (unpickling: :mod:`.safe_load`).
+"""Checkpoint files: the one way nose_mm reads (:mod:`.reader`) and writes one.
 
-Every loader of the package (mmengine's local scheme in :mod:`.compat`, the
-prune / convert tools, strict model loading) goes through
-:func:`load_checkpoint_file`, so how files are unpickled is decided here once.
+Every loader of the package (mmengine's local scheme in :mod:`.mmengine_loader`,
+the prune / convert tools, the strict fit of :mod:`.fit`) goes through
+:func:`load_checkpoint_file`, so how files are read is decided here once.
 """
 import json
 import os.path as osp
+from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
 
 import torch
 
-from .fileio import atomic_write
-from .safe_load import SAFETENSORS_META_KEY, safe_torch_load
+from ..utils.fileio import atomic_write
+from .reader import SAFETENSORS_META_KEY, safe_torch_load
 
-__all__ = ['load_checkpoint_file', 'load_checkpoint_strict', 'save_checkpoint_file',
-           'SAFETENSORS_SUFFIX']
+__all__ = ['load_checkpoint_file', 'save_checkpoint_file', 'state_dict_of', 'SAFETENSORS_SUFFIX']
 
 #: Outputs named ``*.safetensors`` are written in that format (no pickle).
 SAFETENSORS_SUFFIX = '.safetensors'
 
 
 def load_checkpoint_file(path: str, map_location='cpu') -> dict:
-    """Load a local checkpoint file into a dict, safely (:func:`.safe_load.safe_torch_load`).
+    """Load a local checkpoint file into a dict, safely (:func:`.reader.safe_torch_load`).
 
     ``.pth`` files in any torch format and ``.safetensors`` files are read; a
     safetensors file written by :func:`save_checkpoint_file` gives back the
@@ -50,44 +50,33 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     return checkpoint
 
 
-def _shorten(keys: Sequence[str], limit: int = 5) -> str:
-    keys = list(keys)
-    shown = ', '.join(keys[:limit])
-    return shown + (f', ... (+{len(keys) - limit} more)' if len(keys) > limit else '')
+def state_dict_of(checkpoint: dict, keys: Sequence[str] = ('state_dict', )) -> OrderedDict:
+    """The state dict a checkpoint holds, with a ``module.`` prefix (DDP, DataParallel) removed.
 
-
-def load_checkpoint_strict(model: torch.nn.Module, path: str) -> dict:
-    """Load a checkpoint into ``model``; its keys must match the model's exactly.
-
-    Accepts Runner-saved checkpoints (``state_dict`` key) and bare state dicts;
-    a ``module.`` prefix (DDP) is removed.
+    The one place nose_mm unwraps a checkpoint: Runner files keep the weights
+    under ``state_dict``, official DeiT / reference files under ``model``
+    (pass ``keys=('model', 'state_dict')``); a bare state dict is its own.
+    The modules' version metadata (``_metadata``) is kept.
 
     Args:
-        model (nn.Module): The model built from the config.
-        path (str): A local checkpoint file.
+        checkpoint (dict): A loaded checkpoint.
+        keys (sequence of str): Keys to look under, in order. Defaults to
+            ``('state_dict', )``.
 
     Returns:
-        dict: The loaded checkpoint (e.g. its ``meta``).
-
-    Raises:
-        FileNotFoundError: If ``path`` is not a file.
-        ValueError: If keys are missing or unexpected, or shapes differ: one
-            line naming the counts and the first keys.
+        OrderedDict: The weights.
     """
-    checkpoint = load_checkpoint_file(path)
-    state = checkpoint.get('state_dict', checkpoint)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        detail = ' '.join(str(e).split())
-        raise ValueError(f'checkpoint {path!r} does not match the config\'s model: '
-                         f'{detail}') from None
-    if missing or unexpected:
-        raise ValueError(f'checkpoint {path!r} does not match the config\'s model: '
-                         f'{len(missing)} missing keys [{_shorten(missing)}]; '
-                         f'{len(unexpected)} unexpected keys [{_shorten(unexpected)}]')
-    return checkpoint
+    state = checkpoint
+    for key in keys:
+        if isinstance(checkpoint.get(key), dict):
+            state = checkpoint[key]
+            break
+    out = OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
+                      for k, v in state.items())
+    metadata = getattr(state, '_metadata', None)
+    if metadata is not None:
+        out._metadata = metadata
+    return out
 
 
 def _json_value(value: Any) -> Any:

@@ -29,11 +29,12 @@ from mmengine.model import BaseTTAModel, PretrainedInit, is_model_wrapper
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from ..registry import register_weight_init
+from .files import load_checkpoint_file, state_dict_of
 from ..utils.cli import UserError
-from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, find_dilutable_modules
+from ..models.dilution import META_COMPENSATE, META_DILUTED, META_LAM, find_dilutable_modules
 
 __all__ = [
-    'CheckpointFitError', 'check_fit_cfg', 'load_state_dict_checked',
+    'CheckpointFitError', 'check_fit_cfg', 'load_state_dict_checked', 'load_checkpoint_strict',
     'apply_checkpoint_dilution', 'StrictPretrainedInit'
 ]
 
@@ -172,7 +173,7 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch
 
 
 def apply_checkpoint_dilution(model: torch.nn.Module, meta: Optional[dict],
-                              source: str) -> Optional[List[int]]:
+                              source: Optional[str]) -> Optional[List[int]]:
     """Make the model dilute what the checkpoint was trained with, or refuse.
 
     A checkpoint whose meta records diluted layers (``dilution_layers``) and
@@ -186,7 +187,8 @@ def apply_checkpoint_dilution(model: torch.nn.Module, meta: Optional[dict],
     Args:
         model (torch.nn.Module): The model (wrappers are unwrapped).
         meta (dict, optional): The checkpoint's ``meta``.
-        source (str): Names the checkpoint in errors.
+        source (str, optional): Names the checkpoint in errors (None: "the
+            loaded checkpoint").
 
     Returns:
         list[int] | None: The diluted layers applied, None if the checkpoint
@@ -203,7 +205,8 @@ def apply_checkpoint_dilution(model: torch.nn.Module, meta: Optional[dict],
     saved = sorted(int(i) for i in saved)
     lam = meta.get(META_LAM)
     lam = None if lam is None else float(lam)
-    where = f'checkpoint {source!r} was trained with diluted layers {saved}' + (
+    named = 'the loaded checkpoint' if source is None else f'checkpoint {source!r}'
+    where = f'{named} was trained with diluted layers {saved}' + (
         f' at lam={lam:g}' if lam is not None else '')
     modules = find_dilutable_modules(_unwrap(model))
     if not modules:
@@ -230,13 +233,25 @@ def apply_checkpoint_dilution(model: torch.nn.Module, meta: Optional[dict],
     return saved
 
 
-def _revise(state_dict: dict) -> 'OrderedDict[str, torch.Tensor]':
-    """Strip a ``module.`` prefix (DataParallel checkpoints), as mmengine does."""
-    out = OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in state_dict.items())
-    metadata = getattr(state_dict, '_metadata', None)
-    if metadata is not None:
-        out._metadata = metadata
-    return out
+def load_checkpoint_strict(model: torch.nn.Module, path: str) -> dict:
+    """Load a local checkpoint into ``model``, every key and shape fitting.
+
+    The loader of the tools that build a model themselves (selection,
+    benchmark, analysis: :func:`nose_mm.models.builder.build_model_from_cfg`):
+    :func:`~.files.load_checkpoint_file`, :func:`~.files.state_dict_of`, then
+    :func:`load_state_dict_checked`, so a misfit is the same
+    :class:`CheckpointFitError` as in a Runner.
+
+    Args:
+        model (nn.Module): The model built from the config.
+        path (str): A local checkpoint file.
+
+    Returns:
+        dict: The loaded checkpoint (e.g. its ``meta``).
+    """
+    checkpoint = load_checkpoint_file(path)
+    load_state_dict_checked(model, state_dict_of(checkpoint), path)
+    return checkpoint
 
 
 @register_weight_init('Pretrained')
@@ -275,7 +290,7 @@ class StrictPretrainedInit(PretrainedInit):
         from mmengine.logging import print_log
         from mmengine.model.weight_init import update_init_info
         checkpoint = _load_checkpoint(self.checkpoint, map_location=self.map_location)
-        state_dict = _revise(checkpoint.get('state_dict', checkpoint))
+        state_dict = state_dict_of(checkpoint)
         source = self.checkpoint
         if self.prefix:
             state_dict = OrderedDict((k[len(self.prefix):], v) for k, v in state_dict.items()

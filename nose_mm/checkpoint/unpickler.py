@@ -36,7 +36,7 @@ every operation the file can ask for is one of the functions below:
   built objects, with no cycle and at most :data:`MAX_EXPANDED_SIZE` items
   when shared parts are counted each time.
 
-What legitimate files hold (measured in ``tests/test_utils/test_safe_load.py``
+What legitimate files hold (measured in ``tests/test_checkpoint/test_reader.py``
 on files written by mmengine, mmpretrain, mmseg, timm, the reference code and
 nose_mm): tensors and parameters, ``OrderedDict``, numpy numeric arrays,
 scalars and dtypes, ``HistoryBuffer`` (with its statistics methods pickled
@@ -537,7 +537,7 @@ def _storage_id(pid: Any, limit: int) -> None:
 
 
 class SafeUnpickler:
-    """A pickle machine that does only what :mod:`nose_mm.utils.safe_unpickle` allows.
+    """A pickle machine that does only what :mod:`nose_mm.checkpoint.unpickler` allows.
 
     Same interface as :class:`pickle.Unpickler` as torch uses it: built on a
     binary file, ``find_class`` (torch's loaders override it for storage
@@ -1014,7 +1014,7 @@ def _load(file, **kwargs) -> Any:
 
 class _PickleModule:
     """What ``torch.load(pickle_module=...)`` uses: ``Unpickler`` and ``load``."""
-    __name__ = 'nose_mm.utils.safe_unpickle'
+    __name__ = 'nose_mm.checkpoint.unpickler'
     Unpickler = SafeUnpickler
     UnpicklingError = pickle.UnpicklingError
     load = staticmethod(_load)

@@ -27,11 +27,11 @@ from nose_mm.datasets import write_ade20k, write_cifar100
 from nose_mm.models.convert import convert_deit_checkpoint, convert_lambda_vit
 from nose_mm.models.dilution import META_COMPENSATE, META_DILUTED, META_LAM
 from nose_mm.models.prune import convert_checkpoint_file, prune_checkpoint
-from nose_mm.utils.checkpoint import load_checkpoint_file, save_checkpoint_file
-from nose_mm.utils.safe_load import (TRUST_ENV, TRUST_NAMED, CheckpointLoadError,
+from nose_mm.checkpoint.files import load_checkpoint_file, save_checkpoint_file
+from nose_mm.checkpoint.reader import (TRUST_ENV, TRUST_NAMED, CheckpointLoadError,
                                      UnsafeCheckpointError, apply_trust_checkpoint, is_trusted,
                                      safe_torch_load, trust_scope)
-from nose_mm.utils.safe_unpickle import ALLOWED_GLOBALS, is_allowed_global, scan_globals
+from nose_mm.checkpoint.unpickler import ALLOWED_GLOBALS, is_allowed_global, scan_globals
 from tests.utils import TEST_CONFIGS, data_root_options, import_tool, run_tool
 
 CLS_CFG = osp.join(TEST_CONFIGS, 'tiny-vit_cifar100.py')
@@ -423,7 +423,7 @@ ENTRY_POINTS = {
 @pytest.fixture(scope='module')
 def forged(files, tmp_path_factory):
     """A real Runner checkpoint with the forged-pointer chain of issue 20 in its meta."""
-    from tests.test_utils.test_safe_unpickle import FORGED_POINTER
+    from tests.test_checkpoint.test_unpickler import FORGED_POINTER
     ckpt = torch.load(files['runner'], map_location='cpu', weights_only=False)
     ckpt['meta']['dilution_lam'] = FORGED_POINTER  # read as float() by tools/prune.py
     path = tmp_path_factory.mktemp('forged') / 'forged.pth'

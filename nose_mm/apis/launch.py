@@ -9,6 +9,7 @@ Every user error (bad config path, missing data folder, unknown launcher,
 (``LaunchError`` here) with a one-line message.
 """
 import os
+import itertools
 import os.path as osp
 from typing import Any, Callable, Optional, Sequence
 
@@ -225,7 +226,7 @@ def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
     return cfg
 
 
-_RUNS_IN_PROCESS = [0]
+_RUNS_IN_PROCESS = itertools.count(1)
 
 
 def _name_run(cfg: Config) -> None:
@@ -237,10 +238,10 @@ def _name_run(cfg: Config) -> None:
     the first run's instances, e.g. its registry scope. Every process counts its
     runs the same way, so distributed ranks agree on the name.
     """
-    _RUNS_IN_PROCESS[0] += 1
-    if _RUNS_IN_PROCESS[0] > 1 and cfg.get('experiment_name') is None:
+    run = next(_RUNS_IN_PROCESS)
+    if run > 1 and cfg.get('experiment_name') is None:
         stem = osp.splitext(osp.basename(cfg.filename or 'run'))[0]
-        cfg.experiment_name = f'{stem}_run{_RUNS_IN_PROCESS[0]}'
+        cfg.experiment_name = f'{stem}_run{run}'
 
 
 def build_runner(cfg: Config) -> Runner:

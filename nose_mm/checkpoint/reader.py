@@ -194,7 +194,7 @@ def _is_tar(f) -> bool:
 
 
 def _check_archive(f, path: str) -> None:
-    """Refuse a zip archive that is not laid out as torch.save writes one.
+    """Refuse a TorchScript archive, and a zip archive not laid out as torch.save writes one.
 
     torch.save stores every record uncompressed, once, one after the other,
     with the central directory where the end record says. torch's reader would
@@ -212,6 +212,12 @@ def _check_archive(f, path: str) -> None:
         if end is None or archive.start_dir != end[zipfile._ECD_OFFSET]:
             raise refuse('its central directory is not where its end record says')
         infos = sorted(archive.infolist(), key=lambda i: i.header_offset)
+        # torch.load runs TorchScript (code) when it finds this record; it sees the same
+        # directory, checked above
+        if any(i.filename.split('/', 1)[-1] == 'constants.pkl' for i in infos):
+            raise CheckpointLoadError(
+                f'cannot read checkpoint {_describe_path(path)}: it is a TorchScript archive '
+                f'(code, not weights); load it with torch.jit.load only if you trust it')
         limit = 0
         for info in infos:
             if info.compress_type != zipfile.ZIP_STORED:
@@ -232,12 +238,6 @@ def _check_archive(f, path: str) -> None:
 
 def _load_pickled(f, fmt: str, path: str, map_location: Any) -> Any:
     if fmt == 'zip':
-        records = torch._C.PyTorchFileReader(f).get_all_records()  # the reader torch.load uses
-        f.seek(0)
-        if 'constants.pkl' in records:
-            raise CheckpointLoadError(
-                f'cannot read checkpoint {_describe_path(path)}: it is a TorchScript archive '
-                f'(code, not weights); load it with torch.jit.load only if you trust it')
         _check_archive(f, path)
     elif _is_tar(f):
         raise CheckpointLoadError(

@@ -52,6 +52,7 @@ still reads the archive and its storages.
 import _compat_pickle
 import argparse
 import io
+import math
 import pickle
 import os
 import pickletools
@@ -236,9 +237,7 @@ def _set_of(kind):
     def build(*args):
         if args == ():
             return kind()
-        if len(args) == 1 and type(args[0]) is list and all(
-                type(v) in (str, bytes, bool, type(None)) or (
-                    type(v) is int and -_HASH_MODULUS < v < _HASH_MODULUS) for v in args[0]):
+        if len(args) == 1 and type(args[0]) is list and all(_scalar_key(v) for v in args[0]):
             return kind(args[0])
         _refuse(f'{kind.__name__} is built from one list of strings, bytes or small ints')
     return build
@@ -283,6 +282,13 @@ MAX_TENSORS = 100_000
 #: Python hashes ints modulo this prime; larger ones can be made to collide.
 _HASH_MODULUS = 2**61 - 1
 
+
+def _scalar_key(value: Any) -> bool:
+    """A dict key / set item whose hash is cheap and cannot be made to collide."""
+    kind = type(value)
+    return kind in (str, bytes, bool, type(None)) or (
+        kind is int and -_HASH_MODULUS < value < _HASH_MODULUS)
+
 #: numpy dtypes a checkpoint may hold: booleans, integers, floats, complex.
 _NUMERIC_SPECS = frozenset(
     ['b1', 'i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4', 'u8', 'f2', 'f4', 'f8', 'c8', 'c16'])
@@ -311,17 +317,18 @@ def _np_reconstruct(cls, shape, typecode) -> np.ndarray:
     return np.empty((0, ), np.int8)
 
 
+def _nbytes(shape: Tuple[int, ...], dtype: np.dtype) -> int:
+    return math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+
+
 def _np_frombuffer(buffer, dtype, shape, order) -> np.ndarray:
     # numpy's pickle of an array under protocol 5 (the buffer in-band)
     dtype = _numeric_dtype(dtype, 'a numpy array\'s dtype')
     shape = _int_tuple(shape, 'a numpy array\'s shape', 0)
-    count = 1
-    for dim in shape:
-        count *= dim
-    if type(buffer) not in (bytes, bytearray) or len(buffer) != count * dtype.itemsize \
+    if type(buffer) not in (bytes, bytearray) or len(buffer) != _nbytes(shape, dtype) \
             or order not in ('C', 'F'):
         _refuse(f'a numpy array of shape {_short(shape)} and dtype {dtype} needs '
-                f'{count * dtype.itemsize} bytes of data')
+                f'{_nbytes(shape, dtype)} bytes of data')
     return np.frombuffer(bytes(buffer), dtype).reshape(shape, order=order).copy(order=order)
 
 
@@ -380,6 +387,13 @@ for _dtype in {v for v in vars(torch).values() if isinstance(v, torch.dtype)}:
     _allow(str(_dtype), token=_dtype)  # e.g. torch.float32: a value, not callable
 
 _REDUCE = {id(t): (t, r) for t, r, _ in _GLOBALS.values() if r is not None}
+#: Opcodes of a length (struct format, its size) then data, and what the data is.
+_LENGTH_PREFIXED = {
+    0x58: ('<I', 4, 'text'), 0x8c: ('<B', 1, 'text'), 0x8d: ('<Q', 8, 'text'),  # *UNICODE
+    0x42: ('<I', 4, bytes), 0x43: ('<B', 1, bytes), 0x8e: ('<Q', 8, bytes),  # *BINBYTES*
+    0x96: ('<Q', 8, bytearray), 0x55: ('<B', 1, 'old'), 0x54: ('<i', 4, 'old'),  # BINSTRING
+    0x8a: ('<B', 1, 'int'), 0x8b: ('<i', 4, 'int'),  # LONG1 / LONG4
+}
 _TENSOR_BUILDERS = (_rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter)
 #: Opcodes that create an object (each counts against :data:`MAX_OBJECTS`).
 _CREATING = frozenset(b'(NJKMGX\x8a\x8b\x8c\x8d\x8e\x96BCUT)t\x85\x86\x87]l}d\x8f\x91'
@@ -443,12 +457,9 @@ def _build_array(inst: np.ndarray, state: Any, built) -> None:
     dtype = _numeric_dtype(dtype, 'a numpy array\'s dtype')
     if type(fortran) is not bool:
         _refuse('a numpy array\'s order flag must be a bool')
-    count = 1
-    for dim in shape:
-        count *= dim
-    if type(data) is not bytes or len(data) != count * dtype.itemsize:
+    if type(data) is not bytes or len(data) != _nbytes(shape, dtype):
         _refuse(f'a numpy array of shape {_short(shape)} and dtype {dtype} needs '
-                f'{count * dtype.itemsize} bytes of data')
+                f'{_nbytes(shape, dtype)} bytes of data')
     inst.__setstate__((1, shape, dtype, fortran, data))
 
 
@@ -589,8 +600,7 @@ class SafeUnpickler:
         built: set = set()
         zeroed: Dict[int, Any] = {}
         roots: set = set()
-        stored = [0]
-        made = [0, 0]  # objects created, tensors built
+        stored = objects = tensors = 0  # storage bytes (legacy), objects created, tensors
         checked_keys: Dict[int, Any] = {}
         sizes: Dict[int, Tuple[Any, int]] = {}  # id -> (tuple / frozenset, expanded size)
         push = stack.append
@@ -609,11 +619,9 @@ class SafeUnpickler:
 
         def key(value):
             """Only values with a cheap, collision-free hash go into dicts and sets."""
-            kind = type(value)
-            if kind in (str, bytes, bool, type(None)) or (
-                    kind is int and -_HASH_MODULUS < value < _HASH_MODULUS):
+            if _scalar_key(value):
                 return value
-            if kind in (tuple, frozenset):
+            if type(value) in (tuple, frozenset):
                 if id(value) in checked_keys:
                     return value
                 expanded = sizes[id(value)][1] if id(value) in sizes else 1 + len(value)
@@ -635,25 +643,14 @@ class SafeUnpickler:
             push = stack.append
             return items
 
-        def unpack(fmt: str, size: int):
-            data = read(size)
-            if len(data) != size:
-                raise EOFError('the pickle ends early')
-            return struct.unpack(fmt, data)[0]
-
         def read_exact(size: int) -> bytes:
             data = read(size)
             if len(data) != size:
                 raise EOFError('the pickle ends early')
             return data
 
-        def text(data: bytes) -> str:
-            return data.decode('utf-8', 'surrogatepass')
-
-        def old_string(data: bytes):
-            if self._encoding == 'bytes':
-                return data
-            return data.decode(self._encoding, self._errors)
+        def unpack(fmt: str, size: int):
+            return struct.unpack(fmt, read_exact(size))[0]
 
         def container(kind):
             target = stack[-1] if stack else None
@@ -667,8 +664,8 @@ class SafeUnpickler:
                 raise EOFError('the pickle ends without STOP')
             code = op[0]
             if code in _CREATING:
-                made[0] += 1
-                if made[0] > MAX_OBJECTS:
+                objects += 1
+                if objects > MAX_OBJECTS:
                     _refuse(f'it creates more than {MAX_OBJECTS} objects')
             if code == 0x80:  # PROTO
                 if read_exact(1)[0] > 5:
@@ -702,30 +699,20 @@ class SafeUnpickler:
                 push(read_exact(1)[0])
             elif code == 0x4d:  # BININT2
                 push(unpack('<H', 2))
-            elif code == 0x8a:  # LONG1
-                push(int.from_bytes(read_exact(read_exact(1)[0]), 'little', signed=True))
-            elif code == 0x8b:  # LONG4
-                push(int.from_bytes(read_exact(unpack('<i', 4)), 'little', signed=True))
             elif code == 0x47:  # BINFLOAT
                 push(unpack('>d', 8))
-            elif code == 0x58:  # BINUNICODE
-                push(text(read_exact(unpack('<I', 4))))
-            elif code == 0x8c:  # SHORT_BINUNICODE
-                push(text(read_exact(read_exact(1)[0])))
-            elif code == 0x8d:  # BINUNICODE8
-                push(text(read_exact(unpack('<Q', 8))))
-            elif code == 0x42:  # BINBYTES
-                push(read_exact(unpack('<I', 4)))
-            elif code == 0x43:  # SHORT_BINBYTES
-                push(read_exact(read_exact(1)[0]))
-            elif code == 0x8e:  # BINBYTES8
-                push(read_exact(unpack('<Q', 8)))
-            elif code == 0x96:  # BYTEARRAY8
-                push(bytearray(read_exact(unpack('<Q', 8))))
-            elif code == 0x55:  # SHORT_BINSTRING
-                push(old_string(read_exact(read_exact(1)[0])))
-            elif code == 0x54:  # BINSTRING
-                push(old_string(read_exact(unpack('<i', 4))))
+            elif code in _LENGTH_PREFIXED:  # strings, bytes, long ints: length, then data
+                fmt, size, kind = _LENGTH_PREFIXED[code]
+                data = read_exact(unpack(fmt, size))
+                if kind == 'text':
+                    push(data.decode('utf-8', 'surrogatepass'))
+                elif kind == 'old':  # protocol-0/1 8-bit strings
+                    push(data if self._encoding == 'bytes'
+                         else data.decode(self._encoding, self._errors))
+                elif kind == 'int':
+                    push(int.from_bytes(data, 'little', signed=True))
+                else:
+                    push(kind(data))
             elif code == 0x29:  # EMPTY_TUPLE
                 push(())
             elif code == 0x74:  # TUPLE
@@ -787,8 +774,8 @@ class SafeUnpickler:
                     _refuse('the pickle is malformed (memo)')
                 push(memo[index])
             elif code == 0x63:  # GLOBAL
-                module = text(readline()[:-1])
-                name = text(readline()[:-1])
+                module = readline()[:-1].decode('utf-8', 'surrogatepass')
+                name = readline()[:-1].decode('utf-8', 'surrogatepass')
                 push(self.find_class(module, name))
             elif code == 0x93:  # STACK_GLOBAL
                 name, module = stack.pop(), stack.pop()
@@ -804,8 +791,8 @@ class SafeUnpickler:
                 if type(args) is not tuple:
                     _refuse('REDUCE arguments must be a tuple')
                 if entry[1] in _TENSOR_BUILDERS:
-                    made[1] += 1
-                    if made[1] > MAX_TENSORS:
+                    tensors += 1
+                    if tensors > MAX_TENSORS:
                         _refuse(f'it builds more than {MAX_TENSORS} tensors')
                 stack[-1] = entry[1](*args)
             elif code in (0x81, 0x92):  # NEWOBJ / NEWOBJ_EX
@@ -837,8 +824,8 @@ class SafeUnpickler:
                 _storage_id(pid, self._limit)
                 if len(pid) == 6 and pid[2] not in roots:  # legacy: read after the pickle
                     roots.add(pid[2])
-                    stored[0] += _storage_bytes(pid)
-                    if stored[0] > self._limit:
+                    stored += _storage_bytes(pid)
+                    if stored > self._limit:
                         _refuse('its storages hold more bytes than the file')
                 storage = self.persistent_load(pid)
                 if len(pid) == 6 and id(storage) not in zeroed:

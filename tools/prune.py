@@ -32,17 +32,16 @@ def parse_args(argv=None):
 @cli_main(*INPUT_ERRORS)
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from nose_mm.models.prune import (backbone_type_of, convert_checkpoint_file,
-                                      prune_checkpoint, pruned_backbone_cfg)
+    from nose_mm.models.prune import (convert_checkpoint_file, prune_checkpoint,
+                                      pruned_backbone_cfg)
     from nose_mm.checkpoint.reader import apply_trust_checkpoint
     apply_trust_checkpoint(args.trust_checkpoint, named=[args.checkpoint])
     pruned = convert_checkpoint_file(
         args.checkpoint, args.out,
         lambda ckpt: prune_checkpoint(ckpt, args.layers, args.prefix))
     meta = pruned['meta']
-    backbone = backbone_type_of(pruned['state_dict'], args.prefix)
     print(f'pruned layers {meta["pruned_layers"]} -> {args.out}; backbone: '
-          f'{pruned_backbone_cfg(meta, backbone)}')
+          f'{pruned_backbone_cfg(meta, pruned["state_dict"], args.prefix)}')
     return 0
 
 

@@ -4,6 +4,9 @@ default_scope = 'mmpretrain'
 # checkpoint-loading fix (see nose_mm/checkpoint/mmengine_loader.py).
 custom_imports = dict(imports=['nose_mm'], allow_failed_imports=False)
 
+# Every nose_mm run: NoseRunner fits checkpoints strictly (nose_mm/engine/runner.py).
+runner_type = 'NoseRunner'
+
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
@@ -11,6 +14,11 @@ default_hooks = dict(
     checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # every run: results.json for the leaderboard, a stop at a non-finite loss,
+    # random states in checkpoints for exact resume (set one to None to turn it off)
+    results=dict(type='ResultsHook'),
+    divergence=dict(type='DivergenceHook'),
+    random_state=dict(type='RandomStateHook'),
 )
 
 env_cfg = dict(

@@ -1,6 +1,10 @@
 # Runtime shared by the segmentation (mmseg) configs.
 default_scope = 'mmseg'
 custom_imports = dict(imports=['nose_mm'], allow_failed_imports=False)
+# Every nose_mm run: NoseRunner fits checkpoints strictly (nose_mm/engine/runner.py).
+# The hooks every run has are in the schedules' default_hooks (mmseg keeps its
+# default hooks there): results, divergence, random_state.
+runner_type = 'NoseRunner'
 
 env_cfg = dict(
     cudnn_benchmark=True,

@@ -82,4 +82,7 @@ default_hooks = dict(
     checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=max_iters,
                     max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook', draw=False))
+    visualization=dict(type='SegVisualizationHook', draw=False),
+    results=dict(type='ResultsHook'),  # what every nose_mm run has (seg_adamw_160k.py)
+    divergence=dict(type='DivergenceHook'),
+    random_state=dict(type='RandomStateHook'))

@@ -1,5 +1,5 @@
-from .launch import (LaunchError, build_runner, check_data_roots, finish_launch, load_config,
+from .launch import (build_runner, check_data_roots, finish_launch, load_config,
                      prepare_launch, setup_test_cfg, setup_train_cfg)
 
-__all__ = ['LaunchError', 'build_runner', 'check_data_roots', 'finish_launch', 'load_config',
+__all__ = ['build_runner', 'check_data_roots', 'finish_launch', 'load_config',
            'prepare_launch', 'setup_test_cfg', 'setup_train_cfg']

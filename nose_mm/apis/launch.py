@@ -6,15 +6,21 @@ building the Runner live here so they are tested and reusable.
 
 Every user error (bad config path, missing data folder, unknown launcher,
 ``--amp`` without a GPU...) raises :class:`~nose_mm.utils.cli.UserError`
-(``LaunchError`` here) with a one-line message.
+with a one-line message.
+
+What every run has is declared in ``configs/_base_/`` (``runner_type`` and the
+``default_hooks`` of :data:`RUN_HOOKS`), so a config dump shows what runs; for
+a config that leaves them out the launcher adds them and says so.
 """
-import os
 import itertools
+import logging
+import os
 import os.path as osp
 from typing import Any, Callable, Optional, Sequence
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from ..datasets.folders import ClassFolderError, check_class_folders
@@ -25,15 +31,16 @@ from ..utils.fileio import check_writable
 from ..utils.dist import LAUNCHERS, default_wrapper_cfg, init_dist_if_needed
 
 __all__ = [
-    'LaunchError', 'DictAction', 'LAUNCHERS', 'add_launch_args', 'parse_launch_args',
-    'load_config', 'check_data_roots', 'check_split_classes',
+    'DictAction', 'LAUNCHERS', 'RUN_HOOKS', 'add_launch_args', 'parse_launch_args',
+    'load_config', 'check_data_roots', 'check_split_classes', 'check_run_defaults',
     'setup_train_cfg', 'setup_test_cfg', 'build_runner', 'prepare_launch', 'finish_launch',
-    'launch', 'add_results_hook', 'add_train_hooks'
+    'launch'
 ]
 
-
-#: The user error of the launch functions (kept as a name for older imports).
-LaunchError = UserError
+#: ``default_hooks`` key -> hook every run has (``configs/_base_/*_runtime.py`` declare them):
+#: ``results.json`` for the leaderboard, a stop at a non-finite loss, exact resume.
+RUN_HOOKS = {'results': 'ResultsHook', 'divergence': 'DivergenceHook',
+             'random_state': 'RandomStateHook'}
 
 
 def check_split_classes(cfg: Config, keys: Sequence[str]) -> None:
@@ -44,14 +51,14 @@ def check_split_classes(cfg: Config, keys: Sequence[str]) -> None:
         keys (sequence of str): Dataloader keys, the reference (training) first.
 
     Raises:
-        LaunchError: Naming the split, the missing / extra classes and the fix.
+        UserError: Naming the split, the missing / extra classes and the fix.
     """
     try:
         check_class_folders((where, ds) for key in keys if cfg.get(key)
                             for where, ds in iter_datasets(cfg[key].get('dataset'),
                                                             f'{key}.dataset'))
     except ClassFolderError as exc:
-        raise LaunchError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
 
 
 def add_launch_args(parser, cfg_example: str) -> None:
@@ -77,7 +84,7 @@ def parse_launch_args(parser, argv=None):
 
 def _check_launcher(launcher: str) -> None:
     if launcher not in LAUNCHERS:
-        raise LaunchError(f'unknown launcher {launcher!r}; allowed: {", ".join(LAUNCHERS)}')
+        raise UserError(f'unknown launcher {launcher!r}; allowed: {", ".join(LAUNCHERS)}')
 
 
 def _common_setup(cfg: Config, work_dir: Optional[str], config_path: str,
@@ -89,43 +96,56 @@ def _common_setup(cfg: Config, work_dir: Optional[str], config_path: str,
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
     check_writable(cfg.work_dir, 'work dir', folder=True)
-    if 'runner_type' not in cfg:  # strict checkpoint fit (nose_mm/engine/runner.py)
-        cfg.runner_type = 'NoseRunner'
     if launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = default_wrapper_cfg(cfg.get('find_unused_parameters', False))
-    add_results_hook(cfg)
+    check_run_defaults(cfg, config_path)
 
 
-def _add_hook_unless_listed(cfg: Config, hook_type: str) -> Config:
-    """Append ``dict(type=hook_type)`` to ``cfg.custom_hooks`` unless listed."""
-    hooks = list(cfg.get('custom_hooks') or [])
-    names = [h.get('type') if isinstance(h, dict) else type(h).__name__ for h in hooks]
-    if not any(isinstance(n, str) and n.rsplit('.', 1)[-1] == hook_type for n in names):
-        hooks.append(dict(type=hook_type))
-        cfg.custom_hooks = hooks
-    return cfg
+def _hook_type(hook: Any) -> Optional[str]:
+    name = hook.get('type') if isinstance(hook, dict) else type(hook).__name__
+    return name.rsplit('.', 1)[-1] if isinstance(name, str) else None
 
 
-def add_results_hook(cfg: Config) -> Config:
-    """Append ``dict(type='ResultsHook')`` to ``cfg.custom_hooks`` unless listed.
+def check_run_defaults(cfg: Config, config_path: str) -> list:
+    """Check that the config declares what every nose_mm run has; add what it leaves out.
 
-    Every train and test run then writes ``<work_dir>/results.json`` for the
-    leaderboard (see :class:`nose_mm.engine.hooks.ResultsHook`). A config that
-    lists the hook itself (with its own arguments) keeps it unchanged.
+    Every run uses ``runner_type='NoseRunner'`` (strict checkpoint fit, see
+    :mod:`nose_mm.engine.runner`) and the ``default_hooks`` of
+    :data:`RUN_HOOKS`, as ``configs/_base_/default_runtime.py`` and
+    ``seg_runtime.py`` declare them. A config that does not inherit them gets
+    them added, with a warning naming each; a hook set to None in
+    ``default_hooks`` stays off, and one listed in ``custom_hooks`` (with its
+    own arguments) is kept there.
+
+    Returns:
+        list[str]: The settings added.
+
+    Raises:
+        UserError: A hook both in ``default_hooks`` and in ``custom_hooks``.
     """
-    return _add_hook_unless_listed(cfg, 'ResultsHook')
-
-
-def add_train_hooks(cfg: Config) -> Config:
-    """Add ``DivergenceHook`` and ``RandomStateHook`` to ``cfg.custom_hooks`` unless listed.
-
-    Every training run then stops at a non-finite loss and saves the random
-    generators' state for exact resume (see :mod:`nose_mm.engine.hooks`). A
-    config listing either hook (with its own arguments) keeps its entry.
-    """
-    for hook_type in ('DivergenceHook', 'RandomStateHook'):
-        _add_hook_unless_listed(cfg, hook_type)
-    return cfg
+    added = []
+    if 'runner_type' not in cfg:
+        cfg.runner_type = 'NoseRunner'
+        added.append("runner_type='NoseRunner'")
+    default_hooks = dict(cfg.get('default_hooks') or {})
+    custom = {_hook_type(h) for h in cfg.get('custom_hooks') or []}
+    for key, hook_type in RUN_HOOKS.items():
+        declared = key in default_hooks and default_hooks[key] is not None
+        if hook_type in custom:
+            if declared:
+                raise UserError(f'{config_path}: {hook_type} is both default_hooks.{key} and '
+                                f'in custom_hooks; keep one (set default_hooks.{key}=None to '
+                                f'use the custom_hooks entry)')
+            continue
+        if key not in default_hooks:
+            default_hooks[key] = dict(type=hook_type)
+            added.append(f'default_hooks.{key}={hook_type}')
+    cfg.default_hooks = default_hooks
+    if added:
+        print_log(f'{config_path} leaves out what every nose_mm run has; added: '
+                  f'{", ".join(added)} (inherit configs/_base_/default_runtime.py or '
+                  f'seg_runtime.py to declare them)', logger='current', level=logging.WARNING)
+    return added
 
 
 def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = None,
@@ -153,23 +173,22 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         Config: ``cfg``.
     """
     _common_setup(cfg, work_dir, config_path, launcher)
-    add_train_hooks(cfg)
     if amp:
         if not torch.cuda.is_available():
-            raise LaunchError('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); '
-                              'none is available here: drop --amp to train in fp32')
+            raise UserError('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); '
+                            'none is available here: drop --amp to train in fp32')
         optim = cfg.get('optim_wrapper')
         if optim is None:
-            raise LaunchError('--amp needs an optim_wrapper in the config')
+            raise UserError('--amp needs an optim_wrapper in the config')
         allowed = ('OptimWrapper', 'AmpOptimWrapper', 'AutoAmpOptimWrapper')
         if optim.get('type', 'OptimWrapper') not in allowed:
-            raise LaunchError(f'--amp cannot be applied to optim_wrapper type {optim.type!r}; '
+            raise UserError(f'--amp cannot be applied to optim_wrapper type {optim.type!r}; '
                               f'allowed: {", ".join(allowed)}')
         optim.type = 'AmpOptimWrapper'
         optim.setdefault('loss_scale', 'dynamic')
     if auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise LaunchError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` '
+            raise UserError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` '
                               'in the config')
         cfg.auto_scale_lr.enable = True
     if no_validate:
@@ -181,7 +200,7 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         cfg.load_from = None
     elif resume is not None:
         if not osp.isfile(resume):
-            raise LaunchError(f'--resume checkpoint {resume!r} does not exist')
+            raise UserError(f'--resume checkpoint {resume!r} does not exist')
         cfg.resume = True
         cfg.load_from = resume
     keys = ['train_dataloader'] if no_validate else list(DATALOADER_KEYS[:2])
@@ -211,14 +230,14 @@ def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
     _common_setup(cfg, work_dir, config_path, launcher)
     if tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise LaunchError(f'--tta needs tta_model and tta_pipeline in {config_path!r}')
+            raise UserError(f'--tta needs tta_model and tta_pipeline in {config_path!r}')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if '://' not in checkpoint and not osp.isfile(checkpoint):
-        raise LaunchError(f'checkpoint {checkpoint!r} does not exist')
+        raise UserError(f'checkpoint {checkpoint!r} does not exist')
     if cfg.get('test_dataloader') is None or cfg.get('test_evaluator') is None:
-        raise LaunchError(f'config {config_path!r} has no test_dataloader/test_evaluator')
+        raise UserError(f'config {config_path!r} has no test_dataloader/test_evaluator')
     cfg.load_from = checkpoint
     cfg.resume = False
     check_data_roots(cfg, ['test_dataloader'])

@@ -15,13 +15,13 @@ from mmpretrain.utils import get_ori_model
 
 from nose_mm.models.builder import build_model_from_cfg
 from nose_mm.models.dilution import find_dilutable_modules
+from nose_mm.models.family import families, family_of_type
 from nose_mm.models.backbones.token_merge_mixin import TokenMergeMixin
 from nose_mm.models.token_merge import parse_token_merge
 
 __all__ = [
     'TASKS', 'PARTS', 'RESULTS_FILE', 'BENCHMARK_FILE', 'DATASET_NAMES', 'ARCH_NAMES',
-    'BACKBONE_FAMILIES',
-    'task_of', 'dataset_name', 'arch_name', 'model_info', 'measure_size', 'default_img_size',
+    'task_of', 'dataset_name', 'arch_name', 'display_name', 'model_info', 'measure_size', 'default_img_size',
     'in_channels',
     'config_sha256', 'build_model', 'TensorForward'
 ]
@@ -43,29 +43,8 @@ DATASET_NAMES = {
     'CityscapesDataset': 'Cityscapes',
     'PascalVOCDataset': 'Pascal VOC 2012',
 }
-#: mmpretrain ``arch`` presets -> display names.
-ARCH_NAMES = {
-    'deit-tiny': 'DeiT-T', 'deit-t': 'DeiT-T',
-    'deit-small': 'DeiT-S', 'deit-s': 'DeiT-S',
-    'deit-base': 'DeiT-B', 'deit-b': 'DeiT-B',
-    'small': 'ViT-S', 's': 'ViT-S',
-    'base': 'ViT-B', 'b': 'ViT-B',
-    'large': 'ViT-L', 'l': 'ViT-L',
-    'huge': 'ViT-H', 'h': 'ViT-H',
-    'swin-tiny': 'Swin-T', 'swin-t': 'Swin-T', 'swin-small': 'Swin-S', 'swin-s': 'Swin-S',
-    'swin-base': 'Swin-B', 'swin-b': 'Swin-B', 'swin-large': 'Swin-L', 'swin-l': 'Swin-L',
-    'deit3-small': 'DeiT-III-S', 'deit3-s': 'DeiT-III-S', 'deit3-medium': 'DeiT-III-M',
-    'deit3-m': 'DeiT-III-M', 'deit3-base': 'DeiT-III-B', 'deit3-b': 'DeiT-III-B',
-    'deit3-large': 'DeiT-III-L', 'deit3-l': 'DeiT-III-L', 'deit3-huge': 'DeiT-III-H',
-    'deit3-h': 'DeiT-III-H',
-}
-#: Backbone families whose ``arch`` presets are not ViT's: backbone class ->
-#: (``arch_name`` prefix, display prefix of custom archs). ``DeiT3``'s ``'s'``
-#: is DeiT-III-S, not ViT-S, so its arch names are qualified.
-BACKBONE_FAMILIES = {
-    'SwinTransformer': ('swin', 'Swin'), 'NoseSwinTransformer': ('swin', 'Swin'),
-    'DeiT3': ('deit3', 'DeiT-III'), 'NoseDeiT3': ('deit3', 'DeiT-III'),
-}
+#: ``arch`` names -> display names, of every registered family (``'deit-base'``: ``'DeiT-B'``).
+ARCH_NAMES = {k: v for family in families() for k, v in family.arch_names.items()}
 _ARCH_KEYS = (('embed_dims', 'd'), ('num_layers', 'L'), ('num_heads', 'h'),
               ('feedforward_channels', 'ffn'))
 _SEG_MODEL_TYPES = ('EncoderDecoder', 'CascadeEncoderDecoder', 'SegTTAModel')
@@ -141,9 +120,10 @@ def arch_name(arch: Any, backbone: Optional[str] = None) -> str:
 
     Args:
         arch: The backbone config's ``arch``.
-        backbone (str, optional): The backbone class; for a family of
-            :data:`BACKBONE_FAMILIES` the name is prefixed (``swin-tiny``,
-            ``deit3-custom(...)``). Defaults to None (ViT names).
+        backbone (str, optional): The backbone class; its family
+            (:mod:`nose_mm.models.family`) may prefix the name (e.g.
+            ``<family>-tiny``, ``<family>-custom(...)``). Defaults to None
+            (ViT names).
     """
     if arch is None:
         name = 'default'
@@ -156,16 +136,19 @@ def arch_name(arch: Any, backbone: Optional[str] = None) -> str:
         name = f'custom({",".join(parts)})'
     else:
         name = str(arch)
-    family = BACKBONE_FAMILIES.get(_short_type(backbone))
-    return f'{family[0]}-{name}' if family else name
+    family = family_of_type(backbone)
+    return family.arch_name(name) if family else name
 
 
-def _display_name(name: str, backbone: Optional[str]) -> str:
-    """``ARCH_NAMES`` of an arch name, else the family's display prefix and the name."""
-    if name in ARCH_NAMES:
-        return ARCH_NAMES[name]
-    family = BACKBONE_FAMILIES.get(_short_type(backbone))
-    return f'{family[1]} {name[len(family[0]) + 1:]}' if family else name
+def display_name(name: str, backbone: Optional[str] = None) -> str:
+    """The display name of an :func:`arch_name` (``'DeiT-B'``...), by the backbone's family.
+
+    Names of no family's table are shown as they are.
+    """
+    family = family_of_type(backbone)
+    if family is not None:
+        return family.display_name(name)
+    return ARCH_NAMES.get(name, name)
 
 
 def _dilutable(model: Optional[torch.nn.Module]):
@@ -238,7 +221,7 @@ def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, A
         'backbone': backbone_type,
         'arch': arch,
         'arch_name': name,
-        'display': _display_name(name, backbone_type),
+        'display': display_name(name, backbone_type),
         'neck': _short_type(_get(neck, 'type')) if isinstance(neck, dict) else None,
         'head': _short_type(_get(head, 'type')) if isinstance(head, dict) else None,
         'removed_layers': sorted(int(i) for i in removed),

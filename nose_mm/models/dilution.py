@@ -17,7 +17,7 @@ block (no LN1, no attention parameters) computes exactly the same thing::
     x = 2 * x (compensated) or x (uncompensated);  x = x + MLP(LN2(x))
 
 The :class:`Dilutable` protocol is the only interface the engine hooks use to
-talk to a backbone, so another architecture (DeiT-III, Swin...) becomes
+talk to a backbone, so another architecture (another family) becomes
 dilutable by implementing the same few methods; :class:`DilutableMixin`
 implements the bookkeeping and leaves one method to the backbone.
 """

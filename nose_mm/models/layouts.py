@@ -1,27 +1,19 @@
-"""Where each backbone family keeps its attention weights in a state dict.
+"""Where a backbone family keeps its attention weights in a state dict.
 
-One place knows the key names of the removable parts (the pre-norm and the
-attention of a block) for every supported family; the backbones' checkpoint
-checks and the prune tool both ask it:
-
-=========  ===============================================  ==================
-family     block keys (``i``: global layer, ``s``/``j``)    removable parts
-=========  ===============================================  ==================
-``vit``    ``layers.{i}.*`` (ViT, DeiT, DeiT-III)           ``ln1``, ``attn``
-``swin``   ``stages.{s}.blocks.{j}.*`` (Swin)               ``norm1``, ``attn``
-=========  ===============================================  ==================
-
-A Swin layer index is global in stage order: with depths ``(2, 2, 6, 2)``
-block ``j`` of stage ``s`` is layer ``sum(depths[:s]) + j`` (0..11). A pruned
-block keeps its second norm and FFN, so every block still has keys and the
-depths can be read back from any (pruned or not) state dict.
+A :class:`BlockLayout` knows the key names of a family's blocks and of their
+removable parts (the pre-norm and the attention); each family declares one
+(:mod:`nose_mm.models.family`), and the backbones' checkpoint checks and the
+prune tool ask it. A layer index is global in stage order: with depths
+``(2, 2, 6, 2)`` block ``j`` of stage ``s`` is layer ``sum(depths[:s]) + j``.
+A pruned block keeps its second norm and FFN, so every block still has keys
+and the depths can be read back from any (pruned or not) state dict.
 
 No OpenMMLab imports: the tables are plain data.
 """
 import re
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-__all__ = ['BlockLayout', 'VIT_LAYOUT', 'SWIN_LAYOUT', 'LAYOUTS', 'detect_layout']
+__all__ = ['BlockKey', 'BlockLayout']
 
 
 class BlockKey(NamedTuple):
@@ -34,7 +26,7 @@ class BlockLayout:
     """How one backbone family names its blocks' state-dict keys.
 
     Args:
-        name (str): Family name, a key of :data:`LAYOUTS`.
+        name (str): Name of the layout (for messages).
         pattern (str): Regex matching a key (after the prefix) of a block;
             its groups are the stage (optional) and the block index, then
             the part name.
@@ -117,28 +109,3 @@ class BlockLayout:
 
     def __repr__(self) -> str:
         return f'BlockLayout({self.name!r})'
-
-
-VIT_LAYOUT = BlockLayout('vit', r'layers\.(\d+)\.([A-Za-z0-9_]+)\.', ('ln1', 'attn'),
-                         '{prefix}layers.{block}')
-SWIN_LAYOUT = BlockLayout('swin', r'stages\.(\d+)\.blocks\.(\d+)\.([A-Za-z0-9_]+)\.',
-                          ('norm1', 'attn'), '{prefix}stages.{block}')
-LAYOUTS: Dict[str, BlockLayout] = {layout.name: layout for layout in (VIT_LAYOUT, SWIN_LAYOUT)}
-
-
-def detect_layout(keys: Iterable[str], prefix: str = '') -> Optional[BlockLayout]:
-    """The family whose block keys appear in ``keys`` under ``prefix``.
-
-    Returns:
-        BlockLayout | None: The layout, or None when no family's keys appear.
-
-    Raises:
-        ValueError: Keys of more than one family appear (ambiguous).
-    """
-    keys = list(keys)
-    found = [layout for layout in LAYOUTS.values() if layout.depths(keys, prefix)]
-    if len(found) > 1:
-        raise ValueError(f'the state dict holds block keys of several backbone families '
-                         f'({", ".join(layout.name for layout in found)}) under prefix '
-                         f'{prefix!r}; give the prefix of one backbone')
-    return found[0] if found else None

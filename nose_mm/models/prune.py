@@ -1,10 +1,9 @@
 """Pruning a dilution-trained checkpoint (docs/method.md §5).
 
 A layer trained down to ``lam = 0`` no longer uses its LN1 and attention
-weights; pruning drops them from the checkpoint. The result loads into a
-:class:`~nose_mm.models.backbones.NoseVisionTransformer` (or ``NoseDeiT3``,
-``NoseSwinTransformer``: the family is read from the keys, see
-:mod:`nose_mm.models.layouts`) built with ``removed_layers`` set to the pruned
+weights; pruning drops them from the checkpoint. The result loads into the
+nose_mm backbone of its family (read from the keys, see
+:mod:`nose_mm.models.family`) built with ``removed_layers`` set to the pruned
 layers, and gives the same outputs as the ``lam = 0`` diluted model.
 
 Only checkpoints whose ``meta['dilution_lam']`` is exactly 0 are pruned. A
@@ -22,7 +21,7 @@ import torch
 from nose_mm.checkpoint.files import load_checkpoint_file, save_checkpoint_file
 
 from .dilution import META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED
-from .layouts import BlockLayout, detect_layout
+from .family import family_of_state_dict, layout_of_state_dict, undecided_families
 
 __all__ = [
     'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'backbone_type_of',
@@ -31,24 +30,11 @@ __all__ = [
 ]
 
 
-def _layout(state_dict: Dict[str, torch.Tensor], prefix: str) -> BlockLayout:
-    """The backbone family of ``state_dict`` (:mod:`nose_mm.models.layouts`)."""
-    layout = detect_layout(state_dict, prefix)
-    if layout is None:
-        raise ValueError(f'no "{prefix}layers.<i>." keys in the state dict; is the prefix '
-                         f'{prefix!r} right? (Swin backbones have '
-                         f'"{prefix}stages.<s>.blocks.<j>." keys)')
-    return layout
-
-
 def attention_keys(state_dict: Dict[str, torch.Tensor], layer: int,
                    prefix: str = 'backbone.') -> List[str]:
     """Keys of layer ``layer``'s pre-norm and attention in an mmpretrain-style state dict.
 
-    The backbone family is read from the keys: ViT / DeiT / DeiT-III
-    (``{prefix}layers.{layer}.ln1.*`` and ``...attn.*``) or Swin (block
-    ``layer`` in stage order: ``{prefix}stages.{s}.blocks.{j}.norm1.*`` and
-    ``...attn.*``).
+    The block layout is read from the keys (:mod:`nose_mm.models.family`).
 
     Args:
         state_dict (dict): ``{name: tensor}`` with mmpretrain backbone keys.
@@ -58,7 +44,7 @@ def attention_keys(state_dict: Dict[str, torch.Tensor], layer: int,
     Returns:
         list[str]: The keys (empty if the layer has none).
     """
-    return _layout(state_dict, prefix).attention_keys(state_dict, layer, prefix)
+    return layout_of_state_dict(state_dict, prefix).attention_keys(state_dict, layer, prefix)
 
 
 def prune_state_dict(state_dict: Dict[str, torch.Tensor], layers: Sequence[int],
@@ -66,9 +52,8 @@ def prune_state_dict(state_dict: Dict[str, torch.Tensor], layers: Sequence[int],
     """Drop the pre-norm and attention parameters of ``layers``.
 
     Args:
-        state_dict (dict): mmpretrain-style state dict of a ViT / DeiT /
-            DeiT-III (``{prefix}layers.{i}...``) or Swin
-            (``{prefix}stages.{s}.blocks.{j}...``) backbone.
+        state_dict (dict): mmpretrain-style state dict of a backbone of a
+            registered family (its layout is read from the keys).
         layers (Sequence[int]): Non-negative (global) layer indices to prune.
         prefix (str): Prefix of the backbone keys: ``'backbone.'`` for
             classifier / segmentor checkpoints, ``''`` for a bare backbone.
@@ -84,7 +69,7 @@ def prune_state_dict(state_dict: Dict[str, torch.Tensor], layers: Sequence[int],
     layers = list(layers)
     if len(set(layers)) != len(layers):
         raise ValueError(f'duplicate layers in {layers}')
-    layout = _layout(state_dict, prefix)
+    layout = layout_of_state_dict(state_dict, prefix)
     depths = layout.depths(state_dict, prefix)
     num_layers = sum(depths)
     blocks = layout.block_keys(state_dict, prefix, depths)
@@ -182,35 +167,31 @@ def backbone_type_of(state_dict: Dict[str, torch.Tensor],
                      prefix: str = 'backbone.') -> Optional[str]:
     """The nose_mm backbone type whose keys ``state_dict`` holds, or None if undecidable.
 
-    Swin keys give ``'NoseSwinTransformer'``. ViT-style keys with a class token
-    give ``'NoseDeiT3'`` when the position embedding has no slot for it
-    (DeiT-III adds it after the position embedding) and
-    ``'NoseVisionTransformer'`` otherwise. Without a class token the two have
-    the same keys and shapes, so the answer is None: the keys do not tell.
+    The family is read from the keys
+    (:func:`~nose_mm.models.family.family_of_state_dict`); None when the keys
+    fit several families (e.g. ViT-style keys without a class token).
     """
-    if _layout(state_dict, prefix).name == 'swin':
-        return 'NoseSwinTransformer'
-    if f'{prefix}cls_token' not in state_dict:
-        return None
-    pos_embed = state_dict.get(f'{prefix}pos_embed')
-    if pos_embed is not None and pos_embed.dim() == 3:
-        side = round(pos_embed.shape[1]**0.5)
-        if side * side == pos_embed.shape[1]:
-            return 'NoseDeiT3'
-    return 'NoseVisionTransformer'
+    family = family_of_state_dict(state_dict, prefix)
+    return family.backbone.__name__ if family is not None else None
 
 
-def pruned_backbone_cfg(meta: dict, backbone: Optional[str] = 'NoseVisionTransformer') -> str:
+def pruned_backbone_cfg(meta: dict, state_dict: Dict[str, torch.Tensor],
+                        prefix: str = 'backbone.') -> str:
     """The backbone config a pruned checkpoint with this ``meta`` loads into.
 
     Args:
         meta (dict): The pruned checkpoint's meta.
-        backbone (str, optional): The backbone type (:func:`backbone_type_of`);
-            None when the keys do not tell (the text then says to keep the
-            model's own type). Defaults to ``'NoseVisionTransformer'``.
+        state_dict (dict): Its state dict; the backbone type is read from the
+            keys (:func:`backbone_type_of`). When they do not tell, the text
+            says to keep the model's own type and names the candidates.
+        prefix (str): Prefix of the backbone keys. Defaults to ``'backbone.'``.
     """
-    kind = repr(backbone) if backbone else \
-        '<your model\'s backbone type: NoseVisionTransformer or NoseDeiT3, the keys do not tell>'
+    backbone = backbone_type_of(state_dict, prefix)
+    if backbone is not None:
+        kind = repr(backbone)
+    else:
+        names = ' or '.join(f.backbone.__name__ for f in undecided_families(state_dict, prefix))
+        kind = f"<your model's backbone type: {names}, the keys do not tell>"
     return (f"dict(type={kind}, removed_layers={meta[META_REMOVED]}, "
             f"compensate={meta[META_COMPENSATE]})")
 

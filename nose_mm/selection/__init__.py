@@ -6,9 +6,8 @@ blocks / readout), :mod:`.evaluators` (cached and naive TE over a calibration
 set), :mod:`.loading` (model, checkpoint and calibration data from a config),
 :mod:`.runner` (:func:`run_selection`) and :mod:`.io` (selection files).
 """
-from .adapters import (FEATURES, SKIP_MODES, BlockParts, LayerSkipAdapter,
-                       MMPretrainDeiT3Adapter, MMPretrainSwinAdapter, MMPretrainViTAdapter,
-                       build_adapter, register_adapter)
+from .adapters import (FEATURES, SKIP_MODES, BlockParts, FamilyAdapter, LayerSkipAdapter,
+                       build_adapter)
 from .baselines import (select_attn_entropy, select_by_score, select_cosine, select_first,
                         select_random)
 from .entropy import STD_EPS, FeatureStats, gaussian_entropy, transfer_entropy
@@ -27,8 +26,7 @@ __all__ = [
     'STD_EPS', 'FeatureStats', 'gaussian_entropy', 'transfer_entropy', 'CRITERIA',
     'SelectionResult', 'check_budget', 'greedy_select', 'select_random', 'select_first',
     'select_by_score', 'select_attn_entropy', 'select_cosine', 'FEATURES', 'SKIP_MODES',
-    'BlockParts', 'LayerSkipAdapter', 'MMPretrainViTAdapter', 'MMPretrainDeiT3Adapter',
-    'MMPretrainSwinAdapter', 'register_adapter', 'build_adapter', 'EVALUATORS',
+    'BlockParts', 'LayerSkipAdapter', 'FamilyAdapter', 'build_adapter', 'EVALUATORS',
     'CachedEvaluator', 'NaiveEvaluator', 'build_evaluator', 'layer_statistics', 'selection_cost',
     'save_selection', 'load_selection', 'load_selection_record', 'file_sha256',
     'calibration_dataset_cfg',

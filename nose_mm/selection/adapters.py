@@ -1,16 +1,18 @@
 """Model adapters: a classifier seen as ``embed -> block 0 .. L-1 -> readout``.
 
 Selection, its baselines and the analysis tools only talk to a
-:class:`LayerSkipAdapter`; supporting another backbone family means writing
-another adapter and registering it with :func:`register_adapter`.
-:func:`build_adapter` picks the most recently registered adapter whose
-:meth:`~LayerSkipAdapter.supports` accepts the model.
+:class:`LayerSkipAdapter`. :func:`build_adapter` wraps a classifier in
+:class:`FamilyAdapter`, which runs the network block by block through what the
+backbone's family (:mod:`nose_mm.models.family`) declares: its embedding, its
+blocks and their attention / MLP branches, the step from one block's output
+to the next block's input (patch merging...) and its readout. Supporting
+another backbone family means registering a family, not writing an adapter.
 
-What flows from one block to the next is the adapter's *state*: the (B, N, C)
-tokens for plain ViTs, ``(tokens, hw_shape)`` for Swin. The evaluators cache
+What flows from one block to the next is the family's *state*: the (B, N, C)
+tokens for plain ViTs, ``(tokens, hw_shape)`` for hierarchical ones. The evaluators cache
 states without looking inside them, so prefix caching works for any state.
 
-Every adapter computes its blocks explicitly as the plain pre-norm block
+Every block is computed explicitly as the plain pre-norm block
 
     x = x + attn(norm1(x))     # skipped: x = x (identity) or x = 2x (compensated)
     x = x + ffn(norm2(x))
@@ -23,45 +25,27 @@ shrink model: the block diluted at lam = 0 with compensation). A ``block``
 override skips through :meth:`~LayerSkipAdapter.skipped_attention` and is marked
 with :func:`applies_skip_mode` (an unmarked one refuses ``'compensated'``).
 Layers listed in the backbone's ``removed_layers`` have no attention; they run
-through the block's own ``forward`` and are not candidates.
-
-* :class:`MMPretrainViTAdapter`: mmpretrain's ``VisionTransformer`` (ViT,
-  DeiT without distillation token) and subclasses keeping its block layout
-  (``layers[i]`` with ``ln1``, ``attn``, ``ln2``, ``ffn``), e.g.
-  ``NoseVisionTransformer``. The head reads the final-normed CLS token.
-* :class:`MMPretrainDeiT3Adapter`: mmpretrain's ``DeiT3`` and ``NoseDeiT3``
-  (layer scale inside ``attn`` / ``ffn``; the position embedding skips the CLS
-  token). ``NoseDeiT3`` blocks normalise the FFN input with ``ln2`` (official
-  DeiT-III); mmpretrain 1.2.0's own blocks use ``ln1``, and the adapter
-  computes what each block computes.
-* :class:`MMPretrainSwinAdapter`: mmpretrain's ``SwinTransformer`` and
-  ``NoseSwinTransformer``. Layers are Swin blocks in global stage order; the
-  patch merging after a stage's last block is part of that block's step, so
-  the cached input of a stage's first block is already merged and skipping it
-  recomputes from there. The head reads the last stage's normed map, pooled
-  by the neck.
+through the block's own ``forward`` and are not candidates. The head reads
+the readout through the classifier's neck (if any) and, with
+``features='logits'``, its head.
 """
 from abc import ABCMeta, abstractmethod
-from typing import Any, Callable, List, NamedTuple, Sequence, Tuple, Type
+from typing import Any, Callable, List, NamedTuple, Sequence, Tuple
 
 import torch
 from mmpretrain.utils import get_ori_model
 from torch import Tensor
 
 from nose_mm.models.dilution import removed_residual
+from nose_mm.models.family import BackboneFamily, families, family_of_module
 
 __all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'BlockParts', 'LayerSkipAdapter',
-           'MMPretrainViTAdapter',
-           'MMPretrainDeiT3Adapter', 'MMPretrainSwinAdapter', 'register_adapter',
-           'build_adapter']
+           'FamilyAdapter', 'build_adapter']
 
 #: Which features an adapter reads out: what the head reads, or the logits.
 FEATURES = ('head_input', 'logits')
 #: What a skipped attention sublayer leaves: ``x`` (identity) or ``2x`` (compensated).
 SKIP_MODES = ('identity', 'compensated')
-
-_ADAPTERS: List[Type['LayerSkipAdapter']] = []
-
 
 def applies_skip_mode(block: Callable) -> Callable:
     """Mark a :meth:`LayerSkipAdapter.block` override that skips through
@@ -88,11 +72,11 @@ class BlockParts(NamedTuple):
 class LayerSkipAdapter(metaclass=ABCMeta):
     """Interface: a network as embed, ``L`` residual blocks and a readout.
 
-    Subclasses implement :meth:`supports`, :attr:`num_layers`, :meth:`embed`,
+    Subclasses implement :attr:`num_layers`, :meth:`embed`,
     :meth:`attention_branch`, :meth:`mlp_branch`, :meth:`readout` and
     :meth:`patch_tokens`. The defaults of :meth:`block` and
     :meth:`block_parts` treat the state as a token tensor; adapters with
-    another state (Swin) override both. All methods run under the caller's
+    another state override both (as :class:`FamilyAdapter` does). All methods run under the caller's
     ``torch.no_grad()``.
 
     Args:
@@ -124,11 +108,6 @@ class LayerSkipAdapter(metaclass=ABCMeta):
         self.model = model
         self.features = features
         self.skip_mode = skip_mode
-
-    @classmethod
-    @abstractmethod
-    def supports(cls, model: torch.nn.Module) -> bool:
-        """Whether this adapter can handle ``model``."""
 
     @property
     @abstractmethod
@@ -222,60 +201,58 @@ class LayerSkipAdapter(metaclass=ABCMeta):
         return self.readout(x, context)
 
 
-def register_adapter(cls: Type[LayerSkipAdapter]) -> Type[LayerSkipAdapter]:
-    """Class decorator: make :func:`build_adapter` try ``cls`` (before older ones)."""
-    if not (isinstance(cls, type) and issubclass(cls, LayerSkipAdapter)):
-        raise TypeError(f'{cls!r} is not a LayerSkipAdapter subclass')
-    if cls in _ADAPTERS:
-        _ADAPTERS.remove(cls)
-    _ADAPTERS.insert(0, cls)
-    return cls
-
-
 def build_adapter(model: torch.nn.Module, features: str = 'head_input',
-                  skip_mode: str = 'identity') -> LayerSkipAdapter:
-    """Wrap ``model`` (unwrapping DDP) in the first registered adapter that supports it.
+                  skip_mode: str = 'identity') -> 'FamilyAdapter':
+    """Wrap a classifier (unwrapping DDP) in the adapter of its backbone's family.
 
     Args:
-        model (nn.Module): A classifier, possibly wrapped by a model wrapper.
+        model (nn.Module): An mmpretrain ``ImageClassifier`` (``backbone``,
+            optional ``neck``, ``head``), possibly wrapped by a model wrapper.
         features (str): Passed to the adapter. Defaults to ``'head_input'``.
         skip_mode (str): Passed to the adapter. Defaults to ``'identity'``.
 
     Returns:
-        LayerSkipAdapter: The adapter.
+        FamilyAdapter: The adapter.
 
     Raises:
-        ValueError: If no registered adapter supports the model.
+        ValueError: The model is not a classifier whose backbone belongs to a
+            registered family.
     """
     model = get_ori_model(model)
-    for cls in _ADAPTERS:
-        if cls.supports(model):
-            return cls(model, features=features, skip_mode=skip_mode)
-    backbone = type(getattr(model, 'backbone', None)).__name__
-    raise ValueError(f'no selection adapter supports {type(model).__name__} with backbone '
-                    f'{backbone}; supported: {", ".join(c.__name__ for c in _ADAPTERS)}')
+    backbone = getattr(model, 'backbone', None)
+    family = family_of_module(backbone) if backbone is not None else None
+    if family is None or not hasattr(model, 'head'):
+        raise ValueError(f'no selection adapter supports {type(model).__name__} with backbone '
+                         f'{type(backbone).__name__}: selection needs a classifier (backbone '
+                         f'and head) whose backbone belongs to a registered family (' +
+                         ', '.join(', '.join(f.type_names()) for f in families()) + ')')
+    return FamilyAdapter(model, family, features=features, skip_mode=skip_mode)
 
 
-class _ClassifierAdapter(LayerSkipAdapter):
-    """Shared parts of the adapters of mmpretrain ``ImageClassifier`` models.
+class FamilyAdapter(LayerSkipAdapter):
+    """Adapter of an mmpretrain classifier whose backbone belongs to a registered family.
 
-    Subclasses set ``self.blocks`` (the blocks in global order) and implement
-    the rest; :meth:`_head_features` runs the neck and head on the backbone's
-    last output.
+    Args:
+        model (nn.Module): An mmpretrain ``ImageClassifier`` (``backbone``,
+            optional ``neck``, ``head``).
+        family (BackboneFamily): The backbone's family.
+        features (str): ``'head_input'`` or ``'logits'``. Defaults to
+            ``'head_input'``.
+        skip_mode (str): ``'identity'`` or ``'compensated'``. Defaults to
+            ``'identity'``.
+
+    Raises:
+        ValueError: The head does not read the last block alone (the family's
+            ``check_readout``), or a bad ``features`` / ``skip_mode``.
     """
 
-    blocks: List[torch.nn.Module]
-
-    def __init__(self, model: torch.nn.Module, features: str = 'head_input',
-                 skip_mode: str = 'identity') -> None:
+    def __init__(self, model: torch.nn.Module, family: BackboneFamily,
+                 features: str = 'head_input', skip_mode: str = 'identity') -> None:
         super().__init__(model, features, skip_mode)
+        self.family = family
         self.backbone = model.backbone
-
-    @classmethod
-    def _backbone_is(cls, model: torch.nn.Module, include: tuple, exclude: tuple = ()) -> bool:
-        backbone = getattr(model, 'backbone', None)
-        return (isinstance(backbone, include) and not isinstance(backbone, exclude)
-                and hasattr(model, 'head'))
+        self.blocks = family.blocks(self.backbone)
+        family.check_readout(self.backbone, len(self.blocks))
 
     @property
     def num_layers(self) -> int:
@@ -291,16 +268,40 @@ class _ClassifierAdapter(LayerSkipAdapter):
                              f'{self.removed_layers})')
         return self.blocks[index]
 
-    def _check_not_removed(self, index: int, skip_attn: bool) -> bool:
-        """Whether ``index`` is removed; raises if its attention is to be skipped."""
-        removed = index in self.removed_layers
-        if removed and skip_attn:
-            raise ValueError(f'layer {index} is removed; its attention cannot be skipped')
-        return removed
+    def embed(self, inputs: Tensor) -> Tuple[Any, Any]:
+        return self.family.embed(self.backbone, inputs)
 
-    def _head_features(self, feat: Tensor) -> Tensor:
-        """The backbone's last output through the neck, to the head input or logits."""
-        feats = (feat, )
+    def attention_branch(self, index: int, x: Any) -> Tensor:
+        return self.family.attention_branch(self._block(index, need_attn=True), x)
+
+    def mlp_branch(self, index: int, x: Any) -> Tensor:
+        return self.family.mlp_branch(self._block(index), x)
+
+    @applies_skip_mode
+    def block(self, index: int, x: Any, skip_attn: bool = False) -> Any:
+        family, block = self.family, self._block(index)
+        if index in self.removed_layers:
+            if skip_attn:
+                raise ValueError(f'layer {index} is removed; its attention cannot be skipped')
+            return family.leave(self.backbone, index, family.run_block(block, x))
+        tokens = family.tokens(x)
+        tokens = (self.skipped_attention(tokens) if skip_attn
+                  else tokens + family.attention_branch(block, x))
+        mid = family.with_tokens(x, tokens)
+        out = family.with_tokens(x, tokens + family.mlp_branch(block, mid))
+        return family.leave(self.backbone, index, out)
+
+    def block_parts(self, index: int, x: Any) -> BlockParts:
+        family = self.family
+        tokens = family.tokens(x)
+        attn = self.attention_branch(index, x)
+        mid = tokens + attn
+        mlp = self.mlp_branch(index, family.with_tokens(x, mid))
+        return BlockParts(tokens, attn, mlp,
+                          family.leave(self.backbone, index, family.with_tokens(x, mid + mlp)))
+
+    def readout(self, x: Any, context: Any) -> Tensor:
+        feats = (self.family.readout(self.backbone, x, context), )
         if getattr(self.model, 'neck', None) is not None:
             feats = self.model.neck(feats)
         if self.features == 'logits':
@@ -310,217 +311,5 @@ class _ClassifierAdapter(LayerSkipAdapter):
             feat = feat[-1]
         return feat.flatten(1)
 
-
-@register_adapter
-class MMPretrainViTAdapter(_ClassifierAdapter):
-    """Adapter for an mmpretrain classifier with a :class:`VisionTransformer` backbone.
-
-    ``readout`` applies the backbone's final norm (if ``final_norm``), formats
-    the output as the backbone does (``out_type``), runs the neck if any, and
-    returns what the head reads (flattened to (B, D)) or, with
-    ``features='logits'``, the head's logits.
-
-    Args:
-        model (nn.Module): An mmpretrain ``ImageClassifier`` (``backbone``,
-            optional ``neck``, ``head``).
-        features (str): ``'head_input'`` or ``'logits'``. Defaults to
-            ``'head_input'``.
-        skip_mode (str): ``'identity'`` or ``'compensated'``. Defaults to
-            ``'identity'``.
-
-    Raises:
-        ValueError: If the backbone's last output index is not its last layer
-            (the head would not read the last block).
-    """
-
-    def __init__(self, model: torch.nn.Module, features: str = 'head_input',
-                 skip_mode: str = 'identity') -> None:
-        super().__init__(model, features, skip_mode)
-        self.blocks = list(self.backbone.layers)
-        if self.backbone.out_indices[-1] != self.num_layers - 1:
-            raise ValueError(f'the head must read the last layer ({self.num_layers - 1}); '
-                             f'backbone out_indices are {self.backbone.out_indices}')
-
-    @classmethod
-    def supports(cls, model: torch.nn.Module) -> bool:
-        from mmpretrain.models.backbones import (DeiT3, DistilledVisionTransformer,
-                                                 VisionTransformer)
-        return cls._backbone_is(model, (VisionTransformer, ),
-                                (DistilledVisionTransformer, DeiT3))
-
-    def _ffn_norm(self, layer: torch.nn.Module) -> torch.nn.Module:
-        """The norm of the FFN input."""
-        return layer.ln2
-
-    def embed(self, inputs: Tensor) -> Tuple[Tensor, Any]:
-        from mmpretrain.models.utils import resize_pos_embed
-        bb = self.backbone
-        x, patch_resolution = bb.patch_embed(inputs)
-        if bb.cls_token is not None:
-            x = torch.cat((bb.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        x = x + resize_pos_embed(bb.pos_embed, bb.patch_resolution, patch_resolution,
-                                 mode=bb.interpolate_mode,
-                                 num_extra_tokens=bb.num_extra_tokens)
-        x = bb.pre_norm(bb.drop_after_pos(x))
-        return x, patch_resolution
-
-    def attention_branch(self, index: int, x: Tensor) -> Tensor:
-        layer = self._block(index, need_attn=True)
-        return layer.attn(layer.ln1(x))
-
-    def mlp_branch(self, index: int, x: Tensor) -> Tensor:
-        layer = self._block(index)
-        return layer.ffn(self._ffn_norm(layer)(x), identity=torch.zeros_like(x))
-
-    @applies_skip_mode
-    def block(self, index: int, x: Tensor, skip_attn: bool = False) -> Tensor:
-        layer = self._block(index)
-        if self._check_not_removed(index, skip_attn):
-            return layer(x)
-        x = self.skipped_attention(x) if skip_attn else x + layer.attn(layer.ln1(x))
-        return layer.ffn(self._ffn_norm(layer)(x), identity=x)
-
-    def readout(self, x: Tensor, context: Any) -> Tensor:
-        bb = self.backbone
-        if bb.final_norm:
-            x = bb.ln1(x)
-        return self._head_features(bb._format_output(x, context))
-
-    def patch_tokens(self, x: Tensor, context: Any) -> Tensor:
-        patches = x[:, self.backbone.num_extra_tokens:]
-        return patches.reshape(x.shape[0], *context, -1).permute(0, 3, 1, 2)
-
-
-@register_adapter
-class MMPretrainDeiT3Adapter(MMPretrainViTAdapter):
-    """Adapter for an mmpretrain classifier with a ``DeiT3`` backbone (``NoseDeiT3`` too).
-
-    As :class:`MMPretrainViTAdapter` (layer scale is inside ``attn`` and
-    ``ffn``), except that the position embedding is added before the CLS
-    token is prepended, there is no pre-norm, and the FFN input norm is the
-    block's own: ``ln2`` for ``NoseDeiT3`` blocks (official DeiT-III), ``ln1``
-    for mmpretrain 1.2.0's ``DeiT3TransformerEncoderLayer``.
-
-    Args:
-        model (nn.Module): An mmpretrain ``ImageClassifier``.
-        features (str): ``'head_input'`` or ``'logits'``. Defaults to
-            ``'head_input'``.
-    """
-
-    @classmethod
-    def supports(cls, model: torch.nn.Module) -> bool:
-        from mmpretrain.models.backbones import DeiT3
-        return cls._backbone_is(model, (DeiT3, ))
-
-    def _ffn_norm(self, layer: torch.nn.Module) -> torch.nn.Module:
-        from mmpretrain.models.backbones.deit3 import DeiT3TransformerEncoderLayer
-        # mmpretrain 1.2.0's own block normalises the FFN input with ln1
-        return layer.ln1 if type(layer) is DeiT3TransformerEncoderLayer else layer.ln2
-
-    def embed(self, inputs: Tensor) -> Tuple[Tensor, Any]:
-        from mmpretrain.models.utils import resize_pos_embed
-        bb = self.backbone
-        x, patch_resolution = bb.patch_embed(inputs)
-        x = x + resize_pos_embed(bb.pos_embed, bb.patch_resolution, patch_resolution,
-                                 mode=bb.interpolate_mode, num_extra_tokens=0)
-        x = bb.drop_after_pos(x)
-        if bb.cls_token is not None:
-            x = torch.cat((bb.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        return x, patch_resolution
-
-
-SwinState = Tuple[Tensor, Tuple[int, int]]
-
-
-@register_adapter
-class MMPretrainSwinAdapter(_ClassifierAdapter):
-    """Adapter for an mmpretrain classifier with a ``SwinTransformer`` backbone.
-
-    Layers are the Swin blocks in global stage order (``NoseSwinTransformer``
-    numbering). The state is ``(tokens, hw_shape)``; block ``i`` runs on the
-    stage's resolution and, if it is the last block of a stage with patch
-    merging, merges its output, so every cached block input is at that block's
-    resolution. ``readout`` applies the last stage's norm, shapes the map as
-    the backbone does, and runs the neck (global average pooling in
-    mmpretrain's Swin configs) and, with ``features='logits'``, the head.
-
-    Args:
-        model (nn.Module): An mmpretrain ``ImageClassifier``.
-        features (str): ``'head_input'`` or ``'logits'``. Defaults to
-            ``'head_input'``.
-
-    Raises:
-        ValueError: If the backbone outputs anything but its last stage (the
-            head input would not be the last stage's features alone).
-    """
-
-    def __init__(self, model: torch.nn.Module, features: str = 'head_input',
-                 skip_mode: str = 'identity') -> None:
-        super().__init__(model, features, skip_mode)
-        bb = self.backbone
-        last = len(bb.stages) - 1
-        if list(bb.out_indices) != [last]:
-            raise ValueError(f'the head must read only the last stage ({last}); backbone '
-                             f'out_indices are {list(bb.out_indices)}')
-        self.blocks, self._merge_after = [], {}
-        for stage in bb.stages:
-            self.blocks.extend(stage.blocks)
-            if stage.downsample is not None:
-                self._merge_after[len(self.blocks) - 1] = stage.downsample
-
-    @classmethod
-    def supports(cls, model: torch.nn.Module) -> bool:
-        from mmpretrain.models.backbones import SwinTransformer
-        return cls._backbone_is(model, (SwinTransformer, ))
-
-    def embed(self, inputs: Tensor) -> Tuple[SwinState, Any]:
-        from mmpretrain.models.utils import resize_pos_embed
-        bb = self.backbone
-        x, hw_shape = bb.patch_embed(inputs)
-        if bb.use_abs_pos_embed:
-            x = x + resize_pos_embed(bb.absolute_pos_embed, bb.patch_resolution, hw_shape,
-                                     bb.interpolate_mode, bb.num_extra_tokens)
-        return (bb.drop_after_pos(x), hw_shape), hw_shape
-
-    def _leave(self, index: int, x: Tensor, hw_shape) -> SwinState:
-        """Block ``index``'s output, patch-merged if it ends a stage that merges."""
-        merge = self._merge_after.get(index)
-        return merge(x, hw_shape) if merge is not None else (x, hw_shape)
-
-    def attention_branch(self, index: int, x: SwinState) -> Tensor:
-        block = self._block(index, need_attn=True)
-        tokens, hw_shape = x
-        return block.attn(block.norm1(tokens), hw_shape)
-
-    def mlp_branch(self, index: int, x: SwinState) -> Tensor:
-        block = self._block(index)
-        tokens = x[0]
-        return block.ffn(block.norm2(tokens), identity=torch.zeros_like(tokens))
-
-    @applies_skip_mode
-    def block(self, index: int, x: SwinState, skip_attn: bool = False) -> SwinState:
-        block = self._block(index)
-        tokens, hw_shape = x
-        if self._check_not_removed(index, skip_attn):
-            return self._leave(index, block(tokens, hw_shape), hw_shape)
-        tokens = (self.skipped_attention(tokens) if skip_attn
-                  else tokens + block.attn(block.norm1(tokens), hw_shape))
-        return self._leave(index, block.ffn(block.norm2(tokens), identity=tokens), hw_shape)
-
-    def block_parts(self, index: int, x: SwinState) -> BlockParts:
-        tokens, hw_shape = x
-        attn = self.attention_branch(index, x)
-        mid = tokens + attn
-        mlp = self.mlp_branch(index, (mid, hw_shape))
-        return BlockParts(tokens, attn, mlp, self._leave(index, mid + mlp, hw_shape))
-
-    def readout(self, x: SwinState, context: Any) -> Tensor:
-        bb = self.backbone
-        last = len(bb.stages) - 1
-        tokens, hw_shape = x
-        return self._head_features(self.patch_tokens((getattr(bb, f'norm{last}')(tokens),
-                                                      hw_shape), context).contiguous())
-
-    def patch_tokens(self, x: SwinState, context: Any) -> Tensor:
-        tokens, hw_shape = x
-        return tokens.view(tokens.shape[0], *hw_shape, tokens.shape[-1]).permute(0, 3, 1, 2)
+    def patch_tokens(self, x: Any, context: Any) -> Tensor:
+        return self.family.patch_map(self.backbone, x, context)

@@ -15,8 +15,8 @@ float64 over every calibration batch (:class:`~nose_mm.selection.FeatureStats`).
   evaluating ``c*`` are kept and spliced in (no recomputation); otherwise
   blocks ``c*+1 ..`` are recomputed.
 
-  The cached states are the adapter's (tokens, or Swin's ``(tokens,
-  hw_shape)``); the evaluators never look inside them.
+  The cached states are the adapter's (tokens, or ``(tokens, hw_shape)``
+  for hierarchical backbones); the evaluators never look inside them.
 
   Memory: the cache holds ``L x N x tokens x C`` values in the model's dtype
   (DeiT-T at 224 px: about 1.8 MB per image in float32, so 1.8 GB for

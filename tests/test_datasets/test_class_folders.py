@@ -64,7 +64,8 @@ def test_an_empty_class_folder_keeps_the_labels(tmp_path):
 
 
 def test_test_setup_compares_imagenet_splits_unless_labelled_by_meta_file(tmp_path):
-    from nose_mm.apis.launch import LaunchError, load_config, setup_test_cfg
+    from nose_mm.apis.launch import load_config, setup_test_cfg
+    from nose_mm.utils.cli import UserError
     root = str(tmp_path / 'imagenet')
     _write(root, 'train', CLASSES)
     _write(root, 'val', CLASSES + ['n09999999'], ann_file=True)
@@ -74,7 +75,7 @@ def test_test_setup_compares_imagenet_splits_unless_labelled_by_meta_file(tmp_pa
     # meta/val.txt labels the val images: no folder comparison needed
     setup_test_cfg(load_config(IN1K_CFG, opts), IN1K_CFG, str(ckpt))
     shutil.rmtree(osp.join(root, 'meta'))
-    with pytest.raises(LaunchError) as err:
+    with pytest.raises(UserError) as err:
         setup_test_cfg(load_config(IN1K_CFG, opts), IN1K_CFG, str(ckpt))
     assert str(err.value) == _message(root, 'val', 'test_dataloader', '[]', "['n09999999']",
                                       '5 vs 4 classes')

@@ -38,7 +38,8 @@ def test_cuda_builds_the_amp_wrapper(monkeypatch):
 def test_amp_flag_still_refuses_without_gpu():
     from mmengine.config import Config
 
-    from nose_mm.apis import LaunchError, setup_train_cfg
+    from nose_mm.apis import setup_train_cfg
+    from nose_mm.utils.cli import UserError
     cfg = Config(dict(optim_wrapper=_cfg(), work_dir='w'))
-    with pytest.raises(LaunchError, match='--amp needs a CUDA GPU'):
+    with pytest.raises(UserError, match='--amp needs a CUDA GPU'):
         setup_train_cfg(cfg, 'x.py', amp=True)

@@ -41,13 +41,19 @@ def test_patience_from_the_config(tiny_cifar100, tmp_path):
 
     from nose_mm.apis import build_runner, setup_train_cfg
     from nose_mm.engine.hooks import TrainingDivergedError
+    from nose_mm.utils.cli import UserError
     cfg = Config.fromfile(CLS_CFG)
     cfg.merge_from_dict(dict(o.split('=') for o in data_root_options(tiny_cifar100)))
     cfg.optim_wrapper.optimizer.lr = 1e10
-    cfg.custom_hooks = [dict(type='DivergenceHook', patience=2)]
+    both = cfg.copy()
+    both.custom_hooks = [dict(type='DivergenceHook', patience=2)]
+    with pytest.raises(UserError, match=r'DivergenceHook is both default_hooks.divergence and '
+                                        r'in custom_hooks; keep one'):
+        setup_train_cfg(both, CLS_CFG, work_dir=str(tmp_path / 'work'))
+    cfg.default_hooks.divergence.patience = 2  # the runtime declares the hook every run has
     setup_train_cfg(cfg, CLS_CFG, work_dir=str(tmp_path / 'work'))
-    assert [h['type'] for h in cfg.custom_hooks] == ['DivergenceHook', 'ResultsHook',
-                                                      'RandomStateHook']
+    assert [cfg.default_hooks[k]['type'] for k in ('results', 'divergence', 'random_state')] \
+        == ['ResultsHook', 'DivergenceHook', 'RandomStateHook']
     runner = build_runner(cfg)
     with pytest.raises(TrainingDivergedError) as info:
         runner.train()

@@ -7,7 +7,8 @@ from mmseg.registry import MODELS as SEG_MODELS
 
 import nose_mm  # noqa: F401  (registers)
 from nose_mm.models import Dilutable, NoseDeiT3, find_dilutable_modules
-from nose_mm.models.convert import convert_deit_checkpoint, detect_checkpoint_family
+from nose_mm.models.convert import convert_deit_checkpoint
+from nose_mm.models.family import detect_source_family
 from nose_mm.models.prune import attention_keys
 
 from .family_checks import (SMALL_INPUT, TINY, assert_lam_zero_equals_pruned,
@@ -68,7 +69,7 @@ def test_official_deit3_keys_convert_like_timm():
     timm_sd = _perturbed_timm_deit3().state_dict()
     official = {k.replace('ls1.gamma', 'gamma_1').replace('ls2.gamma', 'gamma_2'): v
                 for k, v in timm_sd.items()}
-    assert detect_checkpoint_family(official) == 'deit3'
+    assert detect_source_family(official).name == 'deit3'
     a = convert_deit_checkpoint({'model': official})['state_dict']
     b = convert_deit_checkpoint(timm_sd)['state_dict']
     assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
@@ -173,7 +174,7 @@ def test_backbone_type_from_keys_refuses_to_guess_without_a_class_token():
         {k: v.shape for k, v in keys(vit).items()}  # nothing tells them apart
     assert backbone_type_of(keys(deit3)) is None and backbone_type_of(keys(vit)) is None
     meta = {'removed_layers': [1], 'dilution_compensate': True}
-    assert pruned_backbone_cfg(meta, 'NoseDeiT3') == \
+    assert pruned_backbone_cfg(meta, keys(_tiny())) == \
         "dict(type='NoseDeiT3', removed_layers=[1], compensate=True)"
     assert 'NoseVisionTransformer or NoseDeiT3, the keys do not tell' in \
-        pruned_backbone_cfg(meta, None)
+        pruned_backbone_cfg(meta, keys(deit3))

@@ -9,7 +9,8 @@ from mmseg.registry import MODELS as SEG_MODELS
 
 import nose_mm  # noqa: F401  (registers)
 from nose_mm.models import Dilutable, NoseSwinTransformer, find_dilutable_modules
-from nose_mm.models.convert import convert_deit_checkpoint, detect_checkpoint_family
+from nose_mm.models.convert import convert_deit_checkpoint
+from nose_mm.models.family import detect_source_family
 from nose_mm.models.prune import attention_keys, prune_state_dict
 
 from .family_checks import (assert_lam_zero_equals_pruned, assert_mismatch_refused,
@@ -135,8 +136,9 @@ def test_prune_keys_and_messages():
     with pytest.raises(ValueError, match=r'layer 3 has no "backbone.stages.1.blocks.1.norm1.\*" '
                        r'/ "...attn.\*" keys \(layers 0..5 exist\): it is already pruned'):
         prune_state_dict(pruned, [3])
-    with pytest.raises(ValueError, match=r'no "model.layers.<i>." keys in the state dict; is '
-                       r"the prefix 'model.' right\?"):
+    with pytest.raises(ValueError, match=r'no backbone block keys under prefix \'model.\' \(looked '
+                       r'for "model.layers.<i>.", "model.stages.<i>."\): is the prefix '
+                       r"'model.' right\?"):
         prune_state_dict(state, [3], prefix='model.')
 
 
@@ -206,11 +208,12 @@ def test_conversion_refusals(state, message):
 
 
 def test_detection():
-    assert detect_checkpoint_family({'blocks.0.norm1.weight': 0, 'cls_token': 0,
-                                     'pos_embed': torch.zeros(1, 197, 8)}) == 'vit'
-    assert detect_checkpoint_family({'blocks.0.norm1.weight': 0, 'cls_token': 0,
-                                     'pos_embed': torch.zeros(1, 196, 8)}) == 'deit3'
-    assert detect_checkpoint_family({'layers.1.blocks.0.norm1.weight': 0}) == 'swin'
+    assert detect_source_family({'blocks.0.norm1.weight': 0, 'cls_token': 0,
+                                 'pos_embed': torch.zeros(1, 197, 8)}).name == 'vit'
+    assert detect_source_family({'blocks.0.norm1.weight': 0, 'cls_token': 0,
+                                 'pos_embed': torch.zeros(1, 196, 8)}).name == 'deit3'
+    assert detect_source_family({'blocks.0.norm1.weight': 0}).name == 'vit'  # no class token
+    assert detect_source_family({'layers.1.blocks.0.norm1.weight': 0}).name == 'swin'
 
 
 def test_dilution_hook_runner_and_prune(tiny_cifar100, tmp_path):

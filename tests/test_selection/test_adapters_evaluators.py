@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from nose_mm.selection import (CachedEvaluator, MMPretrainViTAdapter, NaiveEvaluator,
+from nose_mm.selection import (CachedEvaluator, FamilyAdapter, NaiveEvaluator,
                                build_adapter, gaussian_entropy, greedy_select, layer_statistics,
                                run_selection, selection_cost)
 from nose_mm.selection.adapters import applies_skip_mode
@@ -193,21 +193,22 @@ def test_skip_modes_give_different_transfer_entropies(tiny_model, batches):
 
 
 def test_an_unmarked_block_override_refuses_compensated_skips(tiny_model, batches):
-    class Plain(MMPretrainViTAdapter):
+    class Plain(FamilyAdapter):
         def block(self, index, x, skip_attn=False):  # skips as identity, whatever the mode
             return super().block(index, x, skip_attn)
 
-    assert Plain(tiny_model).skip_mode == 'identity'
+    family = build_adapter(tiny_model).family
+    assert Plain(tiny_model, family).skip_mode == 'identity'
     with pytest.raises(ValueError, match="Plain.block does not apply skip_mode 'compensated': "
                                          "it must skip through skipped_attention"):
-        Plain(tiny_model, skip_mode='compensated')
+        Plain(tiny_model, family, skip_mode='compensated')
 
     class Marked(Plain):
         block = applies_skip_mode(Plain.block)
 
     x = batches[0]
     with torch.no_grad():
-        assert torch.equal(Marked(tiny_model, skip_mode='compensated').forward(x, [2]),
+        assert torch.equal(Marked(tiny_model, family, skip_mode='compensated').forward(x, [2]),
                            build_adapter(tiny_model, skip_mode='compensated').forward(x, [2]))
 
 

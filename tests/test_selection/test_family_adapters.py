@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from nose_mm.analysis.frequency import frequency_analysis
-from nose_mm.selection import (MMPretrainDeiT3Adapter, MMPretrainSwinAdapter, build_adapter,
-                               layer_statistics, run_selection)
+from nose_mm.selection import FamilyAdapter, build_adapter, layer_statistics, run_selection
 
 from .conftest import FAMILIES, build_classifier, make_batches
 
@@ -16,8 +15,8 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 def test_adapter_reproduces_the_model(backbone_type, features):
     model = build_classifier(backbone_type)
     adapter = build_adapter(model, features=features)
-    expected_cls = MMPretrainSwinAdapter if 'Swin' in backbone_type else MMPretrainDeiT3Adapter
-    assert type(adapter) is expected_cls
+    assert type(adapter) is FamilyAdapter
+    assert adapter.family.name == ('swin' if 'Swin' in backbone_type else 'deit3')
     num_layers = 6 if 'Swin' in backbone_type else 5
     assert adapter.num_layers == num_layers and adapter.candidate_layers == list(range(num_layers))
     x = make_batches(4, 4)[0]

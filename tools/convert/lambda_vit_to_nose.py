@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     meta = converted['meta']
     print(f'converted {len(converted["state_dict"])} tensors -> {args.dst} '
           f'(removed_layers={meta["removed_layers"]} from {meta["removed_layers_from"]}); '
-          f'backbone: {pruned_backbone_cfg(meta)}')
+          f'backbone: {pruned_backbone_cfg(meta, converted["state_dict"])}')
     return 0
 
 

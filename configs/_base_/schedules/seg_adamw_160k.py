@@ -22,4 +22,9 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=16000, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # every nose_mm run: results.json for the leaderboard, a stop at a non-finite
+    # loss, random states in checkpoints for exact resume (None turns one off)
+    results=dict(type='ResultsHook'),
+    divergence=dict(type='DivergenceHook'),
+    random_state=dict(type='RandomStateHook'))

@@ -1,15 +1,34 @@
-"""mmpretrain's SwinTransformer with dilutable and removable attention blocks."""
+"""The Swin family: mmpretrain's SwinTransformer with dilutable and removable blocks.
+
+A layer is a Swin block, indexed globally in stage order: with depths
+``(2, 2, 6, 2)`` block ``j`` of stage ``s`` is layer ``sum(depths[:s]) + j``.
+The converter maps timm ``swin_*`` and official Swin checkpoints
+(:func:`convert_swin`); :class:`SwinFamily` is the family's registry entry.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, Tuple
+
 import torch
 import torch.utils.checkpoint as cp
 from mmpretrain.models.backbones import SwinTransformer
 from mmpretrain.models.backbones.swin_transformer import SwinBlock
+from mmpretrain.models.utils import resize_pos_embed
+from torch import Tensor
 
 from nose_mm.registry import register_model
 
-from ..layouts import SWIN_LAYOUT
+from ..family import BackboneFamily, register_family
+from ..layouts import BlockLayout
 from .base import DilutableBlockMixin, NoseBackboneMixin
+from .nose_vit import rename_keys
 
-__all__ = ['DilutableSwinBlock', 'NoseSwinTransformer']
+__all__ = ['DilutableSwinBlock', 'NoseSwinTransformer', 'SWIN_LAYOUT', 'SwinFamily',
+           'convert_swin', 'swin_relative_position_index']
+
+#: Swin blocks: ``stages.{s}.blocks.{j}.*``, removable parts ``norm1`` and ``attn``.
+SWIN_LAYOUT = BlockLayout('swin', r'stages\.(\d+)\.blocks\.(\d+)\.([A-Za-z0-9_]+)\.',
+                          ('norm1', 'attn'), '{prefix}stages.{block}')
 
 
 class DilutableSwinBlock(DilutableBlockMixin, SwinBlock):
@@ -89,3 +108,204 @@ class NoseSwinTransformer(NoseBackboneMixin, SwinTransformer):
 
     def block_depths(self):
         return tuple(len(stage.blocks) for stage in self.stages)
+
+
+# Swin: block-relative timm / official name -> mmpretrain name (under stages.{s}.blocks.{j}.).
+_SWIN_BLOCK = {
+    'norm1.weight': 'norm1.weight',
+    'norm1.bias': 'norm1.bias',
+    'attn.qkv.weight': 'attn.w_msa.qkv.weight',
+    'attn.qkv.bias': 'attn.w_msa.qkv.bias',
+    'attn.proj.weight': 'attn.w_msa.proj.weight',
+    'attn.proj.bias': 'attn.w_msa.proj.bias',
+    'attn.relative_position_bias_table': 'attn.w_msa.relative_position_bias_table',
+    'norm2.weight': 'norm2.weight',
+    'norm2.bias': 'norm2.bias',
+    'mlp.fc1.weight': 'ffn.layers.0.0.weight',
+    'mlp.fc1.bias': 'ffn.layers.0.0.bias',
+    'mlp.fc2.weight': 'ffn.layers.1.weight',
+    'mlp.fc2.bias': 'ffn.layers.1.bias',
+}
+# Derived buffers of timm / official Swin, rebuilt rather than copied.
+_SWIN_DERIVED = ('attn.relative_position_index', 'attn_mask')
+_SWIN_TOP = {
+    'patch_embed.proj.weight': 'backbone.patch_embed.projection.weight',
+    'patch_embed.proj.bias': 'backbone.patch_embed.projection.bias',
+    'patch_embed.norm.weight': 'backbone.patch_embed.norm.weight',
+    'patch_embed.norm.bias': 'backbone.patch_embed.norm.bias',
+    'head.weight': 'head.fc.weight',  # official
+    'head.bias': 'head.fc.bias',
+    'head.fc.weight': 'head.fc.weight',  # timm >= 0.9
+    'head.fc.bias': 'head.fc.bias',
+}
+_SWIN_KEY = re.compile(r'layers\.(\d+)\.(?:blocks\.(\d+)\.(.+)|downsample\.(.+))')
+
+
+def swin_relative_position_index(window_size: int) -> torch.Tensor:
+    """The relative position index of a ``window_size`` x ``window_size`` window.
+
+    Entry ``[p, q]`` is the row of the bias table holding the bias of token
+    ``q`` seen from token ``p`` (row-major positions in the window):
+    ``(dh + w - 1) * (2w - 1) + (dw + w - 1)`` with ``(dh, dw) = pos_p - pos_q``.
+    """
+    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
+                                        indexing='ij')).flatten(1)  # 2, N
+    relative = (coords[:, :, None] - coords[:, None, :]) + (window_size - 1)  # 2, N, N
+    return relative[0] * (2 * window_size - 1) + relative[1]
+
+
+def _merge_order(tensor: torch.Tensor) -> torch.Tensor:
+    """Reorder a patch-merging input axis from timm / official order to mmcv's.
+
+    timm and the official Swin concatenate the 2x2 neighbours as
+    ``[(0,0), (1,0), (0,1), (1,1)]`` (row, column offsets), neighbour-major;
+    mmcv's ``PatchMerging`` unfolds to channel-major ``c * 4 + 2 * row + col``.
+    The last axis of ``tensor`` (4C) is permuted accordingly.
+    """
+    channels = tensor.shape[-1] // 4
+    lead = tensor.shape[:-1]
+    grouped = tensor.reshape(*lead, 4, channels)[..., [0, 2, 1, 3], :]
+    return grouped.transpose(-1, -2).reshape(*lead, 4 * channels)
+
+
+def convert_swin(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
+    """Map timm ``swin_*`` / official Swin keys onto ``NoseSwinTransformer`` classifier keys.
+
+    The classifier is ``ImageClassifier`` with ``GlobalAveragePooling`` and
+    ``LinearClsHead`` (``head.fc``). Patch merging sits at the end of stage
+    ``s`` in the official release (``layers.{s}.downsample``) and at the start
+    of stage ``s + 1`` in timm >= 0.9 (``layers.{s+1}.downsample``); both go
+    to ``backbone.stages.{s}.downsample`` with the reduction weight's inputs
+    and the norm reordered (:func:`_merge_order`). The final ``norm`` becomes
+    ``backbone.norm{last stage}``; relative position indices are rebuilt
+    (:func:`swin_relative_position_index`), attention masks dropped.
+
+    Raises:
+        ValueError: Unknown keys, no blocks, or patch merging in both places.
+    """
+    out = OrderedDict()
+    unknown, downsample = [], {}
+    blocks: Dict[int, set] = {}
+    for key, value in rename_keys(state_dict, _SWIN_TOP, out):
+        match = _SWIN_KEY.fullmatch(key)
+        if match is None:
+            if key not in ('norm.weight', 'norm.bias'):
+                unknown.append(key)
+            continue
+        stage = int(match.group(1))
+        if match.group(4) is not None:
+            downsample.setdefault(stage, {})[match.group(4)] = value
+            continue
+        block, name = int(match.group(2)), match.group(3)
+        if name in _SWIN_BLOCK:
+            blocks.setdefault(stage, set()).add(block)
+            out[f'backbone.stages.{stage}.blocks.{block}.{_SWIN_BLOCK[name]}'] = value
+            if name == 'attn.relative_position_bias_table':
+                window = round(((value.shape[0]) ** 0.5 + 1) / 2)
+                out[f'backbone.stages.{stage}.blocks.{block}.attn.w_msa.'
+                    f'relative_position_index'] = swin_relative_position_index(window)
+        elif not name.endswith(_SWIN_DERIVED):
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f'keys with no mmpretrain Swin counterpart: {unknown[:10]}'
+                         f'{" ..." if len(unknown) > 10 else ""}')
+    if not blocks:
+        raise ValueError('no "layers.<s>.blocks.<j>." keys: not a Swin state dict')
+    num_stages = max(blocks) + 1
+    # official: stages 0..n-2 merge at their end; timm >= 0.9: stages 1..n-1 at their start
+    shift = 1 if 0 not in downsample and downsample else 0
+    if downsample and sorted(downsample) != [s + shift for s in range(num_stages - 1)]:
+        raise ValueError(f'patch merging found in stages {sorted(downsample)} of '
+                         f'{num_stages}: expected 0..{num_stages - 2} (official) or '
+                         f'1..{num_stages - 1} (timm)')
+    for stage, params in sorted(downsample.items()):
+        for name, value in params.items():
+            if name not in ('reduction.weight', 'norm.weight', 'norm.bias'):
+                raise ValueError(f'unknown patch merging key "layers.{stage}.downsample.'
+                                 f'{name}"')
+            out[f'backbone.stages.{stage - shift}.downsample.{name}'] = _merge_order(value)
+    for name in ('weight', 'bias'):
+        if f'norm.{name}' in state_dict:
+            out[f'backbone.norm{num_stages - 1}.{name}'] = state_dict[f'norm.{name}']
+    return out
+
+
+
+SwinState = Tuple[Tensor, Tuple[int, int]]
+
+
+@register_family
+class SwinFamily(BackboneFamily):
+    """Swin: ``NoseSwinTransformer`` and mmpretrain's ``SwinTransformer``.
+
+    The selection state is ``(tokens, hw_shape)``; the patch merging after a
+    stage's last block is part of that block's step (:meth:`leave`), so every
+    cached block input is at that block's resolution. The readout applies the
+    last stage's norm and shapes the map as the backbone does (the neck pools it).
+    """
+
+    name = 'swin'
+    backbone = NoseSwinTransformer
+    accepts = (NoseSwinTransformer, SwinTransformer)
+    layout = SWIN_LAYOUT
+    source_tag = 'timm/swin'
+    arch_prefix = 'swin'
+    display_prefix = 'Swin'
+    arch_names = {
+        'swin-tiny': 'Swin-T', 'swin-t': 'Swin-T', 'swin-small': 'Swin-S', 'swin-s': 'Swin-S',
+        'swin-base': 'Swin-B', 'swin-b': 'Swin-B', 'swin-large': 'Swin-L', 'swin-l': 'Swin-L',
+    }
+
+    def claims_source(self, state_dict):
+        return any(_SWIN_KEY.fullmatch(k) for k in state_dict)
+
+    def convert_source(self, state_dict):
+        return convert_swin(state_dict)
+
+    def blocks(self, backbone):
+        return [block for stage in backbone.stages for block in stage.blocks]
+
+    def check_readout(self, backbone, num_blocks):
+        last = len(backbone.stages) - 1
+        if list(backbone.out_indices) != [last]:
+            raise ValueError(f'the head must read only the last stage ({last}); backbone '
+                             f'out_indices are {list(backbone.out_indices)}')
+
+    def embed(self, backbone, inputs):
+        x, hw_shape = backbone.patch_embed(inputs)
+        if backbone.use_abs_pos_embed:
+            x = x + resize_pos_embed(backbone.absolute_pos_embed, backbone.patch_resolution,
+                                     hw_shape, backbone.interpolate_mode,
+                                     backbone.num_extra_tokens)
+        return (backbone.drop_after_pos(x), hw_shape), hw_shape
+
+    def tokens(self, state):
+        return state[0]
+
+    def with_tokens(self, state, tokens):
+        return (tokens, state[1])
+
+    def attention_branch(self, block, state):
+        return block.attn(block.norm1(state[0]), state[1])
+
+    def mlp_branch(self, block, state):
+        return block.ffn(block.norm2(state[0]), identity=torch.zeros_like(state[0]))
+
+    def run_block(self, block, state):
+        return (block(*state), state[1])
+
+    def leave(self, backbone, index, state):
+        ends = 0
+        for stage in backbone.stages:
+            ends += len(stage.blocks)
+            if index == ends - 1:
+                return stage.downsample(*state) if stage.downsample is not None else state
+        return state
+
+    def readout(self, backbone, state, context):
+        norm = getattr(backbone, f'norm{len(backbone.stages) - 1}')
+        return self.patch_map(backbone, (norm(state[0]), state[1]), context).contiguous()
+
+    def patch_map(self, backbone, state, context):
+        tokens, hw_shape = state
+        return tokens.view(tokens.shape[0], *hw_shape, tokens.shape[-1]).permute(0, 3, 1, 2)

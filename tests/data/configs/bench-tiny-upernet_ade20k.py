@@ -1,3 +1,2 @@
-# The tiny UperNet of tiny-upernet_ade20k.py with the ResultsHook writing results.json.
+# The tiny UperNet of tiny-upernet_ade20k.py (the runtime's ResultsHook writes results.json).
 _base_ = ['./tiny-upernet_ade20k.py']
-custom_hooks = [dict(type='ResultsHook')]

@@ -114,8 +114,9 @@ def check_run_defaults(cfg: Config, config_path: str) -> list:
     :data:`RUN_HOOKS`, as ``configs/_base_/default_runtime.py`` and
     ``seg_runtime.py`` declare them. A config that does not inherit them gets
     them added, with a warning naming each; a hook set to None in
-    ``default_hooks`` stays off, and one listed in ``custom_hooks`` (with its
-    own arguments) is kept there.
+    ``default_hooks`` stays off (its key is removed: mmengine's Runner takes
+    None only for its own default hooks), and one listed in ``custom_hooks``
+    (with its own arguments) is kept there.
 
     Returns:
         list[str]: The settings added.
@@ -140,6 +141,8 @@ def check_run_defaults(cfg: Config, config_path: str) -> list:
         if key not in default_hooks:
             default_hooks[key] = dict(type=hook_type)
             added.append(f'default_hooks.{key}={hook_type}')
+        elif default_hooks[key] is None:  # turned off; mmengine takes None for its own keys only
+            del default_hooks[key]
     cfg.default_hooks = default_hooks
     if added:
         print_log(f'{config_path} leaves out what every nose_mm run has; added: '

@@ -33,7 +33,7 @@ def test_a_config_that_leaves_them_out_gets_them_named(tmp_path):
     added = check_run_defaults(cfg, str(path))
     assert added == ["runner_type='NoseRunner'", 'default_hooks.divergence=DivergenceHook']
     assert cfg.runner_type == 'NoseRunner'
-    assert cfg.default_hooks == dict(results=None, divergence=dict(type='DivergenceHook'))
+    assert cfg.default_hooks == dict(divergence=dict(type='DivergenceHook'))  # results: off
     cfg.default_hooks.random_state = dict(type='RandomStateHook')
     with pytest.raises(UserError, match='RandomStateHook is both default_hooks.random_state and '
                                         'in custom_hooks'):

@@ -73,3 +73,23 @@ def test_a_new_family_is_one_registration(monkeypatch):
     assert get_family('twin').name == 'twin'
     with pytest.raises(ValueError, match=r'looks like several backbone families \(swin, twin\)'):
         detect_source_family({'layers.0.blocks.0.norm1.weight': torch.zeros(1)})
+
+
+def test_family_names_stay_in_their_modules():
+    """Only a family's own module, the registry and the backbone package's exports name a
+    family: the rest of nose_mm asks the registry."""
+    import os.path as osp
+    import re
+    from pathlib import Path
+
+    import nose_mm
+    package = Path(osp.dirname(nose_mm.__file__))
+    allowed = {Path('models/family.py'), Path('models/__init__.py'),
+               Path('models/backbones/__init__.py')}
+    allowed |= {Path(osp.relpath(__import__(type(f).__module__, fromlist=['x']).__file__,
+                                 package)) for f in families()}
+    names = re.compile(r'deit3|deit-iii|swin', re.IGNORECASE)
+    found = {str(path.relative_to(package)): sorted(set(names.findall(path.read_text())))
+             for path in package.rglob('*.py')
+             if path.relative_to(package) not in allowed and names.search(path.read_text())}
+    assert found == {}

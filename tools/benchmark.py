@@ -73,7 +73,6 @@ def main(argv=None):
     import torch
 
     from nose_mm.benchmark import amp_precision, format_report, run_benchmark
-    from nose_mm.utils import atomic_write_json
     from nose_mm.utils.config import load_config
     from nose_mm.checkpoint.reader import apply_trust_checkpoint
 
@@ -113,7 +112,7 @@ def main(argv=None):
                         ) from exc
     print(format_report(report))
     if args.out:
-        atomic_write_json(args.out, report)
+        report.save(args.out)
         print(f'nose_mm: wrote {args.out}')
     return 0
 

@@ -10,7 +10,7 @@ benchmarks/reference.yml) are marked "reported". img/s and memory come from a
 benchmark.json next to results.json (tools/benchmark.py --out
 WORK_DIR/benchmark.json). Malformed or partial results files are named on
 stderr and skipped (never modified). No run found at all is an error (exit 2) and
---out is left as it was. See nose_mm/benchmark/leaderboard.py.
+--out is left as it was. See nose_mm/benchmark/leaderboard/.
 """
 import os.path as osp
 import sys

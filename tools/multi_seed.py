@@ -46,6 +46,7 @@ def main(argv=None):
         if opt.startswith('randomness.seed=') or opt in ('--work-dir', '--work_dir'):
             raise UserError(f'{opt.split("=")[0]!r} is set per seed by multi_seed.py; remove it '
                             f'from the tool arguments')
+    from nose_mm.benchmark.seeds import seed_folder
     if not osp.isfile(args.config):
         raise UserError(f'config {args.config!r} does not exist')
     work_dir = args.work_dir or osp.join(
@@ -53,7 +54,7 @@ def main(argv=None):
     from nose_mm.apis.inprocess import run_tool
     failed = []
     for seed in args.seeds:
-        seed_dir = osp.join(work_dir, f'seed{seed}')
+        seed_dir = osp.join(work_dir, seed_folder(seed))
         tool_argv = [args.config] + [a.replace('{seed}', str(seed)) for a in extra] + [
             '--work-dir', seed_dir, '--cfg-options', f'randomness.seed={seed}']
         print(f'nose_mm: seed {seed}: tools/{args.tool} {" ".join(tool_argv)}', flush=True)

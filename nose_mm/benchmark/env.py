@@ -9,30 +9,25 @@ from typing import Any, Dict, Optional
 import torch
 from mmengine.utils.dl_utils import collect_env
 
-__all__ = ['env_info', 'cpu_model_name', 'git_commit']
+__all__ = ['env_info', 'git_commit']
 
 #: ``collect_env`` keys recorded (the compile flags and seeds are left out).
 _ENV_KEYS = {'PyTorch': 'torch', 'TorchVision': 'torchvision', 'MMEngine': 'mmengine',
              'OpenCV': 'opencv', 'CUDA available': 'cuda_available'}
 
 
-def cpu_model_name() -> Optional[str]:
-    """The CPU's model name from ``/proc/cpuinfo`` (None elsewhere)."""
-    try:
+def env_info() -> Dict[str, Any]:
+    """Hardware and software facts recorded alongside results and benchmarks."""
+    try:  # the CPU's model name (Linux)
         with open('/proc/cpuinfo', encoding='utf-8', errors='replace') as f:
             match = re.search(r'^model name\s*:\s*(.+)$', f.read(), re.MULTILINE)
     except OSError:
-        return None
-    return match.group(1).strip() if match else None
-
-
-def env_info() -> Dict[str, Any]:
-    """Hardware and software facts recorded alongside results and benchmarks."""
+        match = None
     env = collect_env()
     info: Dict[str, Any] = {'python': platform.python_version()}
     info.update({name: env[key] for key, name in _ENV_KEYS.items() if key in env})
     info.update({'cpu': platform.processor() or platform.machine(), 'cpu_model':
-                 cpu_model_name(), 'num_threads': torch.get_num_threads(),
+                 match.group(1).strip() if match else None, 'num_threads': torch.get_num_threads(),
                  'hostname': platform.node(),
                  'world_size': int(os.environ.get('WORLD_SIZE', '1'))})
     if torch.cuda.is_available():

@@ -2,8 +2,9 @@
 
 Every function takes a ``torch.nn.Module`` called as ``model(x)`` on a random
 ``(batch, channels, height, width)`` tensor (see
-:func:`nose_mm.benchmark.info.build_model`). Throughput is the median img/s of
-inference forwards; several models are timed interleaved in one process
+:func:`nose_mm.benchmark.info.build_model`), moved to the device in eval mode.
+Each timed round is one forward under ``torch.inference_mode`` (CUDA
+synchronised inside the timed region); several models are timed interleaved in one process
 (:func:`nose_mm.benchmark.timing.time_interleaved`); ``'fp16'`` / ``'bf16'`` run
 under ``torch.autocast``. Conventions: ``benchmarks/README.md``.
 """
@@ -13,11 +14,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .flops import count_flops, count_params
-from .timing import CLOCKS, median, paired_ratios, spread, time_interleaved
+from .records import LargestBatch, Measurement
+from .timing import CLOCKS, time_interleaved
 
 __all__ = [
-    'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'measure_throughput', 'peak_memory',
-    'memory_method', 'largest_batch', 'compare_models', 'ab_ratios', 'compare', 'offloaded'
+    'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'peak_memory', 'memory_method', 'largest_batch',
+    'compare_models', 'alone'
 ]
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -31,9 +33,6 @@ _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 ImgSize = Union[int, Sequence[int]]
 
 
-# ---------------------------------------------------------------------------
-# argument checks
-# ---------------------------------------------------------------------------
 def _check_device(device: Union[str, torch.device]) -> torch.device:
     try:
         dev = torch.device(device)
@@ -46,13 +45,6 @@ def _check_device(device: Union[str, torch.device]) -> torch.device:
         raise ValueError(f'device {str(device)!r} asked for, but CUDA is not available here; '
                          f'use device="cpu"')
     return dev
-
-
-def _check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, '
-                         f'got {precision!r}')
-    return precision
 
 
 def _check_positive(name: str, value: int, minimum: int = 1) -> int:
@@ -80,15 +72,8 @@ def _in_channels(model: torch.nn.Module) -> int:
 
 def _inputs(model: torch.nn.Module, batch_size: int, img_size: ImgSize,
             device: torch.device) -> torch.Tensor:
-    h, w = _hw(img_size)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch_size, _in_channels(model), h, w, generator=gen)
-    return x.to(device)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
+    return torch.randn(batch_size, _in_channels(model), *_hw(img_size), generator=gen).to(device)
 
 
 def _forward_fn(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
@@ -115,35 +100,18 @@ def _forward_fn(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
             with torch.inference_mode(), torch.autocast(device.type, dtype=dtype,
                                                         enabled=dtype is not None):
                 model(x)
-        _sync(device)
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
 
     return run
-
-
-# ---------------------------------------------------------------------------
-# timing
-# ---------------------------------------------------------------------------
-def _throughput_record(seconds: List[float], batch_size: int, img_size: ImgSize,
-                       device: torch.device, precision: str, warmup: int) -> Dict[str, Any]:
-    ips = [batch_size / s for s in seconds]
-    return {
-        'img_per_s': median(ips),
-        'img_per_s_repeats': ips,
-        'seconds_repeats': list(seconds),
-        'batch_size': batch_size,
-        'img_size': list(_hw(img_size)),
-        'device': str(device),
-        'precision': precision,
-        'warmup': warmup,
-        'repeats': len(seconds),
-        'num_threads': torch.get_num_threads(),
-    }
 
 
 def _prepare(model: torch.nn.Module, device: Union[str, torch.device], precision: str,
              batch_size: int, warmup: int, repeats: int) -> torch.device:
     dev = _check_device(device)
-    _check_precision(precision)
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, '
+                         f'got {precision!r}')
     _check_positive('batch_size', batch_size)
     _check_positive('repeats', repeats)
     _check_positive('warmup', warmup, minimum=0)
@@ -151,46 +119,6 @@ def _prepare(model: torch.nn.Module, device: Union[str, torch.device], precision
     return dev
 
 
-def measure_throughput(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize = 224,
-                       device: Union[str, torch.device] = 'cpu', precision: str = 'fp32',
-                       warmup: int = 2, repeats: int = 5) -> Dict[str, Any]:
-    """Inference images per second: the median over timed forwards.
-
-    The model is moved to ``device`` and put in eval mode. Each repeat is one
-    forward of a ``batch_size`` batch under ``torch.inference_mode`` (CUDA is
-    synchronised inside the timed region).
-
-    Args:
-        model (torch.nn.Module): Called as ``model(x)``.
-        batch_size (int): Images per forward. Defaults to 8.
-        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
-            Defaults to 224.
-        device (str | torch.device): ``'cpu'`` or ``'cuda'`` (``'cuda:N'``).
-            Defaults to ``'cpu'``.
-        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'`` (autocast).
-            Defaults to ``'fp32'``.
-        warmup (int): Untimed forwards first. Defaults to 2.
-        repeats (int): Timed forwards. Defaults to 5.
-
-    Returns:
-        dict: ``img_per_s`` (median), ``img_per_s_repeats`` and
-        ``seconds_repeats`` (every repeat, in order), and the settings
-        (``batch_size``, ``img_size``, ``device``, ``precision``, ``warmup``,
-        ``repeats``, ``num_threads``).
-
-    Raises:
-        ValueError: Unknown device or precision, CUDA asked for but missing,
-            non-positive sizes or counts.
-    """
-    dev = _prepare(model, device, precision, batch_size, warmup, repeats)
-    run = _forward_fn(model, _inputs(model, batch_size, img_size, dev), dev, precision)
-    times = time_interleaved({'model': run}, repeats=repeats, warmup=warmup)['model']
-    return _throughput_record(times, batch_size, img_size, dev, precision, warmup)
-
-
-# ---------------------------------------------------------------------------
-# memory
-# ---------------------------------------------------------------------------
 def memory_method(device: Union[str, torch.device]) -> str:
     """What :func:`peak_memory` measures on ``device`` (see :data:`MEMORY_METHODS`)."""
     return MEMORY_METHODS[_check_device(device).type]
@@ -238,27 +166,29 @@ def peak_memory(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize =
 
 
 @contextlib.contextmanager
-def offloaded(model: torch.nn.Module, device: Union[str, torch.device]):
-    """Keep ``model`` off a CUDA ``device`` inside the block (no-op elsewhere).
+def alone(model: torch.nn.Module, models: Sequence[torch.nn.Module],
+          device: Union[str, torch.device]):
+    """Keep every model of ``models`` but ``model`` off a CUDA ``device`` inside the block.
 
-    Peak CUDA memory counts every tensor on the device, so the model that is
-    not being measured is moved to the CPU meanwhile and brought back after.
+    Peak CUDA memory counts every tensor on the device, so the models not
+    being measured are moved to the CPU meanwhile and brought back after
+    (a no-op on other devices).
     """
-    dev = torch.device(device)
-    if dev.type != 'cuda':
-        yield
-        return
-    model.to('cpu')
-    torch.cuda.empty_cache()
+    others = [m for m in models if m is not model] if torch.device(device).type == 'cuda' \
+        else []
+    for other in others:
+        other.to('cpu')
+        torch.cuda.empty_cache()
     try:
         yield
     finally:
-        model.to(dev)
+        for other in others:
+            other.to(device)
 
 
 def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: ImgSize = 224,
                   device: Union[str, torch.device] = 'cuda', precision: str = 'fp32',
-                  train: bool = False, max_batch: int = 4096) -> Dict[str, Any]:
+                  train: bool = False, max_batch: int = 4096) -> LargestBatch:
     """The largest batch whose step fits a GPU memory budget (the "working load").
 
     The paper's "working load" is the number of images a memory budget holds.
@@ -281,10 +211,10 @@ def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: Img
         max_batch (int): Upper end of the search. Defaults to 4096.
 
     Returns:
-        dict: ``batch_size`` (0 if even one image does not fit),
-        ``peak_bytes`` at that batch, ``budget_bytes``, ``capped`` (True if
-        ``max_batch`` fits), ``tried`` (``{batch: peak bytes or None for
-        out of memory}``) and the settings.
+        LargestBatch: ``batch_size`` (0 if even one image does not fit),
+        ``peak_bytes`` at that batch, ``capped`` (True if ``max_batch``
+        fits) and ``tried`` (``{batch: peak bytes or None for out of
+        memory}``).
 
     Raises:
         ValueError: On a CPU device (there is no allocator budget to search:
@@ -315,68 +245,39 @@ def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: Img
         return peak is not None and peak <= budget
 
     good, bad = 0, None
-    batch = 1
-    while batch <= max_batch:
-        if fits(batch):
-            good = batch
-            batch *= 2
-        else:
-            bad = batch
-            break
-    if bad is None and good < max_batch:
-        if fits(max_batch):
-            good = max_batch
-        else:
-            bad = max_batch
-    if bad is not None:
-        while bad - good > 1:
-            mid = (good + bad) // 2
-            if fits(mid):
-                good = mid
-            else:
-                bad = mid
-    return {
-        'batch_size': good,
-        'peak_bytes': tried.get(good) if good else None,
-        'budget_bytes': budget,
-        'memory_budget_gb': memory_budget_gb,
-        'capped': good == max_batch,
-        'tried': {str(b): tried[b] for b in sorted(tried)},
-        'img_size': list(_hw(img_size)),
-        'device': str(dev),
-        'precision': precision,
-        'train': train,
-    }
-
-
-# ---------------------------------------------------------------------------
-# N-way comparison (one interleaved run)
-# ---------------------------------------------------------------------------
-def _ratio(b: Optional[float], a: Optional[float]) -> Optional[float]:
-    if a is None or b is None or a == 0:
-        return None
-    return b / a
+    while bad is None and good < max_batch:  # 1, 2, 4, ... then max_batch
+        batch = min(max(1, 2 * good), max_batch)
+        good, bad = (batch, None) if fits(batch) else (good, batch)
+    while bad is not None and bad - good > 1:  # bisection
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if fits(mid) else (good, mid)
+    return LargestBatch(batch_size=good, peak_bytes=tried.get(good) if good else None,
+                        capped=good == max_batch, tried={str(b): tried[b] for b in sorted(tried)})
 
 
 def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
                    img_size: ImgSize = 224, device: Union[str, torch.device] = 'cpu',
                    precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
                    flops: bool = True, memory: bool = True, memory_train: bool = False,
-                   clock: str = 'wall') -> List[Dict[str, Any]]:
-    """Measure models in one process, timed interleaved, with ratios to the first.
+                   clock: str = 'wall') -> List[Measurement]:
+    """Measure models in one process, timed interleaved.
 
     Every round times each model once (after ``warmup`` untimed rounds), the
     order rotated from round to round (``A, B, C``, ``B, C, A``, ``C, A,
     B``...), so all see the same machine state and none always runs first.
-    A model's throughput ratio to the baseline (the first model) is taken
-    per round (its img/s over the baseline's in the same round) and
-    summarised by the median and the interquartile range over the rounds.
+    :func:`~nose_mm.benchmark.records.ratios` compares two of them round by
+    round (a model's img/s over the baseline's in the same round).
 
     Args:
         models (sequence of torch.nn.Module): The baseline first, then the
             candidates; the same module may not appear twice.
-        batch_size, img_size, device, precision: As in
-            :func:`measure_throughput` (defaults 8, 224, ``'cpu'``, ``'fp32'``).
+        batch_size (int): Images per forward. Defaults to 8.
+        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
+            Defaults to 224.
+        device (str | torch.device): ``'cpu'`` or ``'cuda'`` (``'cuda:N'``).
+            Defaults to ``'cpu'``.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'`` (autocast).
+            Defaults to ``'fp32'``.
         warmup (int): Untimed rounds. Defaults to 2.
         repeats (int): Timed rounds (each model once per round). Defaults to 5.
         flops (bool): Count FLOPs (one trace per model). Defaults to True.
@@ -388,19 +289,14 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
             :data:`~nose_mm.benchmark.timing.CLOCKS`). Defaults to ``'wall'``.
 
     Returns:
-        list[dict]: Per model, in order: ``params``, ``flops`` (MACs per image
-        or None), ``throughput`` (as :func:`measure_throughput` returns, plus
-        ``clock``), ``peak_memory_bytes`` and ``ratios`` to the first model:
-        ``params``, ``flops``, ``throughput`` (``median``, ``q1``, ``q3`` of
-        the per-round ratios, and every round's ratio in ``repeats``),
-        ``throughput_medians`` (ratio of the median img/s), ``ideal_speedup``
-        (baseline FLOPs / these FLOPs), ``speedup_vs_ideal`` (median paired
-        ratio / ideal speed-up; 1.0: as fast as the FLOPs promise) and
-        ``peak_memory``.
+        list[Measurement]: Per model, in order: ``params``, ``flops`` (MACs
+        per image or None), ``seconds`` (every timed round, in round order)
+        and ``peak_memory_bytes`` (None on CPU or without ``memory``).
 
     Raises:
-        ValueError: No model, a module given twice, an unknown clock, or bad
-            settings (see :func:`measure_throughput`).
+        ValueError: No model, a module given twice, an unknown clock, an
+            unknown device or precision, CUDA asked for but missing,
+            non-positive sizes or counts.
     """
     if not models:
         raise ValueError('compare_models needs at least one model')
@@ -413,87 +309,17 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
     for model in models:
         dev = _prepare(model, device, precision, batch_size, warmup, repeats)
     hw = _hw(img_size)
-    names = [str(i) for i in range(len(models))]
-    out = [{'params': count_params(model),
-            'flops': count_flops(model, (_in_channels(model), ) + hw) if flops else None}
-           for model in models]
-    fns = {name: _forward_fn(model, _inputs(model, batch_size, hw, dev), dev, precision)
-           for name, model in zip(names, models)}
+    fns = {i: _forward_fn(model, _inputs(model, batch_size, hw, dev), dev, precision)
+           for i, model in enumerate(models)}
     times = time_interleaved(fns, repeats=repeats, warmup=warmup, clock=CLOCKS[clock],
                              rotate=True)
     del fns  # free the timing inputs before measuring memory
-    for name, entry, model in zip(names, out, models):
-        entry['throughput'] = dict(_throughput_record(times[name], batch_size, hw, dev,
-                                                      precision, warmup), clock=clock)
-        with contextlib.ExitStack() as stack:
-            for other in models:  # the other models' weights must not count
-                if other is not model:
-                    stack.enter_context(offloaded(other, dev))
-            entry['peak_memory_bytes'] = (peak_memory(
-                model, batch_size, hw, dev, precision, train=memory_train) if memory else None)
-    base = out[0]
-    for name, entry in zip(names, out):
-        paired = paired_ratios(times, names[0], name)  # this img/s / baseline img/s
-        flop_ratio = _ratio(entry['flops'], base['flops'])
-        ideal = 1.0 / flop_ratio if flop_ratio else None
-        throughput = dict(spread(paired), repeats=paired)
-        entry['ratios'] = {
-            'params': _ratio(entry['params'], base['params']),
-            'flops': flop_ratio,
-            'throughput': throughput,
-            'throughput_medians': _ratio(entry['throughput']['img_per_s'],
-                                         base['throughput']['img_per_s']),
-            'ideal_speedup': ideal,
-            'speedup_vs_ideal': _ratio(throughput['median'], ideal),
-            'peak_memory': _ratio(entry['peak_memory_bytes'], base['peak_memory_bytes']),
-        }
+    out = []
+    for i, model in enumerate(models):
+        with alone(model, models, dev):  # the other models' weights must not count
+            peak = peak_memory(model, batch_size, hw, dev, precision,
+                               train=memory_train) if memory else None
+        out.append(Measurement(
+            params=count_params(model), seconds=times[i], peak_memory_bytes=peak,
+            flops=count_flops(model, (_in_channels(model), ) + hw) if flops else None))
     return out
-
-
-def ab_ratios(ratios: Dict[str, Any]) -> Dict[str, Any]:
-    """The flat B / A summary of two models from B's :func:`compare_models` ``ratios``.
-
-    Returns:
-        dict: ``params``, ``flops``, ``throughput`` (ratio of the medians),
-        ``throughput_paired`` (median of the per-round ratios) with
-        ``throughput_paired_repeats``, ``ideal_speedup``, ``speedup_vs_ideal``
-        and ``paired_speedup_vs_ideal`` (the two throughput ratios over the
-        ideal speed-up), ``peak_memory`` and ``largest_batch`` if measured.
-    """
-    out = {
-        'params': ratios['params'], 'flops': ratios['flops'],
-        'throughput': ratios['throughput_medians'],
-        'throughput_paired': ratios['throughput']['median'],
-        'throughput_paired_repeats': ratios['throughput']['repeats'],
-        'ideal_speedup': ratios['ideal_speedup'],
-        'speedup_vs_ideal': _ratio(ratios['throughput_medians'], ratios['ideal_speedup']),
-        'paired_speedup_vs_ideal': ratios['speedup_vs_ideal'],
-        'peak_memory': ratios['peak_memory'],
-    }
-    if 'largest_batch' in ratios:
-        out['largest_batch'] = ratios['largest_batch']
-    return out
-
-
-def compare(model_a: torch.nn.Module, model_b: torch.nn.Module, batch_size: int = 8,
-            img_size: ImgSize = 224, device: Union[str, torch.device] = 'cpu',
-            precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
-            flops: bool = True, memory: bool = True,
-            memory_train: bool = False) -> Dict[str, Any]:
-    """Two models by :func:`compare_models`, as B / A ratios.
-
-    Args:
-        model_a (torch.nn.Module): The reference (e.g. the baseline).
-        model_b (torch.nn.Module): The candidate (e.g. the pruned model).
-        batch_size, img_size, device, precision, warmup, repeats, flops,
-            memory, memory_train: As in :func:`compare_models`.
-
-    Returns:
-        dict: ``a`` and ``b`` (the entries of :func:`compare_models`),
-        ``ratios`` (B / A, :func:`ab_ratios`) and ``memory_method``.
-    """
-    a, b = compare_models([model_a, model_b], batch_size, img_size, device, precision,
-                          warmup, repeats, flops=flops, memory=memory,
-                          memory_train=memory_train)
-    return {'a': a, 'b': b, 'ratios': ab_ratios(b['ratios']),
-            'memory_method': memory_method(device) if memory else None}

@@ -1,23 +1,20 @@
 """What ``tools/benchmark.py`` does: measure one config (or several, interleaved) and report.
 
-The report is a JSON-able dict (``format: nose_mm.benchmark``) that
+The report is a :class:`~nose_mm.benchmark.records.BenchmarkRecord` that
 ``tools/benchmark.py --out WORK_DIR/benchmark.json`` writes and the
-leaderboard merges into the run of that work dir (see
-:mod:`nose_mm.benchmark.results`).
+leaderboard merges into the run of that work dir.
 """
-import contextlib
 import datetime
 import string
 import uuid
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
 from .env import env_info, git_commit
 from .info import PARTS, build_model, config_sha256, measure_size, model_info
-from .measure import (_check_device, _check_positive, _check_precision, _hw, ab_ratios,
-                      compare_models, largest_batch, memory_method, offloaded)
-from .results import BENCHMARK_FORMAT, FORMAT_VERSION
+from .measure import _check_device, _hw, alone, compare_models, largest_batch, memory_method
+from .records import BenchmarkRecord, BenchmarkSettings, GitInfo, MeasuredModel, ModelInfo
 
 __all__ = ['amp_precision', 'model_names', 'run_benchmark', 'format_report']
 
@@ -25,7 +22,6 @@ __all__ = ['amp_precision', 'model_names', 'run_benchmark', 'format_report']
 def amp_precision(device: str) -> str:
     """The autocast dtype ``--amp`` means on ``device``: fp16 on CUDA, bf16 on CPU."""
     return 'fp16' if torch.device(device).type == 'cuda' else 'bf16'
-
 
 
 def model_names(count: int) -> List[str]:
@@ -38,7 +34,7 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
                   precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
                   part: str = 'model', memory_budget_gb: Optional[float] = None,
                   memory: bool = True, memory_train: bool = False,
-                  clock: str = 'wall') -> Dict[str, Any]:
+                  clock: str = 'wall') -> BenchmarkRecord:
     """Measure one model, or several timed interleaved in one run (the first is the baseline).
 
     Args:
@@ -66,18 +62,11 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
             with one thread). Defaults to ``'wall'``.
 
     Returns:
-        dict: ``format``, ``version``, ``run_id``, ``date``, ``hardware``,
-        ``git_commit``, ``settings``, ``memory_method``, ``models`` (per
-        model: ``name`` ``'a'``, ``'b'``..., ``config``, ``config_sha256``,
-        ``checkpoint``, ``model`` (:func:`~nose_mm.benchmark.info.model_info`),
-        ``part``, ``params``, ``flops``, ``throughput``,
-        ``peak_memory_bytes``, ``largest_batch``, ``timed_together`` (the
-        ``run_id``) and ``ratios`` to model ``'a'``, see
-        :func:`~nose_mm.benchmark.measure.compare_models`, plus ``baseline``:
-        ``'a'``'s ``name``, ``config`` and ``config_sha256``) and, for exactly
-        two models, the top-level ``ratios`` (B / A, see
-        :func:`~nose_mm.benchmark.measure.compare`). Schema:
-        ``benchmarks/README.md``.
+        BenchmarkRecord: The models named ``'a'``, ``'b'``..., each with what
+        was measured (config, checkpoint, model info, params, FLOPs, timed
+        rounds, peak memory, largest batch); img/s and the ratios to ``'a'``
+        are :meth:`~nose_mm.benchmark.records.BenchmarkRecord.img_per_s` and
+        :meth:`~nose_mm.benchmark.records.BenchmarkRecord.ratios`.
 
     Raises:
         ValueError: Bad settings (named), a memory budget on a CPU device.
@@ -86,11 +75,7 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
         raise ValueError('give at least one config')
     if part not in PARTS:
         raise ValueError(f'part must be one of {", ".join(PARTS)}, got {part!r}')
-    dev = _check_device(device)
-    _check_precision(precision)
-    _check_positive('batch_size', batch_size)
-    _check_positive('repeats', repeats)
-    _check_positive('warmup', warmup, minimum=0)
+    dev = _check_device(device)  # the rest is checked by compare_models
     if memory_budget_gb is not None and dev.type != 'cuda':
         raise ValueError(f'--memory-budget-gb needs a CUDA device (the largest batch is '
                          f'searched against torch.cuda.max_memory_allocated), got device '
@@ -101,104 +86,79 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
         hw, size_source = measure_size(configs[0][0])
     models = [build_model(cfg, ckpt, part=part, device=str(dev)) for cfg, ckpt in configs]
     date = datetime.datetime.now(datetime.timezone.utc)
-    run_id = f'{date.strftime("%Y%m%dT%H%M%SZ")}-{uuid.uuid4().hex[:8]}'
     measured = compare_models(models, batch_size, hw, dev, precision, warmup, repeats,
                               memory=memory, memory_train=memory_train, clock=clock)
-    entries: List[Dict[str, Any]] = []
+    entries = []
     for name, (cfg, ckpt), model, result in zip(model_names(len(models)), configs, models,
                                                 measured):
-        entries.append({'name': name, 'config': getattr(cfg, 'filename', None),
-                        'config_sha256': config_sha256(cfg), 'checkpoint': ckpt,
-                        'model': model_info(cfg, model), 'part': part,
-                        'timed_together': run_id, **result})
-    baseline = {k: entries[0][k] for k in ('name', 'config', 'config_sha256')}
-    for entry in entries:
-        entry['ratios']['baseline'] = dict(baseline)
-    if memory_budget_gb is not None:
-        for entry, model in zip(entries, models):
-            with contextlib.ExitStack() as stack:
-                for other in models:  # only the searched model on the GPU
-                    if other is not model:
-                        stack.enter_context(offloaded(other, dev))
-                entry['largest_batch'] = largest_batch(model, memory_budget_gb, hw, dev,
-                                                       precision, train=memory_train)
-        base_batch = entries[0]['largest_batch']['batch_size']
-        for entry in entries:
-            entry['ratios']['largest_batch'] = (entry['largest_batch']['batch_size']
-                                                / base_batch if base_batch else None)
-    # the A/B summary of earlier versions, kept for its readers
-    ratios = ab_ratios(entries[1]['ratios']) if len(entries) == 2 else None
+        lb = None
+        if memory_budget_gb is not None:
+            with alone(model, models, dev):  # only the searched model on the GPU
+                lb = largest_batch(model, memory_budget_gb, hw, dev, precision,
+                                   train=memory_train)
+        entries.append(MeasuredModel(
+            **vars(result), name=name, config=getattr(cfg, 'filename', None),
+            config_sha256=config_sha256(cfg), checkpoint=ckpt, largest_batch=lb,
+            model=ModelInfo.from_json(model_info(cfg, model), 'model')))
     git = git_commit()
-    return {
-        'format': BENCHMARK_FORMAT,
-        'version': FORMAT_VERSION,
-        'run_id': run_id,
-        'date': date.isoformat(timespec='seconds'),
-        'hardware': env_info(),
-        'git_commit': git['commit'] if git else None,
-        'settings': {'batch_size': batch_size, 'img_size': list(hw),
-                     'img_size_source': size_source, 'device': str(dev),
-                     'precision': precision, 'warmup': warmup, 'repeats': repeats,
-                     'part': part, 'num_threads': torch.get_num_threads(), 'clock': clock,
-                     'memory_budget_gb': memory_budget_gb,
-                     'memory_step': 'train' if memory_train else 'inference'},
-        'memory_method': memory_method(dev) if memory else None,
-        'models': entries,
-        'ratios': ratios,
-    }
+    return BenchmarkRecord(
+        run_id=f'{date.strftime("%Y%m%dT%H%M%SZ")}-{uuid.uuid4().hex[:8]}',
+        date=date.isoformat(timespec='seconds'), hardware=env_info(),
+        git=GitInfo(**git) if git else None, models=entries, settings=BenchmarkSettings(
+            batch_size=batch_size, img_size=list(hw), img_size_source=size_source,
+            device=str(dev), precision=precision, warmup=warmup, repeats=repeats, part=part,
+            num_threads=torch.get_num_threads(), clock=clock, memory=memory,
+            memory_train=memory_train, memory_budget_gb=memory_budget_gb,
+            memory_method=memory_method(dev) if memory else None))
 
 
 def _fmt(value: Optional[float], spec: str, suffix: str = '') -> str:
     return 'n/a' if value is None else f'{value:{spec}}{suffix}'
 
 
-def format_report(report: Dict[str, Any]) -> str:
+def format_report(report: BenchmarkRecord) -> str:
     """Human-readable lines for a :func:`run_benchmark` report."""
-    s = report['settings']
-    hw = report['hardware']
-    where = hw.get('gpu') if s['device'].startswith('cuda') else (hw.get('cpu_model')
-                                                                  or hw.get('cpu'))
-    lines = [f'nose_mm benchmark: {s["device"]} ({where}), {s["precision"]}, batch '
-             f'{s["batch_size"]}, {s["img_size"][0]}x{s["img_size"][1]} px ('
-             f'{s.get("img_size_source", "?")}), part '
-             f'{s["part"]}, median of {s["repeats"]} repeats after {s["warmup"]} warm-up, '
-             f'{s.get("clock", "wall")} clock, torch {hw.get("torch")}, {s["num_threads"]} '
-             f'threads' + (f', {len(report["models"])} models timed interleaved (run '
-                           f'{report["run_id"]})' if len(report['models']) > 1 else '')]
-    for entry in report['models']:
-        t = entry['throughput']
-        mem = entry.get('peak_memory_bytes')
-        info = entry['model']
-        gflops = entry['flops'] / 1e9 if entry.get('flops') is not None else None
-        merge = info.get('token_merge')
+    s, hw = report.settings, report.hardware
+    where = hw.get('gpu') if s.device.startswith('cuda') else (hw.get('cpu_model')
+                                                               or hw.get('cpu'))
+    lines = [f'nose_mm benchmark: {s.device} ({where}), {s.precision}, batch '
+             f'{s.batch_size}, {s.img_size[0]}x{s.img_size[1]} px ({s.img_size_source}), '
+             f'part {s.part}, median of {s.repeats} repeats after {s.warmup} warm-up, '
+             f'{s.clock} clock, torch {hw.get("torch")}, {s.num_threads} threads'
+             + (f', {len(report.models)} models timed interleaved (run {report.run_id})'
+                if len(report.models) > 1 else '')]
+    for entry in report.models:
+        info, mem, merge = entry.model, entry.peak_memory_bytes, entry.model.token_merge
         merge_text = (f', token merging r={merge["r"]} from attention layer {merge["start"]}'
                       if merge else '')
+        ips = [s.batch_size / t for t in entry.seconds]
         lines.append(
-            f'{entry["name"].upper()}  {entry["config"]}  [{info["display"]}, removed '
-            f'{info["removed_layers"]}{merge_text}]\n'
-            f'   params {entry["params"] / 1e6:.2f} M | GFLOPs {_fmt(gflops, ".3f")} '
-            f'(MACs per image) | {t["img_per_s"]:.2f} img/s (median; repeats: '
-            f'{", ".join(f"{v:.2f}" for v in t["img_per_s_repeats"])}) | peak mem '
+            f'{entry.name.upper()}  {entry.config}  [{info.display}, removed '
+            f'{info.removed_layers}{merge_text}]\n'
+            f'   params {entry.params / 1e6:.2f} M | GFLOPs '
+            f'{_fmt(None if entry.flops is None else entry.flops / 1e9, ".3f")} '
+            f'(MACs per image) | {report.img_per_s(entry):.2f} img/s (median; repeats: '
+            f'{", ".join(f"{v:.2f}" for v in ips)}) | peak mem '
             f'{_fmt(None if mem is None else mem / 2**20, ".1f", " MiB")}')
-        if entry.get('largest_batch'):
-            lb = entry['largest_batch']
-            lines.append(f'   largest batch within {lb["memory_budget_gb"]} GiB: '
-                         f'{lb["batch_size"]}{" (capped)" if lb["capped"] else ""}')
-    if report.get('memory_method'):
-        lines.append(f'peak memory ({s.get("memory_step", "inference")} step): '
-                     f'{report["memory_method"]}')
-    base = report['models'][0]
-    for entry in report['models'][1:]:
-        r = entry['ratios']
-        t = r['throughput']
+        if entry.largest_batch:
+            lines.append(f'   largest batch within {s.memory_budget_gb} GiB: '
+                         f'{entry.largest_batch.batch_size}'
+                         f'{" (capped)" if entry.largest_batch.capped else ""}')
+    if s.memory_method:
+        lines.append(f'peak memory ({"train" if s.memory_train else "inference"} step): '
+                     f'{s.memory_method}')
+    base = report.models[0]
+    for entry in report.models[1:]:
+        r = report.ratios(entry)
+        t = r.paired_ratio
         lines.append(
-            f'ratios {entry["name"].upper()}/{base["name"].upper()}: params '
-            f'{_fmt(r["params"], ".4f")}, FLOPs {_fmt(r["flops"], ".4f")}, throughput '
+            f'ratios {entry.name.upper()}/{base.name.upper()}: params '
+            f'{_fmt(r.params, ".4f")}, FLOPs {_fmt(r.flops, ".4f")}, throughput '
             f'{t["median"]:.3f} (IQR {t["q1"]:.3f} to {t["q3"]:.3f}, per-round ratios of '
-            f'{len(t["repeats"])} rounds; ratio of medians '
-            f'{_fmt(r["throughput_medians"], ".3f")}), FLOPs predict '
-            f'{_fmt(r["ideal_speedup"], ".3f")}x: {_fmt(r["speedup_vs_ideal"], ".1%")} of it, '
-            f'peak memory {_fmt(r.get("peak_memory"), ".3f")}'
-            + (f', largest batch {_fmt(r["largest_batch"], ".3f")}' if 'largest_batch' in r
+            f'{len(r.paired_rounds)} rounds; ratio of medians '
+            f'{_fmt(r.ratio_of_medians, ".3f")}), FLOPs predict '
+            f'{_fmt(r.ideal_speedup, ".3f")}x: {_fmt(r.speedup_vs_ideal, ".1%")} of it, '
+            f'peak memory {_fmt(r.peak_memory, ".3f")}'
+            + (f', largest batch {_fmt(r.largest_batch, ".3f")}' if entry.largest_batch
                else ''))
     return '\n'.join(lines)

@@ -1,27 +1,14 @@
-"""Runs of one config over several seeds: which runs are replicates, and their spread.
+"""Runs of one config over several seeds: seed folders, replicates and their spread.
 
 A run is a replicate of another when everything that ran is the same except
-``randomness.seed``. The identity of a run (:func:`replicate_key`) is read from
-its ``results.json``:
-
-    config_sha256_noseed   sha256 of the config without the run-specific keys
-                           (randomness.seed, work_dir, load_from, resume, launcher,
-                           experiment_name)
-    task, mode, dataset, tta, model info (arch, head, token merging...),
-    removed_layers, diluted_layers, params, flops
-
-Runs with equal identities and distinct seeds form one group (mean, sample
-std, n and the per-seed values of every metric). A run stays on its own,
-with a warning when it sits in a ``seed<k>`` folder (``tools/multi_seed.py``),
-when its identity differs from its sibling seed runs' (another config, other
-removed layers...), when it records no seed or a malformed one, or when its
-seed repeats one already in its group (outside seed folders a repeated seed,
-e.g. a second test of one checkpoint, is just another row).
-
-Spread rule (:func:`beyond_spread`): a difference of means counts as beyond
-the run-to-run spread when ``|mean - base mean| > 2 * s_p``, with ``s_p`` the
-pooled sample std of the two groups; it is unknown when either group has
-fewer than 2 seeds. Plain Python; no framework imports.
+``randomness.seed`` (:func:`replicate_key`: the config without its run-specific
+keys, mode, dataset, test-time augmentation, model, params, FLOPs). Runs with
+equal identities and distinct seeds form one group; a run in a ``seed<k>``
+folder that differs from its siblings, records no seed or repeats a seed stays
+on its own, with a warning. :func:`beyond_spread`: ``|mean - base mean| > 2 s_p``,
+``s_p`` the pooled sample std (unknown below 2 seeds on either side). Rules:
+``benchmarks/README.md``, "Seeds and spread". Seed folders are named and parsed by
+:func:`seed_folder` and :func:`parse_seed_folder` only.
 """
 import copy
 import hashlib
@@ -33,10 +20,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .records import ResultsRecord
+
 __all__ = [
-    'RUN_SPECIFIC_KEYS', 'SPREAD_FACTOR', 'SEED_FOLDER', 'config_sha256_noseed', 'config_seed',
-    'replicate_key', 'seed_family', 'SeedGroup', 'group_seed_runs', 'mean_std', 'pooled_std',
-    'beyond_spread'
+    'RUN_SPECIFIC_KEYS', 'SPREAD_FACTOR', 'config_sha256_noseed', 'config_seed', 'seed_folder',
+    'parse_seed_folder', 'replicate_key', 'SeedGroup', 'group_seed_runs', 'mean_std',
+    'pooled_std', 'beyond_spread'
 ]
 
 #: Config keys that differ between the seed runs of one experiment and are not
@@ -45,17 +34,9 @@ RUN_SPECIFIC_KEYS = ('randomness.seed', 'work_dir', 'load_from', 'resume', 'laun
                      'experiment_name')
 #: A difference beyond ``SPREAD_FACTOR`` pooled stds is beyond the spread.
 SPREAD_FACTOR = 2.0
-#: Folder name of a seed run (``tools/multi_seed.py`` writes ``<work_dir>/seed<k>``).
-SEED_FOLDER = re.compile(r'^seed(\d+)$')
-#: results.json fields that, with ``config_sha256_noseed``, identify what ran.
-_IDENTITY_FIELDS = ('task', 'mode', 'dataset', 'tta', 'model', 'removed_layers',
-                    'diluted_layers', 'params', 'flops')
-
-
-def _to_plain(cfg: Any) -> Any:
-    if hasattr(cfg, 'to_dict'):
-        return cfg.to_dict()
-    return copy.deepcopy(dict(cfg)) if isinstance(cfg, dict) else cfg
+_SEED_FOLDER = re.compile(r'^seed(\d+)$')
+#: results.json fields that, with the model, identify what ran.
+_IDENTITY_FIELDS = ('config_sha256_noseed', 'mode', 'dataset', 'tta', 'params', 'flops')
 
 
 def config_sha256_noseed(cfg: Any) -> Optional[str]:
@@ -68,7 +49,8 @@ def config_sha256_noseed(cfg: Any) -> Optional[str]:
     Returns:
         str | None: The hex digest, None for an object that is no mapping.
     """
-    data = _to_plain(cfg)
+    data = cfg.to_dict() if hasattr(cfg, 'to_dict') else \
+        copy.deepcopy(cfg) if isinstance(cfg, dict) else None
     if not isinstance(data, dict):
         return None
     for dotted in RUN_SPECIFIC_KEYS:
@@ -89,24 +71,24 @@ def config_seed(cfg: Any) -> Optional[int]:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
-def replicate_key(results: Dict[str, Any]) -> Optional[str]:
-    """The identity of a run (see the module docstring), None without a seedless hash."""
-    noseed = results.get('config_sha256_noseed')
-    if not isinstance(noseed, str) or not noseed:
-        return None
-    data = {k: results.get(k) for k in _IDENTITY_FIELDS}
-    data['config_sha256_noseed'] = noseed
+def seed_folder(seed: int) -> str:
+    """The folder of a seed run: ``'seed3'`` (``tools/multi_seed.py``: ``<work_dir>/seed3``)."""
+    return f'seed{seed}'
+
+
+def parse_seed_folder(path: str) -> Tuple[str, Optional[int]]:
+    """``('x/dilute', 2)`` for ``'x/dilute/seed2'``; ``(path, None)`` outside seed folders."""
+    parent, leaf = osp.split(path.rstrip('/'))
+    match = _SEED_FOLDER.match(leaf)
+    return ((parent or leaf), int(match.group(1))) if match else (path, None)
+
+
+def replicate_key(results: ResultsRecord) -> str:
+    """The identity of a run (see the module docstring): equal for its seed replicates."""
+    data = {k: getattr(results, k) for k in _IDENTITY_FIELDS}
+    data['model'] = results.model.to_json()
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
-
-
-def seed_family(label: str) -> Tuple[str, Optional[int]]:
-    """``('x/dilute_nose', 2)`` for ``'x/dilute_nose/seed2'``; ``(label, None)`` otherwise."""
-    parent, leaf = osp.split(label.rstrip('/'))
-    match = SEED_FOLDER.match(leaf)
-    if not match:
-        return label, None
-    return (parent or leaf), int(match.group(1))
 
 
 @dataclass
@@ -116,60 +98,54 @@ class SeedGroup:
     Attributes:
         label (str): The runs' common label (their family folder when they sit
             in ``seed<k>`` folders, else the labels joined by ``' + '``).
-        runs (list[dict]): ``results.json`` contents, by seed.
-        labels (list[str]): The runs' own labels, in the same order.
-        seeds (list[int | None]): Their seeds.
+        runs (list): The runs (each with a ``label`` and its ``results``, a
+            :class:`~nose_mm.benchmark.records.ResultsRecord`), by seed.
     """
 
     label: str
-    runs: List[Dict[str, Any]] = field(default_factory=list)
-    labels: List[str] = field(default_factory=list)
-    seeds: List[Optional[int]] = field(default_factory=list)
+    runs: List[Any] = field(default_factory=list)
 
     @property
     def n(self) -> int:
         """Number of runs."""
         return len(self.runs)
 
+    @property
+    def labels(self) -> List[str]:
+        """The runs' own labels, by seed."""
+        return [run.label for run in self.runs]
+
+    @property
+    def seeds(self) -> List[Optional[int]]:
+        """The runs' seeds."""
+        return [run.results.seed for run in self.runs]
+
     def values(self, metric: str) -> List[float]:
         """The metric of every run that has it, in seed order."""
-        out = []
-        for run in self.runs:
-            value = (run.get('metrics') or {}).get(metric)
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                out.append(float(value))
-        return out
+        return [run.results.metrics[metric] for run in self.runs
+                if metric in run.results.metrics]
 
 
-def _describe(results: Dict[str, Any]) -> Dict[str, Any]:
-    model = results.get('model') or {}
-    noseed = results.get('config_sha256_noseed')
-    return {'config (seed removed)': noseed[:12] if isinstance(noseed, str) else noseed,
-            'mode': results.get('mode'), 'dataset': results.get('dataset'),
-            'arch': model.get('arch_name'), 'removed_layers': results.get('removed_layers'),
-            'diluted_layers': results.get('diluted_layers'),
-            'token_merge': model.get('token_merge'), 'params': results.get('params'),
-            'flops': results.get('flops')}
+def _describe(r: ResultsRecord) -> Dict[str, Any]:
+    return {'config (seed removed)': r.config_sha256_noseed[:12], 'mode': r.mode,
+            'dataset': r.dataset, 'arch': r.model.arch_name,
+            'removed_layers': r.model.removed_layers, 'diluted_layers': r.model.diluted_layers,
+            'token_merge': r.model.token_merge, 'params': r.params, 'flops': r.flops}
 
 
-def _difference(a: Dict[str, Any], b: Dict[str, Any]) -> str:
+def _difference(a: ResultsRecord, b: ResultsRecord) -> str:
     da, db = _describe(a), _describe(b)
     return ', '.join(f'{name} {da[name]!r} vs {db[name]!r}' for name in da
                      if da[name] != db[name]) or 'model info'
 
 
-def _seed_of(data: Dict[str, Any]) -> Optional[int]:
-    seed = data.get('seed')
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
-
-
-def group_seed_runs(runs: Sequence[Tuple[str, Dict[str, Any]]]
-                    ) -> Tuple[List[SeedGroup], List[str]]:
+def group_seed_runs(runs: Sequence[Any]) -> Tuple[List[SeedGroup], List[str]]:
     """Group runs that differ only in their seed.
 
     Args:
-        runs (sequence): ``(label, results.json content)`` pairs (valid
-            results, e.g. from :func:`~nose_mm.benchmark.results.load_run`).
+        runs (sequence): Runs with a ``label`` (their folder) and ``results``
+            (a :class:`~nose_mm.benchmark.records.ResultsRecord`), e.g.
+            :class:`nose_mm.benchmark.leaderboard.collect.Run`.
 
     Returns:
         tuple: ``(groups, warnings)``: groups in the order of their first run
@@ -180,64 +156,54 @@ def group_seed_runs(runs: Sequence[Tuple[str, Dict[str, Any]]]
     groups: List[SeedGroup] = []
     by_key: Dict[str, SeedGroup] = {}
     warnings: List[str] = []
-    for label, data in runs:
-        seed, key = _seed_of(data), replicate_key(data)
-        group = by_key.get(key) if key is not None and seed is not None else None
-        if seed is None and data.get('seed') is not None:
-            warnings.append(f'{label}: "seed" is {data.get("seed")!r}, expected an integer: '
-                            f'kept as a separate row')
-        elif group is not None and seed in group.seeds:
-            if seed_family(label)[1] is not None:  # re-runs elsewhere are just rows
+    for run in runs:
+        seed, key = run.results.seed, replicate_key(run.results)
+        in_folder = parse_seed_folder(run.label)[1] is not None
+        group = by_key.get(key) if seed is not None else None
+        if group is not None and seed in group.seeds:
+            if in_folder:  # re-runs elsewhere (a second test of one checkpoint) are just rows
                 twin = group.labels[group.seeds.index(seed)]
-                warnings.append(f'{label}: seed {seed} repeats the seed of {twin} (same '
+                warnings.append(f'{run.label}: seed {seed} repeats the seed of {twin} (same '
                                 f'config and model): kept as a separate row, not averaged')
             group = None
-        elif seed_family(label)[1] is not None and (seed is None or key is None):
-            what = 'no seed (randomness.seed unset)' if seed is None else \
-                'no config_sha256_noseed (written by an older nose_mm)'
-            warnings.append(f'{label}: records {what}: kept as a separate row')
+        elif seed is None and in_folder:
+            warnings.append(f'{run.label}: records no seed (randomness.seed unset): kept as a '
+                            f'separate row')
         if group is None:
-            group = SeedGroup(label=label)
+            group = SeedGroup(label=run.label)
             groups.append(group)
-            if key is not None and seed is not None:
+            if seed is not None:
                 by_key.setdefault(key, group)
-        group.runs.append(data)
-        group.labels.append(label)
-        group.seeds.append(seed)
+        group.runs.append(run)
     for group in groups:
-        order = sorted(range(group.n), key=lambda i: (group.seeds[i] is None,
-                                                      group.seeds[i] or 0))
-        group.runs = [group.runs[i] for i in order]
-        group.labels = [group.labels[i] for i in order]
-        group.seeds = [group.seeds[i] for i in order]
-        families = {seed_family(lb)[0] for lb in group.labels}
-        in_folders = all(seed_family(lb)[1] is not None for lb in group.labels)
+        group.runs.sort(key=lambda r: (r.results.seed is None, r.results.seed or 0))
+        families = {parse_seed_folder(lb)[0] for lb in group.labels}
+        in_folders = all(parse_seed_folder(lb)[1] is not None for lb in group.labels)
         group.label = families.pop() if in_folders and len(families) == 1 else \
             ' + '.join(group.labels)
     # seed folders of one family that did not end up in one group
     by_family: Dict[str, List[SeedGroup]] = {}
     for group in groups:
         for lb in group.labels:
-            family, folder_seed = seed_family(lb)
+            family, folder_seed = parse_seed_folder(lb)
             members = by_family.setdefault(family, [])
             if folder_seed is not None and group not in members:
                 members.append(group)
-    for family, members in by_family.items():
+    for members in by_family.values():
         if len(members) < 2:
             continue
         main = max(members, key=lambda g: g.n)  # the first of the largest
         for group in members:
-            if group is not main:  # the family's name belongs to its main group
-                group.label = ' + '.join(group.labels)
-            if group is main or _seed_of(group.runs[0]) is None or \
-                    replicate_key(group.runs[0]) is None:
-                continue  # no seed / no identity: warned above
-            if replicate_key(group.runs[0]) == replicate_key(main.runs[0]):
-                continue  # a repeated seed: warned above
-            warnings.append(
-                f'{", ".join(group.labels)}: differs from the seed run(s) '
-                f'{", ".join(main.labels)} in {_difference(group.runs[0], main.runs[0])}: '
-                f'kept as a separate row')
+            if group is main:
+                continue
+            first = group.runs[0].results
+            group.label = ' + '.join(group.labels)  # the family's name is its main group's
+            if first.seed is not None and replicate_key(first) != replicate_key(
+                    main.runs[0].results):  # else: no seed or a repeated seed, warned above
+                warnings.append(
+                    f'{", ".join(group.labels)}: differs from the seed run(s) '
+                    f'{", ".join(main.labels)} in {_difference(first, main.runs[0].results)}: '
+                    f'kept as a separate row')
     return groups, warnings
 
 

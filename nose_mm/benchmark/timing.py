@@ -8,7 +8,7 @@ import statistics
 import time
 from typing import Callable, Dict, List, Sequence
 
-__all__ = ['CLOCKS', 'time_interleaved', 'median', 'paired_ratio', 'paired_ratios', 'spread']
+__all__ = ['CLOCKS', 'time_interleaved', 'median', 'paired_ratio', 'spread']
 
 #: Clocks by name: wall time, or CPU time of this process (steadier on a busy
 #: machine, but it counts the spin-waiting of idle worker threads: use it with
@@ -68,12 +68,7 @@ def paired_ratio(times: Dict[str, List[float]], num: str, den: str) -> float:
     Interleaved rounds run under nearly the same machine load, so the ratio
     within a round is more stable than the ratio of two medians.
     """
-    return statistics.median(paired_ratios(times, num, den))
-
-
-def paired_ratios(times: Dict[str, List[float]], num: str, den: str) -> List[float]:
-    """``times[num][i] / times[den][i]`` for every round ``i``, in order."""
-    return [a / b for a, b in zip(times[num], times[den])]
+    return statistics.median(a / b for a, b in zip(times[num], times[den]))
 
 
 def spread(values: Sequence[float]) -> Dict[str, float]:

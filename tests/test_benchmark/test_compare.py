@@ -7,7 +7,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from nose_mm.benchmark import match_benchmark, measure_size, model_info
+from nose_mm.benchmark import BenchmarkRecord, measure_size, model_info
+from nose_mm.benchmark.records import ModelInfo
 from tests.utils import TEST_CONFIGS, import_tool
 
 BASE = osp.join(TEST_CONFIGS, 'bench-tiny-vit_cifar100.py')
@@ -29,10 +30,9 @@ def _derived(tmp_path, name, base, text):
     return str(path)
 
 
-def _results_of(cfg_path, task='classification'):
+def _model_of(cfg_path):
     """The model part of the results.json a run of this config writes."""
-    info = model_info(Config.fromfile(cfg_path))
-    return {'task': task, 'model': info, 'removed_layers': info['removed_layers']}
+    return ModelInfo.from_json(model_info(Config.fromfile(cfg_path)))
 
 
 def test_three_models_timed_in_one_run(tool, tmp_path, capsys):
@@ -42,54 +42,54 @@ def test_three_models_timed_in_one_run(tool, tmp_path, capsys):
     assert tool.main([BASE, '--compare', PRUNED, '--compare', tome, *FAST, '--clock',
                       'process', '--out', str(out)]) == 0
     printed = capsys.readouterr().out
-    report = json.loads(out.read_text())
-    base, pruned, merged = report['models']
-    assert [m['name'] for m in report['models']] == ['a', 'b', 'c']
-    assert [m['config'] for m in report['models']] == [BASE, PRUNED, tome]
-    assert report['settings']['clock'] == 'process' and report['settings']['img_size'] == [32, 32]
-    assert report['settings']['img_size_source'] == 'model.backbone.img_size'
-    assert {m['timed_together'] for m in report['models']} == {report['run_id']}
-    assert all(m['ratios']['baseline'] == {'name': 'a', 'config': BASE,
-                                           'config_sha256': base['config_sha256']}
-               for m in report['models'])
-    assert report['ratios'] is None  # the flat A/B summary is for two models only
+    stored = json.loads(out.read_text())
+    report = BenchmarkRecord.load(str(out))
+    assert report.to_json() == stored  # the file is the record, nothing else
+    base, pruned, merged = report.models
+    assert [m.name for m in report.models] == ['a', 'b', 'c']
+    assert [m.config for m in report.models] == [BASE, PRUNED, tome]
+    assert report.settings.clock == 'process' and report.settings.img_size == [32, 32]
+    assert report.settings.img_size_source == 'model.backbone.img_size'
+    # each fact once: the run id at the top, no derived img/s or ratios in the file
+    assert stored['run_id'] == report.run_id and 'timed_together' not in out.read_text()
+    assert 'ratios' not in stored and 'img_per_s' not in out.read_text()
     # merging removes no parameter; 17 tokens -> 13 -> 9 in the attention layers 1 and 3
-    assert merged['params'] == pruned['params'] < base['params']
-    assert merged['flops'] < pruned['flops'] < base['flops']
-    assert base['model']['token_merge'] is None and pruned['model']['token_merge'] is None
-    assert merged['model']['token_merge'] == {'r': 4, 'start': 0, 'prop_attn': True}
-    for entry in report['models']:
-        ratios, seconds = entry['ratios'], entry['throughput']['seconds_repeats']
-        assert ratios['flops'] == pytest.approx(entry['flops'] / base['flops'])
-        assert ratios['params'] == pytest.approx(entry['params'] / base['params'])
-        per_round = [a / b for a, b in zip(base['throughput']['seconds_repeats'], seconds)]
-        assert ratios['throughput']['repeats'] == pytest.approx(per_round)
-        assert ratios['throughput']['median'] == pytest.approx(sorted(per_round)[1])
-        assert ratios['throughput']['q1'] <= ratios['throughput']['median'] <= \
-            ratios['throughput']['q3']
+    assert merged.params == pruned.params < base.params
+    assert merged.flops < pruned.flops < base.flops
+    assert base.model.token_merge is None and pruned.model.token_merge is None
+    assert merged.model.token_merge == {'r': 4, 'start': 0, 'prop_attn': True}
+    for entry in report.models:
+        ratios = report.ratios(entry)
+        assert ratios.flops == pytest.approx(entry.flops / base.flops)
+        assert ratios.params == pytest.approx(entry.params / base.params)
+        per_round = [a / b for a, b in zip(base.seconds, entry.seconds)]
+        assert ratios.paired_rounds == pytest.approx(per_round)
+        assert ratios.paired_ratio['median'] == pytest.approx(sorted(per_round)[1])
+        assert ratios.paired_ratio['q1'] <= ratios.paired_ratio['median'] <= \
+            ratios.paired_ratio['q3']
+        assert report.img_per_s(entry) == pytest.approx(2 * sorted(1 / s for s in
+                                                                   entry.seconds)[1])
     assert 'ratios B/A: params' in printed and 'ratios C/A: params' in printed
     assert 'token merging r=4 from attention layer 0' in printed
     # the leaderboard's match: a NOSE + ToMe run never takes the pruned-only figures
-    assert match_benchmark(_results_of(PRUNED), report)[0]['name'] == 'b'
-    assert match_benchmark(_results_of(tome), report)[0]['name'] == 'c'
+    assert report.entry_for(_model_of(PRUNED))[0].name == 'b'
+    assert report.entry_for(_model_of(tome))[0].name == 'c'
     other = _derived(tmp_path, 'tome8.py', PRUNED,
                      'model = dict(backbone=dict(token_merge=dict(r=8, start=0)))')
-    entry, reason = match_benchmark(_results_of(other), report)
+    entry, reason = report.entry_for(_model_of(other))
     assert entry is None and '(task, arch, removed layers, token merging)' in reason
     assert '\'{"prop_attn": true, "r": 8, "start": 0}\')' in reason
 
 
-def test_two_models_keep_the_ab_summary(tool, tmp_path):
+def test_one_config_twice_has_equal_counts(tool, tmp_path, capsys):
     out = tmp_path / 'ab.json'
     assert tool.main([BASE, '--compare', BASE, *FAST, '--out', str(out)]) == 0
-    report = json.loads(out.read_text())
-    a, b = report['models']
-    r = report['ratios']
-    assert r['throughput_paired'] == b['ratios']['throughput']['median']
-    assert r['throughput_paired_repeats'] == b['ratios']['throughput']['repeats']
-    assert r['throughput'] == pytest.approx(b['throughput']['img_per_s']
-                                            / a['throughput']['img_per_s'])
-    assert r['params'] == r['flops'] == 1.0 and a['model'] == b['model']
+    report = BenchmarkRecord.load(str(out))
+    a, b = report.models
+    r = report.ratios(b)
+    assert r.params == r.flops == 1.0 and a.model == b.model
+    assert r.ratio_of_medians == pytest.approx(report.img_per_s(b) / report.img_per_s(a))
+    assert f'ratio of medians {r.ratio_of_medians:.3f}' in capsys.readouterr().out
 
 
 def test_model_info_token_merge_from_config_and_built_model():
@@ -113,16 +113,16 @@ def test_segmentation_baseline_and_pruned_at_the_test_crop(tool, tmp_path):
     out = tmp_path / 'seg.json'
     with DefaultScope.overwrite_default_scope('mmpretrain'):  # restored after the mmseg build
         assert tool.main([SEG, '--compare', pruned, *FAST, '--out', str(out)]) == 0
-    report = json.loads(out.read_text())
-    assert report['settings']['img_size'] == [64, 64]
-    assert report['settings']['img_size_source'] == 'model.data_preprocessor.size (the crop)'
-    base, cut = report['models']
-    assert base['model']['task'] == cut['model']['task'] == 'segmentation'
-    assert cut['model']['removed_layers'] == [0, 2] and base['model']['removed_layers'] == []
-    assert cut['params'] < base['params'] and cut['flops'] < base['flops']
-    assert base['throughput']['img_per_s'] > 0 and cut['ratios']['throughput']['median'] > 0
+    report = BenchmarkRecord.load(str(out))
+    assert report.settings.img_size == [64, 64]
+    assert report.settings.img_size_source == 'model.data_preprocessor.size (the crop)'
+    base, cut = report.models
+    assert base.model.task == cut.model.task == 'segmentation'
+    assert cut.model.removed_layers == [0, 2] and base.model.removed_layers == []
+    assert cut.params < base.params and cut.flops < base.flops
+    assert report.img_per_s(base) > 0 and report.ratios(cut).paired_ratio['median'] > 0
     # the run's results.json (same model_info) takes these figures
-    assert match_benchmark(_results_of(pruned, 'segmentation'), report)[0]['name'] == 'b'
+    assert report.entry_for(_model_of(pruned))[0].name == 'b'
 
 
 def test_segmentation_measure_size():

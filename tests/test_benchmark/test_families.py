@@ -36,7 +36,7 @@ def test_swin_and_deit3_runs_on_the_leaderboard(tiny_cifar100, tmp_path):
     deit3 = json.load(open(work / 'deit3' / 'results.json'))
     assert swin['model']['backbone'] == 'NoseSwinTransformer'
     assert swin['model']['display'] == SWIN_NAME and swin['flops'] > 0
-    assert deit3['model']['display'] == DEIT3_NAME and deit3['removed_layers'] == [1]
+    assert deit3['model']['display'] == DEIT3_NAME and deit3['model']['removed_layers'] == [1]
 
     out = tmp_path / 'board.md'
     run_tool('leaderboard.py', work, '--out', out)

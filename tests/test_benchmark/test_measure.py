@@ -1,10 +1,11 @@
 """nose_mm.benchmark.measure: params and FLOPs of DeiT-B against docs/method.md, timing, memory."""
+import statistics
+
 import pytest
 import torch
 
-from nose_mm.benchmark import (compare, compare_models, count_flops, count_params,
-                               largest_batch, measure_throughput, normalize_metrics,
-                               peak_memory, spread, time_interleaved)
+from nose_mm.benchmark import (compare_models, count_flops, count_params, largest_batch,
+                               normalize_metrics, peak_memory, ratios, spread, time_interleaved)
 
 # docs/method.md §5.
 DEIT_B_PARAMS_M = 86.57
@@ -57,28 +58,28 @@ class _Net(torch.nn.Module):
 def test_throughput_memory_and_interleaved_compare():
     torch.manual_seed(0)
     small, large = _Net(4), _Net(8)
-    out = measure_throughput(small, batch_size=2, img_size=16, warmup=1, repeats=3)
-    assert out['repeats'] == 3 and len(out['img_per_s_repeats']) == 3
-    assert len(out['seconds_repeats']) == 3
-    assert out['img_per_s'] == sorted(out['img_per_s_repeats'])[1]
-    assert (out['batch_size'], out['img_size'], out['device'], out['precision']) == \
-        (2, [16, 16], 'cpu', 'fp32')
+    (out, ) = compare_models([small], batch_size=2, img_size=16, warmup=1, repeats=3)
+    assert len(out.seconds) == 3 and out.rate() == sorted(1 / s for s in out.seconds)[1]
+    assert not small.training and next(small.parameters()).device.type == 'cpu'
     assert count_flops(large, (3, 16, 16)) == 16 * 16 * 8 * 27 + 80
     assert count_flops(large, (2, 3, 16, 16)) == 2 * count_flops(large, (3, 16, 16))
     for train in (False, True):
         mem = peak_memory(large, batch_size=4, img_size=64, train=train)
         assert mem is None  # CPU memory is not measured (see benchmarks/README.md)
     assert not large.training and all(p.grad is None for p in large.parameters())
-    result = compare(large, small, batch_size=2, img_size=16, warmup=1, repeats=3)
-    ratios = result['ratios']
-    assert ratios['params'] == pytest.approx(count_params(small) / count_params(large))
-    assert ratios['flops'] == pytest.approx(result['b']['flops'] / result['a']['flops'])
-    assert ratios['ideal_speedup'] == pytest.approx(1 / ratios['flops'])
-    assert ratios['throughput'] == pytest.approx(result['b']['throughput']['img_per_s']
-                                                 / result['a']['throughput']['img_per_s'])
-    assert ratios['speedup_vs_ideal'] == pytest.approx(ratios['throughput']
-                                                       / ratios['ideal_speedup'])
-    assert len(result['a']['throughput']['img_per_s_repeats']) == 3
+    a, b = compare_models([large, small], batch_size=2, img_size=16, warmup=1, repeats=3)
+    r = ratios(b, a)
+    assert (a.params, b.params) == (count_params(large), count_params(small))
+    assert r.params == pytest.approx(count_params(small) / count_params(large))
+    assert r.flops == pytest.approx(b.flops / a.flops) and b.flops < a.flops
+    assert r.ideal_speedup == pytest.approx(1 / r.flops)
+    # two ratios, two names: of the medians, and the median of the per-round ratios
+    assert r.ratio_of_medians == pytest.approx(statistics.median(1 / s for s in b.seconds)
+                                               / statistics.median(1 / s for s in a.seconds))
+    assert r.paired_rounds == pytest.approx([sa / sb for sa, sb in zip(a.seconds, b.seconds)])
+    assert r.paired_ratio['median'] == pytest.approx(statistics.median(r.paired_rounds))
+    assert r.speedup_vs_ideal == pytest.approx(r.paired_ratio['median'] / r.ideal_speedup)
+    assert len(a.seconds) == 3 and a.peak_memory_bytes is None and r.peak_memory is None
 
 
 def test_spread_is_median_and_quartiles():
@@ -107,23 +108,21 @@ def test_identical_models_come_out_equal_within_their_spread():
     first, second, large = _Net(8), _Net(8), _Net(16)
     results = compare_models([first, second, large], batch_size=2, img_size=16, warmup=2,
                              repeats=41, memory=False)
-    same = results[1]['ratios']
-    assert same['params'] == same['flops'] == 1.0
-    ratio = same['throughput']
+    same = ratios(results[1], results[0])
+    assert same.params == same.flops == 1.0
+    ratio = same.paired_ratio
     assert ratio['q1'] <= 1.0 <= ratio['q3'], ratio
-    assert ratio['q1'] <= ratio['median'] <= ratio['q3'] and len(ratio['repeats']) == 41
-    assert results[0]['ratios']['throughput'] == dict(median=1.0, q1=1.0, q3=1.0,
-                                                      repeats=[1.0] * 41)
-    big = results[2]['ratios']
-    assert big['flops'] == pytest.approx(results[2]['flops'] / results[0]['flops'])
-    assert big['ideal_speedup'] == pytest.approx(1 / big['flops'])
-    assert big['speedup_vs_ideal'] == pytest.approx(big['throughput']['median']
-                                                    / big['ideal_speedup'])
-    assert big['throughput_medians'] == pytest.approx(
-        results[2]['throughput']['img_per_s'] / results[0]['throughput']['img_per_s'])
-    seconds = [r['throughput']['seconds_repeats'] for r in results]
-    assert big['throughput']['repeats'] == pytest.approx(
-        [a / c for a, c in zip(seconds[0], seconds[2])])
+    assert ratio['q1'] <= ratio['median'] <= ratio['q3'] and len(same.paired_rounds) == 41
+    itself = ratios(results[0], results[0])
+    assert (itself.paired_ratio, itself.paired_rounds) == (dict(median=1.0, q1=1.0, q3=1.0),
+                                                           [1.0] * 41)
+    big = ratios(results[2], results[0])
+    assert big.flops == pytest.approx(results[2].flops / results[0].flops)
+    assert big.ideal_speedup == pytest.approx(1 / big.flops)
+    assert big.speedup_vs_ideal == pytest.approx(big.paired_ratio['median'] / big.ideal_speedup)
+    assert big.ratio_of_medians == pytest.approx(results[2].rate() / results[0].rate())
+    assert big.paired_rounds == pytest.approx(
+        [a / c for a, c in zip(results[0].seconds, results[2].seconds)])
     with pytest.raises(ValueError, match='compare_models got the same module twice'):
         compare_models([first, first])
     with pytest.raises(ValueError, match="clock must be one of wall, process, got 'cpu'"):
@@ -131,11 +130,11 @@ def test_identical_models_come_out_equal_within_their_spread():
 
 
 @pytest.mark.parametrize('call, message', [
-    (lambda m: measure_throughput(m, precision='fp8'),
+    (lambda m: compare_models([m], precision='fp8'),
      "precision must be one of fp32, fp16, bf16, got 'fp8'"),
-    (lambda m: measure_throughput(m, device='tpu'), "device must be one of cpu, cuda"),
-    (lambda m: measure_throughput(m, batch_size=0), 'batch_size must be an integer >= 1, got 0'),
-    (lambda m: measure_throughput(m, img_size=(1, 2, 3)), 'img_size must be an int or'),
+    (lambda m: compare_models([m], device='tpu'), "device must be one of cpu, cuda"),
+    (lambda m: compare_models([m], batch_size=0), 'batch_size must be an integer >= 1, got 0'),
+    (lambda m: compare_models([m], img_size=(1, 2, 3)), 'img_size must be an int or'),
     (lambda m: count_flops(m, (16, 16)), 'input_shape must be (C, H, W) or (N, C, H, W)'),
     (lambda m: largest_batch(m, 1.0, device='cpu'), 'largest_batch needs a CUDA device'),
 ])

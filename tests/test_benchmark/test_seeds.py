@@ -118,7 +118,8 @@ def test_mismatched_seed_run_stays_apart_with_a_warning(seed_runs):
 
 
 def test_malformed_and_repeated_seed_runs_stay_apart(seed_runs, tmp_path, capsys):
-    """Copies of a real run: a repeated seed and a malformed seed in seed folders."""
+    """Copies of a real run: a repeated seed, a malformed seed (the file fails its schema:
+    named and skipped) and an unseeded run in seed folders."""
     work = tmp_path / 'work'
     shutil.copytree(seed_runs / 'base', work / 'base',
                     ignore=shutil.ignore_patterns('*.pth', 'seed2'))
@@ -128,22 +129,28 @@ def test_malformed_and_repeated_seed_runs_stay_apart(seed_runs, tmp_path, capsys
     (work / 'base' / 'seed7').mkdir()
     with open(work / 'base' / 'seed7' / 'results.json', 'w') as f:
         json.dump(bad, f)
+    bad['seed'] = None
+    (work / 'base' / 'seed8').mkdir()
+    with open(work / 'base' / 'seed8' / 'results.json', 'w') as f:
+        json.dump(bad, f)
     tool = import_tool('leaderboard.py')
     assert tool.main([str(work), '--no-reference', '--out', str(tmp_path / 'b.md')]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err == [
+        f"nose_mm: warning: {work / 'base' / 'seed7' / 'results.json'}: \"seed\" is 'one', "
+        'expected an integer or null',
         'nose_mm: warning: base/seed5: seed 0 repeats the seed of base/seed0 (same config '
         'and model): kept as a separate row, not averaged',
-        "nose_mm: warning: base/seed7: \"seed\" is 'one', expected an integer: kept as a "
+        'nose_mm: warning: base/seed8: records no seed (randomness.seed unset): kept as a '
         'separate row']
     table = _md_table((tmp_path / 'b.md').read_text(), 'classification / CIFAR-100')
     assert sorted((r['Run / method'], r['n']) for r in table) == [
-        ('base', '2'), ('base/seed5', '1'), ('base/seed7', '1')]
+        ('base', '2'), ('base/seed5', '1'), ('base/seed8', '1')]
 
 
 def test_spread_functions():
     from nose_mm.benchmark.seeds import (beyond_spread, config_sha256_noseed, mean_std,
-                                         pooled_std, seed_family)
+                                         parse_seed_folder, pooled_std, seed_folder)
     assert mean_std([1.0, 2.0, 4.0]) == (pytest.approx(7 / 3), pytest.approx(
         statistics.stdev([1.0, 2.0, 4.0])))
     assert mean_std([3.0]) == (3.0, None) and mean_std([]) == (None, None)
@@ -153,8 +160,10 @@ def test_spread_functions():
     assert beyond_spread(12.5, 1.0, 3, 10.0, 1.0, 3) is True
     assert beyond_spread(11.5, 1.0, 3, 10.0, 1.0, 3) is False
     assert beyond_spread(20.0, None, 1, 10.0, 1.0, 3) is None
-    assert seed_family('a/dilute/seed12') == ('a/dilute', 12)
-    assert seed_family('a/seedling') == ('a/seedling', None)
+    assert parse_seed_folder('a/dilute/seed12') == ('a/dilute', 12)
+    assert parse_seed_folder('a/dilute/' + seed_folder(3)) == ('a/dilute', 3)
+    assert parse_seed_folder('a/seedling') == ('a/seedling', None)
+    assert parse_seed_folder('seed2') == ('seed2', 2)
 
     from mmengine.config import Config
     cfg = Config(dict(model=dict(type='X'), randomness=dict(seed=0, deterministic=False),
@@ -196,12 +205,13 @@ def test_speed_ratio_from_one_timing_run(seed_runs, tmp_path):
     shutil.copyfile(work / 'base' / 'benchmark.json', work / 'pruned' / 'benchmark.json')
     assert bench.main([PRUNED_CFG, *opts, '--out',
                        str(work / 'base' / 'seed2' / 'benchmark.json')]) == 0
-    together = _load(work / 'base' / 'benchmark.json')
-    ratio = together['models'][1]['ratios']['throughput']
+    from nose_mm.benchmark import BenchmarkRecord
+    together = BenchmarkRecord.load(str(work / 'base' / 'benchmark.json'))
+    ratio = together.ratios(together.models[1]).paired_ratio
 
     tables, problems = build_leaderboard([str(work)])
     rows = {r.label: r for t in tables for r in t.rows}
-    assert rows['pruned'].timed_together == rows['base'].timed_together == together['run_id']
+    assert rows['pruned'].timed_together == rows['base'].timed_together == together.run_id
     assert rows['pruned'].speed_ratio == ratio and not rows['pruned'].speed_mark
     assert rows['base/seed2'].speed_mark and rows['base/seed2'].speed_ratio is None
     table = {r['Run / method']: r for r in _md_table(render(tables, 'md'),
@@ -213,7 +223,7 @@ def test_speed_ratio_from_one_timing_run(seed_runs, tmp_path):
     assert table['base/seed2']['Speed vs baseline'] == ''
     assert not table['pruned']['img/s'].endswith('†')
     board = {r['Run / method']: r for r in csv.DictReader(io.StringIO(render(tables, 'csv')))}
-    assert board['pruned']['Timed in run'] == together['run_id']
+    assert board['pruned']['Timed in run'] == together.run_id
     assert float(board['pruned']['Speed q1']) <= float(board['pruned']['Speed vs baseline']) \
         <= float(board['pruned']['Speed q3'])
 

@@ -7,6 +7,7 @@ import json
 import os
 import os.path as osp
 import re
+import shutil
 from html.parser import HTMLParser
 
 import numpy as np
@@ -70,7 +71,8 @@ def test_results_json_of_train_and_test_runs(runs):
     tested = _results(work / 'tests' / 'cls_base_test' / 'results.json')
     seg = _results(work / 'seg' / 'results.json')
     for data in (base, pruned, tested):
-        assert data['task'] == 'classification' and data['dataset'] == 'CIFAR-100'
+        assert (data['format'], data['version']) == ('nose_mm.results', 2)
+        assert data['model']['task'] == 'classification' and data['dataset'] == 'CIFAR-100'
         assert data['model']['backbone'] == 'NoseVisionTransformer'
         assert data['model']['arch'] == dict(embed_dims=32, num_layers=4, num_heads=2,
                                               feedforward_channels=64)
@@ -78,36 +80,44 @@ def test_results_json_of_train_and_test_runs(runs):
         assert re.fullmatch(r'[0-9a-f]{64}', data['config_sha256'])
         assert data['flops'] > 0 and data['flops_input'] == [3, 32, 32]
         assert 'torch' in data['hardware'] and data['date'].endswith('+00:00')
-        assert data['git_commit'] is None or re.fullmatch(r'[0-9a-f]{40}', data['git_commit'])
+        assert data['git'] is None or re.fullmatch(r'[0-9a-f]{40}', data['git']['commit'])
         assert data['errors'] == {}
+        # each fact once: the model's task and layers live in "model" only
+        assert not {'task', 'removed_layers', 'diluted_layers', 'git_commit'} & set(data)
+    from nose_mm.benchmark import ResultsRecord
+    for name in ('cls_base', 'cls_pruned', 'tests/cls_base_test', 'seg'):  # as written, read
+        path = str(work / name / 'results.json')
+        assert ResultsRecord.load(path).to_json() == _results(path)
     assert (base['mode'], pruned['mode'], tested['mode']) == ('train', 'train', 'test')
-    assert base['removed_layers'] == [] and pruned['removed_layers'] == [0, 2]
-    assert base['diluted_layers'] == [] and base['config'] == CLS_CFG
+    assert base['model']['removed_layers'] == [] and pruned['model']['removed_layers'] == [0, 2]
+    assert base['model']['diluted_layers'] == [] and base['config'] == CLS_CFG
     assert base['checkpoint'] == str(work / 'cls_base' / 'epoch_1.pth')
     assert tested['checkpoint'] == base['checkpoint']
     assert tested['metrics'] == base['metrics'] and tested['params'] == base['params']
     assert base['params'] - pruned['params'] == 2 * TINY_ATTN_PARAMS
     assert pruned['flops'] < base['flops']
     assert base['history'][0]['epoch'] == 1
-    assert seg['task'] == 'segmentation' and seg['dataset'] == 'ADE20k'
+    assert seg['model']['task'] == 'segmentation' and seg['dataset'] == 'ADE20k'
     assert set(seg['metrics']) == {'mIoU', 'mAcc', 'aAcc'}
     assert seg['checkpoint'].endswith('iter_2.pth') and seg['flops_input'] == [3, 64, 64]
 
 
 def test_benchmark_tool_compare_writes_its_json(runs):
-    report = _results(runs['work'] / 'cls_pruned' / 'benchmark.json')
-    assert report['format'] == 'nose_mm.benchmark'
-    assert report['settings'] == dict(report['settings'], batch_size=2, img_size=[32, 32],
-                                      device='cpu', precision='fp32', repeats=3, warmup=1)
-    a, b = report['models']
-    assert a['model']['removed_layers'] == [] and b['model']['removed_layers'] == [0, 2]
-    assert len(a['throughput']['img_per_s_repeats']) == 3
-    assert a['params'] - b['params'] == 2 * TINY_ATTN_PARAMS
-    ratios = report['ratios']
-    assert ratios['params'] == pytest.approx(b['params'] / a['params'])
-    assert ratios['flops'] == pytest.approx(b['flops'] / a['flops'])
-    assert ratios['throughput'] == pytest.approx(b['throughput']['img_per_s']
-                                                 / a['throughput']['img_per_s'])
+    from nose_mm.benchmark import BenchmarkRecord
+    path = runs['work'] / 'cls_pruned' / 'benchmark.json'
+    assert (_results(path)['format'], _results(path)['version']) == ('nose_mm.benchmark', 2)
+    report = BenchmarkRecord.load(str(path))
+    assert report.settings.to_json() == dict(report.settings.to_json(), batch_size=2,
+                                             img_size=[32, 32], device='cpu',
+                                             precision='fp32', repeats=3, warmup=1)
+    a, b = report.models
+    assert a.model.removed_layers == [] and b.model.removed_layers == [0, 2]
+    assert len(a.seconds) == 3
+    assert a.params - b.params == 2 * TINY_ATTN_PARAMS
+    ratios = report.ratios(b)
+    assert ratios.params == pytest.approx(b.params / a.params)
+    assert ratios.flops == pytest.approx(b.flops / a.flops)
+    assert ratios.ratio_of_medians == pytest.approx(report.img_per_s(b) / report.img_per_s(a))
     out = runs['bench_stdout']
     assert 'ratios B/A: params' in out and 'img/s (median; repeats:' in out
     assert 'cpu' in out and 'fp32' in out and 'batch 2' in out
@@ -204,7 +214,8 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
     assert f'nose_mm: warning: {work / "broken" / "results.json"}: is not valid JSON' in err
     assert f'nose_mm: warning: {work / "partial" / "results.json"}: "metrics" holds none ' \
         f'of top1, top5' in err
-    assert f'nose_mm: warning: {work / "bad_date" / "results.json"}: "date" is 5' in err
+    assert f'nose_mm: warning: {work / "bad_date" / "results.json"}: "date" is 5, expected a ' \
+        f'string\n' in err
     for path, (content, mtime) in before.items():
         assert open(path, 'rb').read() == content and os.stat(path).st_mtime_ns == mtime
     assert (tmp_path / 'board.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -261,15 +272,27 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
     assert all(r[-1].startswith('reported: ') for c, r in body if c == 'reported')
 
 
-def test_benchmark_merge_only_for_the_matching_model(runs):
-    from nose_mm.benchmark.results import load_run, match_benchmark
+def test_benchmark_merge_only_for_the_matching_model(runs, tmp_path):
+    from nose_mm.benchmark import ResultsRecord
+    from nose_mm.benchmark.leaderboard import collect_runs
+    from nose_mm.benchmark.leaderboard.collect import read_timing
     work = runs['work']
-    data, notes = load_run(str(work / 'cls_pruned' / 'results.json'))
-    assert notes == [] and data['benchmark']['name'] == 'b'
-    assert data['benchmark']['model']['removed_layers'] == [0, 2]
-    seg = _results(work / 'seg' / 'results.json')
-    entry, reason = match_benchmark(seg, _results(work / 'cls_pruned' / 'benchmark.json'))
-    assert entry is None and "not the run's model ('segmentation'" in reason
+    (run, ), notes = collect_runs([str(work / 'cls_pruned')])
+    record, entry = run.timing
+    assert notes == [] and entry.name == 'b' and run.label == 'cls_pruned'
+    assert entry.model.removed_layers == [0, 2] and record.models[1] is entry
+    bench = str(work / 'cls_pruned' / 'benchmark.json')
+    reason = read_timing(bench, ResultsRecord.load(str(work / 'seg' / 'results.json')))
+    assert reason.startswith(f"{bench}: not merged: measures ('classification'")
+    assert "not the run's model ('segmentation'" in reason
+    # a benchmark.json beside the segmentation run that is not one: named, not merged
+    seg = tmp_path / 'seg'
+    shutil.copytree(work / 'seg', seg, ignore=shutil.ignore_patterns('*.pth'))
+    (seg / 'benchmark.json').write_text('{"format": "nose_mm.benchmark", "version": 1}')
+    (run, ), notes = collect_runs([str(seg)])
+    assert run.timing is None and notes == [
+        f'{seg / "benchmark.json"}: not merged: schema version 1: this nose_mm reads '
+        'nose_mm.benchmark version 2 only; write the file again with tools/benchmark.py --out']
 
 
 def test_leaderboard_no_runs_keeps_output(runs, tmp_path, capsys):

@@ -104,7 +104,7 @@ def test_diluted_checkpoint_is_applied_and_recorded(tiny_cifar100, tmp_path):
     run_tool('test.py', CLS_CFG, ckpt, '--work-dir', work, '--cfg-options',
              *data_root_options(tiny_cifar100), NOSE)
     results = json.loads((work / 'results.json').read_text())
-    assert results['diluted_layers'] == [0, 2]
+    assert results['model']['diluted_layers'] == [0, 2]
     assert results['model']['dilution_lam'] == 0.0
     tables, _ = build_leaderboard([str(work)])
     (row, ) = tables[0].rows

@@ -1,13 +1,88 @@
 """ResultsHook: writes ``results.json`` in the work dir of every train and test run."""
+import datetime
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
+from mmengine.model import BaseTTAModel
+from mmpretrain.utils import get_ori_model
 
 from nose_mm.registry import HOOKS
 
-__all__ = ['ResultsHook']
+__all__ = ['ResultsHook', 'build_results']
+
+
+def build_results(cfg: Any, model: Optional[Any], metrics: Dict[str, Any], mode: str,
+                  checkpoint: Optional[str] = None, best_checkpoint: Optional[str] = None,
+                  epoch: Optional[int] = None, iteration: Optional[int] = None,
+                  history: Optional[Sequence[Dict[str, Any]]] = None,
+                  count_flops: bool = True, flops_img_size: Optional[Sequence[int]] = None,
+                  failure: Optional[str] = None):
+    """The :class:`~nose_mm.benchmark.records.ResultsRecord` of one run.
+
+    Args:
+        cfg (Config): The run's config (``runner.cfg``).
+        model (torch.nn.Module, optional): The run's model (wrappers are
+            unwrapped); params and FLOPs are counted on it. Defaults to None
+            (no counts).
+        metrics (dict): The evaluator's last metrics (raw keys).
+        mode (str): ``'train'``, ``'val'`` or ``'test'``.
+        checkpoint (str, optional): Last checkpoint written (train) or the
+            one evaluated (test). Defaults to None.
+        best_checkpoint (str, optional): Best checkpoint, if kept.
+            Defaults to None.
+        epoch (int, optional): Epoch of the metrics. Defaults to None.
+        iteration (int, optional): Iteration of the metrics. Defaults to None.
+        history (sequence of dict, optional): Earlier evaluations
+            (``{'epoch', 'iter', 'metrics'}``). Defaults to None.
+        count_flops (bool): Count FLOPs (one trace of the model in eval mode,
+            at ``flops_img_size``). Defaults to True.
+        flops_img_size (sequence of int, optional): ``(H, W)`` for FLOPs.
+            Defaults to :func:`~nose_mm.benchmark.info.default_img_size`.
+        failure (str, optional): Why the run failed (e.g. training
+            diverged): ``status`` is then ``'failed'`` with this ``error``,
+            and no reader ranks it. Defaults to None (``status`` ``'ok'``).
+
+    Returns:
+        ResultsRecord: FLOP or parameter counting errors are recorded in
+        ``errors``, never raised.
+    """
+    from nose_mm.benchmark import env, flops as fl, info as mi, records as rec, seeds
+    info = rec.ModelInfo.from_json(mi.model_info(cfg, model), 'model')
+    inner = get_ori_model(model) if model is not None else None
+    tta = isinstance(inner, BaseTTAModel)
+    inner = inner.module if tta else inner
+    errors: Dict[str, str] = {}
+    params = backbone_params = flops = None
+    hw = tuple(flops_img_size) if flops_img_size else mi.default_img_size(cfg)
+    if inner is not None:
+        try:
+            params = fl.count_params(inner)
+            if getattr(inner, 'backbone', None) is not None:
+                backbone_params = fl.count_params(inner.backbone)
+        except Exception as exc:  # noqa: BLE001 - recorded, the run has succeeded
+            errors['params'] = f'{type(exc).__name__}: {exc}'
+        if count_flops:
+            try:
+                flops = fl.count_flops(mi.TensorForward(inner), (mi.in_channels(cfg), *hw))
+            except Exception as exc:  # noqa: BLE001
+                errors['flops'] = f'{type(exc).__name__}: {exc}'
+    filename, work_dir, git = getattr(cfg, 'filename', None), cfg.get('work_dir'), env.git_commit()
+    return rec.ResultsRecord(
+        mode=mode, status='failed' if failure else 'ok', error=failure,
+        dataset=mi.dataset_name(cfg, 'test' if mode == 'test' else 'val'), model=info,
+        metrics=rec.normalize_metrics(metrics or {}, info.task, tta=tta), tta=tta, epoch=epoch,
+        iter=iteration, history=[rec.Evaluation.from_json(h, 'history') for h in history or []],
+        params=params, backbone_params=backbone_params, flops=flops,
+        flops_input=[mi.in_channels(cfg), *hw],
+        config=osp.abspath(filename) if filename else None, config_sha256=mi.config_sha256(cfg),
+        config_sha256_noseed=seeds.config_sha256_noseed(cfg), seed=seeds.config_seed(cfg),
+        best_checkpoint=best_checkpoint,
+        checkpoint=osp.abspath(checkpoint) if checkpoint and '://' not in checkpoint
+        else checkpoint, work_dir=osp.abspath(work_dir) if work_dir else None,
+        git=rec.GitInfo(**git) if git else None, hardware=env.env_info(), errors=errors,
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
 
 
 @HOOKS.register_module()
@@ -17,10 +92,11 @@ class ResultsHook(Hook):
     Writes ``<work_dir>/<filename>`` on rank 0, atomically, after training (last
     validation's metrics, every validation in ``history``), after a test (test
     metrics, the evaluated checkpoint) or after validation; the content is
-    :func:`nose_mm.benchmark.results.build_results` (task, dataset, model,
-    removed layers, metrics, params, FLOPs, config sha256, checkpoint, git commit,
-    hardware). A run stopped by :class:`DivergenceHook` (``after_train_failure``)
-    is written with ``status: 'failed'``, which the leaderboard does not rank.
+    :func:`build_results`, a :class:`~nose_mm.benchmark.records.ResultsRecord`
+    (dataset, model, removed layers, metrics, params, FLOPs, config sha256,
+    checkpoint, git commit, hardware). A run stopped by :class:`DivergenceHook`
+    (``after_train_failure``) is written with ``status: 'failed'``, which the
+    leaderboard does not rank.
     ``tools/train.py`` and ``tools/test.py`` add it when missing. Fields
     and the merge with ``benchmark.json``: ``benchmarks/README.md``.
 
@@ -71,8 +147,9 @@ class ResultsHook(Hook):
         self._metrics = dict(metrics)
         self._epoch, self._iter = runner.epoch, runner.iter
         self._history.append({'epoch': runner.epoch, 'iter': runner.iter,
-                              'metrics': {k: v for k, v in metrics.items()
-                                          if isinstance(v, (int, float))}})
+                              'metrics': {k: float(v) for k, v in metrics.items()
+                                          if isinstance(v, (int, float))
+                                          and not isinstance(v, bool)}})
 
     def after_test_epoch(self, runner, metrics: Optional[Dict[str, Any]] = None) -> None:
         self._mode = 'test'
@@ -83,10 +160,8 @@ class ResultsHook(Hook):
         if self._written:
             return
         hub = runner.message_hub
-        if self._mode == 'train':
-            checkpoint = hub.get_info('last_ckpt')
-        else:
-            checkpoint = runner.cfg.get('load_from')
+        checkpoint = hub.get_info('last_ckpt') if self._mode == 'train' else \
+            runner.cfg.get('load_from')
         self._write(runner, checkpoint=checkpoint, best=hub.get_info('best_ckpt'))
 
     def after_train_failure(self, runner, error: str) -> None:
@@ -100,8 +175,6 @@ class ResultsHook(Hook):
         self._written = True
         if not is_main_process():
             return
-        from nose_mm.benchmark.results import build_results
-        from nose_mm.utils.fileio import atomic_write_json
         results = build_results(
             runner.cfg, runner.model, self._metrics or {}, self._mode, checkpoint=checkpoint,
             best_checkpoint=best, epoch=self._epoch if self._mode != 'test' else None,
@@ -109,5 +182,5 @@ class ResultsHook(Hook):
             count_flops=self.count_flops and not failure, flops_img_size=self.flops_img_size,
             failure=failure)
         path = osp.join(runner.work_dir, self.filename)
-        atomic_write_json(path, results)
+        results.save(path)
         runner.logger.info(f'ResultsHook: wrote {path}')

@@ -1,0 +1,162 @@
+"""Collecting runs: ``results.json`` files (and the ``benchmark.json`` timing each) as records.
+
+Nothing is written; a file that fails its schema is named in ``problems`` and
+skipped (rules: ``benchmarks/README.md``, "Merging benchmark.json into the
+leaderboard").
+"""
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from ..info import BENCHMARK_FILE, RESULTS_FILE
+from ..records import BenchmarkRecord, MeasuredModel, RecordError, Reference, ResultsRecord
+from ..seeds import parse_seed_folder
+
+__all__ = ['REFERENCE_FORMAT', 'Run', 'find_results', 'read_timing', 'collect_runs',
+           'load_reference']
+
+REFERENCE_FORMAT = 'nose_mm.reference'
+#: A ``benchmark.json`` and its measured model that is a run's model.
+Timing = Tuple[BenchmarkRecord, MeasuredModel]
+
+
+@dataclass
+class Run:
+    """One rankable run: its label (run folder), ``results.json`` path, record and timing."""
+
+    label: str
+    path: str
+    results: ResultsRecord
+    timing: Optional[Timing] = None
+
+
+def find_results(paths: Sequence[str], depth: int = 2) -> Tuple[List[Tuple[str, str]], List[str]]:
+    """Find ``results.json`` files.
+
+    Args:
+        paths (sequence of str): Work dirs, folders of work dirs, or
+            ``results.json`` files.
+        depth (int): Folder levels searched below each path. Defaults to 2.
+
+    Returns:
+        tuple: ``([(root, results.json path)], problems)``, each file once.
+    """
+    found: Dict[str, str] = {}
+    problems = []
+    for root in paths:
+        if osp.isfile(root):
+            found.setdefault(osp.abspath(root), root)
+            continue
+        if not osp.isdir(root):
+            problems.append(f'{root}: no such file or folder')
+            continue
+        hits, level = [], [root]
+        for _ in range(depth + 1):
+            nxt = []
+            for folder in level:
+                if osp.isfile(osp.join(folder, RESULTS_FILE)):
+                    hits.append(osp.join(folder, RESULTS_FILE))
+                try:
+                    nxt += [osp.join(folder, d) for d in sorted(os.listdir(folder))
+                            if osp.isdir(osp.join(folder, d))]
+                except OSError:
+                    continue
+            level = nxt
+        if not hits:
+            problems.append(f'{root}: no {RESULTS_FILE} in it or up to {depth} levels below')
+        for hit in hits:
+            found.setdefault(osp.abspath(hit), root)
+    return [(root, path) for path, root in found.items()], problems
+
+
+def _run_label(root: str, path: str) -> str:
+    """The run folder relative to ``root``; a seed folder with its family (``x/seed1``)."""
+    folder, root = osp.dirname(osp.abspath(path)), osp.abspath(root)
+    label = osp.basename(folder) if osp.isfile(root) or folder == root else \
+        osp.relpath(folder, root)
+    if osp.dirname(label) or parse_seed_folder(label)[1] is None:
+        return label
+    return osp.join(osp.basename(osp.dirname(folder)), label)
+
+
+def read_timing(path: str, results: ResultsRecord) -> Union[Timing, str]:
+    """The entry of the ``benchmark.json`` at ``path`` measuring the run's model, or why not."""
+    try:
+        record = BenchmarkRecord.load(path)
+    except RecordError as exc:
+        return f'{path}: not merged: {exc.reason}'
+    entry, reason = record.entry_for(results.model)
+    return (record, entry) if entry else f'{path}: not merged: {reason}'
+
+
+def collect_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Run], List[str]]:
+    """Every rankable ``results.json`` under ``paths``, with its timing.
+
+    A run's timing is the ``benchmark.json`` beside it, else, for a run in a
+    ``seed<k>`` folder, the one in the folder holding it (one timing of the
+    seeds' model); either only when it measures the run's model.
+
+    Returns:
+        tuple: ``(runs, problems)``; each problem names the file and what is
+        wrong (unusable or unranked files are skipped, benchmark files that do
+        not match are not merged).
+    """
+    files, problems = find_results(paths, depth)
+    runs = []
+    for root, path in files:
+        try:
+            results = ResultsRecord.load(path)
+        except RecordError as exc:
+            problems.append(str(exc))
+            continue
+        if results.unranked():
+            problems.append(f'{path}: {results.unranked()}')
+            continue
+        run = Run(_run_label(root, path), path, results)
+        folder = osp.dirname(osp.abspath(path))
+        family = osp.dirname(folder) if parse_seed_folder(folder)[1] is not None else None
+        for where in (folder, family):
+            if where and osp.isfile(osp.join(where, BENCHMARK_FILE)):
+                timing = read_timing(osp.join(where, BENCHMARK_FILE), results)
+                if isinstance(timing, str):
+                    problems.append(timing)
+                    continue
+                run.timing = timing
+                break
+        runs.append(run)
+    return runs, list(dict.fromkeys(problems))
+
+
+def load_reference(path: str) -> Tuple[List[Reference], List[str]]:
+    """Published numbers from a reference YAML (see ``benchmarks/reference.yml``).
+
+    Returns:
+        tuple: ``(references, problems)``; a malformed entry is skipped and named.
+    """
+    import yaml
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        return [], [f'{path}: cannot be read ({exc.strerror or exc})']
+    except yaml.YAMLError as exc:
+        return [], [f'{path}: is not valid YAML ({exc})']
+    if not isinstance(data, dict) or data.get('format') != REFERENCE_FORMAT or \
+            not isinstance(data.get('references'), list):
+        return [], [f'{path}: expected format: {REFERENCE_FORMAT} and a "references" list']
+    refs: List[Reference] = []
+    problems = []
+    for i, entry in enumerate(data['references']):
+        try:
+            ref = Reference.from_json(entry, f'references[{i}]')
+        except RecordError as exc:
+            problems.append(f'{path}: {exc}')
+            continue
+        if ref.id in {r.id for r in refs}:
+            problems.append(f'{path}: references[{i}]: duplicate id {ref.id!r}')
+        elif not ref.metrics:
+            problems.append(f'{path}: references[{i}] ({ref.id}): no metric')
+        else:
+            refs.append(ref)
+    return refs, problems

@@ -1,0 +1,261 @@
+"""Building the tables: seed statistics, deltas to baselines, speed ratios, reported rows.
+
+One table per (task, dataset) from the collected runs and the reported rows of
+``benchmarks/reference.yml``, sorted by the main metric, with the delta to
+each row's baseline (rules: ``benchmarks/README.md``, "Leaderboard").
+"""
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..info import TASKS
+from ..records import MAIN_METRIC, BenchmarkSettings, Reference
+from ..seeds import SeedGroup, beyond_spread, group_seed_runs, mean_std
+from .collect import collect_runs, load_reference
+
+__all__ = ['Row', 'Table', 'rows_from_runs', 'reference_rows', 'build_tables',
+           'build_leaderboard']
+
+
+@dataclass
+class Row:
+    """One leaderboard row (a run, or its seed runs, or a reported reference).
+
+    Attributes:
+        task, dataset, model (str): Task, dataset and backbone display names.
+        label (str): Run folder or reported method.
+        arch (str): Backbone arch name (baseline matching).
+        removed_layers (list[int] | None): Removed attention layers.
+        diluted_layers (list[int]): Diluted attention layers.
+        metrics, metrics_std (dict): Normalised metrics (percent; the mean over
+            seeds) and their sample std over the seeds (n >= 2).
+        per_seed (dict): Each metric's value per seed, in ``seeds`` order.
+        seeds (list[int | None]): Seeds of the runs averaged into the row.
+        params_m, gflops (float | None): Parameters (millions), G MACs per image.
+        img_per_s, mem_mib (float | None): Median img/s and peak memory (MiB)
+            of the row's timing run, measured at ``setting``.
+        speed_ratio (dict | None): The paired throughput ratio to model ``'a'``
+            of that run (``median``, ``q1``, ``q3``;
+            :attr:`~nose_mm.benchmark.records.Ratios.paired_ratio`).
+        timed_together (str | None): That run's id (rows of one run compare).
+        bench_name (str | None): The row's model in that run (``'a'``: the
+            reference of the ratios).
+        source (str): Where the numbers come from.
+        reported (bool): Published numbers (True) or runs (False).
+        date (str | None): ISO date of the latest run.
+        ref_id, baseline_id (str | None): Reference id, and its baseline's.
+        delta (float | None): Main metric minus the baseline's.
+        is_baseline (bool): The row is a baseline of its table.
+        beyond_spread (bool | None): ``|delta| > 2 x`` the pooled std of the
+            row and its baseline; None when unknown (n < 2 on either side).
+        speed_mark (bool): img/s comes from another timing run than the
+            row's baseline's. The last four are filled by :func:`build_tables`.
+    """
+
+    task: str
+    dataset: str
+    model: str
+    label: str
+    arch: str
+    removed_layers: Optional[List[int]]
+    diluted_layers: List[int] = field(default_factory=list)
+    metrics: Dict[str, float] = field(default_factory=dict)
+    metrics_std: Dict[str, float] = field(default_factory=dict)
+    per_seed: Dict[str, List[float]] = field(default_factory=dict)
+    seeds: List[Optional[int]] = field(default_factory=list)
+    params_m: Optional[float] = None
+    gflops: Optional[float] = None
+    img_per_s: Optional[float] = None
+    mem_mib: Optional[float] = None
+    setting: str = ''
+    speed_ratio: Optional[Dict[str, float]] = None
+    timed_together: Optional[str] = None
+    bench_name: Optional[str] = None
+    source: str = ''
+    reported: bool = False
+    date: Optional[str] = None
+    ref_id: Optional[str] = None
+    baseline_id: Optional[str] = None
+    delta: Optional[float] = None
+    is_baseline: bool = False
+    beyond_spread: Optional[bool] = None
+    speed_mark: bool = False
+
+    @property
+    def main(self) -> Optional[float]:
+        """The task's main metric (top-1 or mIoU; the mean over seeds), or None."""
+        return self.metrics.get(MAIN_METRIC[self.task])
+
+    @property
+    def main_std(self) -> Optional[float]:
+        """Sample std of the main metric over the seeds (None for n < 2)."""
+        return self.metrics_std.get(MAIN_METRIC[self.task])
+
+    @property
+    def n(self) -> int:
+        """Number of runs averaged (1 for a single run or a reported row)."""
+        return max(1, len(self.seeds))
+
+
+@dataclass
+class Table:
+    """The rows of one (task, dataset), sorted."""
+
+    task: str
+    dataset: str
+    rows: List[Row]
+
+    @property
+    def title(self) -> str:
+        """``'classification / ImageNet-1k'``."""
+        return f'{self.task} / {self.dataset}'
+
+
+def _setting(s: BenchmarkSettings) -> str:
+    h, w = s.img_size
+    size = f'{h}x{w}' if h != w else f'{h}px'
+    return ' '.join(p for p in (s.device, s.precision, f'bs{s.batch_size}', size,
+                                f'{s.clock} clock' if s.clock != 'wall' else '') if p)
+
+
+def _row_from_group(group: SeedGroup) -> Row:
+    """One row for a group of seed runs (mean, std and per-seed values, the first timing)."""
+    first = group.runs[0].results
+    stats = {key: mean_std(group.values(key))
+             for key in dict.fromkeys(k for run in group.runs for k in run.results.metrics)}
+    paths = [run.path for run in group.runs]
+    where = paths[0] if group.n == 1 else \
+        osp.commonpath([osp.dirname(osp.abspath(p)) for p in paths])
+    seeds_text = '' if group.n == 1 else \
+        ', seeds ' + ','.join('?' if s is None else str(s) for s in group.seeds)
+    row = Row(
+        task=first.task, dataset=first.dataset, model=first.model.display, label=group.label,
+        arch=first.model.arch_name, removed_layers=list(first.model.removed_layers),
+        diluted_layers=list(first.model.diluted_layers),
+        metrics={k: mean for k, (mean, _) in stats.items()},
+        metrics_std={k: std for k, (_, std) in stats.items() if std is not None},
+        per_seed={k: group.values(k) for k in stats} if group.n > 1 else {},
+        seeds=group.seeds, params_m=None if first.params is None else first.params / 1e6,
+        gflops=None if first.flops is None else first.flops / 1e9,
+        source=f'measured ({first.mode}{seeds_text}): {where}',
+        date=max(run.results.date for run in group.runs))
+    timing = next((run.timing for run in group.runs if run.timing), None)
+    if timing:
+        record, entry = timing
+        mem = entry.peak_memory_bytes
+        row.img_per_s, row.mem_mib = record.img_per_s(entry), None if mem is None else mem / 2**20
+        row.setting, row.timed_together = _setting(record.settings), record.run_id
+        row.speed_ratio, row.bench_name = record.ratios(entry).paired_ratio, entry.name
+    return row
+
+
+def rows_from_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Row], List[str]]:
+    """Rows of every rankable ``results.json`` under ``paths``, seed runs merged.
+
+    Runs that differ only in their seed become one row (mean, std, n and the
+    per-seed values; :func:`nose_mm.benchmark.seeds.group_seed_runs`).
+
+    Returns:
+        tuple: ``(rows, problems)``; each problem names the file and what is
+        wrong (see :func:`~nose_mm.benchmark.leaderboard.collect.collect_runs`;
+        seed runs that do not match their siblings are kept apart).
+    """
+    runs, problems = collect_runs(paths, depth)
+    groups, warnings = group_seed_runs(runs)
+    return [_row_from_group(group) for group in groups], problems + warnings
+
+
+def reference_rows(refs: Sequence[Reference]) -> List[Row]:
+    """The reported rows of published numbers."""
+    return [Row(task=r.task, dataset=r.dataset, model=r.model, label=r.method,
+                arch=r.arch or r.model, removed_layers=r.removed_layers, metrics=dict(r.metrics),
+                params_m=r.params_m, gflops=r.gflops, source=f'reported: {r.source}',
+                reported=True, ref_id=r.id, baseline_id=r.baseline) for r in refs]
+
+
+def _assign_baselines(rows: List[Row]) -> Dict[int, Row]:
+    """Fill ``delta`` / ``is_baseline``; return ``{id(row): its baseline}`` per row that has one."""
+    by_id = {r.ref_id: r for r in rows if r.reported and r.ref_id}
+    runs = [r for r in rows if not r.reported]
+    bases: Dict[int, Row] = {}
+    for row in rows:
+        if row.reported:
+            base = by_id.get(row.baseline_id) if row.baseline_id else None
+        else:
+            candidates = [r for r in runs if r.arch == row.arch and not r.removed_layers
+                          and not r.diluted_layers and r.main is not None]
+            base = max(candidates, key=lambda r: (r.date or '', r.label)) if candidates else None
+        if base is None or base.main is None or row.main is None:
+            continue
+        bases[id(row)] = base
+        if base is row:
+            row.is_baseline = True
+        else:
+            base.is_baseline = True
+            row.delta = row.main - base.main
+            if not row.reported:
+                row.beyond_spread = beyond_spread(row.main, row.main_std, row.n, base.main,
+                                                  base.main_std, base.n)
+    return bases
+
+
+def _mark_separate_timings(rows: List[Row], bases: Dict[int, Row]) -> None:
+    """Mark img/s timed in another run than the row's baseline; drop ratios to another model.
+
+    Rows are checked against their own baseline (a table may hold several
+    families, each timed with its baseline in its own run); rows without a
+    baseline form one group, checked against their most common timing run.
+    """
+    timed = [r for r in rows if r.img_per_s is not None and not r.reported]
+    groups: Dict[int, Tuple[Optional[Row], List[Row]]] = {}
+    for row in timed:
+        base = bases.get(id(row))
+        groups.setdefault(id(base), (base, []))[1].append(row)
+    for base, members in groups.values():
+        if base is not None and base.img_per_s is not None and base.timed_together:
+            reference = base.timed_together
+        else:
+            ids = [r.timed_together for r in members if r.timed_together]
+            reference = max(set(ids), key=ids.count) if ids else None
+        base_is_first = base is not None and base.timed_together == reference and \
+            base.bench_name == 'a'
+        for row in members:
+            row.speed_mark = len(timed) > 1 and (row.timed_together is None
+                                                 or row.timed_together != reference)
+            if row.speed_mark or not base_is_first:  # a ratio to another model
+                row.speed_ratio = None
+
+
+def build_tables(rows: Sequence[Row]) -> List[Table]:
+    """Group rows by (task, dataset), fill the deltas and sort by the main metric."""
+    groups: Dict[Tuple[str, str], List[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.task, row.dataset), []).append(row)
+    tables = []
+    for (task, dataset), members in sorted(groups.items(),
+                                           key=lambda kv: (TASKS.index(kv[0][0]), kv[0][1])):
+        _mark_separate_timings(members, _assign_baselines(members))
+        members.sort(key=lambda r: (r.main is None, -(r.main or 0.0), r.reported, r.label))
+        tables.append(Table(task, dataset, members))
+    return tables
+
+
+def build_leaderboard(work_dirs: Sequence[str], reference: Optional[str] = None,
+                      depth: int = 2) -> Tuple[List[Table], List[str]]:
+    """Read runs (and references) and build the tables.
+
+    Args:
+        work_dirs (sequence of str): Where to look for ``results.json``.
+        reference (str, optional): Reference YAML. Defaults to None (no
+            reported rows).
+        depth (int): Folder levels searched. Defaults to 2.
+
+    Returns:
+        tuple: ``(tables, problems)``.
+    """
+    rows, problems = rows_from_runs(work_dirs, depth)
+    if reference:
+        refs, ref_problems = load_reference(reference)
+        rows += reference_rows(refs)
+        problems += ref_problems
+    return build_tables(rows), problems

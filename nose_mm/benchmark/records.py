@@ -1,0 +1,487 @@
+"""The schema of ``results.json``, ``benchmark.json`` and the reference YAML: typed records.
+
+Every file is written and read through these dataclasses: ``to_json`` gives the
+file's content, ``from_json`` checks it (:meth:`Record.from_json`, the one
+validation: every key present, no unknown key, each value of its field's type
+and, where a field lists them, one of its allowed values) and builds the
+record. A file of another ``format`` or schema ``version`` is refused with a
+:class:`RecordError` naming both; nothing is filled in by default. Each fact is
+stored once: what ``benchmark.json`` derives (img/s, ratios to the baseline)
+is computed by :class:`BenchmarkRecord`, never stored. Field lists:
+``benchmarks/README.md``.
+"""
+import dataclasses
+import json
+import math
+import statistics
+from typing import (Any, Callable, ClassVar, Dict, List, Optional, Tuple, Union, get_args,
+                    get_origin, get_type_hints)
+
+from nose_mm.utils.fileio import atomic_write_json
+
+from .info import TASKS
+from .timing import spread
+
+__all__ = [
+    'SCHEMA_VERSION', 'METRIC_KEYS', 'MAIN_METRIC', 'RecordError', 'Record',
+    'ModelInfo', 'GitInfo', 'Evaluation', 'ResultsRecord', 'Measurement', 'LargestBatch',
+    'MeasuredModel', 'BenchmarkSettings', 'BenchmarkRecord', 'Ratios', 'Reference',
+    'normalize_metrics', 'ratios'
+]
+
+#: Version of the schema below (``version`` of every file); 1 was the untyped layout.
+SCHEMA_VERSION = 2
+#: Normalised metric names per task (percentages, as the evaluators report them).
+METRIC_KEYS = {
+    'classification': ('top1', 'top5'),
+    'segmentation': ('mIoU', 'mIoU_ms_flip', 'mAcc', 'aAcc'),
+}
+#: The metric tables are sorted by.
+MAIN_METRIC = {'classification': 'top1', 'segmentation': 'mIoU'}
+_NAMES = {int: ('an integer', 'integers'), float: ('a number', 'numbers'),
+          str: ('a string', 'strings'), bool: ('true or false', 'booleans')}
+
+
+class RecordError(ValueError):
+    """A file (or object) that does not follow the schema; the message names the key.
+
+    Args:
+        reason (str): What is wrong (the key, its value, what is allowed).
+        path (str, optional): The file, put before the reason. Defaults to None.
+    """
+
+    def __init__(self, reason: str, path: Optional[str] = None) -> None:
+        super().__init__(f'{path}: {reason}' if path else reason)
+        self.reason = reason
+
+
+def _valid(allowed: str, valid: Callable[[Any], bool]) -> Any:
+    """A field whose value must also pass ``valid`` (``allowed`` says what passes)."""
+    return dataclasses.field(metadata={'allowed': allowed, 'valid': valid})
+
+
+def _one_of(*allowed: Any) -> Any:
+    """A field whose value must be one of ``allowed``."""
+    return _valid('one of ' + ', '.join(map(str, allowed)), lambda value: value in allowed)
+
+
+def _allowed(hint: Any, plural: bool = False) -> str:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Union:
+        return _allowed(next(a for a in args if a is not type(None)), plural) + ' or null'
+    if origin is list:
+        return ('lists' if plural else 'a list') + f' of {_allowed(args[0], True)}'
+    if origin is dict or dataclasses.is_dataclass(hint):
+        return 'objects' if plural else 'an object'
+    return _NAMES[hint][plural] if hint in _NAMES else 'anything'
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + '...'
+
+
+def _check(value: Any, hint: Any, key: str, meta: Any = None) -> Any:
+    """``value`` checked against ``hint`` and a field's ``meta`` (see :func:`_valid`)."""
+    out = _convert(value, hint, key)
+    if meta and 'valid' in meta and not meta['valid'](out):
+        raise RecordError(f'"{key}" is {_short(value)}, expected {meta["allowed"]}')
+    return out
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    """``value`` checked against ``hint`` (records built from their objects), or RecordError."""
+    full, origin = hint, get_origin(hint)
+    if origin is Union:
+        if value is None:
+            return None
+        hint = next(a for a in get_args(hint) if a is not type(None))
+        origin = get_origin(hint)
+    if hint is Any:
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return hint.from_json(value, key)
+    if origin is list and isinstance(value, list):
+        return [_check(v, get_args(hint)[0], f'{key}[{i}]') for i, v in enumerate(value)]
+    if origin is dict and isinstance(value, dict):
+        return {str(k): _check(v, get_args(hint)[1], f'{key}.{k}') for k, v in value.items()}
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = number if hint is float else (number and isinstance(value, int)) if hint is int \
+        else hint in _NAMES and isinstance(value, hint)
+    if ok:
+        return float(value) if hint is float else value
+    raise RecordError(f'"{key}" is {_short(value)}, expected {_allowed(full)}')
+
+
+class Record:
+    """A dataclass that is read from / written to JSON through :meth:`from_json`."""
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = '') -> Any:
+        """The record of a JSON object, checked (the schema's one validation).
+
+        Args:
+            data (Any): The parsed JSON.
+            where (str): Key path of ``data`` in its file, for messages.
+                Defaults to ``''`` (the top level).
+
+        Raises:
+            RecordError: A missing or unknown key, or a value of the wrong type
+                or outside its allowed values; the message names the key, the
+                value and what is allowed.
+        """
+        if not isinstance(data, dict):
+            raise RecordError(f'"{where or "top level"}" is {_short(data)}, expected an object')
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = [k for k in data if k not in fields]
+        if unknown:
+            raise RecordError(f'unknown key "{".".join(filter(None, (where, str(unknown[0]))))}" '
+                              f'(allowed: {", ".join(fields)})')
+        hints, values = get_type_hints(cls), {}
+        for name, f in fields.items():
+            key = f'{where}.{name}' if where else name
+            if name in data:
+                values[name] = _check(data[name], hints[name], key, f.metadata)
+            elif f.default is dataclasses.MISSING:
+                raise RecordError(f'"{key}" is missing ({_allowed(hints[name])})')
+        return cls(**values)
+
+    def to_json(self) -> Dict[str, Any]:
+        """The JSON object of the record (``from_json(to_json())`` gives it back)."""
+        return dataclasses.asdict(self)
+
+
+class _File(Record):
+    """A record that is a whole file, with its ``format`` and schema ``version``."""
+
+    FORMAT: ClassVar[str] = ''
+    WRITER: ClassVar[str] = ''
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = '') -> Any:
+        """As :meth:`Record.from_json`, after checking ``format`` and ``version``."""
+        got = data.get('format') if isinstance(data, dict) else data
+        if got != cls.FORMAT:
+            raise RecordError(f'"format" is {_short(got)}, expected {cls.FORMAT!r} (a file '
+                              f'written by {cls.WRITER})')
+        if data.get('version') != SCHEMA_VERSION:
+            raise RecordError(f'schema version {_short(data.get("version"))}: this nose_mm '
+                              f'reads {cls.FORMAT} version {SCHEMA_VERSION} only; write the '
+                              f'file again with {cls.WRITER}')
+        return super().from_json({k: v for k, v in data.items()
+                                  if k not in ('format', 'version')}, where)
+
+    def to_json(self) -> Dict[str, Any]:
+        """The file's content, ``format`` and ``version`` first."""
+        return {'format': self.FORMAT, 'version': SCHEMA_VERSION, **super().to_json()}
+
+    @classmethod
+    def load(cls, path: str) -> Any:
+        """Read and check a file.
+
+        Raises:
+            RecordError: The file cannot be read, is not JSON or does not
+                follow the schema; the message starts with ``path``.
+        """
+        try:
+            with open(path, encoding='utf-8') as f:
+                return cls.from_json(json.load(f))
+        except OSError as exc:
+            raise RecordError(f'cannot be read ({exc.strerror or exc})', path) from None
+        except RecordError as exc:
+            raise RecordError(exc.reason, path) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RecordError(f'is not valid JSON ({exc})', path) from None
+
+    def save(self, path: str) -> None:
+        """Check the record as a reader will, then write it to ``path`` atomically."""
+        type(self).from_json(self.to_json())
+        atomic_write_json(path, self.to_json())
+
+
+@dataclasses.dataclass
+class ModelInfo(Record):
+    """What a model is (:func:`nose_mm.benchmark.info.model_info`)."""
+
+    task: str = _one_of(*TASKS)
+    type: Optional[str]
+    backbone: Optional[str]
+    arch: Any  # a preset name or a dict of sizes
+    arch_name: str
+    display: str
+    neck: Optional[str]
+    head: Optional[str]
+    removed_layers: List[int]
+    diluted_layers: List[int]
+    dilution_lam: Optional[float]
+    token_merge: Optional[Dict[str, Any]]
+
+    def key(self) -> Tuple[Any, ...]:
+        """What a run and a measurement must share: task, arch, removed layers, merging."""
+        return (self.task, self.arch_name, tuple(sorted(self.removed_layers)),
+                json.dumps(self.token_merge, sort_keys=True) if self.token_merge else None)
+
+
+@dataclasses.dataclass
+class GitInfo(Record):
+    """The commit of the code that wrote a file (:func:`nose_mm.benchmark.env.git_commit`)."""
+
+    commit: str
+    dirty: Optional[bool]
+    repo: Optional[str]
+
+
+@dataclasses.dataclass
+class Evaluation(Record):
+    """One validation of a training run (the evaluator's numeric keys, unnormalised)."""
+
+    epoch: int
+    iter: int
+    metrics: Dict[str, float]
+
+
+@dataclasses.dataclass
+class ResultsRecord(_File):
+    """``results.json``: what one train / val / test run was and what it scored.
+
+    Written by :class:`~nose_mm.engine.hooks.ResultsHook`. ``metrics`` are
+    normalised (:func:`normalize_metrics`); ``status`` ``'failed'`` (with its
+    ``error``) is a run stopped by ``DivergenceHook``; ``errors`` holds
+    parameter / FLOP counting failures; ``flops`` are multiply-accumulates per
+    image at ``flops_input`` (C, H, W); ``config_sha256_noseed`` and ``seed``
+    make the seed replicates (:mod:`nose_mm.benchmark.seeds`).
+    """
+
+    FORMAT: ClassVar[str] = 'nose_mm.results'
+    WRITER: ClassVar[str] = "nose_mm's ResultsHook (tools/train.py, tools/test.py)"
+
+    mode: str = _one_of('train', 'val', 'test')
+    status: str = _one_of('ok', 'failed')
+    error: Optional[str]
+    dataset: Optional[str]
+    model: ModelInfo
+    metrics: Dict[str, float]
+    tta: bool
+    epoch: Optional[int]
+    iter: Optional[int]
+    history: List[Evaluation]
+    params: Optional[int]
+    backbone_params: Optional[int]
+    flops: Optional[int]
+    flops_input: List[int]
+    config: Optional[str]
+    config_sha256: Optional[str]
+    config_sha256_noseed: str
+    seed: Optional[int]
+    checkpoint: Optional[str]
+    best_checkpoint: Optional[str]
+    work_dir: Optional[str]
+    git: Optional[GitInfo]
+    date: str
+    hardware: Dict[str, Any]
+    errors: Dict[str, str]
+
+    @property
+    def task(self) -> str:
+        """``'classification'`` or ``'segmentation'`` (the model's)."""
+        return self.model.task
+
+    def unranked(self) -> Optional[str]:
+        """Why the leaderboard cannot rank the run (None: it can)."""
+        if self.status != 'ok':
+            return f'"status" is {self.status!r} ({self.error}): a failed run is not ranked'
+        if not self.dataset:
+            return '"dataset" is null: the config names no dataset'
+        if not any(k in self.metrics for k in METRIC_KEYS[self.task]):
+            return (f'"metrics" holds none of {", ".join(METRIC_KEYS[self.task])} (partial '
+                    f'results: the run ended before any evaluation?)')
+        return None
+
+
+@dataclasses.dataclass
+class Measurement(Record):
+    """One model of an interleaved timing (:func:`~nose_mm.benchmark.measure.compare_models`).
+
+    ``seconds`` are the timed rounds in round order (the rounds of all models
+    of one run are paired); ``flops`` are MACs per image (None: not counted);
+    ``peak_memory_bytes`` is None where not measured (CPU, ``memory=False``).
+    """
+
+    params: int
+    flops: Optional[int]
+    seconds: List[float] = _valid('positive numbers, one per timed round',
+                                  lambda s: bool(s) and min(s) > 0)
+    peak_memory_bytes: Optional[int]
+
+    def rate(self) -> float:
+        """Median forwards per second (times the batch size: img/s)."""
+        return statistics.median(1.0 / s for s in self.seconds)
+
+
+@dataclasses.dataclass
+class LargestBatch(Record):
+    """The largest batch within a memory budget (:func:`.measure.largest_batch`)."""
+
+    batch_size: int
+    peak_bytes: Optional[int]
+    capped: bool
+    tried: Dict[str, Optional[int]]
+
+
+@dataclasses.dataclass
+class MeasuredModel(Measurement):
+    """A model of ``benchmark.json``: what was measured and the :class:`Measurement`."""
+
+    name: str
+    config: Optional[str]
+    config_sha256: Optional[str]
+    checkpoint: Optional[str]
+    model: ModelInfo
+    largest_batch: Optional[LargestBatch]
+
+
+@dataclasses.dataclass
+class BenchmarkSettings(Record):
+    """How every model of a ``benchmark.json`` was measured (``tools/benchmark.py``'s options)."""
+
+    batch_size: int
+    img_size: List[int]
+    img_size_source: str
+    device: str
+    precision: str = _one_of('fp32', 'fp16', 'bf16')
+    warmup: int
+    repeats: int
+    part: str = _one_of('model', 'backbone')
+    num_threads: int
+    clock: str = _one_of('wall', 'process')
+    memory: bool
+    memory_train: bool
+    memory_budget_gb: Optional[float]
+    memory_method: Optional[str]
+
+
+@dataclasses.dataclass
+class Ratios:
+    """One model over the baseline of its timing run (computed, never stored; None: unknown)."""
+
+    params: Optional[float]
+    flops: Optional[float]
+    paired_ratio: Dict[str, float]  # median, q1, q3 of the per-round img/s ratios
+    paired_rounds: List[float]  # every round's img/s ratio (back-to-back forwards), in order
+    ratio_of_medians: Optional[float]  # median img/s over the baseline's median img/s
+    ideal_speedup: Optional[float]  # baseline FLOPs / these FLOPs
+    speedup_vs_ideal: Optional[float]  # paired_ratio median / ideal (1.0: as FLOPs promise)
+    peak_memory: Optional[float]
+    largest_batch: Optional[float]
+
+
+def _over(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return None if a is None or not b else a / b
+
+
+def ratios(model: Measurement, base: Measurement) -> Ratios:
+    """``model`` over ``base``, two models timed in one interleaved run (the one ratio code)."""
+    rounds = [b / m for m, b in zip(model.seconds, base.seconds)]  # img/s over the base's
+    flops = _over(model.flops, base.flops)
+    ideal = 1.0 / flops if flops else None
+    paired = spread(rounds)
+    batches = [getattr(m, 'largest_batch', None) for m in (model, base)]
+    return Ratios(
+        params=_over(model.params, base.params), flops=flops, paired_ratio=paired,
+        paired_rounds=rounds, ratio_of_medians=_over(model.rate(), base.rate()),
+        ideal_speedup=ideal, speedup_vs_ideal=_over(paired['median'], ideal),
+        peak_memory=_over(model.peak_memory_bytes, base.peak_memory_bytes),
+        largest_batch=_over(*(b.batch_size for b in batches)) if all(batches) else None)
+
+
+@dataclasses.dataclass
+class BenchmarkRecord(_File):
+    """``benchmark.json``: models measured in one run of ``tools/benchmark.py``.
+
+    ``models[0]`` (name ``'a'``) is the baseline of the ratios; every model was
+    timed interleaved in the run ``run_id``.
+    """
+
+    FORMAT: ClassVar[str] = 'nose_mm.benchmark'
+    WRITER: ClassVar[str] = 'tools/benchmark.py --out'
+
+    run_id: str
+    date: str
+    hardware: Dict[str, Any]
+    git: Optional[GitInfo]
+    settings: BenchmarkSettings
+    models: List[MeasuredModel] = _valid('at least one measured model', bool)
+
+    def __post_init__(self) -> None:
+        for i, model in enumerate(self.models):  # the rounds are paired across the models
+            if len(model.seconds) != self.settings.repeats:
+                raise RecordError(f'"models[{i}].seconds" holds {len(model.seconds)} rounds, '
+                                  f'expected {self.settings.repeats} (settings.repeats)')
+
+    def img_per_s(self, model: Measurement) -> float:
+        """Median img/s of one of the models."""
+        return self.settings.batch_size * model.rate()
+
+    def ratios(self, model: Measurement) -> Ratios:
+        """``model`` over the baseline (``models[0]``)."""
+        return ratios(model, self.models[0])
+
+    def entry_for(self, info: ModelInfo) -> Tuple[Optional[MeasuredModel], str]:
+        """The measured model that is ``info``'s model (:meth:`ModelInfo.key`), or a reason."""
+        for entry in self.models:
+            if entry.model.key() == info.key():
+                return entry, ''
+        seen = ', '.join(str(m.model.key()) for m in self.models)
+        return None, (f'measures {seen}, not the run\'s model {info.key()} (task, arch, '
+                      f'removed layers, token merging)')
+
+
+@dataclasses.dataclass
+class Reference(Record):
+    """A published number (one entry of ``benchmarks/reference.yml``; optional keys default)."""
+
+    id: str
+    task: str = _one_of(*TASKS)
+    dataset: str
+    model: str
+    method: str
+    metrics: Dict[str, float]
+    source: str
+    reported: bool = _one_of(True)
+    arch: Optional[str] = None
+    removed_layers: Optional[List[int]] = None
+    params_m: Optional[float] = None
+    gflops: Optional[float] = None
+    baseline: Optional[str] = None
+    variant: Optional[str] = None
+
+
+def normalize_metrics(metrics: Dict[str, Any], task: str, tta: bool = False) -> Dict[str, float]:
+    """Map evaluator keys to the leaderboard's names.
+
+    Classification: ``accuracy/top1`` -> ``top1``, ``accuracy/top5`` ->
+    ``top5`` (any ``<prefix>/topK``). Segmentation: ``mIoU``, ``mAcc``,
+    ``aAcc`` (mmseg's ``IoUMetric``); with ``tta=True`` (multi-scale + flip
+    test) ``mIoU`` is stored as ``mIoU_ms_flip``.
+
+    Args:
+        metrics (dict): The evaluator's output.
+        task (str): ``'classification'`` or ``'segmentation'``.
+        tta (bool): The metrics come from test-time augmentation. Defaults
+            to False.
+
+    Returns:
+        dict: Normalised name -> float (non-numeric and non-finite values dropped).
+    """
+    if task not in TASKS:
+        raise ValueError(f'task must be one of {", ".join(TASKS)}, got {task!r}')
+    out: Dict[str, float] = {}
+    for key, value in metrics.items():
+        leaf = str(key).rsplit('/', 1)[-1]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(number) and leaf in METRIC_KEYS[task] and leaf != 'mIoU_ms_flip':
+            out['mIoU_ms_flip' if (tta and leaf == 'mIoU') else leaf] = number
+    return out

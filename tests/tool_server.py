@@ -5,7 +5,9 @@ mmpretrain, mmseg and nose_mm before the tool does anything; the suite starts
 tools dozens of times. This server imports them once and, per request, forks a
 child that runs the tool as ``python tools/<tool> ARGS`` would: its own
 process (exit status, stdout and stderr in files, environment and working
-folder of the request, ``__name__ == '__main__'``), only without the imports.
+folder of the request), the tool run by the project's one in-process runner
+(:func:`nose_mm.apis.inprocess.run_tool`: ``__name__ == '__main__'``, its
+``sys.argv``), only without the imports.
 The server itself never runs torch code, so forking it is as safe as
 DataLoader workers are.
 
@@ -19,22 +21,12 @@ import json
 import logging
 import os
 import os.path as osp
-import runpy
 import sys
 import traceback
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def _exit_code(exc: SystemExit) -> int:
-    """The status ``sys.exit(code)`` gives a process (a message: printed, status 1)."""
-    code = exc.code
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
+sys.path.insert(0, REPO)
+from nose_mm.apis.inprocess import run_tool  # noqa: E402 - the worktree's nose_mm
 
 
 def _child(request: dict) -> None:
@@ -51,17 +43,7 @@ def _child(request: dict) -> None:
             target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(target, fd)
             os.close(target)
-        tool = osp.join(REPO, 'tools', request['tool'])
-        sys.argv = [tool, *request['args']]
-        sys.path.insert(0, osp.dirname(tool))  # as for `python tools/<tool>`
-        try:
-            runpy.run_path(tool, run_name='__main__')
-            code = 0
-        except SystemExit as exc:
-            code = _exit_code(exc)
-        except BaseException:  # noqa: BLE001 - reported like an uncaught exception
-            traceback.print_exc()
-            code = 1
+        code = run_tool(osp.join(REPO, 'tools', request['tool']), request['args'])
         try:
             atexit._run_exitfuncs()
             logging.shutdown()
@@ -77,7 +59,6 @@ def _child(request: dict) -> None:
 
 
 def main() -> None:
-    sys.path.insert(0, REPO)
     import mmengine.runner  # noqa: F401
     import mmpretrain.models  # noqa: F401
     import mmseg.models  # noqa: F401

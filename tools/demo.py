@@ -7,14 +7,18 @@ Baseline training, NOSE / random / first-K selection, dilution to lam = 0,
 pruning and evaluation over 3 seeds, NOSE + token merging, UperNet transfer,
 one interleaved benchmark run per task, the same classification pipeline
 (NOSE) on a second family, DeiT-III, and the leaderboard (mean ± std over
-the seeds); see :mod:`nose_mm.apis.demo`. The tools run in-process in
---workers worker processes (one per core). Prints the leaderboard; plots land
-in ``<work-dir>/plots``.
+the seeds); the pipeline is the project ``projects/demo/`` (its steps in
+``projects/demo/steps.py``). The tools run in-process in --workers worker
+processes (one per core). Prints the leaderboard; plots land in
+``<work-dir>/plots``.
 """
+import os.path as osp
 import sys
 
-from nose_mm.apis.demo import DEMO_FAMILIES
-from nose_mm.utils.cli import ToolParser, cli_main
+# projects/ of this checkout (appended: nose_mm stays the one the interpreter finds)
+sys.path.append(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from projects.demo import DEMO_FAMILIES  # noqa: E402
+from nose_mm.utils.cli import ToolParser, cli_main  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,7 +43,7 @@ def parse_args(argv=None):
 @cli_main(ValueError)
 def main(argv=None):
     args = parse_args(argv)
-    from nose_mm.apis.demo import run_demo
+    from projects.demo import run_demo
     run_demo(args.work_dir, args.data_root, args.seg_data_root, quick=args.quick,
              workers=args.workers, families=args.families)
     return 0

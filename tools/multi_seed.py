@@ -58,7 +58,7 @@ def main(argv=None):
         tool_argv = [args.config] + [a.replace('{seed}', str(seed)) for a in extra] + [
             '--work-dir', seed_dir, '--cfg-options', f'randomness.seed={seed}']
         print(f'nose_mm: seed {seed}: tools/{args.tool} {" ".join(tool_argv)}', flush=True)
-        status = run_tool(args.tool, tool_argv)
+        status = run_tool(osp.join(osp.dirname(osp.abspath(__file__)), args.tool), tool_argv)
         if status:
             failed.append((seed, status))
     if failed:

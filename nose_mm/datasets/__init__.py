@@ -6,8 +6,3 @@ __all__ = [
     'NoseCIFAR100', 'ClassFolderError', 'check_class_folders', 'write_cifar100',
     'write_image_folder', 'write_ade20k'
 ]
-from .demo import (DIGIT_CLASSES, SEG_CLASSES, build_digits_classification,
-                   build_digits_segmentation)
-
-__all__ += ['DIGIT_CLASSES', 'SEG_CLASSES', 'build_digits_classification',
-            'build_digits_segmentation']

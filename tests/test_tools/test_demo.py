@@ -99,7 +99,7 @@ def test_quick_demo_end_to_end(tmp_path):
 def test_demo_refuses_bad_arguments_before_running(tmp_path):
     """Bad methods, seeds, workers or families: a ValueError naming the value and what is
     allowed, before any data or run folder is written."""
-    from nose_mm.apis.demo import DEMO_FAMILIES, run_demo
+    from projects.demo import DEMO_FAMILIES, run_demo
     work = tmp_path / 'demo'
     bad = [(dict(methods=('random', )), "must include \"nose\""),
            (dict(seeds=(1, 2)), 'starting with 0, got [1, 2]'),
@@ -121,7 +121,7 @@ def test_a_failing_step_stops_the_demo_with_one_line_naming_its_log(tmp_path):
     log, exit 2; a data folder left by an interrupted build is refused, not deleted."""
     import re
 
-    from nose_mm.apis.demo import DATA_DONE
+    from projects.demo import DATA_DONE
     digits, seg = tmp_path / 'digits', tmp_path / 'seg'
     for root in (digits, seg):  # "complete" data folders without any data
         root.mkdir()
@@ -141,7 +141,7 @@ def test_a_failing_step_stops_the_demo_with_one_line_naming_its_log(tmp_path):
 
     (digits / DATA_DONE).unlink()  # an interrupted build: refused, left as it is
     (digits / 'partial.png').write_text('')
-    from nose_mm.apis.demo import run_demo
+    from projects.demo import run_demo
     from nose_mm.utils.cli import UserError
     with pytest.raises(UserError) as info:
         run_demo(str(work), str(digits), str(seg), quick=True)
@@ -149,3 +149,117 @@ def test_a_failing_step_stops_the_demo_with_one_line_naming_its_log(tmp_path):
         f'{digits} exists but holds no completed demo data (no {DATA_DONE}, '
         'e.g. an interrupted build): remove it or choose another folder')
     assert sorted(p.name for p in digits.iterdir()) == ['partial.png']
+
+
+def _table(tmp_path, quick=False, families=('deit3', )):
+    from projects.demo.steps import demo_steps
+    return demo_steps(str(tmp_path / 'demo'), str(tmp_path / 'digits'),
+                      str(tmp_path / 'seg' / 'ADEChallengeData2016'), quick,
+                      ('nose', 'random', 'first'), [0, 1, 2], list(families))
+
+
+def test_the_step_table(tmp_path):
+    """Every step named once, waiting for known steps only; the timings alone; the
+    leaderboard after everything; its benchmark files copied into the rows' folders."""
+    from projects.demo.scheduler import check_steps
+    plan = _table(tmp_path)
+    steps = {s.name: s for s in plan['steps']}
+    check_steps(plan['steps'])
+    work = str(tmp_path / 'demo')
+    # 3 seeds x (baseline, 3 methods x (dilute, prune, test)) for the ViT, 1 method for
+    # DeiT-III; selections + heatmaps; ToMe; 4 segmentations; 3 timings; 4 leaderboards
+    assert len(steps) == 3 * 10 + 3 * 4 + 4 + 2 + 3 + 4 + 3 + 4
+    assert sorted(n for n, s in steps.items() if s.alone) == [
+        'benchmark classification', 'benchmark deit3', 'benchmark segmentation']
+    assert set(steps['leaderboard'].after) == set(steps) - {
+        'leaderboard', 'leaderboard md', 'leaderboard csv', 'leaderboard html'}
+    assert steps['dilute deit3 nose s1'].after == ('train deit3 baseline s0',
+                                                   'select deit3 nose')
+    assert steps['benchmark deit3'].copies == tuple(
+        (osp.join(work, 'benchmark_deit3.json'), osp.join(work, d, 'benchmark.json'))
+        for d in ('deit3_baseline', 'deit3_pruned_nose'))
+    assert plan['cls_dirs'] == [osp.join(work, d) for d in (
+        'baseline', 'pruned_nose', 'pruned_random', 'pruned_first', 'tome_nose',
+        'deit3_baseline', 'deit3_pruned_nose')]
+    assert len(_table(tmp_path, families=())['steps']) == len(steps) - 15
+
+
+def test_derived_configs_are_the_base_config_merged(tmp_path):
+    """The references resolve once their steps are done: the dilution config gets the
+    selection file and the seed-0 checkpoint, the pruned one the selected layers."""
+    import os
+
+    from mmengine.config import Config
+
+    from projects.demo.scheduler import LastCheckpoint, Resolver
+    from projects.demo.steps import CONFIGS, DEMO_FAMILIES, VIT
+    plan = _table(tmp_path, quick=False)
+    steps = {s.name: s for s in plan['steps']}
+    work = tmp_path / 'demo'
+    (work / 'baseline' / 'seed0').mkdir(parents=True)
+    (work / 'baseline' / 'seed0' / 'last_checkpoint').write_text('/ckpt/epoch_30.pth\n')
+    (work / 'selection_nose.json').write_text(json.dumps({'selection': [4, 2]}))
+    os.makedirs(work / 'configs')
+    resolve = Resolver(str(work / 'configs'))
+    dilute = resolve(steps['dilute nose s2'].args)
+    assert dilute[1:] == ('--work-dir', str(work / 'dilute_nose' / 'seed2'), '--cfg-options',
+                          'randomness.seed=2')
+    assert dilute[0] == str(work / 'configs' / 'dilute_nose.py')
+    cfg = Config.fromfile(dilute[0])
+    base = Config.fromfile(osp.join(CONFIGS, 'deit-demo_nose_digits-16px.py'))
+    assert cfg.load_from == '/ckpt/epoch_30.pth'
+    assert cfg.custom_hooks[0] == dict(base.custom_hooks[0],
+                                       selection_file=str(work / 'selection_nose.json'))
+    assert cfg.custom_hooks[1:] == base.custom_hooks[1:]
+    # the selection goes to the first custom hook: NoseSelectionHook in every family
+    for family in (VIT, *DEMO_FAMILIES.values()):
+        hooks = Config.fromfile(osp.join(CONFIGS, family.nose)).custom_hooks
+        assert [h.type for h in hooks] == ['NoseSelectionHook', 'DilutionHook']
+    for split in ('train', 'val', 'test'):
+        assert cfg[f'{split}_dataloader'].dataset.data_root == str(tmp_path / 'digits')
+    assert cfg.optim_wrapper == base.optim_wrapper and cfg.train_cfg == base.train_cfg
+    pruned = Config.fromfile(resolve(steps['test pruned nose s0'].args)[0])
+    assert pruned.model.backbone.removed_layers == [2, 4]
+    assert 'token_merge' not in pruned.model.backbone
+    tome = Config.fromfile(resolve(steps['test nose+tome s1'].args)[0])
+    assert tome.model.backbone.token_merge == dict(r=4, start=1, prop_attn=True)
+    seg = Config.fromfile(resolve(steps['segmentation baseline'].args)[0])
+    assert seg.model.backbone.init_cfg.checkpoint == '/ckpt/epoch_30.pth'
+    assert seg.model.backbone.init_cfg.prefix == 'backbone.'
+    assert seg.val_dataloader.dataset.data_root == str(tmp_path / 'seg' /
+                                                       'ADEChallengeData2016')
+    with pytest.raises(FileNotFoundError, match='last_checkpoint'):
+        resolve(LastCheckpoint(str(work / 'deit3_baseline' / 'seed0')))
+
+
+def test_the_scheduler_runs_a_table_in_order_and_stops_at_a_failure(tmp_path, capsys):
+    """Real tools in forked workers: a step starts after what it waits for, its log holds
+    the command and the tool's output; a failing step raises naming its log."""
+    from projects.demo.scheduler import (DemoStepFailed, Step, Workers, check_steps,
+                                         run_steps)
+    out = tmp_path / 'out'
+    steps = [Step('help b', 'prune.py', ('--help', ), after=('help a', )),
+             Step('help a', 'leaderboard.py', ('--help', )),
+             Step('alone', 'prune.py', ('--help', ), after=('help a', ), alone=True)]
+    pool = Workers(2, threads=1)
+    try:
+        wall, cpu = run_steps(steps, pool, str(out))
+        printed = capsys.readouterr().out.splitlines()
+        assert [line.split()[1:3] for line in printed if 'start' in line] == [
+            ['start', 'help'], ['start', 'help'], ['start', 'alone']]
+        assert printed[0] == '[demo] start  help a' and set(wall) == set(cpu) == {
+            'help a', 'help b', 'alone'}
+        log = (out / 'logs' / 'help_b.log').read_text()
+        assert log.startswith('$ python tools/prune.py --help\nusage: prune.py')
+        bad = [Step('bad', 'prune.py', (tmp_path / 'in.pth', tmp_path / 'o.pth', '--nope'))]
+        with pytest.raises(DemoStepFailed) as info:
+            run_steps(bad, pool, str(out))
+        assert str(info.value) == (f"demo step 'bad' failed (exit 2); its log: "
+                                   f"{out / 'logs' / 'bad.log'}")
+        assert 'unrecognized arguments: --nope' in capsys.readouterr().err
+    finally:
+        pool.close()
+    with pytest.raises(ValueError, match=r"step 'x' waits for unknown steps \['y'\]"):
+        check_steps([Step('x', 'prune.py', (), after=('y', ))])
+    with pytest.raises(ValueError, match=r"repeated: \['x'\]"):
+        check_steps([Step('x', 'prune.py', ()), Step('x', 'test.py', ())])

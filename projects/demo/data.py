@@ -12,7 +12,7 @@ from typing import Dict, Tuple
 import numpy as np
 from PIL import Image
 
-from .formats import write_ade20k, write_image_folder
+from nose_mm.datasets import write_ade20k, write_image_folder
 
 __all__ = ['DIGIT_CLASSES', 'SEG_CLASSES', 'build_digits_classification',
            'build_digits_segmentation', 'load_digit_images']

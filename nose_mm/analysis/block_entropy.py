@@ -1,11 +1,4 @@
-"""Entropy of each block's attention-branch and MLP-branch outputs (paper Fig. 1).
-
-One forward pass of the full model over a calibration set; every token of
-every image is one sample of a C-dim feature, and the Gaussian entropy
-``sum_d log std_d`` is taken over all of them in float64 (see
-:mod:`nose_mm.selection.entropy` and
-:func:`nose_mm.selection.layer_statistics`, which computes it).
-"""
+"""Entropy of each block's attention-branch and MLP-branch outputs (paper Fig. 1)."""
 from typing import Dict, List, Sequence
 
 import torch
@@ -23,8 +16,7 @@ def block_entropies(adapter, batches: Sequence[torch.Tensor]) -> List[Dict[str, 
         batches (Sequence[Tensor]): Preprocessed image batches.
 
     Returns:
-        list[dict]: ``{'block': i, 'attn_entropy': H, 'mlp_entropy': H,
-        'attn_cosine': c}`` for every block with attention, ascending.
+        list[dict]: ``{'block', 'attn_entropy', 'mlp_entropy', 'attn_cosine'}`` per block.
     """
     stats = layer_statistics(adapter, batches)
     return [dict(block=i, attn_entropy=stats['attn_entropy'][i],

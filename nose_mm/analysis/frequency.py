@@ -1,33 +1,11 @@
-"""Frequency content of each block's patch features (docs/method.md §7, paper Fig. 5).
-
-Per block, the output patch tokens are reshaped to ``B x C x H x W``; the 2-D
-FFT over ``(H, W)`` is centred with ``fftshift`` and its magnitude ``|F|`` is
-averaged over samples and channels, giving one ``H x W`` magnitude map per
-block (:func:`magnitude_spectrum`, accumulated over the calibration set by
-:func:`block_spectra`).
-
-Radial distance: each frequency bin's Euclidean distance (in bins) from the
-centre bin ``(H // 2, W // 2)`` (the zero frequency after ``fftshift``),
-divided by the largest such distance on the grid, so it runs from 0 (DC) to
-1 (the farthest corner) (:func:`radial_distance`).
-
-Bands: with edges ``(e1, e2)`` (default ``(1/3, 2/3)``), *low* is
-``r < e1``, *mid* is ``e1 <= r < e2`` and *high* is ``r >= e2``. A band's
-share is the sum of ``|F|`` over its bins divided by the sum over all bins, so
-the three shares add up to 1 (:func:`band_shares`). The DC bin belongs to the
-low band, so a constant feature map has a low-band share of 1.
-
-Pure torch / numpy except :func:`block_spectra`, which reads blocks through a
-:class:`~nose_mm.selection.LayerSkipAdapter`.
-"""
+"""Frequency content of each block's patch features (docs/method.md §7, docs/design.md)."""
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
 
-__all__ = ['DEFAULT_BAND_EDGES', 'BANDS', 'check_band_edges', 'radial_distance',
-           'magnitude_spectrum', 'radial_profile', 'band_shares', 'block_spectra',
-           'frequency_analysis']
+__all__ = ['check_band_edges', 'radial_distance', 'magnitude_spectrum', 'radial_profile',
+           'band_shares', 'block_spectra', 'frequency_analysis']
 
 #: Default band edges on the normalised radial distance.
 DEFAULT_BAND_EDGES = (1.0 / 3.0, 2.0 / 3.0)
@@ -55,8 +33,7 @@ def radial_distance(height: int, width: int) -> np.ndarray:
         width (int): Grid width ``W``.
 
     Returns:
-        np.ndarray: ``(H, W)`` float64 in [0, 1]; 0 at ``(H // 2, W // 2)``,
-        1 at the farthest bin. A 1 x 1 grid gives ``[[0.]]``.
+        np.ndarray: ``(H, W)`` float64 in [0, 1], 0 at ``(H // 2, W // 2)``.
     """
     ys = np.arange(height, dtype=np.float64) - height // 2
     xs = np.arange(width, dtype=np.float64) - width // 2
@@ -85,12 +62,10 @@ def radial_profile(magnitude: np.ndarray, num_bins: int = 10) -> Tuple[np.ndarra
 
     Args:
         magnitude (array-like): ``(H, W)`` centred magnitude map.
-        num_bins (int): Equal-width bins on [0, 1]; the last one includes 1.
-            Defaults to 10.
+        num_bins (int): Equal-width bins on [0, 1] (the last includes 1). Defaults to 10.
 
     Returns:
-        tuple: ``(centres, values)``, each of length ``num_bins``; a bin with
-        no frequency in it is NaN.
+        tuple: ``(centres, values)`` of length ``num_bins``; an empty bin is NaN.
     """
     magnitude = np.asarray(magnitude, dtype=np.float64)
     if num_bins < 1:
@@ -107,16 +82,14 @@ def radial_profile(magnitude: np.ndarray, num_bins: int = 10) -> Tuple[np.ndarra
 
 def band_shares(magnitude: np.ndarray,
                 edges: Sequence[float] = DEFAULT_BAND_EDGES) -> Dict[str, float]:
-    """Share of the total magnitude in the low / mid / high bands.
+    """Share of the total magnitude in the low / mid / high bands (docs/design.md).
 
     Args:
         magnitude (array-like): ``(H, W)`` centred magnitude map.
-        edges (Sequence[float]): ``(e1, e2)``, see the module docstring.
-            Defaults to :data:`DEFAULT_BAND_EDGES` ``(1/3, 2/3)``.
+        edges (Sequence[float]): ``(e1, e2)``. Defaults to ``(1/3, 2/3)``.
 
     Returns:
-        dict: ``{'low': s, 'mid': s, 'high': s}`` adding up to 1 (all 0 if the
-        map is 0 everywhere).
+        dict: ``{'low', 'mid', 'high'}`` shares adding up to 1 (all 0 for a zero map).
     """
     e1, e2 = check_band_edges(edges)
     magnitude = np.asarray(magnitude, dtype=np.float64)
@@ -136,8 +109,7 @@ def block_spectra(adapter, batches: Sequence[torch.Tensor]) -> List[np.ndarray]:
         batches (Sequence[Tensor]): Preprocessed image batches.
 
     Returns:
-        list[np.ndarray]: One ``(H, W)`` float64 map per block, averaged over
-        all samples (weighted by batch size) and channels.
+        list[np.ndarray]: One ``(H, W)`` float64 map per block.
     """
     sums: List[torch.Tensor] = [None] * adapter.num_layers
     count = 0
@@ -167,8 +139,7 @@ def frequency_analysis(adapter, batches: Sequence[torch.Tensor],
         num_bins (int): Radial profile bins. Defaults to 10.
 
     Returns:
-        list[dict]: For each block ``{'block': i, 'profile_centres': [...],
-        'profile': [...], 'low': s, 'mid': s, 'high': s}``.
+        list[dict]: Per block ``{'block', 'profile_centres', 'profile', 'low', 'mid', 'high'}``.
     """
     edges = check_band_edges(edges)
     results = []

@@ -1,9 +1,4 @@
-"""PNG figures and CSV tables of the analyses, written atomically.
-
-matplotlib is used through its object API with the Agg canvas
-(:class:`matplotlib.figure.Figure`), so no global backend is switched and no
-display is needed.
-"""
+"""PNG figures (matplotlib's Agg canvas, no global backend) and CSV tables, atomically."""
 import csv
 import math
 import os.path as osp
@@ -13,8 +8,8 @@ import numpy as np
 
 from nose_mm.utils.fileio import atomic_write
 
-__all__ = ['write_csv', 'save_figure', 'te_table_rows', 'plot_te_heatmap',
-           'plot_block_entropy', 'plot_frequency', 'block_report']
+__all__ = ['save_figure', 'plot_te_heatmap', 'plot_block_entropy', 'plot_frequency',
+           'block_report']
 
 
 def block_report(rows: Sequence[dict], columns: Sequence[Tuple[str, str]], fmt: str,
@@ -76,8 +71,7 @@ def plot_te_heatmap(record: Dict[str, Any], out_dir: str,
     """The per-step TE heatmap of a NOSE selection (paper Fig. 4) and its CSV.
 
     Args:
-        record (dict): A selection record with ``te_table`` (see
-            :func:`nose_mm.selection.run_selection`).
+        record (dict): A selection record with ``te_table``.
         out_dir (str): Output folder (created).
         name (str): File stem. Defaults to ``'te_heatmap'``.
 
@@ -153,8 +147,7 @@ def plot_frequency(results: List[Dict[str, Any]], out_dir: str,
     Args:
         results (list[dict]): From :func:`nose_mm.analysis.frequency_analysis`.
         out_dir (str): Output folder.
-        edges (Sequence[float], optional): Band edges, drawn on the profile
-            plot and written to the CSV header. Defaults to None (not drawn).
+        edges (Sequence[float], optional): Band edges to draw and note. Defaults to None.
         name (str): File stem. Defaults to ``'frequency'``.
 
     Returns:

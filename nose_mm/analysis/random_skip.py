@@ -1,16 +1,4 @@
-"""Random attention skipping of a trained model, no training (paper Fig. 2).
-
-For each budget ``k``, ``M`` seeded random sets of ``k`` attention layers are
-skipped (as the adapters' ``skip_mode`` says: identity by default, as in
-selection) and the model is evaluated as it is: top-1 accuracy on the images
-and the transfer entropy ``TE(S) = H(F_full) - H(F_S)`` of the set
-(:mod:`nose_mm.selection.entropy`). The paper's point: accuracy
-falls as ``|TE|`` grows, so TE predicts which layers can go.
-
-The functions take :class:`~nose_mm.selection.adapters.LayerSkipAdapter`
-objects and preprocessed batches; ``tools/analysis/random_skip.py`` builds them
-from a config and a checkpoint.
-"""
+"""Random attention skipping of a trained model (paper Fig. 2, docs/design.md)."""
 import math
 from itertools import combinations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -21,7 +9,7 @@ import torch
 from nose_mm.selection.entropy import FeatureStats, transfer_entropy
 
 __all__ = ['RECORD_FORMAT', 'check_budgets', 'check_num_subsets', 'sample_skip_sets',
-           'evaluate_skip', 'random_skip_analysis', 'plot_random_skip']
+           'random_skip_analysis', 'plot_random_skip']
 
 #: ``format`` of the JSON record.
 RECORD_FORMAT = 'nose_mm.random_skip'
@@ -56,11 +44,7 @@ def check_num_subsets(num_subsets: int) -> int:
 
 def sample_skip_sets(candidates: Sequence[int], k: int, num_subsets: int,
                      seed: int = 0) -> Tuple[List[List[int]], bool]:
-    """``num_subsets`` distinct random ``k``-subsets of ``candidates``, seeded.
-
-    The generator is seeded with ``(seed, k)``, so the sets of one ``k`` do not
-    depend on which other budgets are analysed. When there are no more than
-    ``num_subsets`` subsets, all of them are returned (in lexicographic order).
+    """``num_subsets`` distinct random ``k``-subsets of ``candidates``, seeded with ``(seed, k)``.
 
     Args:
         candidates (Sequence[int]): Layers whose attention can be skipped.
@@ -69,8 +53,7 @@ def sample_skip_sets(candidates: Sequence[int], k: int, num_subsets: int,
         seed (int): Seed. Defaults to 0.
 
     Returns:
-        tuple: ``(subsets, exhaustive)``: sorted layer lists, in draw order, and
-        whether they are all the ``k``-subsets.
+        tuple: ``(subsets, exhaustive)``: sorted layer lists, and whether that is all.
 
     Raises:
         ValueError: ``num_subsets`` < 1 or ``k`` out of range.
@@ -93,19 +76,7 @@ def sample_skip_sets(candidates: Sequence[int], k: int, num_subsets: int,
 def evaluate_skip(feature_adapter, logit_adapter, batches: Sequence[torch.Tensor],
                   labels: Sequence[torch.Tensor], skip: Sequence[int] = ()
                   ) -> Tuple[float, float]:
-    """Top-1 accuracy (%) and feature entropy with the attention of ``skip`` skipped.
-
-    Args:
-        feature_adapter (LayerSkipAdapter): Reads the entropy features.
-        logit_adapter (LayerSkipAdapter): Reads the logits (may be the same
-            object when the entropy is taken on the logits).
-        batches (Sequence[Tensor]): Preprocessed image batches.
-        labels (Sequence[Tensor]): Class indices, one tensor per batch.
-        skip (Sequence[int]): Layers whose attention is skipped. Defaults to none.
-
-    Returns:
-        tuple: ``(accuracy, entropy)``.
-    """
+    """``(top-1 accuracy %, feature entropy)`` with the attention of ``skip`` skipped."""
     stats, correct, total = FeatureStats(), 0, 0
     with torch.no_grad():
         for inputs, target in zip(batches, labels):
@@ -125,28 +96,20 @@ def random_skip_analysis(feature_adapter, logit_adapter, batches: Sequence[torch
     """Skip ``num_subsets`` random sets of ``k`` attention layers for each ``k``.
 
     Args:
-        feature_adapter (LayerSkipAdapter): Reads the features whose entropy
-            gives TE (``'head_input'`` or ``'logits'``).
+        feature_adapter (LayerSkipAdapter): Reads the features whose entropy gives TE.
         logit_adapter (LayerSkipAdapter): Reads the logits, for the accuracy.
         batches (Sequence[Tensor]): Preprocessed image batches.
         labels (Sequence[Tensor]): Class indices, one tensor per batch.
-        ks (Sequence[int], optional): Budgets. Defaults to None
-            (``1 .. number of candidate layers``).
+        ks (Sequence[int], optional): Budgets. Defaults to None (all of ``1..L``).
         num_subsets (int): Random sets per budget (``M``). Defaults to 10.
         seed (int): Seed of the sets. Defaults to 0.
-        progress (callable, optional): Called with no argument after every
-            evaluated set. Defaults to None.
+        progress (callable, optional): Called after every evaluated set. Defaults to None.
 
     Returns:
-        dict: The JSON-ready record: ``features``, ``skip_mode``, ``full``
-        (accuracy, entropy), and per budget ``k``: ``accuracy_mean``,
-        ``accuracy_var`` (population variance over the sets),
-        ``accuracy_std``, ``te_mean``, ``exhaustive`` and ``subsets``
-        (``skip``, ``accuracy``, ``te`` of each set).
+        dict: The JSON-ready record (keys in docs/design.md).
 
     Raises:
-        ValueError: Bad budgets or ``num_subsets``; fewer than 2 images; adapters
-            with different ``skip_mode``.
+        ValueError: Bad budgets or ``num_subsets``, < 2 images, or different skip modes.
     """
     if feature_adapter.skip_mode != logit_adapter.skip_mode:
         raise ValueError(f'the adapters skip differently: {feature_adapter.skip_mode!r} and '
@@ -197,8 +160,7 @@ def plot_random_skip(record: Dict[str, Any], path: str) -> None:
                      [r['accuracy'] for r in budget['subsets']], s=14, color=colour,
                      label=f'k={budget["k"]}')
     left.axhline(record['full']['accuracy'], color='grey', lw=0.8, ls='--', label='no skip')
-    # symlog: TE spans orders of magnitude (skipping every attention layer leaves
-    # the CLS token constant, its std clamped), and can be negative
+    # symlog: TE spans orders of magnitude and can be negative (docs/design.md)
     left.set_xscale('symlog', linthresh=1.0)
     left.set_xlabel('transfer entropy TE(S) = H(full) - H(S) (symlog)')
     left.set_ylabel('top-1 accuracy (%)')

@@ -1,24 +1,4 @@
-"""How much a NOSE selection depends on its calibration subset.
-
-The selection reads ``N`` calibration images drawn with a seed. If another
-seed gives another layer set, ``N`` is too small for the selection to mean
-anything. :func:`measure_selection_stability` runs the selection for every
-split, ``N`` (an int or ``'all'``), seed and skip mode; :func:`stability_rows`
-summarises the runs per ``(split, skip mode, K, N)``:
-
-* ``distinct``: how many different layer sets the seeds gave;
-* ``agreement``: share of seeds giving the most common set;
-* ``matches_all``: share of seeds giving the set of all the split's images
-  (the selection without sampling noise);
-* ``stable``: one set for every seed, and it is the all-images set.
-
-:func:`smallest_stable_n` is the smallest ``N`` from which on every larger
-``N`` is stable too: the calibration size to default to. The greedy search
-picks layers one at a time, so the first ``k`` layers of one run with budget
-``max(K)`` are the selection with budget ``k``: one run per subset serves
-every ``K``. With ``N = 'all'`` the subset does not depend on the seed, so it
-runs once. ``tools/analysis/selection_stability.py`` is the command line.
-"""
+"""How much a NOSE selection depends on its calibration subset (docs/design.md)."""
 from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -76,24 +56,17 @@ def measure_selection_stability(model: torch.nn.Module,
 
     Args:
         model (nn.Module): A classifier supported by the selection adapters.
-        datasets (dict): Calibration dataset per split name (see
-            :func:`~nose_mm.selection.build_calibration_dataset`).
-        num_layers (Sequence[int]): Budgets ``K``; one run with ``max(K)``
-            gives all of them (greedy prefixes).
-        num_samples (Sequence[int | str]): ``N`` values; ``'all'`` is the
-            whole split. A value larger than a split is left out for it.
+        datasets (dict): Calibration dataset per split name.
+        num_layers (Sequence[int]): Budgets ``K`` (one run with ``max(K)`` gives all).
+        num_samples (Sequence[int | str]): ``N`` values (``'all'``: the whole split).
         seeds (Sequence[int]): Calibration subset seeds.
         skip_modes (Sequence[str]): Skip modes. Defaults to ``('identity', )``.
-        settings (SelectionSettings, optional): Other settings (criterion,
-            features, batch size...). Defaults to the defaults.
+        settings (SelectionSettings, optional): Other settings. Defaults to None.
         num_workers (int): Loader workers. Defaults to 0.
-        progress (callable, optional): Called after every selection run.
+        progress (callable, optional): Called after every selection run. Defaults to None.
 
     Returns:
-        list[dict]: One run per (split, N, seed, skip mode): ``split``, ``n``
-        (as given), ``num_samples``, ``seed``, ``skip_mode``, ``selection``
-        (``max(K)`` layers in selection order), ``te_first`` (the first
-        step's TE per candidate) and ``time_s``.
+        list[dict]: One run per (split, N, seed, skip mode), with ``selection`` and ``te_first``.
 
     Raises:
         ValueError: Bad ``N`` values, budgets, seeds or settings.
@@ -130,17 +103,14 @@ def measure_selection_stability(model: torch.nn.Module,
 
 def stability_rows(runs: Sequence[Dict[str, Any]],
                    num_layers: Sequence[int]) -> List[Dict[str, Any]]:
-    """Summarise runs per ``(split, skip_mode, k, n)`` (see the module docstring).
+    """Summarise runs per ``(split, skip_mode, k, n)`` (docs/design.md).
 
     Args:
         runs (Sequence[dict]): From :func:`measure_selection_stability`.
         num_layers (Sequence[int]): Budgets ``K`` (each at most the runs' length).
 
     Returns:
-        list[dict]: ``split``, ``skip_mode``, ``k``, ``n``, ``num_samples``,
-        ``seeds``, ``distinct``, ``modal`` (sorted layers), ``agreement``,
-        ``matches_all`` (None without an ``'all'`` run), ``stable`` and
-        ``sets`` (sorted layers per seed).
+        list[dict]: Per group: ``distinct``, ``agreement``, ``matches_all``, ``stable``...
     """
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for run in runs:
@@ -167,8 +137,7 @@ def smallest_stable_n(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Per ``(split, skip_mode, k)``: the smallest ``N`` stable together with every larger ``N``.
 
     Returns:
-        list[dict]: ``split``, ``skip_mode``, ``k``, ``n`` (an int, ``'all'``,
-        or None when not even the largest ``N`` is stable) and ``num_samples``.
+        list[dict]: ``split``, ``skip_mode``, ``k``, ``n`` (None: never stable), ``num_samples``.
     """
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for row in rows:
@@ -189,12 +158,8 @@ def smallest_stable_n(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def stability_markdown(record: Dict[str, Any]) -> str:
     """One markdown table per budget K: rows (split, skip mode), columns N.
 
-    A cell is the number of distinct sets over the seeds and, in brackets, how
-    many seeds gave the all-images set; the ``N = all`` cell is that set.
-
     Args:
-        record (dict): With ``rows`` (:func:`stability_rows`) and
-            ``smallest_stable_n`` (:func:`smallest_stable_n`).
+        record (dict): With ``rows`` and ``smallest_stable_n``.
     """
     rows, lines = record['rows'], []
     grid = []

@@ -1,9 +1,4 @@
-"""Checkpoint files: the one way nose_mm reads (:mod:`.reader`) and writes one.
-
-Every loader of the package (mmengine's local scheme in :mod:`.mmengine_loader`,
-the prune / convert tools, the strict fit of :mod:`.fit`) goes through
-:func:`load_checkpoint_file`, so how files are read is decided here once.
-"""
+"""Checkpoint files: the one way nose_mm reads (:mod:`.reader`) and writes one."""
 import json
 import os.path as osp
 from collections import OrderedDict
@@ -16,18 +11,14 @@ import torch
 from ..utils.fileio import atomic_write
 from .reader import SAFETENSORS_META_KEY, safe_torch_load
 
-__all__ = ['load_checkpoint_file', 'save_checkpoint_file', 'state_dict_of', 'SAFETENSORS_SUFFIX']
+__all__ = ['load_checkpoint_file', 'save_checkpoint_file', 'state_dict_of']
 
 #: Outputs named ``*.safetensors`` are written in that format (no pickle).
 SAFETENSORS_SUFFIX = '.safetensors'
 
 
 def load_checkpoint_file(path: str, map_location='cpu') -> dict:
-    """Load a local checkpoint file into a dict, safely (:func:`.reader.safe_torch_load`).
-
-    ``.pth`` files in any torch format and ``.safetensors`` files are read; a
-    safetensors file written by :func:`save_checkpoint_file` gives back the
-    ``{'state_dict', 'meta'}`` it was saved from.
+    """Load a local checkpoint file (``.pth`` or ``.safetensors``) into a dict, safely.
 
     Args:
         path (str): A local checkpoint file.
@@ -39,11 +30,9 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         IsADirectoryError: ``path`` is a folder.
-        ValueError: The file is not a torch checkpoint holding a dict
-            (``CheckpointLoadError``: unreadable, or refused as unsafe).
+        ValueError: Not a dict checkpoint, unreadable or unsafe (``CheckpointLoadError``).
     """
     path = osp.expanduser(path)
-    # nose_mm's restricted unpickler (or safetensors), unless the user trusts the file
     checkpoint = safe_torch_load(path, map_location=map_location)
     if not isinstance(checkpoint, dict):
         raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, expected a dict')
@@ -51,17 +40,11 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
 
 
 def state_dict_of(checkpoint: dict, keys: Sequence[str] = ('state_dict', )) -> OrderedDict:
-    """The state dict a checkpoint holds, with a ``module.`` prefix (DDP, DataParallel) removed.
-
-    The one place nose_mm unwraps a checkpoint: Runner files keep the weights
-    under ``state_dict``, official DeiT / reference files under ``model``
-    (pass ``keys=('model', 'state_dict')``); a bare state dict is its own.
-    The modules' version metadata (``_metadata``) is kept.
+    """The state dict a checkpoint holds, a ``module.`` prefix removed, ``_metadata`` kept.
 
     Args:
-        checkpoint (dict): A loaded checkpoint.
-        keys (sequence of str): Keys to look under, in order. Defaults to
-            ``('state_dict', )``.
+        checkpoint (dict): A loaded checkpoint (or a bare state dict).
+        keys (sequence of str): Keys to look under, in order. Defaults to ``('state_dict', )``.
 
     Returns:
         OrderedDict: The weights.
@@ -108,13 +91,8 @@ def _save_safetensors(checkpoint: dict, path: str) -> None:
 def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) -> None:
     """Save ``checkpoint`` atomically: ``torch.save``, or safetensors for ``*.safetensors``.
 
-    A ``.safetensors`` file holds the ``state_dict`` tensors, and ``meta``
-    (removed layers, dilution, conversion source) as JSON in its header; it
-    holds no pickle, so loading it cannot run code.
-
     Args:
-        checkpoint (dict): What to save (for safetensors: ``state_dict`` and
-            ``meta`` only).
+        checkpoint (dict): What to save (safetensors: ``state_dict`` and ``meta`` only).
         path (str): Destination file; its folder is created if needed.
         overwrite (bool): Allow replacing an existing file. Defaults to True.
 

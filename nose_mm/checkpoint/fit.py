@@ -1,25 +1,4 @@
-"""Strict checkpoint fit: refuse weights that do not fit the model, say what differs.
-
-mmengine loads ``load_from``, the checkpoint of ``tools/test.py`` and backbone
-``init_cfg=dict(type='Pretrained', ...)`` with ``strict=False`` and only logs
-the missing and unexpected keys, so a checkpoint of another model (a UperNet
-under a classifier config, a classifier of other widths) gives random-weight
-results with exit 0. Here a load compares keys and shapes (after the model's
-own load hooks, e.g. the position-embedding resize of ViTs) and raises
-:class:`CheckpointFitError` with the first few differing keys and their counts.
-
-Deliberate partial loads are explicit: ``prefixes`` loads and compares only the
-keys under those prefixes (a classification backbone into UperNet:
-``prefixes=['backbone.']``), ``ignore_keys`` lists regular expressions of keys
-allowed to be missing or unexpected (e.g. the classifier's final norm, unused
-by a segmentation backbone with ``final_norm=False``), ``strict=False`` keeps
-mmengine's log-only behaviour. See ``nose_mm/engine/runner.py`` (``load_from``,
-test and resume) and :class:`StrictPretrainedInit` (backbone ``init_cfg``).
-
-A diluted checkpoint (meta ``dilution_layers`` / ``dilution_lam``, written by
-``DilutionHook``) is applied, never ignored: see
-:func:`apply_checkpoint_dilution`.
-"""
+"""Strict checkpoint fit (say what differs) and the dilution metadata (docs/design.md)."""
 import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
@@ -50,9 +29,7 @@ def check_fit_cfg(cfg: Optional[dict]) -> dict:
     """Validate a ``checkpoint_fit`` setting and fill its defaults.
 
     Args:
-        cfg (dict, optional): ``strict`` (bool, defaults to True),
-            ``prefixes`` (list of str, defaults to None: every key) and
-            ``ignore_keys`` (list of regular expressions, defaults to []).
+        cfg (dict, optional): ``strict`` (True), ``prefixes`` (None: all), ``ignore_keys`` ([]).
 
     Returns:
         dict: The three settings.
@@ -102,21 +79,15 @@ def _listing(kind: str, keys: Sequence[str]) -> str:
 def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
                             source: str, prefixes: Optional[Sequence[str]] = None,
                             ignore_keys: Sequence[str] = (), hint: str = '') -> None:
-    """Load ``state_dict`` into ``module``; raise unless keys and shapes fit.
-
-    The model's load hooks run first (as in ``load_state_dict``), so a
-    checkpoint they adapt (a resized position embedding) fits.
+    """Load ``state_dict`` into ``module`` (load hooks first); raise unless keys and shapes fit.
 
     Args:
         module (torch.nn.Module): The model (wrappers are unwrapped).
         state_dict (dict): The weights.
         source (str): Names the checkpoint in the error.
-        prefixes (sequence of str, optional): Load and compare only keys
-            under these prefixes. Defaults to None (every key).
-        ignore_keys (sequence of str): Regular expressions (full match) of
-            keys allowed to be missing or unexpected. Defaults to ().
-        hint (str): How to load a partial checkpoint on purpose, appended to
-            the error. Defaults to ''.
+        prefixes (sequence of str, optional): Only keys under these. Defaults to None (all).
+        ignore_keys (sequence of str): Regexes of keys that may differ. Defaults to ().
+        hint (str): Appended to the error (how to load on purpose). Defaults to ''.
 
     Raises:
         CheckpointFitError: Missing, unexpected or shape-mismatched keys.
@@ -174,29 +145,18 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch
 
 def apply_checkpoint_dilution(model: torch.nn.Module, meta: Optional[dict],
                               source: Optional[str]) -> Optional[List[int]]:
-    """Make the model dilute what the checkpoint was trained with, or refuse.
-
-    A checkpoint whose meta records diluted layers (``dilution_layers``) and
-    their ``dilution_lam`` is applied to every dilutable backbone of the
-    model: a backbone that dilutes no layer dilutes the recorded ones at the
-    recorded ``lam`` (as ``DilutionHook`` does for test and resume runs); one
-    that dilutes the same layers gets the recorded ``lam``. So the model runs
-    what was trained and ``results.json`` records it (diluted layers are never
-    a baseline row).
+    """Make the model dilute what the checkpoint was trained with, or refuse (docs/design.md).
 
     Args:
         model (torch.nn.Module): The model (wrappers are unwrapped).
         meta (dict, optional): The checkpoint's ``meta``.
-        source (str, optional): Names the checkpoint in errors (None: "the
-            loaded checkpoint").
+        source (str, optional): Names the checkpoint in errors.
 
     Returns:
-        list[int] | None: The diluted layers applied, None if the checkpoint
-        records none.
+        list[int] | None: The diluted layers applied, None if the checkpoint records none.
 
     Raises:
-        CheckpointFitError: The model has no dilutable backbone, dilutes
-            other layers, or uses the other residual compensation.
+        CheckpointFitError: No dilutable backbone, other layers or other compensation.
     """
     meta = meta or {}
     saved = meta.get(META_DILUTED)
@@ -236,18 +196,15 @@ def apply_checkpoint_dilution(model: torch.nn.Module, meta: Optional[dict],
 def load_checkpoint_strict(model: torch.nn.Module, path: str) -> dict:
     """Load a local checkpoint into ``model``, every key and shape fitting.
 
-    The loader of the tools that build a model themselves (selection,
-    benchmark, analysis: :func:`nose_mm.models.builder.build_model_from_cfg`):
-    :func:`~.files.load_checkpoint_file`, :func:`~.files.state_dict_of`, then
-    :func:`load_state_dict_checked`, so a misfit is the same
-    :class:`CheckpointFitError` as in a Runner.
-
     Args:
         model (nn.Module): The model built from the config.
         path (str): A local checkpoint file.
 
     Returns:
         dict: The loaded checkpoint (e.g. its ``meta``).
+
+    Raises:
+        CheckpointFitError: The checkpoint does not fit the model.
     """
     checkpoint = load_checkpoint_file(path)
     load_state_dict_checked(model, state_dict_of(checkpoint), path)
@@ -256,25 +213,14 @@ def load_checkpoint_strict(model: torch.nn.Module, path: str) -> dict:
 
 @register_weight_init('Pretrained')
 class StrictPretrainedInit(PretrainedInit):
-    """mmengine's ``Pretrained`` init, refusing a checkpoint that does not fit.
-
-    Registered as ``'Pretrained'`` in mmpretrain's and mmseg's weight
-    initializer registries when ``nose_mm`` is imported, so
-    ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
-    compares keys and shapes (those under ``prefix``, stripped) with the
-    module and raises :class:`CheckpointFitError` naming what differs. A
-    diluted checkpoint is applied (:func:`apply_checkpoint_dilution`).
+    """mmengine's ``Pretrained`` init that refuses a misfit and applies a diluted checkpoint.
 
     Args:
         checkpoint (str): The checkpoint file.
-        prefix (str, optional): Load only the keys under this prefix, with
-            the prefix removed (e.g. ``'backbone.'``). Defaults to None.
+        prefix (str, optional): Load only the keys under it, stripped. Defaults to None.
         map_location (str): As in :func:`torch.load`. Defaults to ``'cpu'``.
-        strict (bool): Refuse misfits; False keeps mmengine's log-only load.
-            Defaults to True.
-        ignore_keys (sequence of str): Regular expressions (full match, keys
-            after the prefix is removed) allowed to be missing or unexpected.
-            Defaults to ().
+        strict (bool): Refuse misfits; False keeps mmengine's log-only load. Defaults to True.
+        ignore_keys (sequence of str): Regexes of keys that may differ. Defaults to ().
     """
 
     def __init__(self, checkpoint, prefix=None, map_location='cpu', strict: bool = True,

@@ -1,35 +1,4 @@
-"""Load checkpoint files without letting them run code.
-
-Unpickling a ``.pth`` file can call any Python function the file names, so a
-downloaded checkpoint could run code as soon as it is loaded.
-:func:`safe_torch_load` reads every torch format (the zip archive of torch >=
-1.6 and the older pickle sequence) through nose_mm's own unpickler
-(:mod:`nose_mm.checkpoint.unpickler`): the file can only build plain data
-(tensors, containers, numbers, strings, numeric numpy values,
-``HistoryBuffer``, ``argparse.Namespace``), each piece from checked arguments.
-A file that names anything else is refused before any of it runs, with every
-name it holds. ``.safetensors`` files (no pickle at all) are read with the
-``safetensors`` library.
-
-Before reading, the path must be a regular file (a FIFO or a device is
-refused without being opened for reading), non-empty, and a torch zip archive,
-a torch pickle or a safetensors file; TorchScript archives and the tar format
-of torch < 0.4 are refused. Every failure is a :class:`CheckpointLoadError`
-naming the file.
-
-Trusting a file (``weights_only=False``, the file can run code) is never the
-default, and is scoped to the files the user named:
-
-* ``--trust-checkpoint`` on a tool trusts the tool's own checkpoint argument
-  (``CHECKPOINT`` / ``SRC``; for ``tools/train.py`` the ``--resume`` /
-  ``load_from`` file) for that run only; ``--trust-checkpoint FILE``
-  (repeatable) trusts FILE instead, e.g. an ``init_cfg`` file or a
-  ``--compare`` checkpoint (:func:`apply_trust_checkpoint`);
-* ``trust_checkpoint = True`` in a config trusts its ``load_from`` / resume
-  checkpoint, ``trust_checkpoint = ['a.pth', ...]`` those files;
-* ``NOSE_MM_TRUST_CHECKPOINT=1`` in the environment trusts every file, in
-  every process that inherits it: the explicit process-wide opt-in.
-"""
+"""Load checkpoint files without letting them run code; trust opt-in (docs/design.md)."""
 import argparse
 import contextlib
 import json
@@ -72,8 +41,7 @@ def trust_from_env() -> bool:
     """Whether ``NOSE_MM_TRUST_CHECKPOINT`` opts in to unrestricted loading.
 
     Raises:
-        ValueError: The variable is set to something other than 1/0, true/false,
-            yes/no or on/off.
+        ValueError: The variable is set to something other than 1/0, true/false, yes/no or on/off.
     """
     value = os.environ.get(TRUST_ENV, '').strip().lower()
     if value in _TRUE:
@@ -84,9 +52,7 @@ def trust_from_env() -> bool:
                      f'use 1 (trust checkpoints) or 0')
 
 
-# The files trusted by the tool runs in progress: one set per open scope
-# (:func:`trust_scope`, which every tool's main opens), the first for callers
-# outside any tool.
+# The files trusted by the tool runs in progress: one set per open trust_scope.
 _TRUSTED: List[set] = [set()]
 
 
@@ -101,11 +67,7 @@ def is_trusted(path: str) -> bool:
 
 @contextlib.contextmanager
 def trust_scope() -> Iterator[set]:
-    """A scope for trusted files: what is trusted inside it is forgotten when it closes.
-
-    :func:`nose_mm.utils.cli.cli_main` runs every tool's ``main`` in one, so
-    ``--trust-checkpoint`` lasts exactly one tool run, in-process runs included.
-    """
+    """A scope for trusted files, forgotten when it closes (each tool run opens one)."""
     files: set = set()
     _TRUSTED.append(files)
     try:
@@ -164,13 +126,7 @@ _SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
 
 
 def checkpoint_format(head: bytes, size: int) -> Optional[str]:
-    """``'zip'``, ``'pickle'``, ``'safetensors'`` or None, from a file's first 9 bytes.
-
-    torch.save writes a zip archive (torch >= 1.6) or a pickle sequence (older
-    files); a safetensors file starts with its little-endian header length and
-    ``{``. The three cannot be confused: byte 8 of a zip local header is its
-    compression method, of a torch pickle part of its magic number.
-    """
+    """``'zip'``, ``'pickle'``, ``'safetensors'`` or None, from a file's first 9 bytes."""
     if len(head) >= 9 and head[8:9] == b'{':
         length = struct.unpack('<Q', head[:8])[0]
         if length <= min(size - 8, _SAFETENSORS_HEADER_LIMIT):
@@ -194,15 +150,8 @@ def _is_tar(f) -> bool:
 
 
 def _check_archive(f, path: str) -> None:
-    """Refuse a TorchScript archive, and a zip archive not laid out as torch.save writes one.
-
-    torch.save stores every record uncompressed, once, one after the other,
-    with the central directory where the end record says. torch's reader would
-    also inflate compressed records (a small file expanding to gigabytes) and
-    read records that overlap (one stored block loaded as many tensors); and
-    where Python's ``zipfile`` and torch's reader could see different
-    directories, a check made with one would not hold for the other.
-    """
+    """Refuse a TorchScript archive, and a zip archive not laid out as torch.save
+    writes one (docs/design.md)."""
     def refuse(why: str) -> CheckpointLoadError:
         return CheckpointLoadError(f'cannot read checkpoint {_describe_path(path)}: {why}; '
                                    f'torch.save does not write such archives')
@@ -212,8 +161,7 @@ def _check_archive(f, path: str) -> None:
         if end is None or archive.start_dir != end[zipfile._ECD_OFFSET]:
             raise refuse('its central directory is not where its end record says')
         infos = sorted(archive.infolist(), key=lambda i: i.header_offset)
-        # torch.load runs TorchScript (code) when it finds this record; it sees the same
-        # directory, checked above
+        # torch.load runs TorchScript (code) on this record, in the directory checked above
         if any(i.filename.split('/', 1)[-1] == 'constants.pkl' for i in infos):
             raise CheckpointLoadError(
                 f'cannot read checkpoint {_describe_path(path)}: it is a TorchScript archive '
@@ -266,12 +214,8 @@ SAFETENSORS_META_KEY = 'nose_mm.meta'
 
 
 def safetensors_to_checkpoint(tensors: dict, metadata: dict) -> dict:
-    """A safetensors file's content as a checkpoint dict.
-
-    Files nose_mm writes (:data:`SAFETENSORS_META_KEY` in the header) give
-    ``{'state_dict': tensors, 'meta': meta}`` as the ``.pth`` they replace;
-    other files (e.g. timm / Hugging Face weights) the bare state dict.
-    """
+    """A safetensors file's content as a checkpoint dict (``{'state_dict', 'meta'}``
+    for files nose_mm wrote, else the bare state dict)."""
     if SAFETENSORS_META_KEY not in metadata:
         return dict(tensors)
     meta = json.loads(metadata[SAFETENSORS_META_KEY])
@@ -284,22 +228,17 @@ def safe_torch_load(path: str, map_location: Any = None, trust: Optional[bool] =
     """Load a local checkpoint file without letting it run code, unless trusted.
 
     Args:
-        path (str): Checkpoint file (``.pth`` in any torch format, or
-            ``.safetensors``).
+        path (str): Checkpoint file (``.pth`` in any torch format, or ``.safetensors``).
         map_location: Same as :func:`torch.load`. Defaults to None.
-        trust (bool, optional): Load with ``weights_only=False`` (the file can
-            run code). Defaults to None: :func:`is_trusted` (named by the tool
-            run, or ``NOSE_MM_TRUST_CHECKPOINT=1``).
+        trust (bool, optional): ``weights_only=False``. Defaults to None (:func:`is_trusted`).
 
     Returns:
         The loaded object.
 
     Raises:
         FileNotFoundError / IsADirectoryError: ``path`` is not a file.
-        UnsafeCheckpointError: The file holds something that is not plain
-            data; nothing it names has run.
-        CheckpointLoadError: The file is not a regular file, is empty,
-            truncated, or not a checkpoint; or reading it failed in any way.
+        UnsafeCheckpointError: Not plain data (nothing it names has run).
+        CheckpointLoadError: Not a regular file, empty, truncated, not a checkpoint, unreadable.
     """
     path = osp.expanduser(str(path))
     if trust is None:
@@ -362,22 +301,15 @@ def apply_trust_checkpoint(option: Any = None, named: Iterable[Optional[str]] = 
     """Trust the files the user asked to trust, until the current :func:`trust_scope` ends.
 
     Args:
-        option: The tool's parsed ``--trust-checkpoint``: None, or a list of
-            files and :data:`TRUST_NAMED` (the bare flag); True means
-            :data:`TRUST_NAMED`. Defaults to None.
-        named (iterable of str): The checkpoints given on the command line
-            (None entries are ignored). Defaults to ().
-        cfg (Config, optional): A config whose top-level ``trust_checkpoint``
-            (True: ``named``; a list: those files) is honoured. Defaults to None.
+        option: The parsed ``--trust-checkpoint`` (True: :data:`TRUST_NAMED`). Defaults to None.
+        named (iterable of str): The checkpoints on the command line (None ignored). Defaults to ().
+        cfg (Config, optional): Its ``trust_checkpoint`` (True or files) counts. Defaults to None.
 
     Returns:
-        frozenset: The trusted files (resolved paths); none when nothing was
-        asked for.
+        frozenset: The trusted files (resolved paths).
 
     Raises:
-        ValueError: ``trust_checkpoint`` / the option is not one of those
-            forms, a file to trust does not exist, or the environment variable
-            has a value that is not allowed.
+        ValueError: A malformed option, a missing file, or a bad environment variable.
     """
     trust_from_env()  # a bad value is an error now, not at the first load
     asked = _trust_list(option, '--trust-checkpoint')

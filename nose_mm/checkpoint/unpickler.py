@@ -1,54 +1,4 @@
-"""nose_mm's own unpickler: the only code a checkpoint file can reach.
-
-Why not ``torch.load(weights_only=True)`` with extra allowed globals: its
-unpickler lets an allowed class's ``__setstate__`` (or ``__dict__.update``) take
-whatever state the file gives, and calls any allowed function with any
-arguments. With numpy's dtypes and arrays, mmengine's ``HistoryBuffer`` and
-torch's own ``_rebuild_from_type_v2`` on the list, a file built only from
-allowed names forges object pointers and runs code (nose_mm issue 20). The
-allow-list, not the names, was the hole: an allowed piece whose state the file
-can drive is a gadget.
-
-So this module runs the pickle opcodes itself (:class:`SafeUnpickler`), and
-every operation the file can ask for is one of the functions below:
-
-* ``GLOBAL`` / ``STACK_GLOBAL`` push an inert token from :data:`_GLOBALS` (a
-  torch dtype or storage type is pushed as itself); any other name is refused.
-  Before anything runs, :func:`scan_globals` names every global of the pickle,
-  so a refusal lists all of them.
-* ``REDUCE`` / ``NEWOBJ`` call only the builder of a token; each builder checks
-  its arguments' types and values (e.g. a numpy dtype only from a canonical
-  numeric spec, a tensor only over a storage from the archive with no hooks).
-* ``BUILD`` sets state only on the five kinds that legitimate checkpoints
-  build (``OrderedDict`` metadata, numpy dtype and array, ``HistoryBuffer``,
-  ``argparse.Namespace``), once per object, after checking every key and value;
-  a ``HistoryBuffer``'s state never reaches its class.
-* ``BINPERSID`` (torch's storages) passes only a well-formed storage id to
-  torch's own ``persistent_load``.
-* ``BINPERSID`` of the legacy format: a storage no larger than the file, zeroed
-  before torch fills it (a storage the file does not list stays zeros, never
-  uninitialised memory).
-* Dict keys and set items are strings, bytes, small ints and small tuples of
-  them, so hashing stays linear in the file (no shared-tuple explosion, no
-  crafted collisions); messages never print a value from the file in full.
-* The result must be plain data (:func:`check_plain_data`): containers,
-  numbers, strings, tensors of number dtypes, numeric numpy values and the
-  built objects, with no cycle and at most :data:`MAX_EXPANDED_SIZE` items
-  when shared parts are counted each time.
-
-What legitimate files hold (measured in ``tests/test_checkpoint/test_reader.py``
-on files written by mmengine, mmpretrain, mmseg, timm, the reference code and
-nose_mm): tensors and parameters, ``OrderedDict``, numpy numeric arrays,
-scalars and dtypes, ``HistoryBuffer`` (with its statistics methods pickled
-through ``getattr``), ``argparse.Namespace``, bytes and sets. What is refused
-although ``weights_only=True`` allows it: tensor subclasses and tensors with
-Python attributes (``_rebuild_from_type_v2``), sparse, quantized, bit, nested
-and meta tensors, ``Counter``, backward hooks, float dict keys, and the
-text-protocol and extension opcodes.
-
-:data:`PICKLE_MODULE` is what ``torch.load(pickle_module=...)`` takes, so torch
-still reads the archive and its storages.
-"""
+"""nose_mm's own unpickler, the only code a checkpoint file can reach (docs/design.md)."""
 import _compat_pickle
 import argparse
 import io
@@ -126,9 +76,7 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-# ---------------------------------------------------------------------------
 # Builders: the only functions a file can call (through REDUCE / NEWOBJ).
-# ---------------------------------------------------------------------------
 def _is_int(value: Any) -> bool:
     return type(value) is int
 
@@ -427,9 +375,7 @@ def is_allowed_global(module: str, name: str) -> bool:
     return f'{module}.{name}' in _GLOBALS or _storage_type(module, name) is not None
 
 
-# ---------------------------------------------------------------------------
 # BUILD: state set only on the kinds checkpoints build, after checking it.
-# ---------------------------------------------------------------------------
 def _build_ordered_dict(inst: OrderedDict, state: Any, built) -> None:
     # state_dict() keeps the modules' versions in ``_metadata``; nothing else is set
     if type(state) is not dict or set(state) - {'_metadata'}:
@@ -490,8 +436,7 @@ def _build_history_buffer(inst: HistoryBuffer, state: Any, built) -> None:
     counts = _numeric_array(state['_count_history'], 'HistoryBuffer._count_history')
     if len(logs) != len(counts):
         _refuse('HistoryBuffer logs and counts differ in length')
-    # The statistics are mmengine's defaults: the file's methods are never applied,
-    # and the class-level registry is only given the defaults mmengine itself sets.
+    # mmengine's default statistics: the file's methods are never applied or registered
     inst.__dict__.update(max_length=max_length, _log_history=logs.copy(),
                          _count_history=counts.copy())  # a later BUILD cannot change them
     HistoryBuffer._set_default_statistics(inst)
@@ -508,9 +453,7 @@ _BUILD = {OrderedDict: _build_ordered_dict, np.ndarray: _build_array,
           HistoryBuffer: _build_history_buffer, argparse.Namespace: _build_namespace}
 
 
-# ---------------------------------------------------------------------------
 # The opcode machine.
-# ---------------------------------------------------------------------------
 _LOCATION = re.compile(r'cpu|cuda(:\d{1,4})?|mps|xpu(:\d{1,4})?')
 
 
@@ -520,13 +463,8 @@ def _storage_bytes(pid: tuple) -> int:
 
 
 def _storage_id(pid: Any, limit: int) -> None:
-    """Refuse a persistent id that is not torch's id of a stored tensor.
-
-    Args:
-        pid: The id (zip format: 5 items; the legacy format: 6).
-        limit (int): The file's size: a legacy storage (read from the file
-            after the pickle) cannot be larger.
-    """
+    """Refuse a persistent id that is not torch's id of a stored tensor (a legacy
+    storage cannot be larger than the file, ``limit`` bytes)."""
     ok = type(pid) is tuple and len(pid) in (5, 6) and pid[0] in ('storage', b'storage')
     if ok:
         storage_type, key, location, numel = pid[1:5]
@@ -550,14 +488,11 @@ def _storage_id(pid: Any, limit: int) -> None:
 class SafeUnpickler:
     """A pickle machine that does only what :mod:`nose_mm.checkpoint.unpickler` allows.
 
-    Same interface as :class:`pickle.Unpickler` as torch uses it: built on a
-    binary file, ``find_class`` (torch's loaders override it for storage
-    types and call this one), ``persistent_load`` (set by torch), ``load()``.
+    The interface of :class:`pickle.Unpickler` as torch uses it.
 
     Args:
         file: A binary file positioned at the pickle.
-        encoding (str): Decoding of protocol-0/1 8-bit strings. Defaults to
-            ``'ASCII'``; torch passes ``'utf-8'``.
+        encoding (str): Decoding of protocol-0/1 8-bit strings. Defaults to ``'ASCII'``.
         errors (str): Their decoding errors. Defaults to ``'strict'``.
     """
 
@@ -591,7 +526,6 @@ class SafeUnpickler:
         self._file.seek(start)
         return self._run()
 
-    # -- the machine -----------------------------------------------------
     def _run(self) -> Any:
         read, readline = self._file.read, self._file.readline
         stack: List[Any] = []
@@ -829,8 +763,7 @@ class SafeUnpickler:
                         _refuse('its storages hold more bytes than the file')
                 storage = self.persistent_load(pid)
                 if len(pid) == 6 and id(storage) not in zeroed:
-                    # legacy: torch fills storages from the file after the pickle, only those
-                    # the file lists; one it does not list would hold uninitialised memory
+                    # legacy: torch fills only listed storages; zeros, not uninitialised memory
                     storage._untyped_storage.fill_(0)
                     zeroed[id(storage)] = storage
                 push(storage)
@@ -845,11 +778,7 @@ def _canonical_name(full: str) -> str:
 
 
 def scan_globals(file) -> List[Tuple[str, str]]:
-    """Every ``(module, name)`` a pickle names, read without running it.
-
-    Reads one pickle from ``file`` (up to its STOP). ``STACK_GLOBAL`` names are
-    resolved when the two strings before it are literal (as the pickler writes
-    them); :class:`SafeUnpickler` checks every name again as it runs.
+    """Every ``(module, name)`` a pickle names, read without running it (up to its STOP).
 
     Raises:
         ValueError: The bytes are not a pickle (``pickletools`` cannot read them).
@@ -933,13 +862,10 @@ def _children(value: Any) -> List[Any]:
 def check_plain_data(obj: Any, limit: int = MAX_EXPANDED_SIZE) -> None:
     """Refuse a loaded object that holds anything but plain data, a cycle, or too much.
 
-    Plain data: dicts (``OrderedDict`` with at most ``_metadata``), lists,
-    tuples, sets, numbers, strings, bytes, torch dtypes / devices / sizes,
-    tensors and parameters of number dtypes (no hooks, not quantized, sparse or
-    meta), numeric numpy arrays, scalars and dtypes, ``HistoryBuffer`` and
-    ``argparse.Namespace`` built by :class:`SafeUnpickler`. The object must be
-    a tree or a DAG whose expanded size (shared parts counted each time they
-    are reached: what printing or saving it visits) is at most ``limit``.
+    Plain data: containers, numbers, strings, bytes, torch dtypes / devices / sizes,
+    plain tensors of number dtypes, numeric numpy values, and the ``HistoryBuffer``
+    and ``Namespace`` objects :class:`SafeUnpickler` builds; the expanded size
+    (shared parts counted each time) is at most ``limit``.
 
     Raises:
         UnsafeContentError: Naming the first offending value.
@@ -987,11 +913,7 @@ def _header_value(value: Any) -> bool:
 
 
 def _load(file, **kwargs) -> Any:
-    """``pickle.load`` for torch's legacy-format headers: an int, the system info or keys.
-
-    torch reads these itself (compares, formats, hashes them), so they are held
-    to their exact shape.
-    """
+    """``pickle.load`` for torch's legacy-format headers, held to their exact shape."""
     value = SafeUnpickler(file, **kwargs).load()
     if not _header_value(value):
         _refuse(f'a legacy-format header holds a {_describe(value)} of another shape than '

@@ -1,13 +1,4 @@
-"""Datasets that fail with one line naming the folder or the files.
-
-A dataset that cannot be read (empty or wrong folder), holds no samples, or a
-sample whose image or annotation cannot be loaded raises :class:`DataError`
-(a user error: one line, exit 2) naming the ``data_root`` or the sample's
-files, where mmpretrain / mmseg raise deep inside their pipelines. An
-annotation (``gt_seg_map``) whose size differs from its image is refused
-right after it is loaded. ``NoseRunner`` applies this to every dataloader it
-builds; :func:`build_dataset` to datasets built outside a Runner.
-"""
+"""Datasets that fail with one line naming the folder or the files (docs/design.md)."""
 import os
 import os.path as osp
 import re
@@ -19,7 +10,7 @@ from mmengine.registry import DATASETS
 from ..utils.cli import UserError
 
 __all__ = ['DataError', 'BUILD_ERRORS', 'build_dataset', 'dataset_build_error',
-           'check_dataset', 'SampleErrorNaming']
+           'check_dataset']
 
 #: Exceptions of dataset classes that mean the data on disk is not as expected.
 BUILD_ERRORS = (RuntimeError, OSError, ValueError, AssertionError)
@@ -75,7 +66,7 @@ def check_dataset(dataset: Any, cfg: Any = None) -> Any:
 
 
 def build_dataset(cfg: dict) -> Any:
-    """``DATASETS.build(cfg)`` with one-line errors (see the module docstring)."""
+    """``DATASETS.build(cfg)`` with one-line errors (docs/design.md)."""
     try:
         dataset = DATASETS.build(cfg)
     except BUILD_ERRORS as exc:
@@ -93,12 +84,7 @@ def _wrap_pipelines(dataset: Any) -> None:
 
 
 def _check_seg_map_size(results: dict) -> dict:
-    """Refuse an annotation whose size differs from its image's as loaded.
-
-    The image's size is ``ori_shape`` (set when the image is loaded): mmseg's
-    test pipelines resize the image before loading the annotation, which stays
-    at the original size.
-    """
+    """Refuse an annotation whose size differs from its image's ``ori_shape``."""
     seg, img = results.get('gt_seg_map'), results.get('img')
     if seg is None or img is None:
         return results
@@ -112,12 +98,7 @@ def _check_seg_map_size(results: dict) -> dict:
 
 
 class SampleErrorNaming:
-    """A dataset pipeline whose load errors name the sample's files.
-
-    Args:
-        pipeline (Compose): The dataset's pipeline. A size check of the
-            annotation is inserted after its ``LoadAnnotations``.
-    """
+    """A dataset pipeline whose load errors name the sample's files (plus a size check)."""
 
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline

@@ -9,17 +9,9 @@ __all__ = ['NoseCIFAR100']
 class NoseCIFAR100(CIFAR100):
     """mmpretrain's :class:`~mmpretrain.datasets.CIFAR100`, plus ``verify_md5``.
 
-    mmpretrain checks every pickle against the MD5 sums of the official
-    archive. Subsets, re-packed copies and the tiny sets written by the tests
-    have other sums; ``verify_md5=False`` keeps the existence checks and the
-    real pickle reading but skips the sums.
-
     Args:
-        verify_md5 (bool): Check the files against the official MD5 sums.
-            Defaults to True.
-        **kwargs: Passed to :class:`~mmpretrain.datasets.CIFAR100`
-            (``data_root``, ``split``, ``pipeline``, ``download``...). Set
-            ``download=False`` when the data cannot be fetched.
+        verify_md5 (bool): Check the official MD5 sums (docs/design.md). Defaults to True.
+        **kwargs: Passed to :class:`~mmpretrain.datasets.CIFAR100`.
     """
 
     def __init__(self, *args, verify_md5: bool = True, **kwargs) -> None:

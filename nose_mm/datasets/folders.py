@@ -1,16 +1,9 @@
-"""Class-folder splits (``<root>/<split>/<class>/*``) must list the same classes.
-
-mmpretrain's ``CustomDataset`` and ``ImageNet`` without an annotation file take
-each split's labels from that split's own sorted sub-folders. A val split
-missing one class folder therefore shifts every label after it (measured on the
-demo: top-1 30.0 -> 6.9) and nothing fails. :func:`check_class_folders` compares
-the class folders of every such split with the training split's before the run.
-"""
+"""Class-folder splits must list the same classes, or labels shift (docs/design.md)."""
 import os
 import os.path as osp
 from typing import Iterable, List, Optional, Tuple
 
-__all__ = ['FOLDER_DATASETS', 'ClassFolderError', 'class_folder', 'check_class_folders']
+__all__ = ['ClassFolderError', 'check_class_folders']
 
 #: Dataset types whose labels come from class sub-folders when no ann_file is given.
 FOLDER_DATASETS = ('CustomDataset', 'ImageNet', 'ImageNet21k')
@@ -21,15 +14,7 @@ class ClassFolderError(ValueError):
 
 
 def class_folder(ds: dict) -> Optional[str]:
-    """The folder whose sub-folders give ``ds``'s labels, or None.
-
-    None when the dataset is not a class-folder type, has (or, for
-    ``ImageNet``, will find) an annotation file, has no labels, or the folder
-    does not exist (reported elsewhere).
-
-    Args:
-        ds (dict): A dataset config.
-    """
+    """The folder whose sub-folders give dataset config ``ds``'s labels, or None."""
     kind = str(ds.get('type', '')).rsplit('.', 1)[-1]
     if kind not in FOLDER_DATASETS or ds.get('ann_file') or ds.get('with_label', True) is False:
         return None
@@ -63,13 +48,10 @@ def check_class_folders(datasets: Iterable[Tuple[str, dict]]) -> None:
     """Raise unless every class-folder split has the reference split's classes.
 
     Args:
-        datasets (iterable of (str, dict)): ``(where, dataset_cfg)`` pairs,
-            ``where`` naming the config key; the first class-folder dataset is
-            the reference (pass the training split first).
+        datasets (iterable of (str, dict)): ``(where, cfg)`` pairs, the reference first.
 
     Raises:
-        ClassFolderError: Naming the split, its folder, the missing and extra
-            class folders and the fix.
+        ClassFolderError: Naming the split, the missing and extra folders and the fix.
     """
     reference = None
     for where, ds in datasets:

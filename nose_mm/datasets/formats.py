@@ -1,10 +1,4 @@
-"""Write image data in the exact on-disk formats OpenMMLab datasets read.
-
-Used by the tests (tiny sets) and by the demo data builder. Each writer takes
-arrays and lays them out the way the official release does, so the real dataset
-classes (:class:`~mmpretrain.datasets.CIFAR100`, ``ImageNet`` / ``CustomDataset``,
-:class:`~mmseg.datasets.ADE20KDataset`) read them unchanged.
-"""
+"""Write data in the on-disk formats OpenMMLab datasets read (docs/design.md)."""
 import os
 import os.path as osp
 import pickle
@@ -32,11 +26,10 @@ def write_cifar100(root: str, train_images: np.ndarray, train_labels: Sequence[i
     """Write ``<root>/cifar-100-python/{train,test,meta}`` pickles.
 
     Args:
-        root (str): Dataset root (the ``data_root`` of the config).
+        root (str): Dataset root (the config's ``data_root``).
         train_images, test_images (np.ndarray): uint8 N x 32 x 32 x 3 (HWC).
         train_labels, test_labels (sequence of int): Fine labels in [0, 100).
-        class_names (sequence of str, optional): 100 fine label names.
-            Defaults to ``class_000`` ... ``class_099``.
+        class_names (sequence of str, optional): 100 names. Defaults to ``class_000``...
 
     Returns:
         str: The folder written (``<root>/cifar-100-python``).
@@ -81,8 +74,7 @@ def write_image_folder(root: str, split: str, images: np.ndarray, labels: Sequen
         images (np.ndarray): uint8 N x H x W x 3.
         labels (sequence of int): Indices into ``class_names``.
         class_names (sequence of str): Folder name of each class (e.g. wnids).
-        write_ann_file (bool): Also write ``meta/<split>.txt`` with
-            ``<class>/<file> <label>`` lines. Defaults to True.
+        write_ann_file (bool): Also write ``meta/<split>.txt``. Defaults to True.
 
     Returns:
         str: The split folder written.
@@ -108,14 +100,11 @@ def write_image_folder(root: str, split: str, images: np.ndarray, labels: Sequen
 def write_ade20k(root: str, split: str, images: np.ndarray, label_maps: np.ndarray) -> str:
     """Write ``<root>/ADEChallengeData2016/{images,annotations}/<split>/``.
 
-    Label maps follow ADE20k: 0 is "other" (ignored with ``reduce_zero_label``),
-    1..150 are the classes.
-
     Args:
         root (str): Dataset root (the folder holding ``ADEChallengeData2016``).
         split (str): ``'training'`` or ``'validation'``.
         images (np.ndarray): uint8 N x H x W x 3.
-        label_maps (np.ndarray): uint8 N x H x W with values in [0, 150].
+        label_maps (np.ndarray): uint8 N x H x W in [0, 150] (0: "other").
 
     Returns:
         str: The ``ADEChallengeData2016`` folder.

@@ -12,7 +12,7 @@ from nose_mm.checkpoint.fit import (apply_checkpoint_dilution, check_fit_cfg,
                                            load_state_dict_checked)
 from nose_mm.utils.cli import UserError
 
-__all__ = ['NoseRunner', 'check_resumable']
+__all__ = ['NoseRunner']
 
 FIT_HINT = ('To load part of it on purpose, set checkpoint_fit=dict(prefixes=["backbone."]) '
             '(only those keys loaded and compared), ignore_keys=[...] or strict=False in the '
@@ -23,29 +23,10 @@ FIT_HINT = ('To load part of it on purpose, set checkpoint_fit=dict(prefixes=["b
 class NoseRunner(Runner):
     """A Runner whose checkpoint loads refuse weights that do not fit the model.
 
-    ``load_from`` (``tools/test.py``'s checkpoint) and ``--resume`` compare
-    keys and shapes with the model and raise
-    :class:`~nose_mm.models.CheckpointFitError` listing what differs, where
-    mmengine's Runner only logs it. A diluted checkpoint is applied to the
-    model (:func:`~nose_mm.models.apply_checkpoint_dilution`) after the hooks'
-    ``after_load_checkpoint``. ``tools/train.py`` and ``tools/test.py`` use
-    this Runner unless the config sets ``runner_type``.
-
-    Config key ``checkpoint_fit`` (dict, optional) for deliberate partial
-    loads through ``load_from``; resuming always compares every key:
-
-    - ``prefixes`` (list of str): load and compare only keys under them,
-      e.g. ``['backbone.']`` for a classification backbone into UperNet.
-      Defaults to None (every key).
-    - ``ignore_keys`` (list of str): regular expressions (full match) of keys
-      allowed to be missing or unexpected. Defaults to [].
-    - ``strict`` (bool): False keeps mmengine's log-only load. Defaults to
-      True.
-
-    ``--resume`` refuses a checkpoint without the training state (a pruned
-    or converted weights-only file). Dataloaders are built through
-    :mod:`nose_mm.datasets.checks`: an empty or unreadable data folder, or a
-    sample that cannot be loaded, is one error naming the folder or files.
+    ``load_from`` and ``--resume`` raise ``CheckpointFitError`` on a misfit (the config's
+    ``checkpoint_fit``, see :func:`~nose_mm.checkpoint.fit.check_fit_cfg`, allows partial
+    ``load_from``) and apply a diluted checkpoint; dataloaders go through
+    :mod:`nose_mm.datasets.checks`.
     """
 
     checkpoint_fit = check_fit_cfg(None)
@@ -102,12 +83,7 @@ class NoseRunner(Runner):
 
 
 def check_resumable(checkpoint: dict, filename: str) -> None:
-    """Refuse to resume from a checkpoint without the training state.
-
-    Raises:
-        UserError: Naming the file and what it lacks (``meta`` epoch / iter,
-            ``message_hub``: what mmengine's ``Runner.resume`` reads).
-    """
+    """Raise UserError unless the checkpoint holds the training state (meta, message hub)."""
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     missing = [] if isinstance(meta, dict) and {'epoch', 'iter'} <= set(meta) else [
         'meta (epoch, iter)']

@@ -14,18 +14,11 @@ __all__ = ['build_model_from_cfg']
 
 def build_model_from_cfg(cfg: Any, checkpoint: Optional[str] = None,
                          device: str = 'cpu') -> torch.nn.Module:
-    """Build ``cfg.model`` as the Runner does, load a checkpoint, eval mode.
-
-    Imports the config's ``custom_imports``, gives the model the config's
-    top-level ``data_preprocessor`` unless it has its own (as the Runner does),
-    builds in the ``default_scope`` (``'mmpretrain'`` if unset) and converts
-    ``SyncBN`` to ``BN`` (one process).
+    """Build ``cfg.model`` as the Runner does, load a checkpoint, switch to eval mode.
 
     Args:
         cfg (mmengine.Config): The config.
-        checkpoint (str, optional): Loaded with
-            :func:`~nose_mm.checkpoint.fit.load_checkpoint_strict`.
-            Defaults to None (the model's ``init_weights``).
+        checkpoint (str, optional): Loaded strictly; None: ``init_weights``. Defaults to None.
         device (str): Device to move the model to. Defaults to ``'cpu'``.
 
     Returns:

@@ -1,14 +1,4 @@
-"""Checkpoint conversion: timm / official checkpoints of every family, and the reference code.
-
-:func:`convert_deit_checkpoint` reads the family from a timm / official state
-dict's keys and applies the family's converter (each family's key map lives
-in its backbone module, see :mod:`nose_mm.models.family`).
-
-The reference code's checkpoints are timm-style ViTs: :func:`convert_lambda_vit`
-reads the removed set from ``args.prune_layer`` (or from blocks that have no
-``norm1`` / ``attn``), drops those layers' LN1 / attention and records them as
-``removed_layers`` in the meta.
-"""
+"""Conversion of timm / official checkpoints of every family and of the reference code's."""
 import ast
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -22,14 +12,11 @@ from .family import detect_source_family
 from .prune import prune_state_dict
 
 __all__ = ['unwrap_state_dict', 'convert_deit_checkpoint', 'convert_lambda_vit',
-           'parse_layer_list', 'check_layer_set', 'reference_lambda']
+           'parse_layer_list']
+
 
 def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
-    """Return the state dict inside an official / timm / mmengine checkpoint.
-
-    Accepts ``{'model': sd}`` (official DeiT, the reference code),
-    ``{'state_dict': sd}`` (mmengine) and a bare ``sd``. A leading
-    ``module.`` (saved from DDP) is stripped.
+    """The state dict of ``{'model': sd}``, ``{'state_dict': sd}`` or ``sd``, ``module.`` removed.
 
     Raises:
         ValueError: No tensor dict found.
@@ -46,18 +33,11 @@ def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
 def convert_deit_checkpoint(checkpoint: dict) -> dict:
     """Convert an official / timm checkpoint of a registered family to nose_mm keys.
 
-    The family is read from the keys
-    (:func:`~nose_mm.models.family.detect_source_family`) and converts them
-    (its ``convert_source``).
-
     Args:
         checkpoint (dict): ``{'model': sd}``, ``{'state_dict': sd}`` or ``sd``.
 
     Returns:
-        dict: ``{'state_dict': ..., 'meta': {'converted_from': ..., 'backbone': ...}}``
-        for ``load_from`` or ``init_cfg=dict(type='Pretrained',
-        checkpoint=..., prefix='backbone.')``; ``meta['backbone']`` names
-        the nose_mm backbone type to build.
+        dict: ``{'state_dict', 'meta'}``; ``meta['backbone']`` names the backbone type.
 
     Raises:
         ValueError: An unknown layout or keys the family's converter refuses.
@@ -69,9 +49,7 @@ def convert_deit_checkpoint(checkpoint: dict) -> dict:
                      'backbone': family.backbone.__name__}}
 
 
-# The reference code's lambda for a checkpoint saved after epoch ``e``: the
-# training script passes the epoch to the model, which uses
-# ``max(0, 1 - e / 299)`` (``1`` at epoch 0) for the layers of ``prune_layer``.
+# The reference code's lambda is max(0, 1 - epoch / 299) (docs/design.md).
 _REFERENCE_LAMBDA_END = 299
 
 
@@ -84,8 +62,7 @@ def parse_layer_list(value, name: str) -> List[int]:
     """Parse the reference code's layer-list argument strictly.
 
     Args:
-        value: A list/tuple of ints, or a list literal such as ``'[0,1,3,4,6]'``
-            (how ``main_lambda.py`` stores ``--prune_layer``).
+        value: A list/tuple of ints, or a list literal such as ``'[0,1,3,4,6]'``.
         name (str): The argument's name, for the error message.
 
     Returns:
@@ -108,11 +85,7 @@ def parse_layer_list(value, name: str) -> List[int]:
 
 
 def check_layer_set(layers: Sequence[int], num_layers: int, name: str) -> List[int]:
-    """Check that ``layers`` are distinct indices in ``0..num_layers-1``; return them sorted.
-
-    Raises:
-        ValueError: A duplicate or an out-of-range layer.
-    """
+    """``layers`` sorted, after checking they are distinct and in ``0..num_layers-1``."""
     layers = list(layers)
     duplicates = sorted({i for i in layers if layers.count(i) > 1})
     if duplicates:
@@ -145,34 +118,19 @@ def convert_lambda_vit(checkpoint: dict, compensate: bool = True,
                        ema: bool = False) -> dict:
     """Convert a reference-code (``lambda_vit``) checkpoint to a pruned nose_mm one.
 
-    Two layouts are accepted (see ``configs/imagenet/README.md``):
-
-    - as ``main_lambda.py`` saves it: ``{'model', 'model_ema', 'args', 'epoch',
-      ...}`` where ``model`` is the training model's state dict, every block
-      still holding ``norm1`` / ``attn``. The removed set is
-      ``args.prune_layer`` (plus ``args.done_layer``), or ``removed_layers``;
-    - already stripped: the removed blocks have no ``norm1`` / ``attn``; the
-      removed set is those blocks (``removed_layers``, if given, must equal it).
+    As ``main_lambda.py`` saves it, or already stripped (docs/design.md).
 
     Args:
         checkpoint (dict): The loaded checkpoint, or a bare timm-style state dict.
-        compensate (bool): Whether the model was trained with the compensated
-            residual (the reference default; its pruned blocks compute
-            ``2 * x``). Defaults to True.
-        removed_layers (Sequence[int], optional): The removed set; overrides
-            ``args.prune_layer``. Defaults to None.
-        ema (bool): Convert ``checkpoint['model_ema']`` instead of
-            ``checkpoint['model']``. Defaults to False.
+        compensate (bool): The model was trained with compensated residuals. Defaults to True.
+        removed_layers (Sequence[int], optional): Overrides ``args.prune_layer``. Defaults to None.
+        ema (bool): Convert ``checkpoint['model_ema']``. Defaults to False.
 
     Returns:
-        dict: ``{'state_dict': ..., 'meta': {'removed_layers': [...],
-        'dilution_compensate': ..., 'dilution_layers': [], ...}}``. Build
-        the model with ``removed_layers`` and ``compensate`` from the meta.
+        dict: ``{'state_dict', 'meta'}`` (``removed_layers``, ``dilution_compensate``).
 
     Raises:
-        ValueError: The removed set cannot be determined, is malformed, out of
-            range or conflicts with the file; the checkpoint was saved while the
-            reference's lambda was still above 0; ``ema`` without ``model_ema``.
+        ValueError: A bad or conflicting removed set, lambda > 0, or ``ema`` without one.
     """
     if not isinstance(compensate, bool):
         raise ValueError(f'compensate must be True or False, got {compensate!r}')

@@ -1,26 +1,4 @@
-"""Dilution learning (docs/method.md §4 and §5) in plain functions.
-
-No OpenMMLab imports here: the formulas, the ``lam`` schedules, the layer-index
-validation and the :class:`Dilutable` protocol can be read and tested on their
-own. The mm-specific parts (:class:`~nose_mm.models.backbones.NoseVisionTransformer`,
-:class:`~nose_mm.engine.hooks.DilutionHook`) are thin adapters around them.
-
-Dilution of a pre-norm transformer block with coefficient ``lam`` in [0, 1]::
-
-    x = (2 - lam) * x + lam * DropPath(Attn(LN1(x)))   # compensated (default)
-    x = x + lam * DropPath(Attn(LN1(x)))               # uncompensated variant
-    x = x + DropPath(MLP(LN2(x)))
-
-At ``lam = 0`` the attention branch is not computed at all, and the pruned
-block (no LN1, no attention parameters) computes exactly the same thing::
-
-    x = 2 * x (compensated) or x (uncompensated);  x = x + MLP(LN2(x))
-
-The :class:`Dilutable` protocol is the only interface the engine hooks use to
-talk to a backbone, so another architecture (another family) becomes
-dilutable by implementing the same few methods; :class:`DilutableMixin`
-implements the bookkeeping and leaves one method to the backbone.
-"""
+"""Dilution learning (docs/method.md §4, §5) in plain functions, and the Dilutable protocol."""
 import math
 import numbers
 from typing import (Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple,
@@ -30,40 +8,31 @@ import torch
 
 __all__ = [
     'META_LAM', 'META_DILUTED', 'META_COMPENSATE', 'META_REMOVED', 'dilute_residual',
-    'removed_residual', 'linear_lam', 'cosine_lam', 'LAM_SCHEDULES', 'get_lam_schedule',
+    'removed_residual', 'linear_lam', 'cosine_lam', 'get_lam_schedule',
     'check_lam', 'normalize_layer_indices', 'Dilutable', 'DilutableMixin',
     'find_dilutable_modules'
 ]
 
 
-# Keys of a checkpoint's ``meta`` written by DilutionHook and read by the prune
-# tool and the converters.
+# Keys of a checkpoint's ``meta``, written by DilutionHook, read by prune and the converters.
 META_LAM = 'dilution_lam'  # float: lam the saved weights were trained with
 META_DILUTED = 'dilution_layers'  # list[int]: diluted layers
 META_COMPENSATE = 'dilution_compensate'  # bool: compensated residuals
 META_REMOVED = 'removed_layers'  # list[int]: pruned layers (no LN1 / attention)
 
 
-# ---------------------------------------------------------------------------
-# The residual formulas
-# ---------------------------------------------------------------------------
 def dilute_residual(x: torch.Tensor, branch: Optional[torch.Tensor], lam: float,
                     compensate: bool = True) -> torch.Tensor:
-    """Combine a block input with its (diluted) attention branch.
+    """Combine a block input with its diluted attention branch (docs/method.md §4).
 
     Args:
         x (torch.Tensor): The block input (the residual stream).
-        branch (torch.Tensor, optional): The attention branch output
-            ``DropPath(Attn(LN1(x)))`` (with layer scale if any). May be None
-            only when ``lam == 0`` (the branch is then not needed).
+        branch (torch.Tensor, optional): ``DropPath(Attn(LN1(x)))``; None only at ``lam == 0``.
         lam (float): Dilution coefficient in [0, 1]; 1 is a standard block.
-        compensate (bool): Use ``(2 - lam) * x + lam * branch`` (the
-            reference default) instead of ``x + lam * branch``.
-            Defaults to True.
+        compensate (bool): ``(2 - lam) * x + lam * branch``, not ``x + ...``. Defaults to True.
 
     Returns:
-        torch.Tensor: The new residual stream. ``lam == 1`` gives exactly
-        ``x + branch``; ``lam == 0`` gives exactly :func:`removed_residual`.
+        torch.Tensor: The new residual stream (exact at ``lam`` 0 and 1).
     """
     if lam == 1:
         return x + branch
@@ -77,22 +46,18 @@ def dilute_residual(x: torch.Tensor, branch: Optional[torch.Tensor], lam: float,
 
 
 def removed_residual(x: torch.Tensor, compensate: bool = True) -> torch.Tensor:
-    """The residual stream of a pruned (attention-free) block before its MLP.
+    """The residual stream of a pruned block before its MLP: ``2 * x`` or ``x``.
 
     Args:
         x (torch.Tensor): The block input.
-        compensate (bool): Return ``2 * x`` (compensated) instead of ``x``.
-            Defaults to True.
+        compensate (bool): Return ``2 * x`` instead of ``x``. Defaults to True.
 
     Returns:
-        torch.Tensor: ``2 * x`` or ``x``.
+        torch.Tensor: The residual stream.
     """
     return 2.0 * x if compensate else x
 
 
-# ---------------------------------------------------------------------------
-# Schedules: lam as a pure function of the training progress
-# ---------------------------------------------------------------------------
 def _check_progress(progress: float, begin: float, end: float) -> None:
     """Raise ValueError unless all three are finite and ``end >= begin``."""
     if not (math.isfinite(progress) and math.isfinite(begin) and math.isfinite(end)):
@@ -113,17 +78,12 @@ def _fraction(progress: float, begin: float, end: float) -> float:
 
 
 def linear_lam(progress: float, begin: float, end: float) -> float:
-    """Linear decay: 1 up to ``begin``, 0 from ``end`` on, linear in between.
-
-    The reference schedule ``lam = max(0, 1 - epoch / 299)`` is
-    ``linear_lam(epoch, 0, 299)``.
+    """Linear decay: 1 up to ``begin``, 0 from ``end`` on (docs/method.md §4).
 
     Args:
-        progress (float): Training progress (epoch, iteration or fraction, in
-            the same unit as ``begin`` and ``end``).
+        progress (float): Training progress (epoch, iteration or fraction).
         begin (float): Progress at which ``lam`` starts to fall from 1.
-        end (float): Progress at which ``lam`` reaches 0 (``end >= begin``;
-            ``end == begin`` is a step from 1 to 0 at ``end``).
+        end (float): Progress at which ``lam`` reaches 0 (``end >= begin``).
 
     Returns:
         float: ``lam`` in [0, 1].
@@ -132,10 +92,7 @@ def linear_lam(progress: float, begin: float, end: float) -> float:
 
 
 def cosine_lam(progress: float, begin: float, end: float) -> float:
-    """Half-cosine decay: 1 up to ``begin``, 0 from ``end`` on.
-
-    In between ``lam = (1 + cos(pi * t)) / 2`` with
-    ``t = (progress - begin) / (end - begin)``.
+    """Half-cosine decay from 1 at ``begin`` to 0 at ``end``: ``(1 + cos(pi * t)) / 2``.
 
     Args:
         progress (float): Training progress, same unit as ``begin``/``end``.
@@ -172,9 +129,6 @@ def get_lam_schedule(name: str) -> Callable[[float, float, float], float]:
     return LAM_SCHEDULES[name]
 
 
-# ---------------------------------------------------------------------------
-# Validation helpers
-# ---------------------------------------------------------------------------
 def check_lam(lam: float) -> float:
     """Return ``lam`` as a float after checking it lies in [0, 1].
 
@@ -196,22 +150,16 @@ def normalize_layer_indices(indices: Optional[Iterable[int]], num_layers: int,
                             name: str = 'layers') -> Tuple[int, ...]:
     """Validate layer indices and return them sorted, negatives normalised.
 
-    Negative indices count from the end like Python (and like mmpretrain's
-    ``out_indices``): ``-1`` is the last layer.
-
     Args:
-        indices (iterable of int, optional): The indices; None means none.
+        indices (iterable of int, optional): The indices (``-1``: the last); None means none.
         num_layers (int): Number of layers of the model.
-        name (str): Argument name used in error messages. Defaults to
-            ``'layers'``.
+        name (str): Argument name for error messages. Defaults to ``'layers'``.
 
     Returns:
         tuple[int]: Sorted, non-negative, unique indices.
 
     Raises:
-        ValueError: If an index is not an int, lies outside
-            ``[-num_layers, num_layers - 1]``, or appears twice (also after
-            normalisation, e.g. ``[11, -1]`` with 12 layers).
+        ValueError: An index not an int, out of range, or twice (``[11, -1]`` of 12 layers).
     """
     if indices is None:
         return ()
@@ -234,30 +182,12 @@ def normalize_layer_indices(indices: Optional[Iterable[int]], num_layers: int,
     return tuple(sorted(seen))
 
 
-# ---------------------------------------------------------------------------
-# The protocol the hooks use
-# ---------------------------------------------------------------------------
 @runtime_checkable
 class Dilutable(Protocol):
     """What a backbone offers to be diluted and pruned (structural protocol).
 
-    Hooks find these modules with :func:`find_dilutable_modules` and talk to
-    them only through this interface. Layer indices are positions in the
-    backbone's sequence of attention layers, 0-based.
-
-    Members:
-        num_dilutable_layers (int): Number of attention layers (property).
-        diluted_layers (tuple[int]): Layers whose attention branch is scaled by
-            ``lam`` (property).
-        removed_layers (tuple[int]): Pruned layers, which hold no attention
-            parameters (property, fixed at construction).
-        dilution_compensate (bool): Whether the residual is compensated
-            (property).
-        set_dilution_lam(lam): Set ``lam`` (in [0, 1]) of every diluted layer.
-        get_dilution_lam(): The current ``lam``.
-        set_diluted_layers(indices): Choose the diluted layers (the others go
-            back to ``lam = 1``; removed layers cannot be chosen).
-        set_dilution_compensate(flag): Switch the compensation on or off.
+    The hooks' only interface to a backbone; layer indices are 0-based among its attention
+    layers.
     """
 
     @property
@@ -292,11 +222,7 @@ class Dilutable(Protocol):
 class DilutableMixin:
     """Bookkeeping for :class:`Dilutable` backbones.
 
-    A backbone using it calls :meth:`_init_dilution` in its constructor and
-    implements :meth:`_apply_dilution`, which pushes the current state
-    (``self._dilution_lam``, ``self._diluted_layers``,
-    ``self._dilution_compensate``) into its layers. The mixin validates every
-    change and calls :meth:`_apply_dilution` afterwards.
+    A backbone calls :meth:`_init_dilution` and implements :meth:`_apply_dilution`.
     """
 
     _num_dilutable_layers: int
@@ -382,8 +308,7 @@ def find_dilutable_modules(model: torch.nn.Module) -> List[Dilutable]:
     """All submodules of ``model`` (itself included) implementing :class:`Dilutable`.
 
     Args:
-        model (torch.nn.Module): Any model (unwrap DDP wrappers first, or not:
-            ``model.modules()`` reaches through them).
+        model (torch.nn.Module): Any model; ``modules()`` reaches through DDP wrappers.
 
     Returns:
         list: The dilutable modules, outermost first.

@@ -1,19 +1,8 @@
-"""Where a backbone family keeps its attention weights in a state dict.
-
-A :class:`BlockLayout` knows the key names of a family's blocks and of their
-removable parts (the pre-norm and the attention); each family declares one
-(:mod:`nose_mm.models.family`), and the backbones' checkpoint checks and the
-prune tool ask it. A layer index is global in stage order: with depths
-``(2, 2, 6, 2)`` block ``j`` of stage ``s`` is layer ``sum(depths[:s]) + j``.
-A pruned block keeps its second norm and FFN, so every block still has keys
-and the depths can be read back from any (pruned or not) state dict.
-
-No OpenMMLab imports: the tables are plain data.
-"""
+"""Where a backbone family keeps its attention weights in a state dict (docs/design.md)."""
 import re
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-__all__ = ['BlockKey', 'BlockLayout']
+__all__ = ['BlockLayout']
 
 
 class BlockKey(NamedTuple):
@@ -27,12 +16,9 @@ class BlockLayout:
 
     Args:
         name (str): Name of the layout (for messages).
-        pattern (str): Regex matching a key (after the prefix) of a block;
-            its groups are the stage (optional) and the block index, then
-            the part name.
+        pattern (str): Regex of a block key after the prefix: (stage,) block, part.
         attention_parts (tuple[str]): Parts a pruned block no longer has.
-        example (str): Key template for messages, ``{prefix}`` and
-            ``{block}`` filled in.
+        example (str): Key template for messages (``{prefix}``, ``{block}``).
     """
 
     def __init__(self, name: str, pattern: str, attention_parts: Tuple[str, ...],
@@ -72,8 +58,7 @@ class BlockLayout:
         Args:
             keys (Iterable[str]): State-dict keys.
             prefix (str): Prefix of the backbone keys. Defaults to ``''``.
-            depths (Sequence[int], optional): Blocks per stage; None reads
-                them from ``keys``. Defaults to None.
+            depths (Sequence[int], optional): Blocks per stage (None: read). Defaults to None.
 
         Returns:
             dict: ``{key: BlockKey(layer, part)}`` for the block keys.

@@ -1,17 +1,4 @@
-"""Pruning a dilution-trained checkpoint (docs/method.md §5).
-
-A layer trained down to ``lam = 0`` no longer uses its LN1 and attention
-weights; pruning drops them from the checkpoint. The result loads into the
-nose_mm backbone of its family (read from the keys, see
-:mod:`nose_mm.models.family`) built with ``removed_layers`` set to the pruned
-layers, and gives the same outputs as the ``lam = 0`` diluted model.
-
-Only checkpoints whose ``meta['dilution_lam']`` is exactly 0 are pruned. A
-checkpoint saved while ``lam > 0`` (for instance a "best" checkpoint picked by
-validation accuracy half-way through the schedule, the reference code's pitfall)
-still needs its attention branches, and pruning it would silently change the
-model. :class:`~nose_mm.engine.hooks.DilutionHook` writes the meta keys.
-"""
+"""Pruning a dilution-trained checkpoint at ``lam = 0`` (docs/method.md §5)."""
 import os.path as osp
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Sequence
@@ -25,16 +12,13 @@ from .family import family_of_state_dict, layout_of_state_dict, undecided_famili
 
 __all__ = [
     'attention_keys', 'prune_state_dict', 'prune_checkpoint', 'backbone_type_of',
-    'pruned_backbone_cfg',
-    'save_checkpoint_file', 'check_distinct_paths', 'convert_checkpoint_file'
+    'pruned_backbone_cfg', 'convert_checkpoint_file'
 ]
 
 
 def attention_keys(state_dict: Dict[str, torch.Tensor], layer: int,
                    prefix: str = 'backbone.') -> List[str]:
-    """Keys of layer ``layer``'s pre-norm and attention in an mmpretrain-style state dict.
-
-    The block layout is read from the keys (:mod:`nose_mm.models.family`).
+    """Keys of layer ``layer``'s pre-norm and attention (layout read from the keys).
 
     Args:
         state_dict (dict): ``{name: tensor}`` with mmpretrain backbone keys.
@@ -52,19 +36,15 @@ def prune_state_dict(state_dict: Dict[str, torch.Tensor], layers: Sequence[int],
     """Drop the pre-norm and attention parameters of ``layers``.
 
     Args:
-        state_dict (dict): mmpretrain-style state dict of a backbone of a
-            registered family (its layout is read from the keys).
-        layers (Sequence[int]): Non-negative (global) layer indices to prune.
-        prefix (str): Prefix of the backbone keys: ``'backbone.'`` for
-            classifier / segmentor checkpoints, ``''`` for a bare backbone.
-            Defaults to ``'backbone.'``.
+        state_dict (dict): mmpretrain-style state dict of a registered family.
+        layers (Sequence[int]): Non-negative global layer indices to prune.
+        prefix (str): Prefix of the backbone keys (``''``: bare). Defaults to ``'backbone.'``.
 
     Returns:
-        OrderedDict: A new state dict without those keys (same order otherwise).
+        OrderedDict: A new state dict without those keys.
 
     Raises:
-        ValueError: A layer is negative, duplicated, or has no pre-norm /
-            attention keys under ``prefix`` (already pruned, or a wrong prefix).
+        ValueError: A negative or duplicated layer, or one without attention keys.
     """
     layers = list(layers)
     if len(set(layers)) != len(layers):
@@ -92,22 +72,15 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
     """Prune a Runner-saved dilution checkpoint trained to ``lam = 0``.
 
     Args:
-        checkpoint (dict): With ``state_dict`` and ``meta`` (as saved by an
-            mmengine Runner with :class:`~nose_mm.engine.hooks.DilutionHook`).
-        layers (Sequence[int], optional): Layers to prune; each must be one
-            of ``meta['dilution_layers']``. Defaults to None (all of them).
+        checkpoint (dict): With ``state_dict`` and the ``meta`` DilutionHook writes.
+        layers (Sequence[int], optional): Diluted layers to prune. Defaults to None (all).
         prefix (str): Prefix of the backbone keys. Defaults to ``'backbone.'``.
 
     Returns:
-        dict: ``{'meta': ..., 'state_dict': ...}``: the pruned weights, and the
-        meta with ``removed_layers`` (old and new pruned layers),
-        ``dilution_layers`` (diluted layers left), ``dilution_compensate`` and
-        ``pruned_layers`` (this call's). Optimizer, scheduler and message-hub
-        states are dropped: they refer to the removed parameters.
+        dict: ``{'meta', 'state_dict'}`` (the meta updated; optimizer states dropped).
 
     Raises:
-        ValueError: No dilution meta, ``lam > 0``, layers that were not
-            diluted, or a malformed checkpoint.
+        ValueError: No dilution meta, ``lam > 0``, undiluted layers, a malformed checkpoint.
     """
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get('state_dict'), dict):
         raise ValueError('expected a Runner-saved checkpoint: a dict with "state_dict" and '
@@ -165,12 +138,7 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
 
 def backbone_type_of(state_dict: Dict[str, torch.Tensor],
                      prefix: str = 'backbone.') -> Optional[str]:
-    """The nose_mm backbone type whose keys ``state_dict`` holds, or None if undecidable.
-
-    The family is read from the keys
-    (:func:`~nose_mm.models.family.family_of_state_dict`); None when the keys
-    fit several families (e.g. ViT-style keys without a class token).
-    """
+    """The nose_mm backbone type whose keys ``state_dict`` holds, or None if ambiguous."""
     family = family_of_state_dict(state_dict, prefix)
     return family.backbone.__name__ if family is not None else None
 
@@ -181,10 +149,11 @@ def pruned_backbone_cfg(meta: dict, state_dict: Dict[str, torch.Tensor],
 
     Args:
         meta (dict): The pruned checkpoint's meta.
-        state_dict (dict): Its state dict; the backbone type is read from the
-            keys (:func:`backbone_type_of`). When they do not tell, the text
-            says to keep the model's own type and names the candidates.
+        state_dict (dict): Its state dict (the backbone type is read from its keys).
         prefix (str): Prefix of the backbone keys. Defaults to ``'backbone.'``.
+
+    Returns:
+        str: A ``dict(type=..., removed_layers=..., compensate=...)`` text.
     """
     backbone = backbone_type_of(state_dict, prefix)
     if backbone is not None:
@@ -204,18 +173,15 @@ def check_distinct_paths(src: str, dst: str) -> None:
 
 
 def convert_checkpoint_file(src: str, dst: str, convert: Callable[[dict], dict]) -> dict:
-    """Read checkpoint ``src``, apply ``convert`` to it and save the result to ``dst``.
+    """Read checkpoint ``src``, apply ``convert`` and save the result to ``dst``.
 
-    The body of tools/prune.py and tools/convert/*.py: :func:`check_distinct_paths`,
-    :func:`load_checkpoint_file`, ``convert``, :func:`save_checkpoint_file`, in
-    that order, so nothing is written when a step fails.
+    Nothing is written when a step fails.
 
     Returns:
         dict: The converted checkpoint, as saved.
 
     Raises:
-        OSError, ValueError: From those steps (``convert`` raises ValueError for
-        a checkpoint it cannot convert).
+        OSError, ValueError: From reading, ``convert`` or writing.
     """
     check_distinct_paths(src, dst)
     converted = convert(load_checkpoint_file(src))

@@ -1,36 +1,4 @@
-"""Token merging (ToMe: Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023).
-
-The reference NOSE code merges tokens at test time in the layers that keep
-attention (DeiT-B 40% + r = 24: 81.58 top-1, no training). After the attention
-of a merging layer, the ``r`` most similar token pairs are averaged into one,
-so later layers see fewer tokens. One merging layer, tokens ``x_0..x_{T-1}``
-(``x_0`` the CLS token), sizes ``s`` (how many patches each token stands for,
-1 at the start)::
-
-    y, m = Attn(LN1(x))          # attention with log(s) added to the logits of
-                                 # every key (proportional attention); m = the
-                                 # attention keys averaged over heads, (T, d)
-    x = x + y                    # (the dilution residual in NOSE layers)
-    m = m / |m|                                        # cosine similarity
-    A = x_0, x_2, x_4, ...;  B = x_1, x_3, x_5, ...    # alternate tokens
-    for a in A: best[a] = argmax_b m_a . m_b;  score[a] = max_b m_a . m_b
-    score[CLS] = -inf                                  # CLS is never merged
-    r = min(r, (T - 1) // 2)                           # at most half the tokens
-    moved = the r tokens a of A with the highest score[a]
-    for b in B: x_b = (s_b x_b + sum_{a in moved, best[a]=b} s_a x_a) / s'_b
-                s'_b = s_b + sum_{a in moved, best[a]=b} s_a
-    x = [A - moved, in token order] + [B, in token order]   # T - r tokens, CLS first
-    x = x + MLP(LN2(x))
-
-Proportional attention: ``softmax(q k^T / sqrt(d) + log s)``, so a token
-standing for ``s`` patches weighs as much as ``s`` copies of it.
-
-``r`` per attention layer: ``start`` layers with ``r = 0``, then ``r`` (an int)
-in every later attention layer, or one entry per merging layer (a list).
-
-Plain torch (no OpenMMLab imports); the backbone adapter is
-:class:`~nose_mm.models.backbones.token_merge_mixin.TokenMergeMixin`.
-"""
+"""Token merging (ToMe, Bolya et al. 2023) in plain torch; the algorithm: docs/design.md."""
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
@@ -40,8 +8,7 @@ import torch.nn.functional as F
 
 __all__ = [
     'TokenMergeSettings', 'parse_token_merge', 'merge_schedule', 'merged_token_counts',
-    'Matching', 'bipartite_soft_matching', 'merge_tokens', 'merge_weighted',
-    'attention_with_keys', 'TokenMergeState'
+    'bipartite_soft_matching', 'merge_weighted', 'attention_with_keys', 'TokenMergeState'
 ]
 
 _KEYS = ('r', 'start', 'prop_attn')
@@ -53,10 +20,8 @@ class TokenMergeSettings:
     """A validated ``token_merge`` option.
 
     Attributes:
-        r (int | tuple[int]): Tokens merged per merging layer, or one count per
-            merging layer.
-        start (int): Index, among the layers that keep attention (counted from
-            0), of the first merging layer.
+        r (int | tuple[int]): Tokens merged per merging layer, or one count per layer.
+        start (int): Index, among the layers that keep attention, of the first merging layer.
         prop_attn (bool): Proportional attention.
     """
 
@@ -73,14 +38,10 @@ def parse_token_merge(token_merge: Optional[Mapping]) -> Optional[TokenMergeSett
     """Validate a ``token_merge`` option (the checks that need no model).
 
     Args:
-        token_merge (dict, optional): ``dict(r=R, start=S, prop_attn=P)``;
-            ``r`` (required) a non-negative int or a list of them; ``start``
-            a non-negative int, defaults to 0; ``prop_attn`` a bool, defaults
-            to True. None disables merging.
+        token_merge (dict, optional): ``dict(r=int >= 0 or list, start=0, prop_attn=True)``.
 
     Returns:
-        TokenMergeSettings | None: The settings (None if ``token_merge`` is
-        None).
+        TokenMergeSettings | None: The settings, or None.
 
     Raises:
         ValueError: Not a dict, unknown or missing keys, bad values.
@@ -121,15 +82,13 @@ def merge_schedule(settings: TokenMergeSettings, num_attention_layers: int) -> T
 
     Args:
         settings (TokenMergeSettings): The option.
-        num_attention_layers (int): Layers that keep attention (neither
-            removed nor at ``lam = 0``).
+        num_attention_layers (int): Layers that keep attention (not removed, not at lam 0).
 
     Returns:
         tuple[int]: ``num_attention_layers`` counts, 0 before ``start``.
 
     Raises:
-        ValueError: ``start`` outside ``0..num_attention_layers - 1``, or a
-            list ``r`` whose length is not the number of merging layers.
+        ValueError: ``start`` out of range, or a list ``r`` of the wrong length.
     """
     n, start = num_attention_layers, settings.start
     if not 0 <= start < n:
@@ -156,12 +115,9 @@ def merged_token_counts(num_tokens: int, schedule: Sequence[int],
     """Tokens entering the MLP of each scheduled layer.
 
     Args:
-        num_tokens (int): Tokens entering the first layer (197 for a 224 px
-            DeiT: 196 patches and the CLS token).
-        schedule (sequence of int): ``r`` per layer, e.g. from
-            :func:`merge_schedule`.
-        class_token (bool): Whether token 0 is a protected CLS token.
-            Defaults to True.
+        num_tokens (int): Tokens entering the first layer (197 for a 224 px DeiT).
+        schedule (sequence of int): ``r`` per layer, e.g. from :func:`merge_schedule`.
+        class_token (bool): Token 0 is a protected CLS token. Defaults to True.
 
     Returns:
         list[int]: One count per entry of ``schedule``.
@@ -174,14 +130,7 @@ def merged_token_counts(num_tokens: int, schedule: Sequence[int],
 
 
 class Matching(NamedTuple):
-    """Which tokens of set A merge into which tokens of set B (batched indices).
-
-    Attributes:
-        kept (torch.Tensor): ``(batch, |A| - r)`` A positions kept, ascending.
-        moved (torch.Tensor): ``(batch, r)`` A positions merged away.
-        target (torch.Tensor): ``(batch, r)`` the B position each moved token
-            joins.
-    """
+    """Which A tokens are ``kept`` (ascending) or ``moved`` into which B token (``target``)."""
 
     kept: torch.Tensor
     moved: torch.Tensor
@@ -190,17 +139,15 @@ class Matching(NamedTuple):
 
 def bipartite_soft_matching(metric: torch.Tensor, r: int,
                             class_token: bool = True) -> Optional[Matching]:
-    """Match the ``r`` most similar A -> B token pairs (see the module docstring).
+    """Match the ``r`` most similar A -> B token pairs (docs/design.md).
 
     Args:
         metric (torch.Tensor): ``(batch, tokens, d)`` the per-token key means.
         r (int): Tokens to remove; clamped to half of the mergeable tokens.
-        class_token (bool): Token 0 is a CLS token and never merged.
-            Defaults to True.
+        class_token (bool): Token 0 is a CLS token, never merged. Defaults to True.
 
     Returns:
-        Matching | None: None when nothing is merged (``r`` is 0 after
-        clamping).
+        Matching | None: None when nothing is merged (``r`` is 0 after clamping).
     """
     r = _clamp_r(r, metric.shape[1], class_token)
     if r == 0:
@@ -223,15 +170,7 @@ def _expand(index: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def merge_tokens(matching: Matching, x: torch.Tensor) -> torch.Tensor:
-    """Sum the moved A tokens of ``x`` into their B tokens; kept A tokens, then B.
-
-    Args:
-        matching (Matching): From :func:`bipartite_soft_matching`.
-        x (torch.Tensor): ``(batch, tokens, channels)``.
-
-    Returns:
-        torch.Tensor: ``(batch, tokens - r, channels)``.
-    """
+    """Sum the moved A tokens of ``x`` (B, T, C) into their B tokens: kept A tokens, then B."""
     a, b = x[:, ::2], x[:, 1::2]
     c = x.shape[-1]
     kept = a.gather(1, _expand(matching.kept, c))
@@ -245,15 +184,12 @@ def merge_weighted(matching: Optional[Matching], x: torch.Tensor,
     """Size-weighted average merge; returns the new tokens and sizes.
 
     Args:
-        matching (Matching, optional): None leaves ``x`` and ``size`` as they
-            are.
+        matching (Matching, optional): None leaves ``x`` and ``size`` unchanged.
         x (torch.Tensor): ``(batch, tokens, channels)``.
-        size (torch.Tensor, optional): ``(batch, tokens, 1)`` token sizes;
-            None means all 1.
+        size (torch.Tensor, optional): ``(batch, tokens, 1)`` token sizes; None means all 1.
 
     Returns:
-        tuple: ``x`` ``(batch, tokens - r, channels)`` and ``size``
-        ``(batch, tokens - r, 1)``.
+        tuple: ``x`` and ``size`` with ``tokens - r`` tokens.
     """
     if matching is None:
         return x, size
@@ -273,17 +209,12 @@ def attention_with_keys(x: torch.Tensor, qkv: Callable[[torch.Tensor], torch.Ten
         x (torch.Tensor): ``(batch, tokens, channels)`` normalised tokens.
         qkv (callable): The fused q/k/v projection, ``channels -> 3 * dims``.
         num_heads (int): Attention heads.
-        size (torch.Tensor, optional): ``(batch, tokens, 1)`` token sizes:
-            ``log(size)`` is added to the logits of every key (proportional
-            attention). Defaults to None (plain attention).
-        sdpa (callable): ``sdpa(q, k, v, attn_mask=None, dropout_p=0.)`` with
-            the scale ``1 / sqrt(head_dims)``. Defaults to
-            :func:`torch.nn.functional.scaled_dot_product_attention`.
+        size (torch.Tensor, optional): ``(B, T, 1)`` sizes (prop. attention). Defaults to None.
+        sdpa (callable): ``sdpa(q, k, v, attn_mask, dropout_p)``. Defaults to torch's.
         dropout_p (float): Attention dropout. Defaults to 0.
 
     Returns:
-        tuple: The heads' outputs concatenated, ``(batch, tokens, dims)``, and
-        the keys averaged over heads, ``(batch, tokens, dims / num_heads)``.
+        tuple: The heads' outputs ``(B, T, dims)`` and the mean keys ``(B, T, dims / heads)``.
     """
     batch, tokens, _ = x.shape
     qkv_out = qkv(x)

@@ -1,13 +1,5 @@
-"""NOSE attention-layer selection (docs/method.md §1-§3).
-
-Pure method (no framework imports): :mod:`.entropy`, :mod:`.greedy`,
-:mod:`.baselines`. Model side: :mod:`.adapters` (a classifier as embed /
-blocks / readout), :mod:`.evaluators` (cached and naive TE over a calibration
-set), :mod:`.loading` (model, checkpoint and calibration data from a config),
-:mod:`.runner` (:func:`run_selection`) and :mod:`.io` (selection files).
-"""
-from .adapters import (FEATURES, SKIP_MODES, BlockParts, FamilyAdapter, LayerSkipAdapter,
-                       build_adapter)
+"""NOSE attention-layer selection (docs/method.md §1-§3): the method and its model side."""
+from .adapters import FEATURES, SKIP_MODES, FamilyAdapter, LayerSkipAdapter, build_adapter
 from .baselines import (select_attn_entropy, select_by_score, select_cosine, select_first,
                         select_random)
 from .entropy import STD_EPS, FeatureStats, gaussian_entropy, transfer_entropy
@@ -18,7 +10,7 @@ from .io import file_sha256, load_selection, load_selection_record, save_selecti
 from .loading import (build_calibration_dataset, build_calibration_loader,
                       calibration_dataset_cfg, calibration_indices, collect_batches,
                       prepare_calibration)
-from .runner import result_to_record, run_selection, select_from_config
+from .runner import run_selection, select_from_config
 from .settings import (METHODS, SPLITS, SelectionSettings, add_selection_args, add_setting_arg,
                        settings_from_args)
 
@@ -26,12 +18,10 @@ __all__ = [
     'STD_EPS', 'FeatureStats', 'gaussian_entropy', 'transfer_entropy', 'CRITERIA',
     'SelectionResult', 'check_budget', 'greedy_select', 'select_random', 'select_first',
     'select_by_score', 'select_attn_entropy', 'select_cosine', 'FEATURES', 'SKIP_MODES',
-    'BlockParts', 'LayerSkipAdapter', 'FamilyAdapter', 'build_adapter', 'EVALUATORS',
-    'CachedEvaluator', 'NaiveEvaluator', 'build_evaluator', 'layer_statistics', 'selection_cost',
-    'save_selection', 'load_selection', 'load_selection_record', 'file_sha256',
-    'calibration_dataset_cfg',
+    'LayerSkipAdapter', 'FamilyAdapter', 'build_adapter', 'EVALUATORS', 'CachedEvaluator',
+    'NaiveEvaluator', 'build_evaluator', 'layer_statistics', 'selection_cost', 'save_selection',
+    'load_selection', 'load_selection_record', 'file_sha256', 'calibration_dataset_cfg',
     'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
-    'collect_batches', 'prepare_calibration', 'METHODS', 'run_selection', 'result_to_record',
-    'select_from_config', 'SelectionSettings', 'SPLITS', 'add_selection_args', 'add_setting_arg',
-    'settings_from_args'
+    'collect_batches', 'prepare_calibration', 'METHODS', 'run_selection', 'select_from_config',
+    'SelectionSettings', 'SPLITS', 'add_selection_args', 'add_setting_arg', 'settings_from_args'
 ]

@@ -1,34 +1,4 @@
-"""Model adapters: a classifier seen as ``embed -> block 0 .. L-1 -> readout``.
-
-Selection, its baselines and the analysis tools only talk to a
-:class:`LayerSkipAdapter`. :func:`build_adapter` wraps a classifier in
-:class:`FamilyAdapter`, which runs the network block by block through what the
-backbone's family (:mod:`nose_mm.models.family`) declares: its embedding, its
-blocks and their attention / MLP branches, the step from one block's output
-to the next block's input (patch merging...) and its readout. Supporting
-another backbone family means registering a family, not writing an adapter.
-
-What flows from one block to the next is the family's *state*: the (B, N, C)
-tokens for plain ViTs, ``(tokens, hw_shape)`` for hierarchical ones. The evaluators cache
-states without looking inside them, so prefix caching works for any state.
-
-Every block is computed explicitly as the plain pre-norm block
-
-    x = x + attn(norm1(x))     # skipped: x = x (identity) or x = 2x (compensated)
-    x = x + ffn(norm2(x))
-
-whatever dilution state the backbone carries: selection measures the
-pre-trained model. What a skipped attention leaves is the adapter's
-``skip_mode`` (:data:`SKIP_MODES`): ``'identity'`` (x stays x, docs/method.md's
-definition, the default) or ``'compensated'`` (x becomes 2x, the reference's
-shrink model: the block diluted at lam = 0 with compensation). A ``block``
-override skips through :meth:`~LayerSkipAdapter.skipped_attention` and is marked
-with :func:`applies_skip_mode` (an unmarked one refuses ``'compensated'``).
-Layers listed in the backbone's ``removed_layers`` have no attention; they run
-through the block's own ``forward`` and are not candidates. The head reads
-the readout through the classifier's neck (if any) and, with
-``features='logits'``, its head.
-"""
+"""Model adapters: a classifier as ``embed -> blocks -> readout`` (docs/design.md)."""
 from abc import ABCMeta, abstractmethod
 from typing import Any, Callable, List, NamedTuple, Sequence, Tuple
 
@@ -39,8 +9,8 @@ from torch import Tensor
 from nose_mm.models.dilution import removed_residual
 from nose_mm.models.family import BackboneFamily, families, family_of_module
 
-__all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'BlockParts', 'LayerSkipAdapter',
-           'FamilyAdapter', 'build_adapter']
+__all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'LayerSkipAdapter', 'FamilyAdapter',
+           'build_adapter']
 
 #: Which features an adapter reads out: what the head reads, or the logits.
 FEATURES = ('head_input', 'logits')
@@ -48,21 +18,13 @@ FEATURES = ('head_input', 'logits')
 SKIP_MODES = ('identity', 'compensated')
 
 def applies_skip_mode(block: Callable) -> Callable:
-    """Mark a :meth:`LayerSkipAdapter.block` override that skips through
-    :meth:`~LayerSkipAdapter.skipped_attention` (so every skip mode is honoured)."""
+    """Mark a ``block`` override that skips through ``skipped_attention``."""
     block.applies_skip_mode = True
     return block
 
 
 class BlockParts(NamedTuple):
-    """One block split into its sublayers (:meth:`LayerSkipAdapter.block_parts`).
-
-    Attributes:
-        tokens (Tensor): (B, N, C) input of the attention sublayer.
-        attn (Tensor): The attention branch (what the sublayer adds).
-        mlp (Tensor): The MLP branch given ``tokens + attn``.
-        output (Any): The block's output state (the next block's input).
-    """
+    """One block's attention input ``tokens``, its ``attn`` and ``mlp`` branches and ``output``."""
     tokens: Tensor
     attn: Tensor
     mlp: Tensor
@@ -72,26 +34,16 @@ class BlockParts(NamedTuple):
 class LayerSkipAdapter(metaclass=ABCMeta):
     """Interface: a network as embed, ``L`` residual blocks and a readout.
 
-    Subclasses implement :attr:`num_layers`, :meth:`embed`,
-    :meth:`attention_branch`, :meth:`mlp_branch`, :meth:`readout` and
-    :meth:`patch_tokens`. The defaults of :meth:`block` and
-    :meth:`block_parts` treat the state as a token tensor; adapters with
-    another state override both (as :class:`FamilyAdapter` does). All methods run under the caller's
-    ``torch.no_grad()``.
+    Subclasses implement the abstract members; the default :meth:`block` and
+    :meth:`block_parts` take the state to be a token tensor.
 
     Args:
         model (nn.Module): The (unwrapped) model.
-        features (str): What :meth:`readout` returns: ``'head_input'`` (the
-            features the head reads, e.g. the final-normed CLS token) or
-            ``'logits'``. Defaults to ``'head_input'``.
-        skip_mode (str): What a skipped attention leaves (:data:`SKIP_MODES`):
-            ``'identity'`` (x) or ``'compensated'`` (2x). Defaults to
-            ``'identity'``.
+        features (str): ``'head_input'`` or ``'logits'``. Defaults to ``'head_input'``.
+        skip_mode (str): ``'identity'`` (x) or ``'compensated'`` (2x). Defaults to ``'identity'``.
 
     Raises:
-        ValueError: If ``features`` or ``skip_mode`` is not an allowed value, or
-            ``skip_mode`` is not ``'identity'`` and the subclass overrides
-            :meth:`block` without :func:`applies_skip_mode`.
+        ValueError: Bad arguments, or ``'compensated'`` with an unmarked :meth:`block` override.
     """
 
     def __init__(self, model: torch.nn.Module, features: str = 'head_input',
@@ -133,12 +85,7 @@ class LayerSkipAdapter(metaclass=ABCMeta):
 
     @abstractmethod
     def embed(self, inputs: Tensor) -> Tuple[Any, Any]:
-        """Preprocessed images to the input state of block 0.
-
-        Returns:
-            tuple: ``(state, context)``; ``context`` (e.g. the patch grid
-            size) is handed back to :meth:`readout` and :meth:`patch_tokens`.
-        """
+        """Preprocessed images to ``(state, context)`` (context: e.g. the patch grid)."""
 
     @abstractmethod
     def attention_branch(self, index: int, x: Any) -> Tensor:
@@ -159,8 +106,7 @@ class LayerSkipAdapter(metaclass=ABCMeta):
         Args:
             index (int): Block index.
             x: The block's input state.
-            skip_attn (bool): Skip the attention sublayer
-                (:meth:`skipped_attention`). Defaults to False.
+            skip_attn (bool): Skip the attention sublayer. Defaults to False.
 
         Returns:
             The block's output state.
@@ -188,8 +134,7 @@ class LayerSkipAdapter(metaclass=ABCMeta):
 
         Args:
             inputs (Tensor): Preprocessed images.
-            skip (Sequence[int]): Layers whose attention is skipped. Defaults
-                to none.
+            skip (Sequence[int]): Layers whose attention is skipped. Defaults to none.
 
         Returns:
             Tensor: (B, D) features from :meth:`readout`.
@@ -206,8 +151,7 @@ def build_adapter(model: torch.nn.Module, features: str = 'head_input',
     """Wrap a classifier (unwrapping DDP) in the adapter of its backbone's family.
 
     Args:
-        model (nn.Module): An mmpretrain ``ImageClassifier`` (``backbone``,
-            optional ``neck``, ``head``), possibly wrapped by a model wrapper.
+        model (nn.Module): An mmpretrain ``ImageClassifier``, possibly wrapped.
         features (str): Passed to the adapter. Defaults to ``'head_input'``.
         skip_mode (str): Passed to the adapter. Defaults to ``'identity'``.
 
@@ -215,8 +159,7 @@ def build_adapter(model: torch.nn.Module, features: str = 'head_input',
         FamilyAdapter: The adapter.
 
     Raises:
-        ValueError: The model is not a classifier whose backbone belongs to a
-            registered family.
+        ValueError: Not a classifier whose backbone belongs to a registered family.
     """
     model = get_ori_model(model)
     backbone = getattr(model, 'backbone', None)
@@ -233,17 +176,13 @@ class FamilyAdapter(LayerSkipAdapter):
     """Adapter of an mmpretrain classifier whose backbone belongs to a registered family.
 
     Args:
-        model (nn.Module): An mmpretrain ``ImageClassifier`` (``backbone``,
-            optional ``neck``, ``head``).
+        model (nn.Module): An mmpretrain ``ImageClassifier``.
         family (BackboneFamily): The backbone's family.
-        features (str): ``'head_input'`` or ``'logits'``. Defaults to
-            ``'head_input'``.
-        skip_mode (str): ``'identity'`` or ``'compensated'``. Defaults to
-            ``'identity'``.
+        features (str): ``'head_input'`` or ``'logits'``. Defaults to ``'head_input'``.
+        skip_mode (str): ``'identity'`` or ``'compensated'``. Defaults to ``'identity'``.
 
     Raises:
-        ValueError: The head does not read the last block alone (the family's
-            ``check_readout``), or a bad ``features`` / ``skip_mode``.
+        ValueError: The head does not read the last block alone, or bad arguments.
     """
 
     def __init__(self, model: torch.nn.Module, family: BackboneFamily,

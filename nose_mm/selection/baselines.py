@@ -1,22 +1,4 @@
-"""Baseline layer selectors with NOSE's budget ``K`` (docs/method.md §3).
-
-Each returns a :class:`~nose_mm.selection.greedy.SelectionResult` like
-:func:`~nose_mm.selection.greedy_select`, so the tools and JSON files treat
-every method the same:
-
-* :func:`select_random`: ``K`` candidates drawn without replacement with a
-  seeded generator.
-* :func:`select_first`: the ``K`` bottom (lowest-index) candidates.
-* :func:`select_attn_entropy`: the ``K`` layers whose attention-branch output
-  has the lowest entropy measured on the full model (each layer alone, no
-  interaction between layers): least information written to the residual.
-* :func:`select_cosine`: the "block influence" criterion of ShortGPT /
-  LLM-Drop applied to attention sublayers: the ``K`` layers whose sublayer
-  output ``x + attn(ln1(x))`` is most cosine-similar to its input ``x``.
-
-The per-layer scores come from
-:func:`nose_mm.selection.evaluators.layer_statistics`. No framework imports.
-"""
+"""Baseline layer selectors with NOSE's budget ``K`` (docs/design.md)."""
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -63,9 +45,7 @@ def select_first(candidates: Sequence[int], k: int) -> SelectionResult:
 def select_by_score(scores: Mapping[int, float], candidates: Sequence[int], k: int,
                     descending: bool = False, method: str = 'score',
                     table_name: str = 'score') -> SelectionResult:
-    """Select the ``k`` candidates with the lowest (or highest) score.
-
-    Ties keep the candidates' order.
+    """Select the ``k`` candidates with the lowest (or highest) score; ties keep order.
 
     Args:
         scores (Mapping[int, float]): Score of every candidate layer.
@@ -76,8 +56,7 @@ def select_by_score(scores: Mapping[int, float], candidates: Sequence[int], k: i
         table_name (str): Name of the score table. Defaults to ``'score'``.
 
     Returns:
-        SelectionResult: Selection in score order; the table is one row with
-        each candidate's score.
+        SelectionResult: Selection in score order; one table row of scores.
 
     Raises:
         ValueError: On a bad budget or a candidate without a score.
@@ -97,8 +76,7 @@ def select_attn_entropy(attn_entropies: Mapping[int, float], candidates: Sequenc
     """Select the ``k`` layers whose attention output has the lowest entropy.
 
     Args:
-        attn_entropies (Mapping[int, float]): Entropy of each layer's
-            attention-branch output on the full model.
+        attn_entropies (Mapping[int, float]): Entropy of each attention-branch output.
         candidates (Sequence[int]): Layers that may be selected.
         k (int): Number of layers to select.
 
@@ -114,8 +92,7 @@ def select_cosine(similarities: Mapping[int, float], candidates: Sequence[int],
     """Select the ``k`` attention sublayers whose output is most similar to their input.
 
     Args:
-        similarities (Mapping[int, float]): Mean cosine similarity of each
-            attention sublayer's input and output on the full model.
+        similarities (Mapping[int, float]): Mean input/output cosine of each sublayer.
         candidates (Sequence[int]): Layers that may be selected.
         k (int): Number of layers to select.
 

@@ -1,28 +1,4 @@
-"""Gaussian entropy of a feature set and transfer entropy (docs/method.md §1 and §2).
-
-Under a Gaussian assumption the entropy of features ``F`` (N samples x D dims)
-is, up to constants that cancel in every difference this project takes,
-
-    H(F) = sum_d log(std_d(F))
-
-* ``std_d`` is the standard deviation of dimension ``d`` over *all* N samples
-  (sample std, ``ddof=1``, like :func:`torch.std`; the ``ddof`` only adds a
-  constant ``D/2 * log(N / (N - 1))`` that cancels in transfer entropy).
-* Everything is computed in float64.
-* A dimension that does not vary (std = 0, e.g. a dead channel) would give
-  ``log(0) = -inf``. Such a std is clamped to :data:`STD_EPS` (``1e-12``)
-  before the log, so the entropy stays finite; a constant dimension then adds
-  the same ``log(1e-12)`` to every entropy it appears in and cancels in a
-  difference as long as it stays constant.
-
-:class:`FeatureStats` accumulates the statistics over a whole calibration set
-batch by batch (Chan et al.'s parallel update of count, mean and sum of
-squared deviations, in float64), so the entropy is the one of the full set,
-not an average of per-batch entropies.
-
-This module has no framework imports: numpy, plus torch tensors accepted as
-input (converted through ``.detach().cpu().numpy()``).
-"""
+"""Gaussian entropy and transfer entropy (docs/method.md §1, §2) in float64, framework-free."""
 from typing import Any, Optional
 
 import numpy as np
@@ -54,18 +30,14 @@ def gaussian_entropy(features: Any, eps: float = STD_EPS) -> float:
     """Gaussian entropy (up to constants) of a feature set: ``sum_d log std_d``.
 
     Args:
-        features (array-like | torch.Tensor): N x D features (a 1-D input is
-            one dimension). Converted to float64.
-        eps (float): Lower clamp for each per-dimension std before the log
-            (guards constant dimensions). Defaults to :data:`STD_EPS` (1e-12).
+        features (array-like | torch.Tensor): N x D features (1-D: one dimension).
+        eps (float): Lower clamp for each std before the log. Defaults to :data:`STD_EPS` (1e-12).
 
     Returns:
-        float: ``sum_d log(max(std_d, eps))`` with the sample std (``ddof=1``)
-        over all N samples.
+        float: ``sum_d log(max(std_d, eps))``, sample std (``ddof=1``) over all samples.
 
     Raises:
-        ValueError: If fewer than 2 samples are given or ``features`` is not
-            1-D or 2-D.
+        ValueError: Fewer than 2 samples, or ``features`` not 1-D or 2-D.
     """
     array = _as_float64_2d(features)
     if array.shape[0] < 2:
@@ -74,11 +46,7 @@ def gaussian_entropy(features: Any, eps: float = STD_EPS) -> float:
 
 
 def transfer_entropy(h_full: float, h_skip: float) -> float:
-    """Transfer entropy of a skip set to the head: ``TE(S) = H(F_full) - H(F_S)``.
-
-    The value is signed: skipping a layer can raise the output entropy, so
-    ``TE`` can be negative. Greedy selection ranks by ``|TE|`` by default (see
-    :func:`nose_mm.selection.greedy_select`).
+    """Transfer entropy of a skip set to the head: ``TE(S) = H(F_full) - H(F_S)``, signed.
 
     Args:
         h_full (float): Entropy of the full model's features.
@@ -93,15 +61,10 @@ def transfer_entropy(h_full: float, h_skip: float) -> float:
 class FeatureStats:
     """Streaming float64 statistics of a feature set, for its entropy.
 
-    Feed batches with :meth:`update`; :attr:`count`, :attr:`mean`,
-    :meth:`var` and :meth:`entropy` then describe all samples seen so far.
-    Batches are merged with Chan et al.'s parallel update (count, mean, sum of
-    squared deviations), which avoids the cancellation of a plain
-    sum / sum-of-squares accumulator.
+    :meth:`update` with batches; :meth:`entropy` is then over all samples seen.
 
     Args:
-        eps (float): Std clamp used by :meth:`entropy`. Defaults to
-            :data:`STD_EPS` (1e-12).
+        eps (float): Std clamp used by :meth:`entropy`. Defaults to :data:`STD_EPS`.
     """
 
     def __init__(self, eps: float = STD_EPS) -> None:

@@ -1,36 +1,4 @@
-"""Transfer-entropy evaluators over a calibration set, and one-pass layer statistics.
-
-Both evaluators are callables for :func:`~nose_mm.selection.greedy_select`:
-``evaluator(selected, candidate)`` returns ``TE(selected + [candidate]) =
-H(F_full) - H(F_S)``, where ``F_S`` are the adapter's read-out features with
-the attention of every layer in ``S`` skipped as identity, accumulated in
-float64 over every calibration batch (:class:`~nose_mm.selection.FeatureStats`).
-
-* :class:`NaiveEvaluator` runs the whole network for every candidate.
-* :class:`CachedEvaluator` keeps, for the current skip set ``S``, the input of
-  every block for every calibration batch (the *prefix cache*). Skipping layer
-  ``i`` only changes blocks ``i .. L-1``, so a candidate ``i`` recomputes only
-  those, from the cached input of block ``i``. After a step, the cache is moved
-  to ``S + [c*]``: with ``keep_best=True`` the block inputs computed while
-  evaluating ``c*`` are kept and spliced in (no recomputation); otherwise
-  blocks ``c*+1 ..`` are recomputed.
-
-  The cached states are the adapter's (tokens, or ``(tokens, hw_shape)``
-  for hierarchical backbones); the evaluators never look inside them.
-
-  Memory: the cache holds ``L x N x tokens x C`` values in the model's dtype
-  (DeiT-T at 224 px: about 1.8 MB per image in float32, so 1.8 GB for
-  N = 1000); ``keep_best`` adds up to two more trajectories of at most the same
-  size (the best candidate's and the one being evaluated). Fine for the small
-  default N; lower N, or use ``keep_best=False`` or :class:`NaiveEvaluator`,
-  when memory is short.
-
-Both count the work as *blocks computed* (one block on one image = 1); the
-forward-pass equivalent is ``blocks / (L * N)`` (patch embedding and read-out
-are not counted).
-
-torch only; the model side is a :class:`~nose_mm.selection.LayerSkipAdapter`.
-"""
+"""Transfer-entropy evaluators (naive, prefix-cached), their cost, layer statistics."""
 from typing import AbstractSet, Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -106,8 +74,7 @@ class NaiveEvaluator(_Evaluator):
 
     Args:
         adapter (LayerSkipAdapter): The model.
-        batches (Sequence[Tensor]): Preprocessed calibration batches on the
-            model's device.
+        batches (Sequence[Tensor]): Preprocessed calibration batches on its device.
     """
 
     def __call__(self, selected: Sequence[int], candidate: int) -> float:
@@ -119,17 +86,11 @@ class NaiveEvaluator(_Evaluator):
 class CachedEvaluator(_Evaluator):
     """TE with a prefix cache: candidate ``i`` recomputes only blocks ``i .. L-1``.
 
-    See the module docstring for the memory cost.
-
     Args:
         adapter (LayerSkipAdapter): The model.
-        batches (Sequence[Tensor]): Preprocessed calibration batches on the
-            model's device.
-        criterion (str): The greedy criterion (``'abs'`` or ``'signed'``), used
-            to know which candidate's trajectory to keep. Defaults to ``'abs'``.
-        keep_best (bool): Keep the block inputs of the best candidate so far
-            and splice them into the cache when it is selected, instead of
-            recomputing them. Defaults to True.
+        batches (Sequence[Tensor]): Preprocessed calibration batches on its device.
+        criterion (str): The greedy criterion, ``'abs'`` or ``'signed'``. Defaults to ``'abs'``.
+        keep_best (bool): Keep the best candidate's block inputs for the cache. Defaults to True.
 
     Raises:
         ValueError: If ``criterion`` is not allowed.
@@ -220,12 +181,7 @@ class CachedEvaluator(_Evaluator):
 
 def selection_cost(num_layers: int, candidates: Sequence[int], selection: Sequence[int],
                    evaluator: str = 'cached', keep_best: bool = True) -> float:
-    """Forward-pass equivalents a greedy run costs, from its selection order alone.
-
-    Matches the evaluators' counters: naive ``1 + sum_t |C_t|`` (the full pass
-    plus one pass per remaining candidate per step); cached ``1 + sum_t
-    sum_{c in C_t} (L - c) / L``, plus ``(L - 1 - c*_t) / L`` for every cache
-    update without ``keep_best``.
+    """Forward-pass equivalents a greedy run costs, from its selection order (docs/design.md).
 
     Args:
         num_layers (int): ``L``.
@@ -236,6 +192,9 @@ def selection_cost(num_layers: int, candidates: Sequence[int], selection: Sequen
 
     Returns:
         float: Blocks computed divided by ``L * N``.
+
+    Raises:
+        ValueError: An unknown ``evaluator``.
     """
     if evaluator not in EVALUATORS:
         raise ValueError(f'unknown evaluator {evaluator!r}; allowed: {", ".join(EVALUATORS)}')
@@ -252,7 +211,6 @@ def selection_cost(num_layers: int, candidates: Sequence[int], selection: Sequen
     return blocks / num_layers
 
 
-
 def build_evaluator(name: str, adapter: LayerSkipAdapter, batches: Sequence[Tensor],
                     criterion: str = 'abs') -> _Evaluator:
     """Build an evaluator by name.
@@ -261,8 +219,7 @@ def build_evaluator(name: str, adapter: LayerSkipAdapter, batches: Sequence[Tens
         name (str): ``'cached'`` or ``'naive'``.
         adapter (LayerSkipAdapter): The model.
         batches (Sequence[Tensor]): Preprocessed calibration batches.
-        criterion (str): Greedy criterion (used by the cached evaluator).
-            Defaults to ``'abs'``.
+        criterion (str): Greedy criterion (cached evaluator). Defaults to ``'abs'``.
 
     Returns:
         The evaluator.
@@ -280,21 +237,12 @@ def build_evaluator(name: str, adapter: LayerSkipAdapter, batches: Sequence[Tens
 def layer_statistics(adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> Dict[str, Any]:
     """Per-layer statistics of the full model in one pass (no layer skipped).
 
-    Every token of every image is one sample of a C-dim feature: a layer's
-    entropies are over all ``N x tokens`` samples at that layer's resolution
-    (float64, :class:`FeatureStats`).
-
     Args:
         adapter (LayerSkipAdapter): The model.
         batches (Sequence[Tensor]): Preprocessed calibration batches.
 
     Returns:
-        dict: ``{'attn_entropy': {layer: H}, 'mlp_entropy': {layer: H},
-        'attn_cosine': {layer: mean cos}, 'num_tokens': {layer: n}}``:
-        entropy of the attention-branch and MLP-branch outputs, the mean cosine
-        similarity between the attention sublayer's input ``x`` and output
-        ``x + attn(ln1(x))``, and the number of token samples. Removed layers
-        (no attention) are left out.
+        dict: ``{'attn_entropy', 'mlp_entropy', 'attn_cosine', 'num_tokens'}`` by layer.
     """
     if len(batches) == 0:
         raise ValueError('the calibration set is empty')

@@ -1,20 +1,4 @@
-"""NOSE greedy selection (docs/method.md §3, the paper's Algorithm 1).
-
-::
-
-    S = []; C = candidates
-    repeat K times:
-        for c in C: te[c] = TE(S + [c])
-        c* = argmin_c score(te[c]); S = S + [c*]; C = C - {c*}
-
-``score`` is ``|te|`` (criterion ``'abs'``, default: the layer whose removal
-changes the head's features least) or ``te`` itself (``'signed'``). Ties go to
-the earlier candidate in the given order. The raw, signed TE values are kept
-in a table with one row per step and one column per candidate, NaN where the
-candidate was already selected (the paper's Figure 4 heatmap).
-
-No framework imports: the model side lives in ``evaluate_fn``.
-"""
+"""NOSE greedy selection (docs/method.md §3, the paper's Algorithm 1), framework-free."""
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -37,16 +21,10 @@ class SelectionResult:
         method (str): Name of the method (``'nose'``, ``'random'``...).
         selection (list[int]): Selected layers in the order they were chosen.
         candidates (list[int]): Layers that could be chosen; the table's columns.
-        table (np.ndarray): float64 array, one column per candidate. For NOSE,
-            one row per step holding the signed TE of ``S + [c]`` (NaN for
-            already-selected candidates). For score baselines, one row with
-            each layer's score. For random / first-K, zero rows.
-        table_name (str, optional): What the table holds
-            (``'transfer_entropy'``, ``'attn_entropy'``, ``'cosine_similarity'``).
-            Defaults to None (empty table).
+        table (np.ndarray): float64, a column per candidate, a row per NOSE step (or score).
+        table_name (str, optional): What the table holds. Defaults to None.
         criterion (str, optional): Greedy criterion for NOSE. Defaults to None.
-        extra (dict): Method-specific information (e.g. the seed). Defaults to
-            an empty dict.
+        extra (dict): Method-specific information (e.g. the seed). Defaults to {}.
     """
 
     method: str
@@ -73,8 +51,7 @@ def check_budget(candidates: Sequence[int], k: int) -> List[int]:
         list[int]: The candidates.
 
     Raises:
-        ValueError: If ``k`` is not a positive int, exceeds the number of
-            candidates, or the candidates repeat.
+        ValueError: ``k`` not a positive int or above the candidates, or repeated candidates.
     """
     candidates = [int(c) for c in candidates]
     if len(set(candidates)) != len(candidates):
@@ -93,24 +70,17 @@ def greedy_select(evaluate_fn: EvaluateFn,
                   criterion: str = 'abs',
                   callback: Optional[Callable[[int, int, np.ndarray], None]] = None
                   ) -> SelectionResult:
-    """Greedy NOSE selection of ``k`` layers.
+    """Greedy NOSE selection of ``k`` layers (docs/method.md §3).
 
     Args:
-        evaluate_fn (callable): ``evaluate_fn(selected, candidate) -> float``
-            returns ``TE(selected + [candidate])``; ``selected`` is a tuple in
-            selection order. It is called once per remaining candidate per step,
-            in candidate order, so a caching evaluator can rely on that.
+        evaluate_fn (callable): ``(selected, candidate) -> TE``, in candidate order.
         candidates (Sequence[int]): Layers that may be selected.
         k (int): Number of layers to select.
-        criterion (str): ``'abs'`` (smallest ``|TE|``) or ``'signed'``
-            (smallest ``TE``). Defaults to ``'abs'``.
-        callback (callable, optional): Called after each step as
-            ``callback(step, chosen_layer, te_row)``. Defaults to None.
+        criterion (str): ``'abs'`` (smallest ``|TE|``) or ``'signed'``. Defaults to ``'abs'``.
+        callback (callable, optional): ``callback(step, layer, te_row)``. Defaults to None.
 
     Returns:
-        SelectionResult: ``selection`` in step order, ``table`` of shape
-        ``(k, len(candidates))`` with the raw signed TE values and NaN for
-        already-selected candidates.
+        SelectionResult: ``selection`` in step order, ``table`` the signed TE per step.
 
     Raises:
         ValueError: On a bad budget, criterion, or a non-finite TE.

@@ -1,11 +1,4 @@
-"""Selection files: ``selection.json`` written by the tool and the hook, read by configs.
-
-A selection file is a JSON object with at least ``"selection"`` (the selected
-attention layers, in the order they were chosen); the tool and the hook also
-record the method, criterion, TE table, entropies, calibration size, seed,
-checkpoint hash, timing and cost (see :func:`nose_mm.selection.run_selection`).
-Files are written atomically (:func:`nose_mm.utils.atomic_write_json`).
-"""
+"""Selection files (``selection.json``): written atomically, read by configs (docs/design.md)."""
 import hashlib
 import json
 import os.path as osp
@@ -34,16 +27,14 @@ def load_selection_record(path: str) -> Dict[str, Any]:
     """Read and validate a selection file.
 
     Args:
-        path (str): A JSON file written by ``tools/nose_select.py`` or the
-            ``NoseSelectionHook``.
+        path (str): A JSON file written by ``tools/nose_select.py`` or the hook.
 
     Returns:
         dict: The whole record.
 
     Raises:
         FileNotFoundError: If ``path`` is not a file.
-        ValueError: If it is not JSON or has no list of layer indices under
-            ``"selection"``.
+        ValueError: Not JSON, or no list of layer indices under ``"selection"``.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'selection file {path!r} does not exist')
@@ -66,9 +57,7 @@ def load_selection(path: str) -> List[int]:
         path (str): A selection JSON file.
 
     Returns:
-        list[int]: Layer indices, e.g. ``[0, 2, 4]``; give them to a
-        backbone's ``diluted_layers`` (or use ``NoseSelectionHook`` with
-        ``selection_file=path``).
+        list[int]: Layer indices, e.g. ``[0, 2, 4]``, for a backbone's ``diluted_layers``.
     """
     return [int(i) for i in load_selection_record(path)['selection']]
 

@@ -1,21 +1,4 @@
-"""Model and calibration-data loading for selection and the analysis tools (mmengine side).
-
-Calibration data, by ``split`` (:data:`SPLITS`):
-
-* ``'train'`` (the default): the paper assumes test data is unavailable, so
-  selection runs on images of the *training* split: the dataset of the
-  config's ``train_dataloader``. Its augmenting training pipeline is replaced
-  by the config's test pipeline (``test_dataloader``'s, else
-  ``val_dataloader``'s, else a top-level ``test_pipeline``/``val_pipeline``),
-  so the features are deterministic: the same images give the same entropies
-  on every run and rank.
-* ``'val'``: the dataset of the config's ``val_dataloader`` with its own
-  pipeline, as the reference code measured its entropies (on the evaluation
-  set).
-
-``N`` images are drawn without replacement with a seeded generator and kept in
-index order, so the subset depends on ``(N, seed)`` only, not on the batch size.
-"""
+"""Model and calibration-data loading for selection and the analysis tools (docs/design.md)."""
 import copy
 import os.path as osp
 from typing import Any, Callable, List, Optional, Tuple
@@ -32,7 +15,7 @@ from nose_mm.checkpoint.reader import add_trust_checkpoint_arg, apply_trust_chec
 
 from .settings import SPLITS, add_setting_arg
 
-__all__ = ['SPLITS', 'split_loader_key', 'check_calibration_data', 'calibration_dataset_cfg',
+__all__ = ['SPLITS', 'check_calibration_data', 'calibration_dataset_cfg',
            'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
            'collect_batches', 'prepare_calibration', 'add_calibration_args', 'load_calibration']
 
@@ -64,11 +47,7 @@ def _set_pipeline(node: Any, pipeline: list) -> None:
 
 
 def split_loader_key(split: str) -> str:
-    """The dataloader key of a calibration split: ``'train_dataloader'`` or ``'val_dataloader'``.
-
-    Raises:
-        ValueError: If ``split`` is not one of :data:`SPLITS`.
-    """
+    """``'train_dataloader'`` or ``'val_dataloader'``; ValueError for another split."""
     if split not in SPLITS:
         raise ValueError(f'unknown split {split!r}; allowed: {", ".join(SPLITS)}')
     return f'{split}_dataloader'
@@ -100,20 +79,17 @@ def check_calibration_data(cfg: Any, split: str = 'train') -> None:
 
 
 def calibration_dataset_cfg(cfg: Any, split: str = 'train') -> dict:
-    """The calibration dataset config of ``split`` (see the module docstring).
+    """The calibration dataset config of ``split`` (docs/design.md).
 
     Args:
         cfg (mmengine.Config): A config with ``<split>_dataloader``.
-        split (str): ``'train'`` (the training dataset with the test pipeline)
-            or ``'val'`` (the val dataset as configured). Defaults to ``'train'``.
+        split (str): ``'train'`` (test pipeline) or ``'val'``. Defaults to ``'train'``.
 
     Returns:
-        dict: A copy of the split's dataset config; for ``'train'`` its
-        pipeline(s) are the test pipeline.
+        dict: A copy of the split's dataset config.
 
     Raises:
-        ValueError: An unknown split, no dataset for it, or (``'train'``) no
-            test/val pipeline.
+        ValueError: An unknown split, no dataset for it, or (``'train'``) no test/val pipeline.
     """
     dataset = _split_dataset(cfg, split)
     if split == 'val':
@@ -178,8 +154,7 @@ def build_calibration_loader(dataset: torch.utils.data.Dataset, num_samples: int
         num_workers (int): Loader workers. Defaults to 0.
 
     Returns:
-        DataLoader: Unshuffled, ``pseudo_collate`` batches for the model's
-        data preprocessor.
+        DataLoader: Unshuffled, ``pseudo_collate`` batches.
 
     Raises:
         ValueError: On a bad ``num_samples`` or ``batch_size``.
@@ -196,8 +171,7 @@ def collect_batches(model: torch.nn.Module, dataloader: Any) -> List[torch.Tenso
     """Run the model's data preprocessor (eval mode) on every batch of ``dataloader``.
 
     Args:
-        model (nn.Module): A model with a ``data_preprocessor`` (wrappers are
-            unwrapped).
+        model (nn.Module): A model with a ``data_preprocessor`` (unwrapped here).
         dataloader (Iterable): Yields batches for that preprocessor.
 
     Returns:
@@ -218,10 +192,6 @@ def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
                         split: str = 'train') -> Tuple[torch.nn.Module, DataLoader]:
     """Model (checkpoint loaded, eval mode) and calibration loader from a config.
 
-    The order is chosen so cheap user errors come first: checkpoint path, model
-    build and checkpoint match, ``check_model`` (e.g. the budget), then the
-    dataset and ``num_samples``.
-
     Args:
         cfg (mmengine.Config): The config.
         checkpoint (str, optional): Checkpoint path; None keeps initial weights.
@@ -230,12 +200,15 @@ def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
         seed (int): Subset seed. Defaults to 0.
         device (str): Model device. Defaults to ``'cpu'``.
         num_workers (int): Loader workers. Defaults to 0.
-        check_model (callable, optional): Called with the built model before
-            the data is touched. Defaults to None.
+        check_model (callable, optional): Called with the model before the data. Defaults to None.
         split (str): Calibration split (:data:`SPLITS`). Defaults to ``'train'``.
 
     Returns:
         tuple: ``(model, dataloader)``.
+
+    Raises:
+        FileNotFoundError: The checkpoint does not exist.
+        ValueError: An unknown split or a bad dataset / ``num_samples``.
     """
     split_loader_key(split)
     if checkpoint is not None and not osp.isfile(checkpoint):
@@ -249,14 +222,11 @@ def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
 
 
 def add_calibration_args(parser, split: str = 'train') -> None:
-    """Arguments of the analysis tools that read N calibration images of a model.
-
-    ``config``, ``checkpoint``, ``--num-samples``, ``--batch-size``, ``--seed``,
-    ``--split``, ``--device`` and ``--cfg-options``; see :func:`load_calibration`.
+    """Add the arguments :func:`load_calibration` reads (config, checkpoint, ``-n``...).
 
     Args:
         parser (argparse.ArgumentParser): The tool's parser.
-        split (str): Default of ``--split`` (:data:`SPLITS`). Defaults to ``'train'``.
+        split (str): Default of ``--split``. Defaults to ``'train'``.
     """
     from mmengine.config import DictAction
     parser.add_argument('config', help='model config file')
@@ -276,8 +246,7 @@ def load_calibration(args) -> Tuple[torch.nn.Module, List[Any]]:
 
     Raises:
         UserError: Bad config path or missing data folder.
-        ValueError, FileNotFoundError: See :func:`check_calibration_data` and
-            :func:`prepare_calibration`.
+        ValueError, FileNotFoundError: As :func:`prepare_calibration`.
     """
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = load_config(args.config, args.cfg_options)

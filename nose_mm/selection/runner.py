@@ -12,8 +12,7 @@ from .io import file_sha256
 from .loading import collect_batches, prepare_calibration
 from .settings import METHODS, SelectionSettings
 
-__all__ = ['METHODS', 'run_selection', 'result_to_record', 'calibration_record',
-           'select_from_config']
+__all__ = ['METHODS', 'run_selection', 'calibration_record', 'select_from_config']
 
 #: Version of the selection record layout.
 RECORD_VERSION = 1
@@ -46,40 +45,22 @@ def run_selection(model: torch.nn.Module,
                   progress: bool = True,
                   batches: Optional[List[torch.Tensor]] = None,
                   **options: Any) -> Dict[str, Any]:
-    """Select ``num_layers`` attention layers of ``model``.
-
-    The model is put in eval mode for the selection and its previous mode is
-    restored afterwards. Random and first-K selection do not read the data.
+    """Select ``num_layers`` attention layers of ``model`` (in eval mode, restored after).
 
     Args:
-        model (nn.Module): A classifier supported by
-            :func:`~nose_mm.selection.build_adapter` (model wrappers are unwrapped).
-        dataloader (Iterable, optional): Calibration batches for the model's data
-            preprocessor (see :func:`~nose_mm.selection.build_calibration_loader`).
-            May be None when ``batches`` is given or the method reads no data.
+        model (nn.Module): A classifier supported by :func:`~nose_mm.selection.build_adapter`.
+        dataloader (Iterable, optional): Calibration batches (None with ``batches``).
         num_layers (int, optional): Budget ``K`` (overrides ``settings``).
-        settings (SelectionSettings, optional): Method, criterion, seed,
-            features, evaluator... Defaults to the defaults of
-            :class:`~nose_mm.selection.SelectionSettings`.
+        settings (SelectionSettings, optional): The settings. Defaults to ``SelectionSettings()``.
         progress (bool): Show a progress bar. Defaults to True.
-        batches (list[Tensor], optional): Already preprocessed calibration
-            batches; skips the data loading. Defaults to None.
-        **options: Single settings (``method='random'``...) replacing those of
-            ``settings``.
+        batches (list[Tensor], optional): Preprocessed calibration batches. Defaults to None.
+        **options: Single settings (``method='random'``...) replacing ``settings``'.
 
     Returns:
-        dict: The selection record: ``method``, ``criterion``, ``selection``
-        (ordered), ``candidates``, ``te_table`` (NOSE: one row per step, signed
-        TE, None for already-selected), ``scores`` (score baselines),
-        ``entropies`` (``full`` and ``per_step``: ``H`` after each step, NOSE
-        only), ``num_layers`` (K), ``total_layers`` (L), ``num_samples``,
-        ``seed``, ``features``, ``evaluator`` and ``skip_mode`` (NOSE only, else
-        None), ``cost`` (``blocks_computed``, ``forward_equivalents``) and
-        ``timing`` (seconds).
+        dict: The selection record (keys in docs/design.md).
 
     Raises:
-        ValueError: On a bad setting, ``K`` missing or larger than the number
-            of candidate layers, or an empty calibration set.
+        ValueError: A bad setting, ``K`` missing or too large, or no calibration data.
     """
     if num_layers is not None:
         options['num_layers'] = num_layers
@@ -149,8 +130,7 @@ def run_selection(model: torch.nn.Module,
 
 
 def calibration_record(settings: SelectionSettings) -> Dict[str, Any]:
-    """Where the calibration images of a selection came from: ``batch_size`` and
-    ``split`` (None for methods that read no data)."""
+    """``batch_size`` and ``split`` of the calibration images (None without data)."""
     return dict(batch_size=settings.batch_size,
                 split=settings.split if settings.needs_data else None)
 
@@ -163,11 +143,7 @@ def select_from_config(cfg: Any,
                        num_workers: int = 0,
                        progress: bool = True,
                        **options: Any) -> Dict[str, Any]:
-    """Build the config's model, load ``checkpoint`` and run :func:`run_selection`.
-
-    Calibration images: ``num_samples`` images of the config's training
-    dataset with its test pipeline, or of its val dataset (``split``; see
-    :mod:`nose_mm.selection.loading`).
+    """Build the config's model, load ``checkpoint``, run :func:`run_selection` on its data.
 
     Args:
         cfg (mmengine.Config): The config (with ``filename`` when loaded from a file).
@@ -180,8 +156,7 @@ def select_from_config(cfg: Any,
         **options: Single settings replacing those of ``settings``.
 
     Returns:
-        dict: The record of :func:`run_selection` plus ``batch_size``,
-        ``split``, ``config`` and ``checkpoint`` (``path``, ``sha256``).
+        dict: :func:`run_selection`'s record, plus calibration, config and checkpoint.
     """
     if num_layers is not None:
         options['num_layers'] = num_layers

@@ -1,9 +1,4 @@
-"""The settings of a layer selection, declared and validated once.
-
-:class:`SelectionSettings` is what :class:`~nose_mm.engine.hooks.NoseSelectionHook`,
-:func:`~nose_mm.selection.run_selection`, :func:`~nose_mm.selection.select_from_config`
-and ``tools/nose_select.py`` (its arguments come from :func:`add_selection_args`) take.
-"""
+"""The settings of a layer selection, declared and validated once, and their CLI arguments."""
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
@@ -34,23 +29,16 @@ class SelectionSettings:
     """Which layers to select and how (validated on construction).
 
     Args:
-        num_layers (int, optional): Budget ``K`` (a positive int). Defaults to None
-            (only allowed where a selection file supplies the layers).
-        num_samples (int): Calibration images ``N`` (>= 2). Defaults to 1024 (from
-            the stability measurement in the README, "Calibration size").
+        num_layers (int, optional): Budget ``K`` (positive). Defaults to None.
+        num_samples (int): Calibration images ``N`` (>= 2). Defaults to 1024.
         method (str): One of :data:`METHODS`. Defaults to ``'nose'``.
         criterion (str): NOSE criterion, ``'abs'`` or ``'signed'``. Defaults to ``'abs'``.
         batch_size (int): Calibration batch size. Defaults to 32.
-        seed (int): Seed of the calibration subset and of the random baseline.
-            Defaults to 0.
+        seed (int): Seed of the calibration subset and the random baseline. Defaults to 0.
         features (str): ``'head_input'`` or ``'logits'``. Defaults to ``'head_input'``.
         evaluator (str): ``'cached'`` or ``'naive'`` (NOSE only). Defaults to ``'cached'``.
-        skip_mode (str): What a skipped attention leaves (NOSE only):
-            ``'identity'`` (x, docs/method.md) or ``'compensated'`` (2x, the
-            reference code's shrink model). Defaults to ``'identity'``.
-        split (str): Calibration images: ``'train'`` (training images with the
-            test pipeline) or ``'val'`` (the val set, as the reference).
-            Defaults to ``'train'``.
+        skip_mode (str): NOSE: ``'identity'`` or ``'compensated'``. Defaults to ``'identity'``.
+        split (str): ``'train'`` (test pipeline) or ``'val'`` images. Defaults to ``'train'``.
 
     Raises:
         ValueError: Naming the bad value and the allowed ones.
@@ -136,8 +124,7 @@ def add_setting_arg(parser, name: str, required: bool = False, **overrides: Any)
         parser (argparse.ArgumentParser): The tool's parser.
         name (str): The field, e.g. ``'split'``.
         required (bool): The user must give it (no default). Defaults to False.
-        **overrides: ``add_argument`` keywords replacing the field's (e.g.
-            another ``default``).
+        **overrides: ``add_argument`` keywords replacing the field's.
     """
     f = {f.name: f for f in dataclasses.fields(SelectionSettings)}[name]
     meta = f.metadata
@@ -158,8 +145,7 @@ def add_selection_args(parser, required: Tuple[str, ...] = ('num_layers', )) -> 
 
     Args:
         parser (argparse.ArgumentParser): The tool's parser.
-        required (tuple[str]): Settings the user must give. Defaults to
-            ``('num_layers', )``.
+        required (tuple[str]): Settings the user must give. Defaults to ``('num_layers', )``.
     """
     for f in dataclasses.fields(SelectionSettings):
         add_setting_arg(parser, f.name, required=f.name in required)

@@ -1,4 +1,4 @@
 from .fileio import atomic_write, atomic_write_json
-from .version_check import SUPPORTED_VERSIONS, check_versions
+from .version_check import check_versions
 
-__all__ = ['atomic_write', 'atomic_write_json', 'check_versions', 'SUPPORTED_VERSIONS']
+__all__ = ['atomic_write', 'atomic_write_json', 'check_versions']

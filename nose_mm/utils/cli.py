@@ -1,17 +1,4 @@
-"""The command-line error convention of every tool in ``tools/``.
-
-A user error (bad path, bad value, missing data) is printed as one line,
-``nose_mm: error: <message>``, on stderr, and the tool exits with status 2;
-anything else is a bug and keeps its traceback. Tools decorate their
-``main(argv=None)`` with :func:`cli_main` and build their parser with
-:class:`ToolParser`. ``--debug`` (or ``NOSE_MM_DEBUG=1``, which the flag sets
-for child processes) prints the traceback of user errors too.
-
-What counts as a user error is the one list :data:`USER_ERRORS`: exception
-types, and :class:`KnownError` entries for library exceptions that are user
-errors only when their message says so (mmengine's registry misses, out of
-memory), with the one line to print instead.
-"""
+"""The tools' error convention: a user error is one line and exit 2 (docs/design.md)."""
 import argparse
 import difflib
 import functools
@@ -26,9 +13,8 @@ from .fileio import OutputNotWritableError, check_writable
 from ..checkpoint.reader import CheckpointLoadError, trust_scope
 
 __all__ = [
-    'UserError', 'KnownError', 'USER_ERRORS', 'INPUT_ERRORS', 'DEBUG_ENV', 'ToolParser',
-    'cli_main', 'report_error', 'user_error_message', 'registry_miss_message',
-    'is_out_of_memory', 'closest'
+    'UserError', 'USER_ERRORS', 'INPUT_ERRORS', 'DEBUG_ENV', 'ToolParser', 'cli_main',
+    'user_error_message', 'is_out_of_memory', 'closest'
 ]
 
 DEBUG_ENV = 'NOSE_MM_DEBUG'
@@ -40,13 +26,7 @@ class UserError(Exception):
 
 
 class KnownError(NamedTuple):
-    """A library exception that is a user error when ``message(exc)`` is not None.
-
-    Args:
-        type (type): The exception type (subclasses match too).
-        message (callable): ``exc -> str or None``: the one-line message, or
-            None when this exception is not the known user error.
-    """
+    """A library exception ``type`` that is a user error when ``message(exc)`` is not None."""
     type: type
     message: Callable[[BaseException], Optional[str]]
 
@@ -139,8 +119,7 @@ def user_error_message(exc: BaseException, errors: Sequence[type] = ()) -> Optio
 
     Args:
         exc (BaseException): The exception.
-        errors (sequence of type): Types this tool also treats as user errors,
-            on top of :data:`USER_ERRORS`. Defaults to ().
+        errors (sequence of type): More user-error types. Defaults to ().
     """
     for entry in [*USER_ERRORS, *errors]:
         if isinstance(entry, KnownError):
@@ -161,13 +140,7 @@ def report_error(exc: BaseException, message: Optional[str] = None) -> int:
 
 
 class ToolParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` with ``--debug`` and outputs checked at parse time.
-
-    ``--debug`` is listed in the help (:func:`cli_main` reads it). Arguments
-    added with :meth:`add_output` are checked with
-    :func:`~nose_mm.utils.fileio.check_writable` as soon as the arguments are
-    parsed, before the tool does any work.
-    """
+    """``ArgumentParser`` with ``--debug``; :meth:`add_output` outputs checked when parsed."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -207,14 +180,10 @@ def _debug_requested(argv: List[str]) -> bool:
 def cli_main(*errors: type) -> Callable:
     """Decorate a tool's ``main(argv=None) -> int``: user errors become one line, exit 2.
 
-    ``--debug`` is taken out of the arguments here (so every tool has it) and
-    prints the traceback before the line. ``main`` runs in its own
-    :func:`~nose_mm.checkpoint.reader.trust_scope`: the files a run trusts are
-    forgotten when it returns.
+    ``--debug`` prints the traceback too; ``main`` runs in its own ``trust_scope``.
 
     Args:
-        *errors (type): Exception types this tool also treats as user errors,
-            on top of :data:`USER_ERRORS` (e.g. :data:`INPUT_ERRORS`).
+        *errors (type): More user-error types (e.g. :data:`INPUT_ERRORS`).
     """
 
     def decorate(main: Callable[..., Optional[int]]) -> Callable[..., int]:

@@ -6,8 +6,7 @@ from mmengine.config import Config
 
 from .cli import UserError, closest
 
-__all__ = ['DATALOADER_KEYS', 'load_config', 'check_option_keys', 'iter_datasets',
-           'check_data_roots']
+__all__ = ['DATALOADER_KEYS', 'load_config', 'iter_datasets', 'check_data_roots']
 
 DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -17,14 +16,10 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
     Args:
         path (str): Config file (``.py``, ``.json`` or ``.yaml``).
-        cfg_options (dict, optional): Overrides, ``{'a.b': value}``.
-            Defaults to None.
+        cfg_options (dict, optional): Overrides, ``{'a.b': value}``. Defaults to None.
 
     Raises:
-        UserError: If the file does not exist, has an unsupported suffix or
-            cannot be parsed (the parser's own message is kept), or a
-            ``cfg_options`` key looks like a misspelt one (see
-            :func:`check_option_keys`).
+        UserError: A missing, unsupported or unparsable file, or a misspelt ``cfg_options`` key.
     """
     if not osp.isfile(path):
         raise UserError(f'config file {path!r} does not exist')
@@ -42,24 +37,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
 
 def check_option_keys(cfg: Config, options: dict) -> None:
-    """Refuse ``--cfg-options`` keys that look like misspelt config keys.
-
-    mmengine merges any key, and many OpenMMLab classes swallow unknown ones
-    (``**kwargs``), so a typo is silently ignored. Each dotted key is walked
-    through the loaded config; at the first part that is not there, the key
-    is refused when that part closely resembles an existing key at the same
-    level (``train_cfg.max_epoch`` next to ``max_epochs``). A new key unlike
-    every key at its level is accepted, as mmengine does (e.g. adding
-    ``model.backbone.init_cfg``); one that must resemble an existing key can be
-    set in a config file that inherits this one.
-
-    Args:
-        cfg (Config): The loaded config.
-        options (dict): ``{'a.b.c': value}`` as parsed by ``DictAction``.
-
-    Raises:
-        UserError: Naming the key, the closest existing key and the keys there.
-    """
+    """Refuse ``--cfg-options`` keys that look like misspelt ones (docs/design.md)."""
     for full_key in options:
         node, path, parts = cfg._cfg_dict, [], full_key.split('.')
         for part in parts:
@@ -99,8 +77,7 @@ def check_data_roots(cfg: Config, keys: Sequence[str] = DATALOADER_KEYS) -> None
 
     Args:
         cfg (Config): The loaded config.
-        keys (sequence of str): Dataloader keys to check. Defaults to the
-            train, val and test dataloaders.
+        keys (sequence of str): Dataloader keys. Defaults to :data:`DATALOADER_KEYS`.
 
     Raises:
         UserError: Naming the missing folder and the config key that sets it.

@@ -1,14 +1,4 @@
-"""Distributed training on CPU (gloo) with mmengine 0.10.7.
-
-mmengine 0.10.7 fails in two places when ``torchrun`` starts CPU processes:
-``init_dist('pytorch')`` calls ``torch.cuda.set_device`` unconditionally, and the
-Runner wraps the model in DDP with ``device_ids=[LOCAL_RANK]``, which torch
-rejects for CPU modules. :func:`init_dist_if_needed` initialises the gloo
-process group before the Runner does (the Runner then skips its own init), and
-:class:`NoseDistributedDataParallel` passes ``device_ids=None`` for CPU modules
-and converts SyncBN to BN there (torch's SyncBatchNorm refuses CPU tensors).
-``tools/train.py`` and ``tools/test.py`` apply both, so users get them without flags.
-"""
+"""Distributed training on CPU (gloo) with mmengine 0.10.7 (docs/design.md)."""
 import os
 from typing import Optional
 
@@ -29,15 +19,11 @@ def _module_on_cpu(module: torch.nn.Module) -> bool:
 
 @MODEL_WRAPPERS.register_module(force=True)
 class NoseDistributedDataParallel(MMDistributedDataParallel):
-    """``MMDistributedDataParallel`` that also works for CPU modules.
-
-    On CPU it drops ``device_ids`` / ``output_device`` (torch requires None there)
-    and reverts SyncBN layers to BN. On GPU it behaves exactly like its parent.
+    """``MMDistributedDataParallel`` that also works for CPU modules (no ``device_ids``, BN).
 
     Args:
         module (nn.Module): The model to wrap.
-        **kwargs: Passed to ``MMDistributedDataParallel`` (``device_ids``,
-            ``broadcast_buffers``, ``find_unused_parameters``...).
+        **kwargs: Passed to ``MMDistributedDataParallel``.
     """
 
     def __init__(self, module: torch.nn.Module, **kwargs) -> None:
@@ -66,14 +52,11 @@ def _slurm_first_host() -> str:
 
 
 def init_dist_if_needed(launcher: str, backend: Optional[str] = None) -> None:
-    """Initialise the process group on CPU machines before the Runner does.
-
-    With CUDA available this does nothing (mmengine's own init is right there).
+    """Initialise the gloo process group on CPU machines (no CUDA) before the Runner does.
 
     Args:
         launcher (str): One of ``'none'``, ``'pytorch'``, ``'slurm'``, ``'mpi'``.
-        backend (str, optional): Process-group backend on CPU. Defaults to
-            ``'gloo'``.
+        backend (str, optional): Process-group backend on CPU. Defaults to ``'gloo'``.
 
     Raises:
         ValueError: If ``launcher`` is not one of the allowed values.

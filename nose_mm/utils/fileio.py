@@ -13,13 +13,11 @@ TMP_SUFFIX = '.nose_mm-tmp'
 
 
 def atomic_write(path: str, write_fn: Callable[[str], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename.
+    """Write ``path`` through a temporary file in the same folder, fsync, then rename.
 
     Args:
         path (str): Destination file.
-        write_fn (callable): Called with the temporary file's path; must write
-            the whole content there. If it raises, the temporary file is removed
-            and ``path`` is left as it was.
+        write_fn (callable): Writes the content to the temporary path it is given.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -71,15 +69,11 @@ class OutputNotWritableError(OSError):
 
 
 def check_writable(path: str, what: str = 'output', folder: bool = False) -> None:
-    """Check, before any work, that ``path`` can be written (nothing is left behind).
-
-    Creates and removes a probe file in the nearest existing folder on the way
-    to ``path``; folders still missing are created later by the writer.
+    """Check, before any work, that ``path`` can be written (with a probe file).
 
     Args:
         path (str): The output file, or folder when ``folder`` is True.
-        what (str): What names it in the message, e.g. ``'--out'``.
-            Defaults to ``'output'``.
+        what (str): What names it in the message, e.g. ``'--out'``. Defaults to ``'output'``.
         folder (bool): ``path`` is a folder. Defaults to False.
 
     Raises:

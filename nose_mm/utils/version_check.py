@@ -1,15 +1,10 @@
-"""Check, without importing them, that the OpenMMLab packages nose_mm needs are
-installed at supported versions.
-
-Failing early with the package name, the version found and the supported range
-beats an ``ImportError`` or an ``AttributeError`` from deep inside mmengine.
-"""
+"""Check, without importing them, the versions of the OpenMMLab packages nose_mm needs."""
 from importlib import metadata
 from typing import Dict, Tuple
 
 from packaging.version import Version
 
-__all__ = ['SUPPORTED_VERSIONS', 'check_versions']
+__all__ = ['check_versions']
 
 #: distribution name -> (lowest supported, first unsupported)
 SUPPORTED_VERSIONS: Dict[str, Tuple[str, str]] = {
@@ -26,12 +21,10 @@ def check_versions(supported: Dict[str, Tuple[str, str]] = SUPPORTED_VERSIONS) -
     """Raise ``ImportError`` if a required package is missing or out of range.
 
     Args:
-        supported (dict): Distribution name -> ``(min_inclusive, max_exclusive)``.
-            Defaults to :data:`SUPPORTED_VERSIONS`.
+        supported (dict): Name -> ``(min, max_exclusive)``. Defaults to :data:`SUPPORTED_VERSIONS`.
 
     Raises:
-        ImportError: Naming the package, the version found (or "not installed")
-            and the supported range, with the set-up command that fixes it.
+        ImportError: Naming the package, the version found and the supported range.
     """
     problems = []
     for name, (low, high) in supported.items():

@@ -1,11 +1,4 @@
-"""The built-in demo data: scikit-learn's bundled handwritten digits, no download.
-
-``sklearn.datasets.load_digits`` ships 1,797 real 8x8 grey-scale digit images
-(10 classes). :func:`build_digits_classification` writes them up-sampled in the
-ImageNet folder layout; :func:`build_digits_segmentation` places digits on
-canvases and writes an ADE20k-layout set whose pixels are labelled with their
-digit's class or background.
-"""
+"""The built-in demo data: scikit-learn's handwritten digits (no download), ImageNet / ADE20k."""
 import os.path as osp
 from typing import Dict, Tuple
 
@@ -14,8 +7,7 @@ from PIL import Image
 
 from nose_mm.datasets import write_ade20k, write_image_folder
 
-__all__ = ['DIGIT_CLASSES', 'SEG_CLASSES', 'build_digits_classification',
-           'build_digits_segmentation', 'load_digit_images']
+__all__ = ['build_digits_classification', 'build_digits_segmentation']
 
 DIGIT_CLASSES = tuple(f'digit_{i}' for i in range(10))
 #: Segmentation classes after ``reduce_zero_label``: background, then the digits.
@@ -86,14 +78,7 @@ def _compose_canvases(images: np.ndarray, labels: np.ndarray, n: int, canvas: in
 
 def build_digits_segmentation(root: str, num_train: int = 200, num_val: int = 50,
                               canvas: int = 64, digit_size: int = 16, seed: int = 0) -> str:
-    """Write digit canvases in the ADE20k layout.
-
-    Each canvas holds up to three digits on a dark noisy background. Label maps
-    use ADE20k's convention: 0 would be "ignore" (it becomes 255 under
-    ``reduce_zero_label=True``), 1 is background and ``2 + d`` is digit ``d``,
-    so the classes after reduction are :data:`SEG_CLASSES`. Digits of the train
-    canvases come from one half of the scikit-learn images, those of the val
-    canvases from the other half.
+    """Write digit canvases in the ADE20k layout (classes :data:`SEG_CLASSES`, docs/design.md).
 
     Args:
         root (str): Output folder (``ADEChallengeData2016`` is created in it).

@@ -11,23 +11,7 @@ __all__ = ['DilutionCheckpointHook']
 class DilutionCheckpointHook(SafeCheckpointHook):
     """:class:`SafeCheckpointHook` that considers "best" checkpoints only at ``lam = 0``.
 
-    A checkpoint with the best validation score while ``lam > 0`` still uses
-    its diluted attention layers: it is not a pruned model, and selecting it
-    as "the best" (the reference code's pitfall) reports the accuracy of a
-    larger network. With this hook, evaluations while any dilutable module
-    has diluted layers at ``lam > 0`` are ignored by ``save_best`` (they
-    neither save a best checkpoint nor set the best score), so the best
-    checkpoint is the best among prunable ones. Interval and last
-    checkpoints are saved as usual (the prune tool refuses those with
-    ``lam > 0``).
-
-    Use it in place of the default checkpoint hook::
-
-        default_hooks = dict(checkpoint=dict(
-            type='DilutionCheckpointHook', interval=1, save_best='auto'))
-
-    Saves are as safe as :class:`SafeCheckpointHook`'s (temporary file,
-    rename, then removal of outdated checkpoints).
+    ``save_best`` ignores evaluations at ``lam > 0``: the best checkpoint is prunable.
 
     Args:
         **kwargs: Same as :class:`SafeCheckpointHook`.

@@ -30,21 +30,15 @@ def get_dilutable_modules(runner) -> List[Dilutable]:
 class DilutionHook(Hook):
     """Set the dilution coefficient ``lam`` of every dilutable module from the progress.
 
-    ``lam`` is a pure function of ``runner.epoch`` / ``runner.iter`` (a resumed
-    run reproduces the uninterrupted one), set before each training iteration
-    and logged as ``train/dilution_lam``; validation without training uses the
-    loaded checkpoint's ``meta['dilution_lam']``; each saved checkpoint records
-    ``dilution_lam``, ``dilution_layers``, ``dilution_compensate`` and
-    ``removed_layers`` in its meta. Units, granularity and DDP: see the README
-    section "Dilution schedule (DilutionHook)".
+    ``lam`` is a pure function of the progress, set before each training iteration (logged as
+    ``train/dilution_lam``) and recorded with the dilution set-up in each checkpoint's meta.
 
     Args:
         end (float): Progress at which ``lam`` reaches 0, in ``unit``. Required.
         begin (float): Progress at which ``lam`` starts to fall from 1. Defaults to 0.
         schedule (str): ``'linear'`` or ``'cosine'``. Defaults to ``'linear'``.
         by_epoch (bool): Epoch (True) or iteration (False) granularity. Defaults to True.
-        unit (str, optional): ``'epoch'``, ``'iter'`` or ``'fraction'``.
-            Defaults to None: ``'epoch'`` if ``by_epoch`` else ``'iter'``.
+        unit (str, optional): ``'epoch'``, ``'iter'``, ``'fraction'`` or None. Defaults to None.
 
     Example:
         >>> custom_hooks = [dict(type='DilutionHook', begin=0, end=299)]  # reference
@@ -84,7 +78,6 @@ class DilutionHook(Hook):
         self._loaded_lam: Optional[float] = None  # lam of the last loaded checkpoint
         self._module_cache = None
 
-    # -- the pure part -------------------------------------------------------
     def progress(self, epoch: int, iteration: int, iters_per_epoch: Optional[int],
                  max_epochs: Optional[int], max_iters: Optional[int]) -> float:
         """Training progress in ``self.unit`` for the given position.
@@ -92,10 +85,9 @@ class DilutionHook(Hook):
         Args:
             epoch (int): Current epoch index (0-based).
             iteration (int): Current global iteration index (0-based).
-            iters_per_epoch (int, optional): Needed to convert between epochs
-                and iterations.
-            max_epochs (int, optional): Needed for fractions with ``by_epoch``.
-            max_iters (int, optional): Needed for fractions without.
+            iters_per_epoch (int, optional): To convert between epochs and iterations.
+            max_epochs (int, optional): For fractions with ``by_epoch``.
+            max_iters (int, optional): For fractions without.
 
         Returns:
             float: The progress, comparable with ``begin`` and ``end``.
@@ -123,7 +115,6 @@ class DilutionHook(Hook):
         iters_per_epoch = None if isinstance(loop, IterBasedTrainLoop) else len(loop.dataloader)
         return self.lam_at(epoch, iteration, iters_per_epoch, loop.max_epochs, loop.max_iters)
 
-    # -- talking to the model ------------------------------------------------
     def _modules(self, runner) -> List[Dilutable]:
         # Searching the module tree costs a few ms; do it once per model object.
         if self._module_cache is None or self._module_cache[0] is not runner.model:
@@ -134,7 +125,6 @@ class DilutionHook(Hook):
         for module in self._modules(runner):
             module.set_dilution_lam(lam)
 
-    # -- hooks ---------------------------------------------------------------
     def before_train(self, runner) -> None:
         """Check the set-up: dilutable modules, loop type, DDP options."""
         modules = self._modules(runner)
@@ -202,15 +192,7 @@ class DilutionHook(Hook):
             self._set_lam(runner, lam)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Remember the checkpoint's ``lam``; apply its dilution record to the model.
-
-        The record (diluted layers, ``lam``, compensation) is applied by
-        :func:`nose_mm.checkpoint.fit.apply_checkpoint_dilution`, the one place
-        that does it (``NoseRunner`` and the strict ``Pretrained`` init call it
-        too): a model diluting no layers dilutes the recorded ones (layers chosen
-        by ``NoseSelectionHook``, for test runs and resume), and a model diluting
-        other layers is refused.
-        """
+        """Remember the checkpoint's ``lam``; apply its dilution record to the model."""
         meta = checkpoint.get('meta') or {}
         lam = meta.get(META_LAM)
         self._loaded_lam = None if lam is None else float(lam)

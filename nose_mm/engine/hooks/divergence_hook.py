@@ -28,17 +28,11 @@ def _as_float(value: Any) -> Optional[float]:
 class DivergenceHook(Hook):
     """Stop training when the loss stays non-finite (NaN or inf).
 
-    After every training iteration the logged losses (the ``loss`` total and
-    every ``loss*`` term) are checked; after ``patience + 1`` consecutive
-    iterations with a non-finite one, the hook calls the ``after_train_failure``
-    hook point (``ResultsHook`` records the run as failed there) and raises
-    :class:`TrainingDivergedError` naming the iteration. ``tools/train.py``
-    adds this hook to every run and prints the error as one line, exit 2.
+    After ``patience + 1`` such iterations in a row, calls ``after_train_failure`` and
+    raises :class:`TrainingDivergedError` naming the iteration.
 
     Args:
-        patience (int): Non-finite iterations tolerated in a row before the
-            run stops (e.g. a few, for fp16 runs whose loss overflows now
-            and then). Defaults to 0 (stop at the first one).
+        patience (int): Non-finite iterations tolerated in a row. Defaults to 0.
     """
 
     priority = 'ABOVE_NORMAL'  # before the checkpoint hook saves NaN weights

@@ -16,11 +16,7 @@ __all__ = ['NoseSelectionHook', 'broadcast_from_main']
 
 
 def broadcast_from_main(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on rank 0 only and give its result to every rank.
-
-    Outside a distributed run this is just ``fn()``. If ``fn`` raises on rank
-    0, rank 0 re-raises it and the other ranks raise a ``RuntimeError`` with
-    its message (instead of waiting forever).
+    """Run ``fn`` on rank 0 only and give its result (or its error) to every rank.
 
     Args:
         fn (callable): Computes a picklable result.
@@ -49,24 +45,15 @@ def broadcast_from_main(fn: Callable[[], Any]) -> Any:
 class NoseSelectionHook(Hook):
     """Select the attention layers to dilute (NOSE or a baseline) before training.
 
-    Reuses ``selection_file``, or on ``--resume`` the work dir's record;
-    otherwise rank 0 selects on ``num_samples`` images of ``split`` (training
-    images with the test pipeline, or the val set), every rank sets
-    ``backbone.set_diluted_layers`` and rank 0 writes ``<work_dir>/<file_name>``.
-    Priority ``'VERY_HIGH'``: before ``DilutionHook``. See the README section
-    "Layer selection in training".
+    Reuses ``selection_file`` (or, on resume, the work dir's record), else rank 0 selects;
+    README: "Layer selection in training".
 
     Args:
-        selection_file (str, optional): A ``tools/nose_select.py`` JSON to use
-            instead of selecting. Defaults to None.
+        selection_file (str, optional): A selection JSON to use instead. Defaults to None.
         file_name (str): Record name in the work dir. Defaults to ``'selection.json'``.
         num_workers (int): Calibration loader workers. Defaults to 0.
         progress (bool): Progress bar on rank 0. Defaults to True.
-        **settings: :class:`~nose_mm.selection.SelectionSettings` (``num_layers``,
-            ``num_samples``, ``method``, ``criterion``, ``batch_size``, ``seed``,
-            ``features``, ``evaluator``, ``skip_mode``, ``split``);
-            ``num_layers`` is required without
-            ``selection_file``.
+        **settings: ``SelectionSettings`` fields (``num_layers`` without ``selection_file``).
     """
 
     priority = 'VERY_HIGH'

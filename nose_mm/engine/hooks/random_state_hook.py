@@ -1,25 +1,4 @@
-"""RandomStateHook: checkpoints carry the random generators' state, ``--resume`` restores it.
-
-mmengine 0.10.7 resumes the weights, optimizer, schedulers, message hub and
-the loop counters, and re-seeds (``set_randomness``) only when the seed
-changed; the generators themselves restart from the seed. With random
-augmentation an interrupted and resumed run then draws other crops and
-flips from the first resumed iteration on. This hook saves python's
-``random``, numpy's global generator, torch's CPU generator, every CUDA
-generator and the train sampler's seed in each checkpoint, and restores them
-where the uninterrupted run would have them:
-
-- epoch-based loops: at the start of the first resumed epoch;
-- iteration-based loops: after mmengine has advanced the data iterator past
-  the trained iterations (that replay draws augmentations), right before
-  the first resumed batch is fetched.
-
-Validation is made neutral (the generators are put back after it), so the
-training stream does not depend on whether and how often a run validates -
-which it must not, since a resumed run does not repeat the validation that
-followed its checkpoint. What holds with data-loading workers is in the
-README ("Exact resume").
-"""
+"""RandomStateHook: checkpoints carry the random generators' state (docs/design.md)."""
 import random
 from typing import Any, Dict, Optional
 
@@ -101,18 +80,8 @@ class _RestoreBeforeFetch:
 class RandomStateHook(Hook):
     """Save the random generators' state in checkpoints and restore it on resume.
 
-    ``tools/train.py`` adds this hook to every training run (a config that
-    lists it in ``custom_hooks`` keeps its own entry). A resumed run then
-    continues bit for bit like the uninterrupted one with ``num_workers=0``
-    (see the module docstring and the README for workers and several
-    processes). Checkpoints without the states (older ones) resume as
-    before, with a warning.
-
     Args:
-        neutral_val (bool): Put the generators back after every validation,
-            so validation draws nothing from the training stream (needed
-            for exact resume when a run validates after a checkpoint).
-            Defaults to True.
+        neutral_val (bool): Put the generators back after every validation. Defaults to True.
     """
 
     priority = 'LOWEST'
@@ -126,8 +95,7 @@ class RandomStateHook(Hook):
         self._started = False
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # A checkpoint saved during validation (best / re-saved last) records
-        # the training stream as it was before validation started.
+        # saved during validation: the training stream as it was before validation
         states = dict(self._before_val or get_random_states())
         sampler = _train_sampler(runner)
         if sampler is not None:

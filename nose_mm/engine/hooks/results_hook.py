@@ -89,25 +89,14 @@ def build_results(cfg: Any, model: Optional[Any], metrics: Dict[str, Any], mode:
 class ResultsHook(Hook):
     """Record what a run was and what it scored, for the leaderboard.
 
-    Writes ``<work_dir>/<filename>`` on rank 0, atomically, after training (last
-    validation's metrics, every validation in ``history``), after a test (test
-    metrics, the evaluated checkpoint) or after validation; the content is
-    :func:`build_results`, a :class:`~nose_mm.benchmark.records.ResultsRecord`
-    (dataset, model, removed layers, metrics, params, FLOPs, config sha256,
-    checkpoint, git commit, hardware). A run stopped by :class:`DivergenceHook`
-    (``after_train_failure``) is written with ``status: 'failed'``, which the
-    leaderboard does not rank.
-    ``tools/train.py`` and ``tools/test.py`` add it when missing. Fields
-    and the merge with ``benchmark.json``: ``benchmarks/README.md``.
+    Writes ``<work_dir>/<filename>`` on rank 0 after a run (``status: 'failed'`` after a
+    divergence), a :class:`~nose_mm.benchmark.records.ResultsRecord`; every run has it
+    (``default_hooks.results`` in ``configs/_base_/``). Fields: ``benchmarks/README.md``.
 
     Args:
-        filename (str): File name inside the work dir. Defaults to
-            ``'results.json'``.
-        count_flops (bool): Count FLOPs at the end of the run (one trace of
-            the model, in eval mode, on rank 0). Defaults to True.
-        flops_img_size (Sequence[int], optional): ``(H, W)`` for FLOPs.
-            Defaults to the config's (the backbone's ``img_size`` for
-            classification, the crop for segmentation).
+        filename (str): File name inside the work dir. Defaults to ``'results.json'``.
+        count_flops (bool): Count FLOPs at the end of the run. Defaults to True.
+        flops_img_size (Sequence[int], optional): ``(H, W)`` for FLOPs. Defaults to the config's.
     """
 
     priority = 'VERY_LOW'

@@ -1,14 +1,4 @@
-"""A CheckpointHook that never leaves a run without a loadable checkpoint.
-
-mmengine 0.10.7's ``CheckpointHook`` removes the oldest checkpoint *before*
-writing the new one, writes the new one in place and rewrites
-``last_checkpoint`` in place: a kill during the save (SIGINT, OOM, pre-emption)
-with ``max_keep_ckpts=1`` leaves no ``.pth`` and a ``last_checkpoint`` naming a
-missing file, so ``--resume`` fails. :class:`SafeCheckpointHook` orders it the
-other way: write to a temporary name in the same folder, fsync, rename into
-place, point ``last_checkpoint`` at it (also by rename), and only then remove
-the checkpoints beyond ``max_keep_ckpts`` (and the previous "best").
-"""
+"""SafeCheckpointHook: never leaves a run without a loadable checkpoint (docs/design.md)."""
 import glob
 import hashlib
 import os
@@ -25,7 +15,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
 from nose_mm.registry import HOOKS
 from nose_mm.utils.fileio import TMP_SUFFIX, atomic_write
 
-__all__ = ['SafeCheckpointHook', 'AtomicLocalBackend', 'ATOMIC_BACKEND']
+__all__ = ['SafeCheckpointHook']
 
 #: Name of the file backend that writes through a temporary file and a rename.
 ATOMIC_BACKEND = 'nose_atomic_local'
@@ -33,12 +23,7 @@ ATOMIC_BACKEND = 'nose_atomic_local'
 
 @register_backend(ATOMIC_BACKEND, force=True)
 class AtomicLocalBackend(LocalBackend):
-    """mmengine's ``LocalBackend`` whose ``put``/``put_text`` are atomic.
-
-    The bytes go to a temporary file in the destination folder, are fsynced
-    and renamed over the destination (:func:`nose_mm.utils.fileio.atomic_write`):
-    a reader sees the old file or the complete new one, never a partial one.
-    """
+    """mmengine's ``LocalBackend`` whose ``put``/``put_text`` are atomic."""
 
     def put(self, obj: bytes, filepath) -> None:
         atomic_write(str(filepath), lambda tmp: super(AtomicLocalBackend, self).put(obj, tmp))
@@ -68,22 +53,10 @@ class _DeferredRemoval:
 class SafeCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook`` whose saves cannot lose the last checkpoint.
 
-    Every checkpoint (interval, last and "best") is written to a hidden
-    temporary file in the output folder, fsynced and renamed into place;
-    ``last_checkpoint`` is rewritten the same way after the rename; outdated
-    checkpoints (beyond ``max_keep_ckpts``) and the previous best are removed
-    only after that. A kill at any point leaves the previous checkpoint (or
-    the new one) loadable and named by ``last_checkpoint``. Temporary files
-    left by a killed save are removed when training starts again. The
-    checkpoint ids saved in the message hub include the ones still to be
-    removed, so a resumed run removes a checkpoint that a kill kept.
-
-    Local folders only (``out_dir`` on a file system that supports rename).
+    Write to a temporary file, rename, then remove outdated ones (docs/design.md).
 
     Args:
-        **kwargs: Same as :class:`~mmengine.hooks.CheckpointHook`;
-            ``backend_args`` may only name the local backend (it defaults to
-            :class:`AtomicLocalBackend`), ``file_client_args`` is refused.
+        **kwargs: As ``CheckpointHook``'s (local ``backend_args`` only, no ``file_client_args``).
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -127,8 +100,7 @@ class SafeCheckpointHook(CheckpointHook):
         if new_id:
             ids = list(self.keep_ckpt_ids) + [step]
             outdated = ids[:-self.max_keep_ckpts]
-            # Saved with the checkpoint: resuming from it removes the outdated
-            # ones if this run is killed before it does.
+            # saved with the checkpoint, so a resumed run removes what a kill kept
             runner.message_hub.update_info('keep_ckpt_ids', ids)
         filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
@@ -149,8 +121,7 @@ class SafeCheckpointHook(CheckpointHook):
                 runner, self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old)))
 
     def _save_best_checkpoint(self, runner, metrics) -> None:
-        # mmengine removes the previous best before saving the new one: defer
-        # every removal until all saves of this evaluation are in place.
+        # mmengine removes the previous best before saving: defer removals until all saved
         backend = self.file_backend
         deferred = _DeferredRemoval(backend)
         self.file_backend = deferred

@@ -1,3 +1,3 @@
-from .auto_amp import AMP_ONLY_ARGS, auto_amp_optim_wrapper
+from .auto_amp import auto_amp_optim_wrapper
 
-__all__ = ['AMP_ONLY_ARGS', 'auto_amp_optim_wrapper']
+__all__ = ['auto_amp_optim_wrapper']

@@ -1,17 +1,10 @@
-"""``optim_wrapper=dict(type='AutoAmpOptimWrapper', ...)``: AMP where a GPU is.
-
-The reference recipe trains with mixed precision on GPUs. mmengine's
-``AmpOptimWrapper`` refuses to build without CUDA, so a config that asks for it
-cannot run on a CPU machine. This builder picks ``AmpOptimWrapper`` when CUDA
-is available and the plain ``OptimWrapper`` (fp32) otherwise, and logs which.
-``tools/train.py --amp`` still forces AMP (and still refuses without a GPU).
-"""
+"""``AutoAmpOptimWrapper``: AMP where CUDA is available, fp32 ``OptimWrapper`` elsewhere."""
 import torch
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
-__all__ = ['AMP_ONLY_ARGS', 'auto_amp_optim_wrapper']
+__all__ = ['auto_amp_optim_wrapper']
 
 # Arguments of AmpOptimWrapper that OptimWrapper does not take.
 AMP_ONLY_ARGS = ('loss_scale', 'dtype', 'use_fsdp')
@@ -19,12 +12,10 @@ AMP_ONLY_ARGS = ('loss_scale', 'dtype', 'use_fsdp')
 
 @OPTIM_WRAPPERS.register_module(name='AutoAmpOptimWrapper')
 def auto_amp_optim_wrapper(**kwargs) -> OptimWrapper:
-    """Build ``AmpOptimWrapper`` if CUDA is available, else ``OptimWrapper``.
+    """Build ``AmpOptimWrapper`` if CUDA is available, else ``OptimWrapper`` (fp32).
 
     Args:
-        **kwargs: ``AmpOptimWrapper`` arguments (``optimizer``, ``clip_grad``,
-            ``accumulative_counts``, ``loss_scale``, ``dtype``...). Without
-            CUDA the AMP-only ones (:data:`AMP_ONLY_ARGS`) are not used.
+        **kwargs: ``AmpOptimWrapper`` arguments (AMP-only ones dropped without CUDA).
 
     Returns:
         OptimWrapper: An ``AmpOptimWrapper`` or a plain ``OptimWrapper``.

@@ -1,11 +1,10 @@
 from .base import DilutableBlockMixin, NoseBackboneMixin
-from .nose_deit3 import DilutableDeiT3Layer, NoseDeiT3
-from .nose_swin import DilutableSwinBlock, NoseSwinTransformer
-from .nose_vit import DilutableEncoderLayer, NoseVisionTransformer
+from .nose_deit3 import NoseDeiT3
+from .nose_swin import NoseSwinTransformer
+from .nose_vit import NoseVisionTransformer
 from .token_merge_mixin import TokenMergeMixin
 
 __all__ = [
-    'DilutableBlockMixin', 'NoseBackboneMixin', 'DilutableEncoderLayer',
-    'NoseVisionTransformer', 'DilutableDeiT3Layer', 'NoseDeiT3', 'DilutableSwinBlock',
+    'DilutableBlockMixin', 'NoseBackboneMixin', 'NoseVisionTransformer', 'NoseDeiT3',
     'NoseSwinTransformer', 'TokenMergeMixin'
 ]

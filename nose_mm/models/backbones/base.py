@@ -1,13 +1,4 @@
-"""What every NOSE backbone shares: dilutable blocks and checkpoint checks.
-
-:class:`DilutableBlockMixin` turns a block an mmpretrain backbone has built
-into a dilutable one in place (the instance keeps its weights, only its class
-changes) and computes the attention residual with
-:func:`~nose_mm.models.dilution.dilute_residual`. :class:`NoseBackboneMixin`
-implements :class:`~nose_mm.models.dilution.Dilutable` over those blocks and
-refuses checkpoints whose pruned layers differ from the model's, naming them
-(:class:`~nose_mm.checkpoint.fit.CheckpointFitError`).
-"""
+"""What every NOSE backbone shares: blocks made dilutable in place, the Dilutable backbone."""
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -23,14 +14,7 @@ __all__ = ['DilutableBlockMixin', 'NoseBackboneMixin']
 class DilutableBlockMixin:
     """A pre-norm block whose attention branch can be diluted or removed.
 
-    Subclasses set ``parent`` (the mmpretrain block class they convert) and
-    ``attention_parts`` (the pre-norm and attention submodule names, deleted
-    from a removed block), and call :meth:`attention_residual` in ``forward``.
-
-    Attributes:
-        dilution_lam (float): ``lam`` of this block. Defaults to 1.
-        compensate (bool): Use the compensated residual. Defaults to True.
-        removed (bool): Whether the attention sublayer is pruned.
+    Subclasses set ``parent`` and ``attention_parts`` and call :meth:`attention_residual`.
     """
 
     parent: type = nn.Module
@@ -41,20 +25,18 @@ class DilutableBlockMixin:
 
     @classmethod
     def convert(cls, block: nn.Module, removed: bool = False, compensate: bool = True):
-        """Convert a block built by mmpretrain in place.
-
-        The instance keeps its submodules and parameters; only its class
-        changes (the technique ``torch.nn.utils.parametrize`` uses), so no
-        weights are built twice and every mmpretrain block option keeps working.
+        """Convert a block built by mmpretrain in place (only its class changes).
 
         Args:
             block (nn.Module): An instance of exactly ``cls.parent``.
-            removed (bool): Delete the pre-norm and the attention (pruned
-                block). Defaults to False.
+            removed (bool): Delete the pre-norm and the attention. Defaults to False.
             compensate (bool): Compensated residual. Defaults to True.
 
         Returns:
             The same object, converted.
+
+        Raises:
+            TypeError: If ``block`` is not a ``cls.parent``.
         """
         if type(block) is not cls.parent:
             raise TypeError(f'expected an mmpretrain {cls.parent.__name__}, got '
@@ -70,11 +52,7 @@ class DilutableBlockMixin:
 
     def attention_residual(self, x: torch.Tensor,
                            branch: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """``x`` plus the (diluted) attention branch ``branch(x)``.
-
-        ``branch`` is not called for a removed block or at ``lam = 0``; at
-        ``lam = 1`` the result is ``x + branch(x)``, the parent's block.
-        """
+        """``x`` plus the diluted ``branch(x)``; ``branch`` is not called at ``lam = 0``."""
         lam = 0.0 if self.removed else self.dilution_lam
         return dilute_residual(x, None if lam == 0 else branch(x), lam, self.compensate)
 
@@ -87,17 +65,11 @@ class DilutableBlockMixin:
 class NoseBackboneMixin(DilutableMixin):
     """:class:`~nose_mm.models.dilution.Dilutable` backbone over dilutable blocks.
 
-    Put it before the mmpretrain backbone in the bases. Subclasses set
-    ``block_layout`` (their state-dict key layout, see
-    :mod:`nose_mm.models.layouts`) and ``block_class`` (their
-    :class:`DilutableBlockMixin`), and override :meth:`dilutable_blocks` /
-    :meth:`block_depths` unless their blocks are ``self.layers`` (plain ViTs).
+    Goes before the mmpretrain backbone in the bases (docs/design.md).
 
     Args:
-        *args: Positional arguments of the mmpretrain backbone (``arch``...),
-            whose defaults are kept.
-        diluted_layers (Sequence[int], optional): Layers whose attention branch
-            is scaled by ``lam``. Defaults to None.
+        *args: Positional arguments of the mmpretrain backbone.
+        diluted_layers (Sequence[int], optional): Layers scaled by ``lam``. Defaults to None.
         removed_layers (Sequence[int], optional): Pruned layers. Defaults to None.
         compensate (bool): Compensated residuals. Defaults to True.
         init_lam (float): Initial ``lam`` of the diluted layers. Defaults to 1.0.

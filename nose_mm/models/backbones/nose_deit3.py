@@ -1,11 +1,4 @@
-"""The DeiT-III family: mmpretrain's DeiT3 computing the official block, dilutable and prunable.
-
-DeiT-III (timm ``deit3_*``, official ``models_v2``) has the ViT block keys plus
-layer scales (``ls1.gamma`` / ``ls2.gamma`` in timm, ``gamma_1`` / ``gamma_2``
-in the official release) and a position embedding without a class-token slot
-(the class token is prepended after it): that is how its checkpoints are told
-from ViT / DeiT ones (:class:`DeiT3Family`).
-"""
+"""The DeiT-III family: DeiT3 with the official block, dilutable, prunable; its converter."""
 from collections import OrderedDict
 from typing import Dict, Optional
 
@@ -20,19 +13,11 @@ from ..family import register_family
 from .base import DilutableBlockMixin, NoseBackboneMixin
 from .nose_vit import BLOCK_NAMES, VIT_LAYOUT, ViTFamily, convert_timm_vit, vit_embed
 
-__all__ = ['DilutableDeiT3Layer', 'NoseDeiT3', 'DeiT3Family', 'convert_deit3']
+__all__ = ['NoseDeiT3', 'DeiT3Family']
 
 
 class DilutableDeiT3Layer(DilutableBlockMixin, DeiT3TransformerEncoderLayer):
-    """The official DeiT-III block with a dilutable attention branch.
-
-    Same parameters and keys as mmpretrain's ``DeiT3TransformerEncoderLayer``,
-    but the FFN input is normalised with ``ln2`` as in the official DeiT-III
-    and timm's ``deit3_*`` (mmpretrain 1.2.0 uses ``ln1`` there)::
-
-        x = x + LS1(Attn(LN1(x)))   (diluted / removed as in DilutableEncoderLayer)
-        x = x + LS2(FFN(LN2(x)))
-    """
+    """The official DeiT-III block (FFN norm ``ln2``) with a dilutable attention branch."""
 
     parent = DeiT3TransformerEncoderLayer
     attention_parts = ('ln1', 'attn')
@@ -45,40 +30,19 @@ class DilutableDeiT3Layer(DilutableBlockMixin, DeiT3TransformerEncoderLayer):
 
 @register_model
 class NoseDeiT3(NoseBackboneMixin, DeiT3):
-    """DeiT-III (official block) whose attention layers can be diluted and removed.
-
-    mmpretrain's :class:`~mmpretrain.models.backbones.DeiT3` with every arch
-    and argument kept, except that each block computes the **official**
-    DeiT-III architecture: the FFN input is normalised with ``ln2``
-    (mmpretrain 1.2.0's ``DeiT3TransformerEncoderLayer`` normalises it with
-    ``ln1`` and never uses ``ln2``). With weights converted by
-    :func:`convert_deit3` it equals timm's
-    ``deit3_*`` models. Keys, dilution, pruning and checkpoint checks are
-    those of :class:`NoseVisionTransformer` (``layers.{i}.ln1`` /
-    ``layers.{i}.attn`` are the removable parts; with layer scale the
-    attention's ``gamma1`` goes with it). Registered in the mmpretrain and
-    mmseg registries.
+    """mmpretrain's ``DeiT3`` with the official block (FFN norm ``ln2``), dilutable and prunable.
 
     Args:
-        arch (str | dict): As in ``DeiT3``: ``'small'``, ``'medium'``,
-            ``'base'``, ``'large'``, ``'huge'`` or a dict with
-            ``embed_dims``, ``num_layers``, ``num_heads``,
-            ``feedforward_channels``. Defaults to ``'base'``.
+        arch (str | dict): As in ``DeiT3`` (``'small'``, ``'medium'``...). Defaults to ``'base'``.
         *args: Further positional arguments of ``DeiT3``.
-        diluted_layers (Sequence[int], optional): Layers whose attention branch
-            is scaled by ``lam`` (negative indices count from the end).
-            Defaults to None.
-        removed_layers (Sequence[int], optional): Pruned layers (no ``ln1``
-            and ``attn``). Must not overlap ``diluted_layers``. Defaults to None.
-        compensate (bool): Compensated residuals (docs/method.md). Defaults to True.
-        init_lam (float): Initial ``lam`` in [0, 1] of the diluted layers.
-            Defaults to 1.0.
-        **kwargs: Keyword arguments of ``DeiT3`` (``img_size``,
-            ``patch_size``, ``out_indices``, ``out_type``, ``drop_path_rate``,
-            ``use_layer_scale``, ``final_norm``, ``layer_cfgs``, ``init_cfg``...).
+        diluted_layers (Sequence[int], optional): Layers scaled by ``lam``. Defaults to None.
+        removed_layers (Sequence[int], optional): Pruned layers (not diluted). Defaults to None.
+        compensate (bool): Compensated residuals (docs/method.md §4). Defaults to True.
+        init_lam (float): Initial ``lam`` in [0, 1]. Defaults to 1.0.
+        **kwargs: Keyword arguments of ``DeiT3``.
 
     Raises:
-        ValueError: Bad layer indices or ``init_lam`` (as NoseVisionTransformer).
+        ValueError: Bad layer indices or ``init_lam``.
     """
 
     block_layout = VIT_LAYOUT
@@ -90,16 +54,7 @@ _DEIT3_BLOCK = dict(BLOCK_NAMES, gamma_1='attn.gamma1.weight', gamma_2='ffn.gamm
 
 
 def convert_deit3(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
-    """Map timm ``deit3_*`` / official DeiT-III keys onto ``NoseDeiT3`` classifier keys.
-
-    Layer scales ``ls1.gamma`` / ``gamma_1`` become ``attn.gamma1.weight`` and
-    ``ls2.gamma`` / ``gamma_2`` ``ffn.gamma2.weight``; the rest is as in
-    :func:`~nose_mm.models.backbones.nose_vit.convert_timm_vit` (``pos_embed``
-    has no class-token slot in both).
-
-    Raises:
-        ValueError: As ``convert_timm_vit``; also blocks without layer scales.
-    """
+    """Map timm / official DeiT-III keys onto ``NoseDeiT3`` classifier keys (or ValueError)."""
     out, _ = convert_timm_vit(state_dict, block_names=_DEIT3_BLOCK)
     scaled = {k for k in out if k.endswith(('attn.gamma1.weight', 'ffn.gamma2.weight'))}
     num_blocks = len({k.split('.')[2] for k in out if k.startswith('backbone.layers.')})
@@ -123,12 +78,7 @@ def _pos_embed_has_no_cls_slot(state_dict: Dict[str, Tensor], prefix: str) -> Op
 
 @register_family
 class DeiT3Family(ViTFamily):
-    """DeiT-III: ``NoseDeiT3`` and mmpretrain's ``DeiT3``, a special case of the ViT
-    family (same keys; layer scale inside ``attn`` / ``ffn``). The position
-    embedding is added before the class token is prepended, there is no
-    pre-norm, and the FFN input norm is the block's own: ``ln2`` for
-    ``NoseDeiT3`` blocks (official DeiT-III), ``ln1`` for mmpretrain 1.2.0's
-    ``DeiT3TransformerEncoderLayer``."""
+    """DeiT-III (``NoseDeiT3``, ``DeiT3``): a special case of the ViT family."""
 
     name = 'deit3'
     backbone = NoseDeiT3

@@ -1,13 +1,7 @@
-"""The Swin family: mmpretrain's SwinTransformer with dilutable and removable blocks.
-
-A layer is a Swin block, indexed globally in stage order: with depths
-``(2, 2, 6, 2)`` block ``j`` of stage ``s`` is layer ``sum(depths[:s]) + j``.
-The converter maps timm ``swin_*`` and official Swin checkpoints
-(:func:`convert_swin`); :class:`SwinFamily` is the family's registry entry.
-"""
+"""The Swin family: dilutable, prunable SwinTransformer, its converter, :class:`SwinFamily`."""
 import re
 from collections import OrderedDict
-from typing import Dict, Tuple
+from typing import Dict
 
 import torch
 import torch.utils.checkpoint as cp
@@ -23,8 +17,7 @@ from ..layouts import BlockLayout
 from .base import DilutableBlockMixin, NoseBackboneMixin
 from .nose_vit import rename_keys
 
-__all__ = ['DilutableSwinBlock', 'NoseSwinTransformer', 'SWIN_LAYOUT', 'SwinFamily',
-           'convert_swin', 'swin_relative_position_index']
+__all__ = ['NoseSwinTransformer', 'SwinFamily']
 
 #: Swin blocks: ``stages.{s}.blocks.{j}.*``, removable parts ``norm1`` and ``attn``.
 SWIN_LAYOUT = BlockLayout('swin', r'stages\.(\d+)\.blocks\.(\d+)\.([A-Za-z0-9_]+)\.',
@@ -32,14 +25,7 @@ SWIN_LAYOUT = BlockLayout('swin', r'stages\.(\d+)\.blocks\.(\d+)\.([A-Za-z0-9_]+
 
 
 class DilutableSwinBlock(DilutableBlockMixin, SwinBlock):
-    """mmpretrain's ``SwinBlock`` (window or shifted window) with a dilutable attention.
-
-    Same parameters and keys as the parent; the forward is that of
-    :class:`~nose_mm.models.backbones.DilutableEncoderLayer` with
-    ``Attn = ShiftWindowMSA`` (drop path included) and ``norm1`` / ``norm2``.
-    A removed block has no ``norm1`` and no ``attn`` (so no relative position
-    bias table either) and computes ``x = 2x`` (or ``x``), then its FFN.
-    """
+    """mmpretrain's ``SwinBlock`` with a dilutable attention; same keys as the parent."""
 
     parent = SwinBlock
     attention_parts = ('norm1', 'attn')
@@ -58,46 +44,21 @@ class DilutableSwinBlock(DilutableBlockMixin, SwinBlock):
 
 @register_model
 class NoseSwinTransformer(NoseBackboneMixin, SwinTransformer):
-    """Swin Transformer whose attention blocks can be diluted and removed.
+    """mmpretrain's ``SwinTransformer`` whose attention blocks can be diluted and removed.
 
-    mmpretrain's :class:`~mmpretrain.models.backbones.SwinTransformer` with
-    every arch and argument kept, plus dilution learning and pruned blocks as
-    in :class:`NoseVisionTransformer`. A *layer* is a Swin block, window and
-    shifted-window blocks alike, indexed globally in stage order: Swin-T
-    (depths 2, 2, 6, 2) has layers 0-11, layer 4 being stage 2's first block.
-    ``num_layers`` keeps mmpretrain's meaning (the number of stages); the
-    number of dilutable layers is ``num_dilutable_layers``.
-
-    A removed block has no ``stages.{s}.blocks.{j}.norm1.*`` /
-    ``...attn.*`` keys (nor its relative position bias table and index).
-    Pruning one Swin-T block removes its ``norm1``, qkv, proj and bias table:
-    37,947 / 149,622 / 594,156 / 2,367,960 parameters in stages 1 / 2 / 3 / 4
-    (C = 96 / 192 / 384 / 768; ``2C + 4C^2 + 4C + 169 * heads``). Loading a
-    checkpoint with another removed set raises a ``CheckpointFitError`` naming the
-    layers. Registered in the mmpretrain and mmseg registries: as an mmseg
-    backbone use ``out_indices=(0, 1, 2, 3)``.
-    ``train()`` returns ``self`` (mmpretrain 1.2.0's returns None).
+    A *layer* is a Swin block, indexed globally in stage order (docs/design.md).
 
     Args:
-        arch (str | dict): As in ``SwinTransformer``: ``'tiny'``, ``'small'``,
-            ``'base'``, ``'large'`` or a dict with ``embed_dims``, ``depths``,
-            ``num_heads``. Defaults to ``'tiny'``.
+        arch (str | dict): As in ``SwinTransformer`` (``'tiny'``...). Defaults to ``'tiny'``.
         *args: Further positional arguments of ``SwinTransformer``.
-        diluted_layers (Sequence[int], optional): Blocks whose attention branch
-            is scaled by ``lam`` (global indices; negative ones count from the
-            end). Defaults to None.
-        removed_layers (Sequence[int], optional): Pruned blocks (no ``norm1``
-            and ``attn``). Must not overlap ``diluted_layers``. Defaults to None.
-        compensate (bool): Compensated residuals (docs/method.md). Defaults to True.
-        init_lam (float): Initial ``lam`` in [0, 1] of the diluted blocks.
-            Defaults to 1.0.
-        **kwargs: Keyword arguments of ``SwinTransformer`` (``img_size``,
-            ``window_size``, ``out_indices``, ``drop_path_rate``,
-            ``pad_small_map``, ``with_cp``, ``frozen_stages``, ``stage_cfgs``,
-            ``init_cfg``...).
+        diluted_layers (Sequence[int], optional): Blocks scaled by ``lam``. Defaults to None.
+        removed_layers (Sequence[int], optional): Pruned blocks (not diluted). Defaults to None.
+        compensate (bool): Compensated residuals (docs/method.md §4). Defaults to True.
+        init_lam (float): Initial ``lam`` in [0, 1]. Defaults to 1.0.
+        **kwargs: Keyword arguments of ``SwinTransformer``.
 
     Raises:
-        ValueError: Bad layer indices or ``init_lam`` (as NoseVisionTransformer).
+        ValueError: Bad layer indices or ``init_lam``.
     """
 
     block_layout = SWIN_LAYOUT
@@ -142,12 +103,7 @@ _SWIN_KEY = re.compile(r'layers\.(\d+)\.(?:blocks\.(\d+)\.(.+)|downsample\.(.+))
 
 
 def swin_relative_position_index(window_size: int) -> torch.Tensor:
-    """The relative position index of a ``window_size`` x ``window_size`` window.
-
-    Entry ``[p, q]`` is the row of the bias table holding the bias of token
-    ``q`` seen from token ``p`` (row-major positions in the window):
-    ``(dh + w - 1) * (2w - 1) + (dw + w - 1)`` with ``(dh, dw) = pos_p - pos_q``.
-    """
+    """The relative position index of a ``window_size`` x ``window_size`` window."""
     coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
                                         indexing='ij')).flatten(1)  # 2, N
     relative = (coords[:, :, None] - coords[:, None, :]) + (window_size - 1)  # 2, N, N
@@ -155,13 +111,7 @@ def swin_relative_position_index(window_size: int) -> torch.Tensor:
 
 
 def _merge_order(tensor: torch.Tensor) -> torch.Tensor:
-    """Reorder a patch-merging input axis from timm / official order to mmcv's.
-
-    timm and the official Swin concatenate the 2x2 neighbours as
-    ``[(0,0), (1,0), (0,1), (1,1)]`` (row, column offsets), neighbour-major;
-    mmcv's ``PatchMerging`` unfolds to channel-major ``c * 4 + 2 * row + col``.
-    The last axis of ``tensor`` (4C) is permuted accordingly.
-    """
+    """Reorder a patch-merging input axis from timm / official order to mmcv's."""
     channels = tensor.shape[-1] // 4
     lead = tensor.shape[:-1]
     grouped = tensor.reshape(*lead, 4, channels)[..., [0, 2, 1, 3], :]
@@ -169,20 +119,7 @@ def _merge_order(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def convert_swin(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
-    """Map timm ``swin_*`` / official Swin keys onto ``NoseSwinTransformer`` classifier keys.
-
-    The classifier is ``ImageClassifier`` with ``GlobalAveragePooling`` and
-    ``LinearClsHead`` (``head.fc``). Patch merging sits at the end of stage
-    ``s`` in the official release (``layers.{s}.downsample``) and at the start
-    of stage ``s + 1`` in timm >= 0.9 (``layers.{s+1}.downsample``); both go
-    to ``backbone.stages.{s}.downsample`` with the reduction weight's inputs
-    and the norm reordered (:func:`_merge_order`). The final ``norm`` becomes
-    ``backbone.norm{last stage}``; relative position indices are rebuilt
-    (:func:`swin_relative_position_index`), attention masks dropped.
-
-    Raises:
-        ValueError: Unknown keys, no blocks, or patch merging in both places.
-    """
+    """Map timm / official Swin keys onto ``NoseSwinTransformer`` classifier keys."""
     out = OrderedDict()
     unknown, downsample = [], {}
     blocks: Dict[int, set] = {}
@@ -230,19 +167,9 @@ def convert_swin(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     return out
 
 
-
-SwinState = Tuple[Tensor, Tuple[int, int]]
-
-
 @register_family
 class SwinFamily(BackboneFamily):
-    """Swin: ``NoseSwinTransformer`` and mmpretrain's ``SwinTransformer``.
-
-    The selection state is ``(tokens, hw_shape)``; the patch merging after a
-    stage's last block is part of that block's step (:meth:`leave`), so every
-    cached block input is at that block's resolution. The readout applies the
-    last stage's norm and shapes the map as the backbone does (the neck pools it).
-    """
+    """Swin (``NoseSwinTransformer``, ``SwinTransformer``); state ``(tokens, hw_shape)``."""
 
     name = 'swin'
     backbone = NoseSwinTransformer

@@ -1,13 +1,4 @@
-"""The ViT / DeiT family: mmpretrain's VisionTransformer, dilutable and prunable.
-
-One module per family (:mod:`nose_mm.models.family`): the dilutable block, the
-backbone, the timm / official key map of the converter and the family's
-registry entry (:class:`ViTFamily`). timm and official DeiT checkpoints
-(``{'model': state_dict}``) use ``blocks.{i}.norm1``, ``blocks.{i}.attn.qkv``...;
-mmpretrain's ``ImageClassifier`` with ``VisionTransformerClsHead`` uses
-``backbone.layers.{i}.ln1``, ``backbone.layers.{i}.attn.qkv``... and
-``head.layers.head``; :func:`convert_timm_vit` maps one onto the other.
-"""
+"""The ViT / DeiT family: dilutable, prunable VisionTransformer, its converter, ViTFamily."""
 import re
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -25,8 +16,7 @@ from ..layouts import BlockLayout
 from .base import DilutableBlockMixin, NoseBackboneMixin
 from .token_merge_mixin import TokenMergeMixin
 
-__all__ = ['DilutableEncoderLayer', 'NoseVisionTransformer', 'VIT_LAYOUT', 'ViTFamily',
-           'convert_timm_vit', 'vit_embed']
+__all__ = ['NoseVisionTransformer', 'VIT_LAYOUT', 'ViTFamily', 'convert_timm_vit', 'vit_embed']
 
 #: ViT / DeiT / DeiT-III blocks: ``layers.{i}.*``, removable parts ``ln1`` and ``attn``.
 VIT_LAYOUT = BlockLayout('vit', r'layers\.(\d+)\.([A-Za-z0-9_]+)\.', ('ln1', 'attn'),
@@ -39,9 +29,7 @@ def vit_embed(backbone: nn.Module, x: Tensor, cls_first: bool = True) -> Tuple[T
     Args:
         backbone (nn.Module): A ``VisionTransformer`` (or subclass).
         x (Tensor): Pre-processed images.
-        cls_first (bool): Prepend the class token before adding the position
-            embedding (ViT, DeiT) or after (DeiT-III, whose ``pos_embed`` has
-            no class-token slot). Defaults to True.
+        cls_first (bool): Class token before (ViT) or after (DeiT-III) pos_embed. Defaults to True.
 
     Returns:
         tuple: The (B, N, C) tokens and the patch grid ``(H, W)``.
@@ -61,17 +49,7 @@ def vit_embed(backbone: nn.Module, x: Tensor, cls_first: bool = True) -> Tuple[T
 
 
 class DilutableEncoderLayer(DilutableBlockMixin, TransformerEncoderLayer):
-    """mmpretrain's ``TransformerEncoderLayer`` with a dilutable attention branch.
-
-    Same parameters and state-dict keys as the parent. The attention residual is
-    :func:`~nose_mm.models.dilution.dilute_residual` (formulas in
-    :mod:`nose_mm.models.dilution`; at ``lam == 0`` Attn and LN1 are not
-    called), then ``x = x + FFN(LN2(x))``. ``Attn`` includes the layer's layer
-    scale (``gamma1``) and drop path, as in the parent. A *removed* layer has
-    no ``ln1`` and no ``attn`` submodules at all (the pruned model of docs/method.md
-    section 5). Layers are converted in place from those the parent backbone
-    has built (``DilutableBlockMixin.convert``).
-    """
+    """mmpretrain's ``TransformerEncoderLayer`` with a dilutable attention branch."""
 
     parent = TransformerEncoderLayer
     attention_parts = ('ln1', 'attn')
@@ -91,87 +69,27 @@ class DilutableEncoderLayer(DilutableBlockMixin, TransformerEncoderLayer):
 
 @register_model
 class NoseVisionTransformer(TokenMergeMixin, NoseBackboneMixin, VisionTransformer):
-    """Vision Transformer whose attention layers can be diluted and removed.
+    """mmpretrain's ``VisionTransformer`` whose attention layers can be diluted and removed.
 
-    mmpretrain's :class:`~mmpretrain.models.backbones.VisionTransformer` with
-    every arch and argument unchanged, plus dilution learning (docs/method.md
-    section 4) and pruned layers (section 5). It implements the
-    :class:`~nose_mm.models.dilution.Dilutable` protocol, through which
-    :class:`~nose_mm.engine.hooks.DilutionHook` drives ``lam``.
-
-    State-dict keys are mmpretrain's (``layers.{i}.ln1.weight``,
-    ``layers.{i}.attn.qkv.weight``...), so an mmpretrain ViT / DeiT checkpoint
-    loads into it, and position embeddings are resized as mmpretrain does
-    (e.g. a 224 px checkpoint into ``img_size=512`` for segmentation). A
-    removed layer has no ``layers.{i}.ln1.*`` / ``layers.{i}.attn.*`` keys.
-    Loading a checkpoint whose attention layers do not match the model
-    (pruned checkpoint into an unpruned model, the reverse, or another removed
-    set) raises a ``CheckpointFitError`` (a ``RuntimeError``) naming the
-    layers that differ, both with
-    ``load_state_dict`` and with mmengine's loaders (``load_checkpoint``,
-    ``init_cfg=dict(type='Pretrained', ...)``), which otherwise only log
-    missing keys.
-
-    Usable as an mmpretrain classifier backbone (``out_type='cls_token'``) and
-    as an mmseg backbone (registered in both registries), e.g. UperNet with
-    ``MultiLevelNeck``: ``out_type='featmap', out_indices=(2, 5, 8, 11)``.
-
-    With ``token_merge``, token merging (ToMe, :mod:`nose_mm.models.token_merge`)
-    runs after the attention of the layers that keep attention, for
-    classification (``out_type='cls_token'``) at test time, as in the
-    reference's NOSE + ToMe rows.
+    docs/method.md §4, §5; keys, archs and arguments stay mmpretrain's (docs/design.md).
 
     Args:
-        arch (str | dict): As in ``VisionTransformer``: ``'deit-tiny'``,
-            ``'deit-small'``, ``'deit-base'``, ``'small'``, ``'base'``,
-            ``'large'``, ``'huge'``... or a dict with ``embed_dims``,
-            ``num_layers``, ``num_heads``, ``feedforward_channels``.
-            Defaults to ``'base'``.
-        *args: Further positional arguments of ``VisionTransformer``
-            (``img_size``, ``patch_size``...).
-        diluted_layers (Sequence[int], optional): Layers whose attention branch
-            is scaled by ``lam``. Negative indices count from the end (as
-            mmpretrain's ``out_indices``) and are normalised. Defaults to
-            None (no layer).
-        removed_layers (Sequence[int], optional): Pruned layers: MLP-only
-            blocks without ``ln1`` and ``attn`` parameters. Same index rules.
-            Must not overlap ``diluted_layers``. Defaults to None.
-        compensate (bool): Residual compensation of docs/method.md: a diluted layer
-            computes ``(2 - lam) * x + lam * Attn(LN1(x))`` and a removed layer
-            ``2 * x`` before its MLP; with False, ``x + lam * Attn(LN1(x))``
-            and ``x``. Defaults to True (the reference default).
-        init_lam (float): Initial ``lam`` in [0, 1] of the diluted layers.
-            Defaults to 1.0.
-        drop_path_mode (str): How ``drop_path_rate`` is spread over the
-            layers: ``'linear'`` (mmpretrain's ramp from 0 in the first layer
-            to ``drop_path_rate`` in the last) or ``'constant'`` (the same rate
-            in every layer, as the reference code's DeiT-B). A
-            ``drop_path_rate`` in ``layer_cfgs`` still wins. Defaults to
-            ``'linear'``.
-        token_merge (dict, optional): ``dict(r=R, start=S, prop_attn=True)``:
-            merge ``R`` tokens (an int, or a list with one count per merging
-            layer) in every layer that keeps attention (removed and
-            ``lam = 0`` layers do not count) from the ``S``-th such layer on
-            (counted from 0; default 0), with proportional attention
-            (default True). Needs ``out_type='cls_token'``. Defaults to None
-            (no merging).
-        **kwargs: Keyword arguments of ``VisionTransformer`` (``img_size``,
-            ``patch_size``, ``out_indices``, ``out_type``, ``drop_path_rate``,
-            ``layer_scale_init_value``, ``final_norm``, ``with_cls_token``,
-            ``frozen_stages``, ``layer_cfgs``, ``init_cfg``...).
+        arch (str | dict): An arch of ``VisionTransformer`` or a dict. Defaults to ``'base'``.
+        *args: Further positional arguments of ``VisionTransformer``.
+        diluted_layers (Sequence[int], optional): Layers scaled by ``lam``. Defaults to None.
+        removed_layers (Sequence[int], optional): Pruned layers (not diluted). Defaults to None.
+        compensate (bool): Compensated residuals (docs/method.md §4). Defaults to True.
+        init_lam (float): Initial ``lam`` in [0, 1]. Defaults to 1.0.
+        drop_path_mode (str): ``'linear'`` (ramp) or ``'constant'``. Defaults to ``'linear'``.
+        token_merge (dict, optional): ToMe, see :func:`.parse_token_merge`. Defaults to None.
+        **kwargs: Keyword arguments of ``VisionTransformer``.
 
     Raises:
-        ValueError: Layer indices out of ``[-num_layers, num_layers - 1]``,
-            duplicated (also ``11`` and ``-1`` with 12 layers), or both
-            diluted and removed; ``init_lam`` outside [0, 1]; a bad
-            ``drop_path_mode``; a bad ``token_merge`` (negative or non-int
-            ``r``, a list ``r`` of the wrong length, ``start`` out of range, a
-            non-``'cls_token'`` output).
+        ValueError: Bad layer indices, ``init_lam``, ``drop_path_mode`` or ``token_merge``.
 
     Example:
         >>> backbone = NoseVisionTransformer('deit-small', diluted_layers=[0, 2, 4])
         >>> backbone.set_dilution_lam(0.5)
-        >>> pruned = NoseVisionTransformer('deit-small', removed_layers=[0, 2, 4])
     """
 
     block_layout = VIT_LAYOUT
@@ -249,21 +167,15 @@ def convert_timm_vit(state_dict: Dict[str, Tensor], allow_removed: bool = False,
     """Map timm / DeiT ViT keys onto mmpretrain ``ImageClassifier`` keys.
 
     Args:
-        state_dict (dict): timm-style ViT state dict (class-token models with
-            a linear head: DeiT, ViT; no distillation token).
-        allow_removed (bool): Accept blocks without ``norm1`` / ``attn``
-            (pruned blocks of the reference code). Defaults to False.
-        block_names (dict): Block-relative timm name -> mmpretrain name.
-            Defaults to the ViT / DeiT table.
+        state_dict (dict): timm-style ViT state dict (no distillation token).
+        allow_removed (bool): Accept blocks without ``norm1`` / ``attn``. Defaults to False.
+        block_names (dict): Block-relative timm -> mmpretrain names. Defaults to ViT / DeiT's.
 
     Returns:
-        tuple: The converted state dict and the sorted list of blocks without
-        attention (empty unless ``allow_removed``).
+        tuple: The converted state dict and the sorted blocks without attention.
 
     Raises:
-        ValueError: Keys that have no mmpretrain counterpart (e.g. DeiT's
-            ``dist_token`` / ``head_dist``), a block with attention parts
-            half present, or pruned blocks when ``allow_removed`` is False.
+        ValueError: Unknown keys, half an attention, or pruned blocks without ``allow_removed``.
     """
     out = OrderedDict()
     unknown = []
@@ -302,8 +214,7 @@ def convert_timm_vit(state_dict: Dict[str, Tensor], allow_removed: bool = False,
 
 @register_family
 class ViTFamily(BackboneFamily):
-    """ViT and DeiT (no distillation token): ``NoseVisionTransformer``, mmpretrain's
-    ``VisionTransformer``. The head reads the final-normed output of the last layer."""
+    """ViT and DeiT (``NoseVisionTransformer``, ``VisionTransformer``; no distillation)."""
 
     name = 'vit'
     backbone = NoseVisionTransformer

@@ -1,14 +1,4 @@
-"""The ``token_merge`` backbone option: ToMe in the layers that keep attention.
-
-The algorithm lives in :mod:`nose_mm.models.token_merge`; this mixin binds it
-to mmpretrain's ViT-style backbones (``layers`` of encoder layers with ``ln1``,
-an mmpretrain ``MultiheadAttention`` ``attn``, ``ln2``, ``ffn``, and the
-dilution attributes of :class:`~nose_mm.models.backbones.DilutableEncoderLayer`).
-A backbone using it calls :meth:`TokenMergeMixin._init_token_merge` after
-building its layers and, when :attr:`token_merge` is set, runs its layers
-through :meth:`TokenMergeMixin._forward_layers_merged` after its own embedding
-steps.
-"""
+"""The ``token_merge`` option: ToMe in the layers that keep attention of ViT-style backbones."""
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
@@ -21,7 +11,7 @@ __all__ = ['TokenMergeMixin']
 
 
 class TokenMergeMixin:
-    """Token merging for backbones with NOSE encoder layers (see the module docstring)."""
+    """Token merging for backbones with NOSE encoder layers (docs/design.md)."""
 
     _token_merge: Optional[TokenMergeSettings] = None
 
@@ -29,10 +19,7 @@ class TokenMergeMixin:
         """Validate ``token_merge`` against the built model and store it.
 
         Raises:
-            ValueError: Bad settings (see :func:`parse_token_merge`), ``start``
-                or a list ``r`` not fitting the attention layers, an
-                ``out_type`` other than ``'cls_token'``, or an attention with
-                ``v_shortcut``.
+            ValueError: Bad settings, ``out_type`` not ``'cls_token'``, or ``v_shortcut``.
         """
         settings = parse_token_merge(token_merge)
         if settings is not None:
@@ -64,8 +51,7 @@ class TokenMergeMixin:
         """``{layer index: r}`` for the layers that keep attention (empty without merging).
 
         Raises:
-            ValueError: The option no longer fits the attention layers (e.g.
-                ``lam`` reached 0 in more layers since the model was built).
+            ValueError: The option no longer fits the attention layers (more at lam 0).
         """
         if self._token_merge is None:
             return {}
@@ -76,8 +62,7 @@ class TokenMergeMixin:
         """Tokens entering the MLP of each attention layer, merging applied.
 
         Args:
-            num_tokens (int, optional): Tokens entering the first layer.
-                Defaults to the built image size's patches plus the CLS token.
+            num_tokens (int, optional): Tokens into layer 0 (None: patches + CLS). Defaults to None.
 
         Returns:
             dict: ``{layer index: tokens}`` (empty without merging).
@@ -92,8 +77,7 @@ class TokenMergeMixin:
         """The layer loop of ``VisionTransformer.forward`` with merging.
 
         Args:
-            x (torch.Tensor): ``(batch, tokens, channels)`` embedded tokens,
-                the CLS token first.
+            x (torch.Tensor): ``(batch, tokens, channels)`` embedded tokens, CLS first.
             patch_resolution (tuple[int, int]): Passed to ``_format_output``.
 
         Returns:
@@ -116,12 +100,8 @@ class TokenMergeMixin:
     @staticmethod
     def _merging_layer_forward(layer: torch.nn.Module, x: torch.Tensor, state: TokenMergeState,
                                r: int) -> torch.Tensor:
-        """One encoder layer: attention (with sizes), residual, merge, MLP.
-
-        The attention is mmpretrain's ``MultiheadAttention`` computed with its
-        own weights and scaled-dot-product function, plus the key means and
-        the proportional-attention bias.
-        """
+        """One encoder layer: attention (mmpretrain's weights and sdpa, with sizes), residual,
+        merge, MLP."""
         attn = layer.attn
         context, keys = attention_with_keys(
             layer.ln1(x), attn.qkv, attn.num_heads, size=state.attention_size,

@@ -36,20 +36,14 @@ def env_info() -> Dict[str, Any]:
 
 
 def git_commit(path: Optional[str] = None) -> Optional[Dict[str, Any]]:
-    """The git commit of the repository holding ``path``.
-
-    mmengine's ``get_git_hash`` reads the current directory only and has no
-    dirty flag, hence this one.
+    """The git commit of the repository holding ``path`` (with a dirty flag, unlike mmengine's).
 
     Args:
-        path (str, optional): A file or folder inside the repository.
-            Defaults to the folder of the running ``nose_mm`` package (the
-            code that produced the results), then the current directory.
+        path (str, optional): A file or folder in the repository. Defaults to the
+            running ``nose_mm``'s folder, then the current directory.
 
     Returns:
-        dict | None: ``commit`` (40 hex digits), ``dirty`` (tracked files
-        modified) and ``repo`` (top-level folder); None outside a git
-        repository or without git.
+        dict | None: ``commit``, ``dirty`` (tracked files modified), ``repo``; None outside git.
     """
     candidates = [path] if path else [osp.dirname(osp.dirname(osp.abspath(__file__))),
                                       os.getcwd()]

@@ -1,11 +1,5 @@
-"""FLOP counting that includes the attention matrix products.
-
-mmengine's :class:`~mmengine.analysis.FlopAnalyzer` has no handle for
-``aten::scaled_dot_product_attention``, which mmpretrain's attention calls, so
-``Q @ K^T`` and ``softmax(.) @ V`` (``2 * N^2 * C`` multiply-adds per layer)
-are skipped: DeiT-B counts 16.87 G instead of timm's 17.58 G. This module adds
-that handle. Like mmengine, one "flop" is one multiply-add (MAC).
-"""
+"""FLOPs (MACs) including the attention products mmengine skips; see ``benchmarks/README.md``."""
+import math
 from collections import Counter
 from typing import Any, List, Sequence, Tuple, Union
 
@@ -13,36 +7,27 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
 
-__all__ = ['sdpa_flop_jit', 'flop_analyzer', 'count_flops', 'count_params']
+__all__ = ['flop_analyzer', 'count_flops', 'count_params']
 
 SDPA_OP = 'aten::scaled_dot_product_attention'
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> Counter:
-    """MACs of ``scaled_dot_product_attention(q, k, v)``.
-
-    ``q``: (..., L, E), ``k``: (..., S, E), ``v``: (..., S, Ev). The two
-    matrix products cost ``prod(...) * L * S * (E + Ev)`` MACs; the softmax and
-    the scaling are elementwise and not counted (as elsewhere in mmengine).
-    """
+    """MACs of SDPA: ``prod(...) * L * S * (E + Ev)``, q (..., L, E), k (..., S, E), v (.., Ev)."""
     q, k, v = (get_shape(x) for x in inputs[:3])
-    batch = 1
-    for dim in q[:-2]:
-        batch *= dim
-    length, emb = q[-2], q[-1]
-    source, emb_v = k[-2], v[-1]
-    return Counter({'scaled_dot_product_attention': batch * length * source * (emb + emb_v)})
+    return Counter({'scaled_dot_product_attention':
+                    math.prod(q[:-1]) * k[-2] * (q[-1] + v[-1])})
 
 
 def flop_analyzer(model: torch.nn.Module, inputs: Union[torch.Tensor, Tuple]) -> FlopAnalyzer:
-    """A :class:`~mmengine.analysis.FlopAnalyzer` that also counts SDPA.
+    """A :class:`~mmengine.analysis.FlopAnalyzer` that also counts SDPA, warnings off.
 
     Args:
         model (torch.nn.Module): The model (traced with ``torch.jit``).
         inputs (Tensor | tuple): Inputs of ``model.forward``.
 
     Returns:
-        FlopAnalyzer: Call ``.total()``, ``.by_module()``...
+        FlopAnalyzer: The analyzer (``.total()``, ``.by_module()``...).
     """
     analyzer = FlopAnalyzer(model, inputs)
     analyzer.set_op_handle(SDPA_OP, sdpa_flop_jit)
@@ -71,16 +56,11 @@ def _as_inputs(model: torch.nn.Module,
 
 def count_flops(model: torch.nn.Module,
                 inputs: Union[torch.Tensor, Tuple, Sequence[int]]) -> int:
-    """MACs of one forward ``model(*inputs)``, attention matrix products included.
-
-    The model is traced in eval mode, without gradients; its training mode is
-    restored afterwards.
+    """MACs of one forward ``model(*inputs)`` in eval mode (training mode restored).
 
     Args:
         model (torch.nn.Module): Called as ``model(*inputs)``.
-        inputs (Tensor | tuple[Tensor] | sequence of int): The inputs, or
-            the shape of one zero input: ``(C, H, W)`` for one image (the
-            reported convention) or ``(N, C, H, W)``.
+        inputs (Tensor | tuple | sequence of int): Inputs, or a shape (C, H, W) / (N, C, H, W).
 
     Returns:
         int: MACs (DeiT-B at ``(3, 224, 224)``: about 17.58 G).
@@ -103,8 +83,7 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
 
     Args:
         model (torch.nn.Module): Any model.
-        trainable_only (bool): Count only parameters with ``requires_grad``.
-            Defaults to False.
+        trainable_only (bool): Only those with ``requires_grad``. Defaults to False.
 
     Returns:
         int: The count (DeiT-B classifier: 86,567,656).

@@ -1,9 +1,6 @@
-"""What a run is: task, dataset, model, removed layers, input size, code version.
+"""What a config's model is (task, dataset, arch, layers, input size) and building it to measure.
 
-Shared by :class:`~nose_mm.engine.hooks.ResultsHook` (``results.json``),
-``tools/benchmark.py`` (``benchmark.json``) and the leaderboard, so the three
-describe a model the same way. Everything here reads a loaded mmengine
-``Config`` (and, where given, the built model); nothing is trained.
+Shared by ``ResultsHook``, ``tools/benchmark.py`` and the leaderboard (``benchmarks/README.md``).
 """
 import hashlib
 import json
@@ -20,10 +17,9 @@ from nose_mm.models.backbones.token_merge_mixin import TokenMergeMixin
 from nose_mm.models.token_merge import parse_token_merge
 
 __all__ = [
-    'TASKS', 'PARTS', 'RESULTS_FILE', 'BENCHMARK_FILE', 'DATASET_NAMES', 'ARCH_NAMES',
-    'task_of', 'dataset_name', 'arch_name', 'display_name', 'model_info', 'measure_size', 'default_img_size',
-    'in_channels',
-    'config_sha256', 'build_model', 'TensorForward'
+    'TASKS', 'PARTS', 'RESULTS_FILE', 'BENCHMARK_FILE', 'dataset_name', 'arch_name',
+    'display_name', 'model_info', 'measure_size', 'in_channels', 'config_sha256', 'build_model',
+    'TensorForward'
 ]
 
 TASKS = ('classification', 'segmentation')
@@ -34,14 +30,9 @@ BENCHMARK_FILE = 'benchmark.json'
 
 #: Dataset classes -> the names the leaderboard (and the model zoos) use.
 DATASET_NAMES = {
-    'ImageNet': 'ImageNet-1k',
-    'ImageNet21k': 'ImageNet-21k',
-    'CIFAR100': 'CIFAR-100',
-    'NoseCIFAR100': 'CIFAR-100',
-    'CIFAR10': 'CIFAR-10',
-    'ADE20KDataset': 'ADE20k',
-    'CityscapesDataset': 'Cityscapes',
-    'PascalVOCDataset': 'Pascal VOC 2012',
+    'ImageNet': 'ImageNet-1k', 'ImageNet21k': 'ImageNet-21k', 'CIFAR100': 'CIFAR-100',
+    'NoseCIFAR100': 'CIFAR-100', 'CIFAR10': 'CIFAR-10', 'ADE20KDataset': 'ADE20k',
+    'CityscapesDataset': 'Cityscapes', 'PascalVOCDataset': 'Pascal VOC 2012'
 }
 #: ``arch`` names -> display names, of every registered family (``'deit-base'``: ``'DeiT-B'``).
 ARCH_NAMES = {k: v for family in families() for k, v in family.arch_names.items()}
@@ -51,31 +42,28 @@ _SEG_MODEL_TYPES = ('EncoderDecoder', 'CascadeEncoderDecoder', 'SegTTAModel')
 
 
 def _get(node: Any, key: str, default: Any = None) -> Any:
-    if isinstance(node, dict):
-        return node.get(key, default)
-    return getattr(node, key, default)
+    return node.get(key, default) if isinstance(node, dict) else getattr(node, key, default)
+
+
+def _model_cfgs(cfg: Any) -> Tuple[Any, Any]:
+    """The config's ``model`` and ``model.backbone`` (``{}`` when absent)."""
+    model = _get(cfg, 'model') or {}
+    return model, _get(model, 'backbone') or {}
 
 
 def _short_type(type_name: Any) -> Optional[str]:
     """``'mmpretrain.VisionTransformer'`` -> ``'VisionTransformer'``."""
-    if type_name is None:
-        return None
-    if not isinstance(type_name, str):
+    if type_name is not None and not isinstance(type_name, str):
         type_name = getattr(type_name, '__name__', str(type_name))
-    return type_name.rsplit('.', 1)[-1]
+    return None if type_name is None else type_name.rsplit('.', 1)[-1]
 
 
 def task_of(cfg: Any) -> str:
-    """``'segmentation'`` for mmseg segmentors, ``'classification'`` otherwise.
-
-    A model with a ``decode_head`` or of an mmseg segmentor type is a
-    segmentor; anything else (mmpretrain classifiers) is a classifier.
-    """
-    model = _get(cfg, 'model') or {}
-    if _get(model, 'decode_head') is not None or \
-            _short_type(_get(model, 'type')) in _SEG_MODEL_TYPES:
-        return 'segmentation'
-    return 'classification'
+    """``'segmentation'`` (a ``decode_head`` or an mmseg segmentor), else ``'classification'``."""
+    model = _model_cfgs(cfg)[0]
+    seg = _get(model, 'decode_head') is not None or \
+        _short_type(_get(model, 'type')) in _SEG_MODEL_TYPES
+    return 'segmentation' if seg else 'classification'
 
 
 def _dataset_cfg(cfg: Any, split: str) -> Optional[dict]:
@@ -95,13 +83,10 @@ def dataset_name(cfg: Any, split: str = 'test') -> Optional[str]:
 
     Args:
         cfg (Config | dict): A loaded config.
-        split (str): ``'test'``, ``'val'`` or ``'train'``; falls back to
-            ``'val'`` then ``'train'`` when that loader is missing. Defaults
-            to ``'test'``.
+        split (str): ``'test'``, ``'val'`` or ``'train'`` (then val, train). Defaults to ``'test'``.
 
     Returns:
-        str | None: :data:`DATASET_NAMES` of the dataset class; other classes
-        by their name, ``CustomDataset`` as ``'CustomDataset(<data_root>)'``.
+        str | None: :data:`DATASET_NAMES` of the class, else its name; None without a loader.
     """
     for name in dict.fromkeys((split, 'val', 'train')):
         dataset = _dataset_cfg(cfg, name)
@@ -119,11 +104,11 @@ def arch_name(arch: Any, backbone: Optional[str] = None) -> str:
     """A short name for a backbone ``arch``: a preset or ``custom(d32,L4,h2,ffn64)``.
 
     Args:
-        arch: The backbone config's ``arch``.
-        backbone (str, optional): The backbone class; its family
-            (:mod:`nose_mm.models.family`) may prefix the name (e.g.
-            ``<family>-tiny``, ``<family>-custom(...)``). Defaults to None
-            (ViT names).
+        arch (str | dict | None): The backbone config's ``arch``.
+        backbone (str, optional): The backbone class (its family's prefix). Defaults to None.
+
+    Returns:
+        str: The name.
     """
     if arch is None:
         name = 'default'
@@ -141,32 +126,27 @@ def arch_name(arch: Any, backbone: Optional[str] = None) -> str:
 
 
 def display_name(name: str, backbone: Optional[str] = None) -> str:
-    """The display name of an :func:`arch_name` (``'DeiT-B'``...), by the backbone's family.
+    """The display name of an :func:`arch_name` (``'DeiT-B'``...); unknown names as they are.
 
-    Names of no family's table are shown as they are.
+    Args:
+        name (str): An :func:`arch_name`.
+        backbone (str, optional): The backbone class (its family's table). Defaults to None.
+
+    Returns:
+        str: The display name.
     """
     family = family_of_type(backbone)
-    if family is not None:
-        return family.display_name(name)
-    return ARCH_NAMES.get(name, name)
-
-
-def _dilutable(model: Optional[torch.nn.Module]):
-    if model is None:
-        return None
-    found = find_dilutable_modules(get_ori_model(model))
-    return found[0] if found else None
+    return family.display_name(name) if family is not None else ARCH_NAMES.get(name, name)
 
 
 def _token_merge(backbone_cfg: Any, model: Optional[torch.nn.Module]) -> Optional[Dict]:
-    """The validated ``token_merge`` option as a plain dict (None: no merging)."""
-    settings = None
+    """The built model's (else the config's) ``token_merge`` as a plain dict (None: no merging)."""
+    settings, option = None, _get(backbone_cfg, 'token_merge')
     merging = [m for m in (model.modules() if model is not None else ())
                if isinstance(m, TokenMergeMixin)]
     if merging:  # the built backbone's option
         settings = merging[0].token_merge
-    elif _get(backbone_cfg, 'token_merge') is not None:
-        option = _get(backbone_cfg, 'token_merge')
+    elif option is not None:
         settings = parse_token_merge(option.to_dict() if hasattr(option, 'to_dict') else option)
     if settings is None:
         return None
@@ -179,25 +159,12 @@ def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, A
 
     Args:
         cfg (Config | dict): A loaded config.
-        model (torch.nn.Module, optional): The built model. When it holds a
-            dilutable backbone (:class:`~nose_mm.models.Dilutable`), its
-            actual removed / diluted layers and ``lam`` are reported (a hook
-            may have chosen them during the run); otherwise the backbone
-            config's ``removed_layers`` / ``diluted_layers`` (``[]`` if
-            absent). Defaults to None.
+        model (torch.nn.Module, optional): The built model (its layers win). Defaults to None.
 
     Returns:
-        dict: ``task``, ``type`` (model class), ``backbone`` (class),
-        ``arch`` (the config value: a preset name or a dict), ``arch_name``
-        (:func:`arch_name`), ``display`` (``'DeiT-B'``...), ``neck``,
-        ``head`` (classification head or segmentation decode head class),
-        ``removed_layers``, ``diluted_layers``, ``dilution_lam`` (None
-        without a dilutable backbone) and ``token_merge`` (``r``, ``start``,
-        ``prop_attn`` of the backbone's token merging, the built model's if
-        given, else the config's; None without merging).
+        dict: The fields of :class:`~nose_mm.benchmark.records.ModelInfo`.
     """
-    model_cfg = _get(cfg, 'model') or {}
-    backbone = _get(model_cfg, 'backbone') or {}
+    model_cfg, backbone = _model_cfgs(cfg)
     arch = _get(backbone, 'arch')
     if hasattr(arch, 'to_dict'):
         arch = arch.to_dict()
@@ -207,27 +174,21 @@ def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, A
     name = arch_name(arch, backbone_type)
     head = _get(model_cfg, 'decode_head') or _get(model_cfg, 'head')
     neck = _get(model_cfg, 'neck')
-    removed = list(_get(backbone, 'removed_layers') or [])
-    diluted = list(_get(backbone, 'diluted_layers') or [])
-    lam = None
-    dilutable = _dilutable(model)
-    if dilutable is not None:
-        removed = list(dilutable.removed_layers)
-        diluted = list(dilutable.diluted_layers)
-        lam = float(dilutable.get_dilution_lam())
+    removed = _get(backbone, 'removed_layers') or []
+    diluted, lam = _get(backbone, 'diluted_layers') or [], None
+    found = find_dilutable_modules(get_ori_model(model)) if model is not None else []
+    if found:  # the layers a hook may have chosen during the run
+        removed, diluted = found[0].removed_layers, found[0].diluted_layers
+        lam = float(found[0].get_dilution_lam())
     return {
-        'task': task_of(cfg),
-        'type': _short_type(_get(model_cfg, 'type')),
-        'backbone': backbone_type,
-        'arch': arch,
-        'arch_name': name,
+        'task': task_of(cfg), 'type': _short_type(_get(model_cfg, 'type')),
+        'backbone': backbone_type, 'arch': arch, 'arch_name': name,
         'display': display_name(name, backbone_type),
         'neck': _short_type(_get(neck, 'type')) if isinstance(neck, dict) else None,
         'head': _short_type(_get(head, 'type')) if isinstance(head, dict) else None,
         'removed_layers': sorted(int(i) for i in removed),
         'diluted_layers': sorted(int(i) for i in diluted),
-        'dilution_lam': lam,
-        'token_merge': _token_merge(backbone, model),
+        'dilution_lam': lam, 'token_merge': _token_merge(backbone, model),
     }
 
 
@@ -252,23 +213,18 @@ def _fixed_test_resize(cfg: Any) -> Optional[Tuple[int, int]]:
 
 
 def measure_size(cfg: Any) -> Tuple[Tuple[int, int], str]:
-    """The ``(H, W)`` a config's model is measured at, and where it comes from.
+    """The ``(H, W)`` a config's model is measured at (rules: ``benchmarks/README.md``).
 
-    Segmentation, the size of one test forward: with slide inference
-    (``model.test_cfg.mode='slide'``) the window, ``test_cfg.crop_size``
-    (one window is one forward: img/s counts windows); else a test pipeline
-    ``Resize`` to a fixed size (``keep_ratio=False``); else the crop the
-    model is trained on (the data pre-processor's ``size``, then the
-    config's ``crop_size``; a ``keep_ratio`` test resize gives every image
-    its own size, so the crop stands for them), else the backbone's
-    ``img_size``, else 512. Classification: the backbone's ``img_size``,
-    else 224 (mmpretrain's ViT default).
+    Segmentation: the slide window, a fixed test ``Resize``, the crop, the backbone's
+    ``img_size``, else 512. Classification: the backbone's ``img_size``, else 224.
+
+    Args:
+        cfg (Config | dict): A loaded config.
 
     Returns:
         tuple: ``((H, W), source)``, ``source`` naming the config key used.
     """
-    model_cfg = _get(cfg, 'model') or {}
-    backbone = _get(model_cfg, 'backbone') or {}
+    model_cfg, backbone = _model_cfgs(cfg)
     if task_of(cfg) == 'segmentation':
         test_cfg = _get(model_cfg, 'test_cfg') or {}
         candidates = [
@@ -291,22 +247,15 @@ def measure_size(cfg: Any) -> Tuple[Tuple[int, int], str]:
     return default, f'default {default[0]}x{default[1]}'
 
 
-def default_img_size(cfg: Any) -> Tuple[int, int]:
-    """The ``(H, W)`` a config's model is measured at (see :func:`measure_size`)."""
-    return measure_size(cfg)[0]
-
-
 def in_channels(cfg: Any) -> int:
     """Input channels of the config's backbone (3 unless it says otherwise)."""
-    backbone = _get(_get(cfg, 'model') or {}, 'backbone') or {}
-    return int(_get(backbone, 'in_channels', 3) or 3)
+    return int(_get(_model_cfgs(cfg)[1], 'in_channels', 3) or 3)
 
 
 def config_sha256(cfg: Any) -> Optional[str]:
-    """sha256 (hex) of the dumped config text (``Config.dump()``, as the Runner saves it).
+    """sha256 (hex) of ``Config.dump()`` (as the Runner saves it), else of its sorted JSON.
 
-    Falls back to the config's JSON (sorted keys) if it cannot be dumped as
-    text; None for objects that are neither.
+    Returns None for objects that are neither.
     """
     text = None
     try:
@@ -322,40 +271,30 @@ def config_sha256(cfg: Any) -> Optional[str]:
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
-
 class TensorForward(torch.nn.Module):
-    """Call an OpenMMLab model (or its backbone) as ``module(x)`` on a tensor.
+    """Call an OpenMMLab model (``mode='tensor'``) or its backbone as ``module(x)`` on a tensor.
 
-    ``part='model'``: ``model(x, mode='tensor')``, the whole network without
-    the data pre-processor and without post-processing (classifier: backbone,
-    neck and head up to the logits; mmseg ``EncoderDecoder``: backbone, neck
-    and decode head up to the low-resolution logits, no auxiliary head, no
-    resize to the input, no sliding window). ``part='backbone'``:
-    ``model.backbone(x)``. Parameters counted on this module are those of
-    the measured part.
+    What each part covers: ``benchmarks/README.md``, "Conventions".
 
     Args:
-        model (torch.nn.Module): An mmengine ``BaseModel`` (or any module
-            called as ``model(x)``).
+        model (torch.nn.Module): An mmengine ``BaseModel`` (or any module called as ``model(x)``).
         part (str): ``'model'`` or ``'backbone'``. Defaults to ``'model'``.
+
+    Raises:
+        ValueError: Another ``part``, or ``'backbone'`` of a model without one.
     """
 
     def __init__(self, model: torch.nn.Module, part: str = 'model') -> None:
         super().__init__()
         if part not in PARTS:
             raise ValueError(f'part must be one of {", ".join(PARTS)}, got {part!r}')
+        if part == 'backbone' and getattr(model, 'backbone', None) is None:
+            raise ValueError(f'part="backbone" needs a model with a backbone, got '
+                             f'{type(model).__name__}')
         from mmengine.model import BaseModel
-        self.part = part
         self.in_channels = 3
-        if part == 'backbone':
-            if getattr(model, 'backbone', None) is None:
-                raise ValueError(f'part="backbone" needs a model with a backbone, got '
-                                 f'{type(model).__name__}')
-            self.module = model.backbone
-            self._tensor_mode = False
-        else:
-            self.module = model
-            self._tensor_mode = isinstance(model, BaseModel)
+        self.module = model.backbone if part == 'backbone' else model
+        self._tensor_mode = part == 'model' and isinstance(model, BaseModel)
 
     def forward(self, x: torch.Tensor) -> Any:
         """Run the measured part on a pre-processed batch."""
@@ -366,24 +305,20 @@ class TensorForward(torch.nn.Module):
 
 def build_model(cfg: Any, checkpoint: Optional[str] = None, part: str = 'model',
                 device: str = 'cpu') -> TensorForward:
-    """Build a config's model for measuring, optionally loading a checkpoint.
-
-    :func:`~nose_mm.models.builder.build_model_from_cfg` (random initial
-    weights without ``checkpoint``: speed and FLOPs do not depend on them),
-    wrapped in :class:`TensorForward`, in eval mode.
+    """Build a config's model (random weights without ``checkpoint``) for measuring.
 
     Args:
         cfg (Config): A loaded config.
         checkpoint (str, optional): Weights to load. Defaults to None.
-        part (str): ``'model'`` or ``'backbone'`` (see :class:`TensorForward`).
-            Defaults to ``'model'``.
+        part (str): ``'model'`` or ``'backbone'`` (:class:`TensorForward`). Defaults to ``'model'``.
         device (str): Where to put the model. Defaults to ``'cpu'``.
 
     Returns:
-        TensorForward: The model, called as ``model(x)``.
+        TensorForward: The model in eval mode, called as ``model(x)``.
+
+    Raises:
+        ValueError: An unknown ``part``.
     """
-    if part not in PARTS:
-        raise ValueError(f'part must be one of {", ".join(PARTS)}, got {part!r}')
     wrapped = TensorForward(build_model_from_cfg(cfg, checkpoint), part)
     wrapped.in_channels = in_channels(cfg)
     return wrapped.to(device).eval()

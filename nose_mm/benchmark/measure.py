@@ -1,12 +1,6 @@
-"""Throughput and memory of a model, and interleaved comparisons of N models.
+"""Throughput and memory of ``model(x)`` on a random batch, timed interleaved.
 
-Every function takes a ``torch.nn.Module`` called as ``model(x)`` on a random
-``(batch, channels, height, width)`` tensor (see
-:func:`nose_mm.benchmark.info.build_model`), moved to the device in eval mode.
-Each timed round is one forward under ``torch.inference_mode`` (CUDA
-synchronised inside the timed region); several models are timed interleaved in one process
-(:func:`nose_mm.benchmark.timing.time_interleaved`); ``'fp16'`` / ``'bf16'`` run
-under ``torch.autocast``. Conventions: ``benchmarks/README.md``.
+Conventions: ``benchmarks/README.md``.
 """
 import contextlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -14,15 +8,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .flops import count_flops, count_params
-from .records import LargestBatch, Measurement
+from .records import PRECISIONS, LargestBatch, Measurement
 from .timing import CLOCKS, time_interleaved
 
-__all__ = [
-    'PRECISIONS', 'DEVICES', 'MEMORY_METHODS', 'peak_memory', 'memory_method', 'largest_batch',
-    'compare_models', 'alone'
-]
+__all__ = ['peak_memory', 'largest_batch', 'compare_models', 'alone']
 
-PRECISIONS = ('fp32', 'fp16', 'bf16')
 DEVICES = ('cpu', 'cuda')
 #: How :func:`peak_memory` measures, by device type.
 MEMORY_METHODS = {
@@ -47,10 +37,9 @@ def _check_device(device: Union[str, torch.device]) -> torch.device:
     return dev
 
 
-def _check_positive(name: str, value: int, minimum: int = 1) -> int:
+def _check_positive(name: str, value: int, minimum: int = 1) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f'{name} must be an integer >= {minimum}, got {value!r}')
-    return value
 
 
 def _hw(img_size: ImgSize) -> Tuple[int, int]:
@@ -91,15 +80,13 @@ def _forward_fn(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
         raise TypeError(f'cannot reduce a model output of type {type(out).__name__}')
 
     def run() -> None:
+        grad = contextlib.nullcontext() if train else torch.inference_mode()
+        with grad, torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out = model(x)
+            loss = _outputs_sum(out) if train else None
         if train:
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = _outputs_sum(model(x))
             loss.backward()
             model.zero_grad(set_to_none=True)
-        else:
-            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype,
-                                                        enabled=dtype is not None):
-                model(x)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
 
@@ -119,34 +106,24 @@ def _prepare(model: torch.nn.Module, device: Union[str, torch.device], precision
     return dev
 
 
-def memory_method(device: Union[str, torch.device]) -> str:
-    """What :func:`peak_memory` measures on ``device`` (see :data:`MEMORY_METHODS`)."""
-    return MEMORY_METHODS[_check_device(device).type]
-
-
 def peak_memory(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize = 224,
                 device: Union[str, torch.device] = 'cpu', precision: str = 'fp32',
                 train: bool = False) -> Optional[int]:
-    """Peak memory of one forward (or forward + backward), in bytes.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak
-    statistics (the weights on the device plus the activations of the step).
-    CPU: None; see ``benchmarks/README.md`` for why.
+    """Peak CUDA memory of one step (``max_memory_allocated``: weights + activations), in bytes.
 
     Args:
         model (torch.nn.Module): Called as ``model(x)``.
         batch_size (int): Images per step. Defaults to 8.
-        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
-            Defaults to 224.
-        device (str | torch.device): ``'cpu'`` or ``'cuda'``. Defaults to
-            ``'cpu'``.
-        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to
-            ``'fp32'``.
-        train (bool): Measure forward + backward (gradients of the summed
-            outputs) instead of an inference forward. Defaults to False.
+        img_size (int | tuple[int, int]): Input side or ``(H, W)``. Defaults to 224.
+        device (str | torch.device): ``'cpu'`` or ``'cuda'``. Defaults to ``'cpu'``.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to ``'fp32'``.
+        train (bool): Forward + backward of the summed outputs. Defaults to False.
 
     Returns:
-        int | None: Bytes, or None on CPU.
+        int | None: Bytes; None on CPU (not measured, see ``benchmarks/README.md``).
+
+    Raises:
+        ValueError: A bad device, precision, batch or size.
     """
     dev = _prepare(model, device, precision, batch_size, 0, 1)
     if dev.type != 'cuda':
@@ -168,12 +145,7 @@ def peak_memory(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize =
 @contextlib.contextmanager
 def alone(model: torch.nn.Module, models: Sequence[torch.nn.Module],
           device: Union[str, torch.device]):
-    """Keep every model of ``models`` but ``model`` off a CUDA ``device`` inside the block.
-
-    Peak CUDA memory counts every tensor on the device, so the models not
-    being measured are moved to the CPU meanwhile and brought back after
-    (a no-op on other devices).
-    """
+    """Move every model of ``models`` but ``model`` off a CUDA ``device`` (a no-op on CPU)."""
     others = [m for m in models if m is not model] if torch.device(device).type == 'cuda' \
         else []
     for other in others:
@@ -189,37 +161,22 @@ def alone(model: torch.nn.Module, models: Sequence[torch.nn.Module],
 def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: ImgSize = 224,
                   device: Union[str, torch.device] = 'cuda', precision: str = 'fp32',
                   train: bool = False, max_batch: int = 4096) -> LargestBatch:
-    """The largest batch whose step fits a GPU memory budget (the "working load").
-
-    The paper's "working load" is the number of images a memory budget holds.
-    A batch *fits* if its step (see :func:`peak_memory`, CUDA peak allocated
-    bytes, weights included) stays within ``memory_budget_gb`` and does not
-    run out of memory. Batches are doubled from 1 until one does not fit
-    (or ``max_batch``), then the boundary is found by bisection, assuming
-    memory grows with the batch.
+    """The largest batch whose step (:func:`peak_memory`) fits a GPU budget (doubling, bisection).
 
     Args:
         model (torch.nn.Module): Called as ``model(x)``.
         memory_budget_gb (float): Budget in GiB (2**30 bytes), > 0.
-        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
-            Defaults to 224.
+        img_size (int | tuple[int, int]): Input side or ``(H, W)``. Defaults to 224.
         device (str | torch.device): A CUDA device. Defaults to ``'cuda'``.
-        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to
-            ``'fp32'``.
-        train (bool): Budget a training step (forward + backward) instead of
-            an inference forward. Defaults to False.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to ``'fp32'``.
+        train (bool): Budget a training step (forward + backward). Defaults to False.
         max_batch (int): Upper end of the search. Defaults to 4096.
 
     Returns:
-        LargestBatch: ``batch_size`` (0 if even one image does not fit),
-        ``peak_bytes`` at that batch, ``capped`` (True if ``max_batch``
-        fits) and ``tried`` (``{batch: peak bytes or None for out of
-        memory}``).
+        LargestBatch: ``batch_size`` (0: one image does not fit), ``tried`` (None: OOM).
 
     Raises:
-        ValueError: On a CPU device (there is no allocator budget to search:
-            CPU memory is shared with the operating system and cached by the
-            C allocator), or a non-positive budget or ``max_batch``.
+        ValueError: A CPU device, a non-positive budget or ``max_batch``.
     """
     if not str(device).startswith('cuda'):
         raise ValueError(f'largest_batch needs a CUDA device (it measures '
@@ -260,43 +217,26 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
                    precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
                    flops: bool = True, memory: bool = True, memory_train: bool = False,
                    clock: str = 'wall') -> List[Measurement]:
-    """Measure models in one process, timed interleaved.
-
-    Every round times each model once (after ``warmup`` untimed rounds), the
-    order rotated from round to round (``A, B, C``, ``B, C, A``, ``C, A,
-    B``...), so all see the same machine state and none always runs first.
-    :func:`~nose_mm.benchmark.records.ratios` compares two of them round by
-    round (a model's img/s over the baseline's in the same round).
+    """Measure models in one process, timed interleaved in rotated order (A B C, B C A...).
 
     Args:
-        models (sequence of torch.nn.Module): The baseline first, then the
-            candidates; the same module may not appear twice.
+        models (sequence of torch.nn.Module): The baseline first; no module twice.
         batch_size (int): Images per forward. Defaults to 8.
-        img_size (int | tuple[int, int]): Input side or ``(H, W)``.
-            Defaults to 224.
-        device (str | torch.device): ``'cpu'`` or ``'cuda'`` (``'cuda:N'``).
-            Defaults to ``'cpu'``.
-        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'`` (autocast).
-            Defaults to ``'fp32'``.
+        img_size (int | tuple[int, int]): Input side or ``(H, W)``. Defaults to 224.
+        device (str | torch.device): ``'cpu'`` or ``'cuda[:N]'``. Defaults to ``'cpu'``.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to ``'fp32'``.
         warmup (int): Untimed rounds. Defaults to 2.
         repeats (int): Timed rounds (each model once per round). Defaults to 5.
         flops (bool): Count FLOPs (one trace per model). Defaults to True.
-        memory (bool): Measure peak memory (:func:`peak_memory`, the other
-            models off the device), after the timing. Defaults to True.
-        memory_train (bool): Peak memory of a training step (forward +
-            backward) instead of an inference forward. Defaults to False.
-        clock (str): ``'wall'`` or ``'process'`` (see
-            :data:`~nose_mm.benchmark.timing.CLOCKS`). Defaults to ``'wall'``.
+        memory (bool): Peak memory after the timing (others off the GPU). Defaults to True.
+        memory_train (bool): Peak memory of a training step. Defaults to False.
+        clock (str): ``'wall'`` or ``'process'`` (:data:`~.timing.CLOCKS`). Defaults to ``'wall'``.
 
     Returns:
-        list[Measurement]: Per model, in order: ``params``, ``flops`` (MACs
-        per image or None), ``seconds`` (every timed round, in round order)
-        and ``peak_memory_bytes`` (None on CPU or without ``memory``).
+        list[Measurement]: Per model, in order (``seconds``: every round).
 
     Raises:
-        ValueError: No model, a module given twice, an unknown clock, an
-            unknown device or precision, CUDA asked for but missing,
-            non-positive sizes or counts.
+        ValueError: No model, a module twice, a bad clock, device, precision, size or count.
     """
     if not models:
         raise ValueError('compare_models needs at least one model')

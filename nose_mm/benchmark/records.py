@@ -1,14 +1,6 @@
-"""The schema of ``results.json``, ``benchmark.json`` and the reference YAML: typed records.
+"""Typed records (schema v2) of ``results.json``, ``benchmark.json``, the reference YAML.
 
-Every file is written and read through these dataclasses: ``to_json`` gives the
-file's content, ``from_json`` checks it (:meth:`Record.from_json`, the one
-validation: every key present, no unknown key, each value of its field's type
-and, where a field lists them, one of its allowed values) and builds the
-record. A file of another ``format`` or schema ``version`` is refused with a
-:class:`RecordError` naming both; nothing is filled in by default. Each fact is
-stored once: what ``benchmark.json`` derives (img/s, ratios to the baseline)
-is computed by :class:`BenchmarkRecord`, never stored. Field lists:
-``benchmarks/README.md``.
+``to_json`` writes a record, ``from_json`` is the one validation; fields: ``benchmarks/README.md``.
 """
 import dataclasses
 import json
@@ -19,18 +11,19 @@ from typing import (Any, Callable, ClassVar, Dict, List, Optional, Tuple, Union,
 
 from nose_mm.utils.fileio import atomic_write_json
 
-from .info import TASKS
-from .timing import spread
+from .info import PARTS, TASKS
+from .timing import CLOCKS, spread
 
 __all__ = [
-    'SCHEMA_VERSION', 'METRIC_KEYS', 'MAIN_METRIC', 'RecordError', 'Record',
-    'ModelInfo', 'GitInfo', 'Evaluation', 'ResultsRecord', 'Measurement', 'LargestBatch',
-    'MeasuredModel', 'BenchmarkSettings', 'BenchmarkRecord', 'Ratios', 'Reference',
-    'normalize_metrics', 'ratios'
+    'SCHEMA_VERSION', 'MAIN_METRIC', 'RecordError', 'ModelInfo', 'GitInfo', 'Evaluation',
+    'ResultsRecord', 'Measurement', 'LargestBatch', 'MeasuredModel', 'BenchmarkSettings',
+    'BenchmarkRecord', 'Reference', 'normalize_metrics', 'ratios'
 ]
 
 #: Version of the schema below (``version`` of every file); 1 was the untyped layout.
 SCHEMA_VERSION = 2
+#: Precisions of a measurement (``fp16`` / ``bf16``: autocast).
+PRECISIONS = ('fp32', 'fp16', 'bf16')
 #: Normalised metric names per task (percentages, as the evaluators report them).
 METRIC_KEYS = {
     'classification': ('top1', 'top5'),
@@ -43,7 +36,7 @@ _NAMES = {int: ('an integer', 'integers'), float: ('a number', 'numbers'),
 
 
 class RecordError(ValueError):
-    """A file (or object) that does not follow the schema; the message names the key.
+    """A file (or object) that does not follow the schema.
 
     Args:
         reason (str): What is wrong (the key, its value, what is allowed).
@@ -81,14 +74,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + '...'
 
 
-def _check(value: Any, hint: Any, key: str, meta: Any = None) -> Any:
-    """``value`` checked against ``hint`` and a field's ``meta`` (see :func:`_valid`)."""
-    out = _convert(value, hint, key)
-    if meta and 'valid' in meta and not meta['valid'](out):
-        raise RecordError(f'"{key}" is {_short(value)}, expected {meta["allowed"]}')
-    return out
-
-
 def _convert(value: Any, hint: Any, key: str) -> Any:
     """``value`` checked against ``hint`` (records built from their objects), or RecordError."""
     full, origin = hint, get_origin(hint)
@@ -102,9 +87,9 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return hint.from_json(value, key)
     if origin is list and isinstance(value, list):
-        return [_check(v, get_args(hint)[0], f'{key}[{i}]') for i, v in enumerate(value)]
+        return [_convert(v, get_args(hint)[0], f'{key}[{i}]') for i, v in enumerate(value)]
     if origin is dict and isinstance(value, dict):
-        return {str(k): _check(v, get_args(hint)[1], f'{key}.{k}') for k, v in value.items()}
+        return {str(k): _convert(v, get_args(hint)[1], f'{key}.{k}') for k, v in value.items()}
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = number if hint is float else (number and isinstance(value, int)) if hint is int \
         else hint in _NAMES and isinstance(value, hint)
@@ -114,7 +99,7 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
 
 
 class Record:
-    """A dataclass that is read from / written to JSON through :meth:`from_json`."""
+    """A dataclass read from / written to JSON (every key required unless it has a default)."""
 
     @classmethod
     def from_json(cls, data: Any, where: str = '') -> Any:
@@ -122,13 +107,13 @@ class Record:
 
         Args:
             data (Any): The parsed JSON.
-            where (str): Key path of ``data`` in its file, for messages.
-                Defaults to ``''`` (the top level).
+            where (str): Key path of ``data`` in its file. Defaults to ``''`` (top level).
+
+        Returns:
+            Record: The record.
 
         Raises:
-            RecordError: A missing or unknown key, or a value of the wrong type
-                or outside its allowed values; the message names the key, the
-                value and what is allowed.
+            RecordError: A missing or unknown key, a wrong or not allowed value (named).
         """
         if not isinstance(data, dict):
             raise RecordError(f'"{where or "top level"}" is {_short(data)}, expected an object')
@@ -141,7 +126,10 @@ class Record:
         for name, f in fields.items():
             key = f'{where}.{name}' if where else name
             if name in data:
-                values[name] = _check(data[name], hints[name], key, f.metadata)
+                values[name] = _convert(data[name], hints[name], key)
+                if 'valid' in f.metadata and not f.metadata['valid'](values[name]):
+                    raise RecordError(f'"{key}" is {_short(data[name])}, expected '
+                                      f'{f.metadata["allowed"]}')
             elif f.default is dataclasses.MISSING:
                 raise RecordError(f'"{key}" is missing ({_allowed(hints[name])})')
         return cls(**values)
@@ -177,11 +165,10 @@ class _File(Record):
 
     @classmethod
     def load(cls, path: str) -> Any:
-        """Read and check a file.
+        """Read and check the file at ``path``.
 
         Raises:
-            RecordError: The file cannot be read, is not JSON or does not
-                follow the schema; the message starts with ``path``.
+            RecordError: Unreadable, not JSON or not the schema (message starts with ``path``).
         """
         try:
             with open(path, encoding='utf-8') as f:
@@ -195,8 +182,9 @@ class _File(Record):
 
     def save(self, path: str) -> None:
         """Check the record as a reader will, then write it to ``path`` atomically."""
-        type(self).from_json(self.to_json())
-        atomic_write_json(path, self.to_json())
+        data = self.to_json()
+        type(self).from_json(data)
+        atomic_write_json(path, data)
 
 
 @dataclasses.dataclass
@@ -242,15 +230,7 @@ class Evaluation(Record):
 
 @dataclasses.dataclass
 class ResultsRecord(_File):
-    """``results.json``: what one train / val / test run was and what it scored.
-
-    Written by :class:`~nose_mm.engine.hooks.ResultsHook`. ``metrics`` are
-    normalised (:func:`normalize_metrics`); ``status`` ``'failed'`` (with its
-    ``error``) is a run stopped by ``DivergenceHook``; ``errors`` holds
-    parameter / FLOP counting failures; ``flops`` are multiply-accumulates per
-    image at ``flops_input`` (C, H, W); ``config_sha256_noseed`` and ``seed``
-    make the seed replicates (:mod:`nose_mm.benchmark.seeds`).
-    """
+    """``results.json`` (written by ``ResultsHook``): what one run was and what it scored."""
 
     FORMAT: ClassVar[str] = 'nose_mm.results'
     WRITER: ClassVar[str] = "nose_mm's ResultsHook (tools/train.py, tools/test.py)"
@@ -300,12 +280,7 @@ class ResultsRecord(_File):
 
 @dataclasses.dataclass
 class Measurement(Record):
-    """One model of an interleaved timing (:func:`~nose_mm.benchmark.measure.compare_models`).
-
-    ``seconds`` are the timed rounds in round order (the rounds of all models
-    of one run are paired); ``flops`` are MACs per image (None: not counted);
-    ``peak_memory_bytes`` is None where not measured (CPU, ``memory=False``).
-    """
+    """One model of an interleaved timing: ``seconds`` per round, paired across the models."""
 
     params: int
     flops: Optional[int]
@@ -348,12 +323,12 @@ class BenchmarkSettings(Record):
     img_size: List[int]
     img_size_source: str
     device: str
-    precision: str = _one_of('fp32', 'fp16', 'bf16')
+    precision: str = _one_of(*PRECISIONS)
     warmup: int
     repeats: int
-    part: str = _one_of('model', 'backbone')
+    part: str = _one_of(*PARTS)
     num_threads: int
-    clock: str = _one_of('wall', 'process')
+    clock: str = _one_of(*CLOCKS)
     memory: bool
     memory_train: bool
     memory_budget_gb: Optional[float]
@@ -396,11 +371,7 @@ def ratios(model: Measurement, base: Measurement) -> Ratios:
 
 @dataclasses.dataclass
 class BenchmarkRecord(_File):
-    """``benchmark.json``: models measured in one run of ``tools/benchmark.py``.
-
-    ``models[0]`` (name ``'a'``) is the baseline of the ratios; every model was
-    timed interleaved in the run ``run_id``.
-    """
+    """``benchmark.json``: models timed interleaved in run ``run_id``, the baseline first."""
 
     FORMAT: ClassVar[str] = 'nose_mm.benchmark'
     WRITER: ClassVar[str] = 'tools/benchmark.py --out'
@@ -457,21 +428,18 @@ class Reference(Record):
 
 
 def normalize_metrics(metrics: Dict[str, Any], task: str, tta: bool = False) -> Dict[str, float]:
-    """Map evaluator keys to the leaderboard's names.
-
-    Classification: ``accuracy/top1`` -> ``top1``, ``accuracy/top5`` ->
-    ``top5`` (any ``<prefix>/topK``). Segmentation: ``mIoU``, ``mAcc``,
-    ``aAcc`` (mmseg's ``IoUMetric``); with ``tta=True`` (multi-scale + flip
-    test) ``mIoU`` is stored as ``mIoU_ms_flip``.
+    """Map evaluator keys (``accuracy/top1``, ``mIoU``...) to the leaderboard's (``top1``...).
 
     Args:
         metrics (dict): The evaluator's output.
         task (str): ``'classification'`` or ``'segmentation'``.
-        tta (bool): The metrics come from test-time augmentation. Defaults
-            to False.
+        tta (bool): Test-time augmentation (``mIoU`` -> ``mIoU_ms_flip``). Defaults to False.
 
     Returns:
         dict: Normalised name -> float (non-numeric and non-finite values dropped).
+
+    Raises:
+        ValueError: An unknown task.
     """
     if task not in TASKS:
         raise ValueError(f'task must be one of {", ".join(TASKS)}, got {task!r}')

@@ -1,32 +1,25 @@
-"""What ``tools/benchmark.py`` does: measure one config (or several, interleaved) and report.
+"""``tools/benchmark.py``: configs timed interleaved into a ``BenchmarkRecord``, and its report.
 
-The report is a :class:`~nose_mm.benchmark.records.BenchmarkRecord` that
-``tools/benchmark.py --out WORK_DIR/benchmark.json`` writes and the
-leaderboard merges into the run of that work dir.
+``benchmark.json``: ``benchmarks/README.md``.
 """
 import datetime
 import string
 import uuid
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import torch
 
 from .env import env_info, git_commit
-from .info import PARTS, build_model, config_sha256, measure_size, model_info
-from .measure import _check_device, _hw, alone, compare_models, largest_batch, memory_method
+from .info import build_model, config_sha256, measure_size, model_info
+from .measure import MEMORY_METHODS, _check_device, _hw, alone, compare_models, largest_batch
 from .records import BenchmarkRecord, BenchmarkSettings, GitInfo, MeasuredModel, ModelInfo
 
-__all__ = ['amp_precision', 'model_names', 'run_benchmark', 'format_report']
+__all__ = ['amp_precision', 'run_benchmark', 'format_report']
 
 
 def amp_precision(device: str) -> str:
     """The autocast dtype ``--amp`` means on ``device``: fp16 on CUDA, bf16 on CPU."""
     return 'fp16' if torch.device(device).type == 'cuda' else 'bf16'
-
-
-def model_names(count: int) -> List[str]:
-    """Report names of ``count`` models: ``'a'``, ``'b'``, ... ``'z'``, then ``'m27'``..."""
-    return [string.ascii_lowercase[i] if i < 26 else f'm{i + 1}' for i in range(count)]
 
 
 def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int = 8,
@@ -38,43 +31,27 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
     """Measure one model, or several timed interleaved in one run (the first is the baseline).
 
     Args:
-        configs (sequence): ``(Config, checkpoint or None)`` per model, the
-            baseline first.
+        configs (sequence): ``(Config, checkpoint or None)`` per model, baseline first.
         batch_size (int): Images per forward. Defaults to 8.
-        img_size (sequence of int, optional): ``(H, W)``. Defaults to the
-            first config's (:func:`~nose_mm.benchmark.info.measure_size`),
-            used for every model.
+        img_size (sequence of int, optional): ``(H, W)``. Defaults to the first config's.
         device (str): ``'cpu'`` or ``'cuda'``. Defaults to ``'cpu'``.
-        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to
-            ``'fp32'``.
-        warmup (int): Untimed forwards (rounds). Defaults to 2.
-        repeats (int): Timed forwards (rounds). Defaults to 5.
-        part (str): ``'model'`` (whole model in ``mode='tensor'``) or
-            ``'backbone'``. Defaults to ``'model'``.
-        memory_budget_gb (float, optional): Also search the largest batch
-            fitting this GPU budget (CUDA only). Defaults to None.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to ``'fp32'``.
+        warmup (int): Untimed rounds. Defaults to 2.
+        repeats (int): Timed rounds. Defaults to 5.
+        part (str): ``'model'`` or ``'backbone'``. Defaults to ``'model'``.
+        memory_budget_gb (float, optional): Also search the largest batch (CUDA). Defaults to None.
         memory (bool): Measure peak memory. Defaults to True.
-        memory_train (bool): Peak memory and largest batch of a training step
-            (forward + backward of the summed outputs) rather than of an
-            inference forward: the paper's "working load" is a training
-            figure. Defaults to False.
-        clock (str): ``'wall'`` or ``'process'`` (CPU time of this process;
-            with one thread). Defaults to ``'wall'``.
+        memory_train (bool): Memory figures of a training step. Defaults to False.
+        clock (str): ``'wall'`` or ``'process'``. Defaults to ``'wall'``.
 
     Returns:
-        BenchmarkRecord: The models named ``'a'``, ``'b'``..., each with what
-        was measured (config, checkpoint, model info, params, FLOPs, timed
-        rounds, peak memory, largest batch); img/s and the ratios to ``'a'``
-        are :meth:`~nose_mm.benchmark.records.BenchmarkRecord.img_per_s` and
-        :meth:`~nose_mm.benchmark.records.BenchmarkRecord.ratios`.
+        BenchmarkRecord: The models named ``'a'``, ``'b'``... (then ``'m27'``...).
 
     Raises:
         ValueError: Bad settings (named), a memory budget on a CPU device.
     """
     if not configs:
         raise ValueError('give at least one config')
-    if part not in PARTS:
-        raise ValueError(f'part must be one of {", ".join(PARTS)}, got {part!r}')
     dev = _check_device(device)  # the rest is checked by compare_models
     if memory_budget_gb is not None and dev.type != 'cuda':
         raise ValueError(f'--memory-budget-gb needs a CUDA device (the largest batch is '
@@ -89,8 +66,8 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
     measured = compare_models(models, batch_size, hw, dev, precision, warmup, repeats,
                               memory=memory, memory_train=memory_train, clock=clock)
     entries = []
-    for name, (cfg, ckpt), model, result in zip(model_names(len(models)), configs, models,
-                                                measured):
+    names = [string.ascii_lowercase[i] if i < 26 else f'm{i + 1}' for i in range(len(models))]
+    for name, (cfg, ckpt), model, result in zip(names, configs, models, measured):
         lb = None
         if memory_budget_gb is not None:
             with alone(model, models, dev):  # only the searched model on the GPU
@@ -109,7 +86,7 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
             device=str(dev), precision=precision, warmup=warmup, repeats=repeats, part=part,
             num_threads=torch.get_num_threads(), clock=clock, memory=memory,
             memory_train=memory_train, memory_budget_gb=memory_budget_gb,
-            memory_method=memory_method(dev) if memory else None))
+            memory_method=MEMORY_METHODS[dev.type] if memory else None))
 
 
 def _fmt(value: Optional[float], spec: str, suffix: str = '') -> str:
@@ -117,7 +94,7 @@ def _fmt(value: Optional[float], spec: str, suffix: str = '') -> str:
 
 
 def format_report(report: BenchmarkRecord) -> str:
-    """Human-readable lines for a :func:`run_benchmark` report."""
+    """The text ``tools/benchmark.py`` prints for a :func:`run_benchmark` report."""
     s, hw = report.settings, report.hardware
     where = hw.get('gpu') if s.device.startswith('cuda') else (hw.get('cpu_model')
                                                                or hw.get('cpu'))

@@ -1,14 +1,6 @@
-"""Runs of one config over several seeds: seed folders, replicates and their spread.
+"""Seed folders (named and parsed here only), seed replicates and their spread.
 
-A run is a replicate of another when everything that ran is the same except
-``randomness.seed`` (:func:`replicate_key`: the config without its run-specific
-keys, mode, dataset, test-time augmentation, model, params, FLOPs). Runs with
-equal identities and distinct seeds form one group; a run in a ``seed<k>``
-folder that differs from its siblings, records no seed or repeats a seed stays
-on its own, with a warning. :func:`beyond_spread`: ``|mean - base mean| > 2 s_p``,
-``s_p`` the pooled sample std (unknown below 2 seeds on either side). Rules:
-``benchmarks/README.md``, "Seeds and spread". Seed folders are named and parsed by
-:func:`seed_folder` and :func:`parse_seed_folder` only.
+Rules: ``benchmarks/README.md``, "Seeds and spread".
 """
 import copy
 import hashlib
@@ -23,13 +15,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .records import ResultsRecord
 
 __all__ = [
-    'RUN_SPECIFIC_KEYS', 'SPREAD_FACTOR', 'config_sha256_noseed', 'config_seed', 'seed_folder',
-    'parse_seed_folder', 'replicate_key', 'SeedGroup', 'group_seed_runs', 'mean_std',
-    'pooled_std', 'beyond_spread'
+    'SPREAD_FACTOR', 'config_sha256_noseed', 'config_seed', 'seed_folder', 'parse_seed_folder',
+    'SeedGroup', 'group_seed_runs', 'mean_std', 'pooled_std', 'beyond_spread'
 ]
 
-#: Config keys that differ between the seed runs of one experiment and are not
-#: part of its identity (dotted paths).
+#: Config keys (dotted) that differ between the seed runs of one experiment.
 RUN_SPECIFIC_KEYS = ('randomness.seed', 'work_dir', 'load_from', 'resume', 'launcher',
                      'experiment_name')
 #: A difference beyond ``SPREAD_FACTOR`` pooled stds is beyond the spread.
@@ -40,11 +30,10 @@ _IDENTITY_FIELDS = ('config_sha256_noseed', 'mode', 'dataset', 'tta', 'params', 
 
 
 def config_sha256_noseed(cfg: Any) -> Optional[str]:
-    """sha256 of a config without :data:`RUN_SPECIFIC_KEYS`.
+    """sha256 of a config's sorted JSON without :data:`RUN_SPECIFIC_KEYS` (equal for its seeds).
 
-    The config (an mmengine ``Config`` or a dict) is turned into JSON with
-    sorted keys (values JSON cannot hold are written as ``str``); the seed
-    runs of one config give the same hash.
+    Args:
+        cfg (Config | dict): The config.
 
     Returns:
         str | None: The hex digest, None for an object that is no mapping.
@@ -84,7 +73,7 @@ def parse_seed_folder(path: str) -> Tuple[str, Optional[int]]:
 
 
 def replicate_key(results: ResultsRecord) -> str:
-    """The identity of a run (see the module docstring): equal for its seed replicates."""
+    """The identity of a run (config without seed, mode, dataset, tta, model, params, FLOPs)."""
     data = {k: getattr(results, k) for k in _IDENTITY_FIELDS}
     data['model'] = results.model.to_json()
     text = json.dumps(data, sort_keys=True, default=str)
@@ -96,10 +85,8 @@ class SeedGroup:
     """Runs that are seed replicates of one another (one run: a group of 1).
 
     Attributes:
-        label (str): The runs' common label (their family folder when they sit
-            in ``seed<k>`` folders, else the labels joined by ``' + '``).
-        runs (list): The runs (each with a ``label`` and its ``results``, a
-            :class:`~nose_mm.benchmark.records.ResultsRecord`), by seed.
+        label (str): The family folder of ``seed<k>`` runs, else the labels joined by ' + '.
+        runs (list): The runs (with a ``label`` and ``results``), by seed.
     """
 
     label: str
@@ -126,15 +113,12 @@ class SeedGroup:
                 if metric in run.results.metrics]
 
 
-def _describe(r: ResultsRecord) -> Dict[str, Any]:
-    return {'config (seed removed)': r.config_sha256_noseed[:12], 'mode': r.mode,
-            'dataset': r.dataset, 'arch': r.model.arch_name,
-            'removed_layers': r.model.removed_layers, 'diluted_layers': r.model.diluted_layers,
-            'token_merge': r.model.token_merge, 'params': r.params, 'flops': r.flops}
-
-
 def _difference(a: ResultsRecord, b: ResultsRecord) -> str:
-    da, db = _describe(a), _describe(b)
+    da, db = ({'config (seed removed)': r.config_sha256_noseed[:12], 'mode': r.mode,
+               'dataset': r.dataset, 'arch': r.model.arch_name,
+               'removed_layers': r.model.removed_layers,
+               'diluted_layers': r.model.diluted_layers, 'token_merge': r.model.token_merge,
+               'params': r.params, 'flops': r.flops} for r in (a, b))
     return ', '.join(f'{name} {da[name]!r} vs {db[name]!r}' for name in da
                      if da[name] != db[name]) or 'model info'
 
@@ -143,15 +127,12 @@ def group_seed_runs(runs: Sequence[Any]) -> Tuple[List[SeedGroup], List[str]]:
     """Group runs that differ only in their seed.
 
     Args:
-        runs (sequence): Runs with a ``label`` (their folder) and ``results``
-            (a :class:`~nose_mm.benchmark.records.ResultsRecord`), e.g.
-            :class:`nose_mm.benchmark.leaderboard.collect.Run`.
+        runs (sequence): Runs with a ``label`` (their folder) and ``results`` (a
+            ``ResultsRecord``), e.g. :class:`~.leaderboard.collect.Run`.
 
     Returns:
-        tuple: ``(groups, warnings)``: groups in the order of their first run
-        (runs in seed order), each run in exactly one group; a warning for
-        every run kept apart from the seed runs it sits with (see the module
-        docstring).
+        tuple: ``(groups, warnings)``: groups in the order of their first run, each
+        run in one group; a warning per run kept apart from its seed siblings.
     """
     groups: List[SeedGroup] = []
     by_key: Dict[str, SeedGroup] = {}
@@ -226,20 +207,16 @@ def pooled_std(groups: Sequence[Tuple[float, int]]) -> Optional[float]:
 def beyond_spread(mean: float, std: Optional[float], n: int, base_mean: float,
                   base_std: Optional[float], base_n: int,
                   factor: float = SPREAD_FACTOR) -> Optional[bool]:
-    """Whether ``|mean - base_mean| > factor * pooled std`` (None: spread unknown).
+    """Whether ``|mean - base_mean| > factor * pooled std``.
 
     Args:
-        mean (float): The row's mean.
-        std (float, optional): Its sample std (None for one run).
-        n (int): Its number of seeds.
-        base_mean (float): The baseline's mean.
-        base_std (float, optional): Its sample std.
-        base_n (int): Its number of seeds.
-        factor (float): Multiple of the pooled std. Defaults to
-            :data:`SPREAD_FACTOR`.
+        mean, base_mean (float): The row's and the baseline's means.
+        std, base_std (float, optional): Their sample stds (None for one run).
+        n, base_n (int): Their numbers of seeds.
+        factor (float): Multiple of the pooled std. Defaults to :data:`SPREAD_FACTOR`.
 
     Returns:
-        bool | None: None when either side has fewer than 2 seeds.
+        bool | None: None (spread unknown) when either side has fewer than 2 seeds.
     """
     pooled = pooled_std([(std, n), (base_std, base_n)])
     if pooled is None:

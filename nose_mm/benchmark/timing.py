@@ -1,18 +1,11 @@
-"""Timing helpers for fair speed comparisons on a shared machine.
-
-Variants are timed *interleaved* (A, B, A, B, ...) rather than one after the
-other, so slow drifts of the machine (other processes, thermal state) hit all
-variants alike, and the median over repeats discards outliers.
-"""
+"""Interleaved timing (A, B, A, B...: machine drift hits all alike) and its statistics."""
 import statistics
 import time
 from typing import Callable, Dict, List, Sequence
 
 __all__ = ['CLOCKS', 'time_interleaved', 'median', 'paired_ratio', 'spread']
 
-#: Clocks by name: wall time, or CPU time of this process (steadier on a busy
-#: machine, but it counts the spin-waiting of idle worker threads: use it with
-#: one thread).
+#: Clocks by name: wall time, or CPU time of this process (use it with one thread).
 CLOCKS: Dict[str, Callable[[], float]] = {'wall': time.perf_counter,
                                           'process': time.process_time}
 
@@ -23,17 +16,11 @@ def time_interleaved(fns: Dict[str, Callable[[], None]], repeats: int = 5, warmu
     """Time each callable ``repeats`` times, interleaved, after ``warmup`` untimed rounds.
 
     Args:
-        fns (dict): ``{name: fn}``; each ``fn()`` runs one measured step and
-            must synchronise itself if it runs asynchronously (e.g. CUDA).
+        fns (dict): ``{name: fn}``; each ``fn()`` runs one step (synchronised, e.g. CUDA).
         repeats (int): Timed rounds. Defaults to 5.
         warmup (int): Untimed rounds first. Defaults to 1.
-        clock (callable): The clock. Defaults to :func:`time.perf_counter`
-            (wall time). :func:`time.process_time` (CPU time of this process)
-            is less sensitive to other processes on a busy machine, but counts
-            the spin-waiting of idle worker threads: use it with one thread.
-        rotate (bool): Start round ``i`` at the ``i``-th callable (``A, B, C``,
-            then ``B, C, A``, ``C, A, B``...), so no callable always runs
-            first or right after the same neighbour. Defaults to False.
+        clock (callable): The clock (:data:`CLOCKS`). Defaults to :func:`time.perf_counter`.
+        rotate (bool): Start round ``i`` at the ``i``-th callable. Defaults to False.
 
     Returns:
         dict: ``{name: [seconds per round]}``.
@@ -63,20 +50,12 @@ def median(values: List[float]) -> float:
 
 
 def paired_ratio(times: Dict[str, List[float]], num: str, den: str) -> float:
-    """Median over rounds of ``times[num][i] / times[den][i]``.
-
-    Interleaved rounds run under nearly the same machine load, so the ratio
-    within a round is more stable than the ratio of two medians.
-    """
+    """Median over rounds of ``times[num][i] / times[den][i]`` (steadier than medians' ratio)."""
     return statistics.median(a / b for a, b in zip(times[num], times[den]))
 
 
 def spread(values: Sequence[float]) -> Dict[str, float]:
-    """``median``, ``q1`` and ``q3`` (first and third quartiles) of ``values``.
-
-    Quartiles are interpolated between the sorted values (inclusive method:
-    with one value all three are that value; with two, the quartiles lie a
-    quarter of the way in from each end).
+    """``median``, ``q1`` and ``q3`` of ``values`` (inclusive quartiles; one value: all three).
 
     Raises:
         ValueError: ``values`` is empty.

@@ -1,19 +1,12 @@
-"""Leaderboard: every run's ``results.json`` side by side with published numbers.
+"""Leaderboard: ``collect`` runs, build ``tables``, ``render`` them; bad files are skipped, named.
 
-- :mod:`~nose_mm.benchmark.leaderboard.collect`: files -> records (the runs,
-  the ``benchmark.json`` timing each, the reference YAML).
-- :mod:`~nose_mm.benchmark.leaderboard.tables`: rows and tables (seed
-  statistics, deltas to baselines, speed ratios, reported rows).
-- :mod:`~nose_mm.benchmark.leaderboard.render`: Markdown, CSV, HTML and a plot.
-
-Malformed or partial files are reported (``problems``) and skipped, never written.
+Rules: ``benchmarks/README.md``, "Leaderboard".
 """
-from .collect import Run, collect_runs, find_results, load_reference
-from .render import FORMATS, columns, plot_leaderboard, render, write_leaderboard
-from .tables import Row, Table, build_leaderboard, build_tables, reference_rows, rows_from_runs
+from .collect import collect_runs, load_reference
+from .render import plot_leaderboard, render, write_leaderboard
+from .tables import Row, build_leaderboard, build_tables, rows_from_runs
 
 __all__ = [
-    'Run', 'collect_runs', 'find_results', 'load_reference', 'Row', 'Table', 'rows_from_runs',
-    'reference_rows', 'build_tables', 'build_leaderboard', 'FORMATS', 'columns', 'render',
-    'write_leaderboard', 'plot_leaderboard'
+    'collect_runs', 'load_reference', 'Row', 'rows_from_runs', 'build_tables',
+    'build_leaderboard', 'render', 'write_leaderboard', 'plot_leaderboard'
 ]

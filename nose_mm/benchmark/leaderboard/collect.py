@@ -1,8 +1,6 @@
-"""Collecting runs: ``results.json`` files (and the ``benchmark.json`` timing each) as records.
+"""Collecting runs: ``results.json`` files and their ``benchmark.json`` timing, as records.
 
-Nothing is written; a file that fails its schema is named in ``problems`` and
-skipped (rules: ``benchmarks/README.md``, "Merging benchmark.json into the
-leaderboard").
+Nothing is written; bad files are named in ``problems``. Rules: ``benchmarks/README.md``.
 """
 import os
 import os.path as osp
@@ -13,8 +11,7 @@ from ..info import BENCHMARK_FILE, RESULTS_FILE
 from ..records import BenchmarkRecord, MeasuredModel, RecordError, Reference, ResultsRecord
 from ..seeds import parse_seed_folder
 
-__all__ = ['REFERENCE_FORMAT', 'Run', 'find_results', 'read_timing', 'collect_runs',
-           'load_reference']
+__all__ = ['read_timing', 'collect_runs', 'load_reference']
 
 REFERENCE_FORMAT = 'nose_mm.reference'
 #: A ``benchmark.json`` and its measured model that is a run's model.
@@ -31,17 +28,8 @@ class Run:
     timing: Optional[Timing] = None
 
 
-def find_results(paths: Sequence[str], depth: int = 2) -> Tuple[List[Tuple[str, str]], List[str]]:
-    """Find ``results.json`` files.
-
-    Args:
-        paths (sequence of str): Work dirs, folders of work dirs, or
-            ``results.json`` files.
-        depth (int): Folder levels searched below each path. Defaults to 2.
-
-    Returns:
-        tuple: ``([(root, results.json path)], problems)``, each file once.
-    """
+def _find_results(paths: Sequence[str], depth: int) -> Tuple[List[Tuple[str, str]], List[str]]:
+    """``([(root, results.json path)], problems)``, each file once."""
     found: Dict[str, str] = {}
     problems = []
     for root in paths:
@@ -91,18 +79,16 @@ def read_timing(path: str, results: ResultsRecord) -> Union[Timing, str]:
 
 
 def collect_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Run], List[str]]:
-    """Every rankable ``results.json`` under ``paths``, with its timing.
+    """Every rankable ``results.json`` under ``paths``, with its ``benchmark.json`` timing.
 
-    A run's timing is the ``benchmark.json`` beside it, else, for a run in a
-    ``seed<k>`` folder, the one in the folder holding it (one timing of the
-    seeds' model); either only when it measures the run's model.
+    Args:
+        paths (sequence of str): Work dirs, folders of work dirs, or ``results.json`` files.
+        depth (int): Folder levels searched below each path. Defaults to 2.
 
     Returns:
-        tuple: ``(runs, problems)``; each problem names the file and what is
-        wrong (unusable or unranked files are skipped, benchmark files that do
-        not match are not merged).
+        tuple: ``(runs, problems)``, each problem naming the file and what is wrong.
     """
-    files, problems = find_results(paths, depth)
+    files, problems = _find_results(paths, depth)
     runs = []
     for root, path in files:
         try:
@@ -110,8 +96,9 @@ def collect_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Run], List[
         except RecordError as exc:
             problems.append(str(exc))
             continue
-        if results.unranked():
-            problems.append(f'{path}: {results.unranked()}')
+        unranked = results.unranked()
+        if unranked:
+            problems.append(f'{path}: {unranked}')
             continue
         run = Run(_run_label(root, path), path, results)
         folder = osp.dirname(osp.abspath(path))
@@ -130,6 +117,9 @@ def collect_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Run], List[
 
 def load_reference(path: str) -> Tuple[List[Reference], List[str]]:
     """Published numbers from a reference YAML (see ``benchmarks/reference.yml``).
+
+    Args:
+        path (str): The YAML file.
 
     Returns:
         tuple: ``(references, problems)``; a malformed entry is skipped and named.

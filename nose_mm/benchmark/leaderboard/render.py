@@ -1,4 +1,4 @@
-"""Rendering the tables: Markdown, CSV and HTML text, and a plot of metric against speed."""
+"""Rendering the tables as Markdown, CSV, HTML and a plot (columns: ``benchmarks/README.md``)."""
 import csv
 import datetime
 import html
@@ -13,12 +13,9 @@ from nose_mm.utils.fileio import atomic_write
 from ..info import TASKS
 from ..records import MAIN_METRIC
 from ..seeds import SPREAD_FACTOR
-from .tables import Row, Table
+from .tables import Table
 
-__all__ = ['FORMATS', 'SPREAD_COLUMN', 'columns', 'render', 'write_leaderboard',
-           'plot_leaderboard']
-
-FORMATS = ('md', 'csv', 'html')
+__all__ = ['render', 'write_leaderboard', 'plot_leaderboard']
 
 _METRIC_COLUMNS = {
     'classification': (('top1', 'Top-1'), ('top5', 'Top-5')),
@@ -31,12 +28,7 @@ SPREAD_COLUMN = 'Δ vs spread'
 
 
 def columns(task: str, fmt: str = 'md') -> Tuple[str, ...]:
-    """The columns of a task's table in a format.
-
-    ``md``: metrics as ``mean ± std`` over seeds; ``html`` adds the seeds and
-    the main metric per seed; ``csv`` also gives each metric's std in its own
-    column (numbers only in the metric columns).
-    """
+    """The columns of a task's table in ``fmt`` (html and csv add seeds; csv splits std, IQR)."""
     metrics = _METRIC_COLUMNS[task]
     main = metrics[0][1]
     out = ['#', 'Model', 'Run / method', 'Removed layers']
@@ -83,27 +75,17 @@ def _size(value: Optional[float]) -> str:
     return f'{value:.2f}' if abs(value) >= 1 or value == 0 else f'{value:.3g}'
 
 
-def _spread_text(row: Row) -> str:
-    if row.reported or row.is_baseline or row.delta is None:
-        return ''
-    if row.beyond_spread is None:
-        return 'spread unknown'
-    return 'beyond' if row.beyond_spread else 'within'
-
-
 def _cells(table: Table, fmt: str = 'md') -> List[List[str]]:
-    out = []
-    rank = 0
-    main_key = MAIN_METRIC[table.task]
+    out, rank, main_key = [], 0, MAIN_METRIC[table.task]
     for row in table.rows:
         if row.main is not None:
             rank += 1
         removed = '' if row.removed_layers is None else (
             str(row.removed_layers) if row.removed_layers else 'none')
-        if row.is_baseline:
-            delta = 'baseline'
-        else:
-            delta = '' if row.delta is None else f'{row.delta:+.2f}'
+        delta = 'baseline' if row.is_baseline else '' if row.delta is None else f'{row.delta:+.2f}'
+        spread = '' if row.reported or row.is_baseline or row.delta is None else \
+            'spread unknown' if row.beyond_spread is None else \
+            'beyond' if row.beyond_spread else 'within'
         ips = row.img_per_s
         cells = [str(rank) if row.main is not None else '', row.model, row.label, removed]
         for key, _ in _METRIC_COLUMNS[table.task]:
@@ -119,7 +101,7 @@ def _cells(table: Table, fmt: str = 'md') -> List[List[str]]:
         else:
             speed = ['' if not ratio else f'{ratio["median"]:.3f} (IQR {ratio["q1"]:.3f}-'
                      f'{ratio["q3"]:.3f})']
-        cells += ['' if row.reported else str(row.n), delta, _spread_text(row),
+        cells += ['' if row.reported else str(row.n), delta, spread,
                   _size(row.params_m), _size(row.gflops),
                   '' if ips is None else _num(ips, 1 if ips >= 10 else 2)
                   + (' †' if row.speed_mark else ''), *speed,
@@ -134,11 +116,7 @@ def _cells(table: Table, fmt: str = 'md') -> List[List[str]]:
 
 
 def _md_escape(text: str) -> str:
-    """A cell or title as Markdown text: no HTML, no links or images, one table cell.
-
-    Run names, datasets and model fields come from files anyone can write, and
-    GitHub renders raw HTML and ``[text](url)`` / ``![](url)`` in tables.
-    """
+    """A cell or title (from files anyone can write) as Markdown text: no HTML, links, images."""
     text = html.escape(str(text), quote=False).replace('](', ']\\(')
     return text.replace('|', '\\|').replace('\r', ' ').replace('\n', ' ')
 
@@ -147,11 +125,7 @@ _NUMBER = re.compile(r'[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?')
 
 
 def _csv_cell(value: Any) -> Any:
-    """A cell a spreadsheet shows as text, not runs as a formula (OWASP's rule).
-
-    Cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return get a
-    leading ``'``, unless they are plain numbers (``-0.74``, ``+1.20``).
-    """
+    """A leading ``'`` on cells starting ``=+-@``, tab or CR but numbers (no formula, OWASP)."""
     text = str(value)
     if text[:1] in ('=', '+', '-', '@', '\t', '\r') and not _NUMBER.fullmatch(text):
         return "'" + text
@@ -225,14 +199,25 @@ _FORMATTERS = {'md': format_markdown, 'csv': format_csv, 'html': format_html}
 
 
 def render(tables: Sequence[Table], fmt: str) -> str:
-    """The leaderboard as text in ``fmt`` (``'md'``, ``'csv'`` or ``'html'``)."""
-    if fmt not in FORMATS:
-        raise ValueError(f'format must be one of {", ".join(FORMATS)}, got {fmt!r}')
+    """The leaderboard as text.
+
+    Args:
+        tables (sequence of Table): From :func:`~.tables.build_tables`.
+        fmt (str): ``'md'``, ``'csv'`` or ``'html'``.
+
+    Returns:
+        str: The text.
+
+    Raises:
+        ValueError: An unknown format.
+    """
+    if fmt not in _FORMATTERS:
+        raise ValueError(f'format must be one of {", ".join(_FORMATTERS)}, got {fmt!r}')
     return _FORMATTERS[fmt](tables)
 
 
 def write_leaderboard(tables: Sequence[Table], out: str, fmt: str) -> None:
-    """Write :func:`render` output to ``out`` atomically."""
+    """Write :func:`render` ``(tables, fmt)`` to the file ``out`` atomically."""
     text = render(tables, fmt)
 
     def _write(tmp: str) -> None:
@@ -243,16 +228,14 @@ def write_leaderboard(tables: Sequence[Table], out: str, fmt: str) -> None:
 
 
 def plot_leaderboard(tables: Sequence[Table], out: str) -> int:
-    """PNG of the main metric against throughput, one panel per table with points.
+    """PNG of the main metric (seed std as error bar) against img/s, one panel per table.
 
-    Only rows with both a main metric and img/s can be placed (reported rows
-    have no throughput measured here); seed rows carry their std as an error bar.
-    Points are labelled with their run;
-    the throughput setting is part of the label when a panel mixes several.
+    Args:
+        tables (sequence of Table): From :func:`~.tables.build_tables`.
+        out (str): The PNG file.
 
     Returns:
-        int: Number of points plotted (a figure saying how to get points is
-        written when there are none).
+        int: Points plotted (rows with a metric and img/s; 0: a figure saying how).
     """
     from matplotlib.figure import Figure
 
@@ -271,7 +254,8 @@ def plot_leaderboard(tables: Sequence[Table], out: str) -> int:
         return 0
     for i, (table, rows) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
-        mixed = len({r.setting for r in rows}) > 1
+        settings = sorted({r.setting for r in rows})
+        mixed = len(settings) > 1
         for row in rows:
             marker = 's' if row.is_baseline else 'o'
             ax.errorbar([row.img_per_s], [row.main], yerr=None if row.main_std is None
@@ -279,8 +263,7 @@ def plot_leaderboard(tables: Sequence[Table], out: str) -> int:
             text = row.label + (f' [{row.setting}]' if mixed else '')
             ax.annotate(text, (row.img_per_s, row.main), textcoords='offset points',
                         xytext=(4, 4), fontsize=8)
-        settings = sorted({r.setting for r in rows})
-        ax.set_xlabel('img/s' + (f' ({settings[0]})' if len(settings) == 1 else ''))
+        ax.set_xlabel('img/s' + ('' if mixed else f' ({settings[0]})'))
         metric = dict(_METRIC_COLUMNS[table.task])[MAIN_METRIC[table.task]]
         ax.set_ylabel(f'{metric} (%)')
         ax.set_title(table.title)

@@ -1,20 +1,14 @@
-"""Building the tables: seed statistics, deltas to baselines, speed ratios, reported rows.
-
-One table per (task, dataset) from the collected runs and the reported rows of
-``benchmarks/reference.yml``, sorted by the main metric, with the delta to
-each row's baseline (rules: ``benchmarks/README.md``, "Leaderboard").
-"""
+"""Building the tables: seed statistics, deltas, speed ratios (rules: ``benchmarks/README.md``)."""
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..info import TASKS
-from ..records import MAIN_METRIC, BenchmarkSettings, Reference
+from ..records import MAIN_METRIC, BenchmarkSettings
 from ..seeds import SeedGroup, beyond_spread, group_seed_runs, mean_std
 from .collect import collect_runs, load_reference
 
-__all__ = ['Row', 'Table', 'rows_from_runs', 'reference_rows', 'build_tables',
-           'build_leaderboard']
+__all__ = ['Row', 'Table', 'rows_from_runs', 'build_tables', 'build_leaderboard']
 
 
 @dataclass
@@ -22,34 +16,17 @@ class Row:
     """One leaderboard row (a run, or its seed runs, or a reported reference).
 
     Attributes:
-        task, dataset, model (str): Task, dataset and backbone display names.
-        label (str): Run folder or reported method.
-        arch (str): Backbone arch name (baseline matching).
-        removed_layers (list[int] | None): Removed attention layers.
-        diluted_layers (list[int]): Diluted attention layers.
-        metrics, metrics_std (dict): Normalised metrics (percent; the mean over
-            seeds) and their sample std over the seeds (n >= 2).
-        per_seed (dict): Each metric's value per seed, in ``seeds`` order.
+        task, dataset, model, label, arch (str): Display names, run folder or method, arch.
+        removed_layers, diluted_layers (list[int]): Removed (None: unknown) / diluted layers.
+        metrics, metrics_std, per_seed (dict): Mean over seeds, sample std (n >= 2), values.
         seeds (list[int | None]): Seeds of the runs averaged into the row.
         params_m, gflops (float | None): Parameters (millions), G MACs per image.
-        img_per_s, mem_mib (float | None): Median img/s and peak memory (MiB)
-            of the row's timing run, measured at ``setting``.
-        speed_ratio (dict | None): The paired throughput ratio to model ``'a'``
-            of that run (``median``, ``q1``, ``q3``;
-            :attr:`~nose_mm.benchmark.records.Ratios.paired_ratio`).
-        timed_together (str | None): That run's id (rows of one run compare).
-        bench_name (str | None): The row's model in that run (``'a'``: the
-            reference of the ratios).
-        source (str): Where the numbers come from.
-        reported (bool): Published numbers (True) or runs (False).
-        date (str | None): ISO date of the latest run.
+        img_per_s, mem_mib, setting: Median img/s, peak MiB and setting of the timing run.
+        speed_ratio (dict | None): Paired img/s ratio to model ``'a'`` of that run.
+        timed_together, bench_name (str | None): That run's id, the row's model in it.
+        source (str), reported (bool), date (str | None): Provenance, published?, ISO date.
         ref_id, baseline_id (str | None): Reference id, and its baseline's.
-        delta (float | None): Main metric minus the baseline's.
-        is_baseline (bool): The row is a baseline of its table.
-        beyond_spread (bool | None): ``|delta| > 2 x`` the pooled std of the
-            row and its baseline; None when unknown (n < 2 on either side).
-        speed_mark (bool): img/s comes from another timing run than the
-            row's baseline's. The last four are filled by :func:`build_tables`.
+        delta, is_baseline, beyond_spread, speed_mark: Filled by :func:`build_tables`.
     """
 
     task: str
@@ -150,27 +127,18 @@ def _row_from_group(group: SeedGroup) -> Row:
 
 
 def rows_from_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Row], List[str]]:
-    """Rows of every rankable ``results.json`` under ``paths``, seed runs merged.
+    """Rows of every rankable ``results.json`` under ``paths``, seed replicates as one row.
 
-    Runs that differ only in their seed become one row (mean, std, n and the
-    per-seed values; :func:`nose_mm.benchmark.seeds.group_seed_runs`).
+    Args:
+        paths (sequence of str): Where to look (see :func:`.collect.collect_runs`).
+        depth (int): Folder levels searched. Defaults to 2.
 
     Returns:
-        tuple: ``(rows, problems)``; each problem names the file and what is
-        wrong (see :func:`~nose_mm.benchmark.leaderboard.collect.collect_runs`;
-        seed runs that do not match their siblings are kept apart).
+        tuple: ``(rows, problems)``, problems and seed-grouping warnings.
     """
     runs, problems = collect_runs(paths, depth)
     groups, warnings = group_seed_runs(runs)
     return [_row_from_group(group) for group in groups], problems + warnings
-
-
-def reference_rows(refs: Sequence[Reference]) -> List[Row]:
-    """The reported rows of published numbers."""
-    return [Row(task=r.task, dataset=r.dataset, model=r.model, label=r.method,
-                arch=r.arch or r.model, removed_layers=r.removed_layers, metrics=dict(r.metrics),
-                params_m=r.params_m, gflops=r.gflops, source=f'reported: {r.source}',
-                reported=True, ref_id=r.id, baseline_id=r.baseline) for r in refs]
 
 
 def _assign_baselines(rows: List[Row]) -> Dict[int, Row]:
@@ -200,12 +168,7 @@ def _assign_baselines(rows: List[Row]) -> Dict[int, Row]:
 
 
 def _mark_separate_timings(rows: List[Row], bases: Dict[int, Row]) -> None:
-    """Mark img/s timed in another run than the row's baseline; drop ratios to another model.
-
-    Rows are checked against their own baseline (a table may hold several
-    families, each timed with its baseline in its own run); rows without a
-    baseline form one group, checked against their most common timing run.
-    """
+    """Mark img/s timed in another run than the row's baseline; drop ratios to another model."""
     timed = [r for r in rows if r.img_per_s is not None and not r.reported]
     groups: Dict[int, Tuple[Optional[Row], List[Row]]] = {}
     for row in timed:
@@ -246,8 +209,7 @@ def build_leaderboard(work_dirs: Sequence[str], reference: Optional[str] = None,
 
     Args:
         work_dirs (sequence of str): Where to look for ``results.json``.
-        reference (str, optional): Reference YAML. Defaults to None (no
-            reported rows).
+        reference (str, optional): Reference YAML. Defaults to None (no reported rows).
         depth (int): Folder levels searched. Defaults to 2.
 
     Returns:
@@ -256,6 +218,10 @@ def build_leaderboard(work_dirs: Sequence[str], reference: Optional[str] = None,
     rows, problems = rows_from_runs(work_dirs, depth)
     if reference:
         refs, ref_problems = load_reference(reference)
-        rows += reference_rows(refs)
+        rows += [Row(task=r.task, dataset=r.dataset, model=r.model, label=r.method,
+                     arch=r.arch or r.model, removed_layers=r.removed_layers,
+                     metrics=dict(r.metrics), params_m=r.params_m, gflops=r.gflops,
+                     source=f'reported: {r.source}', reported=True, ref_id=r.id,
+                     baseline_id=r.baseline) for r in refs]
         problems += ref_problems
     return build_tables(rows), problems

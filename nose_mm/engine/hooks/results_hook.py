@@ -10,7 +10,7 @@ from mmpretrain.utils import get_ori_model
 
 from nose_mm.registry import HOOKS
 
-__all__ = ['ResultsHook', 'build_results']
+__all__ = ['ResultsHook']
 
 
 def build_results(cfg: Any, model: Optional[Any], metrics: Dict[str, Any], mode: str,
@@ -23,30 +23,21 @@ def build_results(cfg: Any, model: Optional[Any], metrics: Dict[str, Any], mode:
 
     Args:
         cfg (Config): The run's config (``runner.cfg``).
-        model (torch.nn.Module, optional): The run's model (wrappers are
-            unwrapped); params and FLOPs are counted on it. Defaults to None
-            (no counts).
+        model (torch.nn.Module, optional): The run's model, counted. Defaults to None.
         metrics (dict): The evaluator's last metrics (raw keys).
         mode (str): ``'train'``, ``'val'`` or ``'test'``.
-        checkpoint (str, optional): Last checkpoint written (train) or the
-            one evaluated (test). Defaults to None.
-        best_checkpoint (str, optional): Best checkpoint, if kept.
-            Defaults to None.
+        checkpoint (str, optional): Last (train) or evaluated (test) one. Defaults to None.
+        best_checkpoint (str, optional): Best checkpoint, if kept. Defaults to None.
         epoch (int, optional): Epoch of the metrics. Defaults to None.
         iteration (int, optional): Iteration of the metrics. Defaults to None.
-        history (sequence of dict, optional): Earlier evaluations
-            (``{'epoch', 'iter', 'metrics'}``). Defaults to None.
-        count_flops (bool): Count FLOPs (one trace of the model in eval mode,
-            at ``flops_img_size``). Defaults to True.
-        flops_img_size (sequence of int, optional): ``(H, W)`` for FLOPs.
-            Defaults to :func:`~nose_mm.benchmark.info.default_img_size`.
-        failure (str, optional): Why the run failed (e.g. training
-            diverged): ``status`` is then ``'failed'`` with this ``error``,
-            and no reader ranks it. Defaults to None (``status`` ``'ok'``).
+        history (sequence of dict, optional): Earlier ``{epoch, iter, metrics}``. Defaults to None.
+        count_flops (bool): Count FLOPs (one trace in eval mode). Defaults to True.
+        flops_img_size (sequence of int, optional): ``(H, W)`` for FLOPs. Defaults to
+            :func:`~nose_mm.benchmark.info.measure_size`'s.
+        failure (str, optional): Why the run failed (``status: 'failed'``). Defaults to None.
 
     Returns:
-        ResultsRecord: FLOP or parameter counting errors are recorded in
-        ``errors``, never raised.
+        ResultsRecord: The record; counting errors are in ``errors``, never raised.
     """
     from nose_mm.benchmark import env, flops as fl, info as mi, records as rec, seeds
     info = rec.ModelInfo.from_json(mi.model_info(cfg, model), 'model')
@@ -55,7 +46,7 @@ def build_results(cfg: Any, model: Optional[Any], metrics: Dict[str, Any], mode:
     inner = inner.module if tta else inner
     errors: Dict[str, str] = {}
     params = backbone_params = flops = None
-    hw = tuple(flops_img_size) if flops_img_size else mi.default_img_size(cfg)
+    hw = tuple(flops_img_size) if flops_img_size else mi.measure_size(cfg)[0]
     if inner is not None:
         try:
             params = fl.count_params(inner)
@@ -87,16 +78,19 @@ def build_results(cfg: Any, model: Optional[Any], metrics: Dict[str, Any], mode:
 
 @HOOKS.register_module()
 class ResultsHook(Hook):
-    """Record what a run was and what it scored, for the leaderboard.
+    """Write ``<work_dir>/<filename>`` (:func:`build_results`) on rank 0 after a train or test.
 
-    Writes ``<work_dir>/<filename>`` on rank 0 after a run (``status: 'failed'`` after a
-    divergence), a :class:`~nose_mm.benchmark.records.ResultsRecord`; every run has it
-    (``default_hooks.results`` in ``configs/_base_/``). Fields: ``benchmarks/README.md``.
+    A run stopped by ``DivergenceHook`` (``after_train_failure``) is written as
+    failed. Every run has it (``default_hooks.results`` in ``configs/_base_/``).
+    Fields: ``benchmarks/README.md``, "results.json".
 
     Args:
-        filename (str): File name inside the work dir. Defaults to ``'results.json'``.
+        filename (str): A file name inside the work dir. Defaults to ``'results.json'``.
         count_flops (bool): Count FLOPs at the end of the run. Defaults to True.
-        flops_img_size (Sequence[int], optional): ``(H, W)`` for FLOPs. Defaults to the config's.
+        flops_img_size (Sequence[int], optional): ``(H, W)``. Defaults to the config's.
+
+    Raises:
+        ValueError: A ``filename`` with folders, a ``flops_img_size`` that is no pair.
     """
 
     priority = 'VERY_LOW'
@@ -111,18 +105,15 @@ class ResultsHook(Hook):
                 and all(isinstance(v, int) and v > 0 for v in flops_img_size)):
             raise ValueError(f'flops_img_size must be None or (height, width) positive '
                              f'integers, got {flops_img_size!r}')
-        self.filename = filename
-        self.count_flops = count_flops
+        self.filename, self.count_flops = filename, count_flops
         self.flops_img_size = tuple(flops_img_size) if flops_img_size else None
         self._reset()
 
     def _reset(self) -> None:
-        self._mode = 'val'
+        self._mode, self._written = 'val', False
         self._metrics: Optional[Dict[str, Any]] = None
-        self._epoch: Optional[int] = None
-        self._iter: Optional[int] = None
+        self._epoch = self._iter = None  # of the last validation
         self._history: List[Dict[str, Any]] = []
-        self._written = False
 
     def before_run(self, runner) -> None:
         self._reset()

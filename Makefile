@@ -21,7 +21,7 @@ test-fast: setup  ## every test except those marked slow (end-to-end runs)
 test-all: test  ## kept as an alias of `make test`
 
 lint: setup
-	$(PY) -m ruff check nose_mm tools tests configs || $(PY) -m flake8 nose_mm tools tests
+	$(PY) -m ruff check nose_mm tools tests configs projects || $(PY) -m flake8 nose_mm tools tests projects
 
 clean:
 	rm -rf work_dirs .pytest_cache

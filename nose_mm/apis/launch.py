@@ -186,13 +186,13 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         allowed = ('OptimWrapper', 'AmpOptimWrapper', 'AutoAmpOptimWrapper')
         if optim.get('type', 'OptimWrapper') not in allowed:
             raise UserError(f'--amp cannot be applied to optim_wrapper type {optim.type!r}; '
-                              f'allowed: {", ".join(allowed)}')
+                            f'allowed: {", ".join(allowed)}')
         optim.type = 'AmpOptimWrapper'
         optim.setdefault('loss_scale', 'dynamic')
     if auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise UserError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` '
-                              'in the config')
+                            'in the config')
         cfg.auto_scale_lr.enable = True
     if no_validate:
         cfg.val_cfg = None

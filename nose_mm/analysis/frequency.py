@@ -74,8 +74,7 @@ def radial_profile(magnitude: np.ndarray, num_bins: int = 10) -> Tuple[np.ndarra
     index = np.minimum((radius * num_bins).astype(int), num_bins - 1)
     sums = np.bincount(index.ravel(), weights=magnitude.ravel(), minlength=num_bins)
     counts = np.bincount(index.ravel(), minlength=num_bins)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     centres = (np.arange(num_bins) + 0.5) / num_bins
     return centres, values
 
@@ -95,9 +94,9 @@ def band_shares(magnitude: np.ndarray,
     magnitude = np.asarray(magnitude, dtype=np.float64)
     radius = radial_distance(*magnitude.shape)
     total = magnitude.sum()
-    masks = (radius < e1, (radius >= e1) & (radius < e2), radius >= e2)
     if total <= 0:
         return {band: 0.0 for band in BANDS}
+    masks = (radius < e1, (radius >= e1) & (radius < e2), radius >= e2)
     return {band: float(magnitude[mask].sum() / total) for band, mask in zip(BANDS, masks)}
 
 
@@ -111,16 +110,14 @@ def block_spectra(adapter, batches: Sequence[torch.Tensor]) -> List[np.ndarray]:
     Returns:
         list[np.ndarray]: One ``(H, W)`` float64 map per block.
     """
-    sums: List[torch.Tensor] = [None] * adapter.num_layers
-    count = 0
+    sums, count = [0.0] * adapter.num_layers, 0
     with torch.no_grad():
         for inputs in batches:
             x, ctx = adapter.embed(inputs)
             n = inputs.shape[0]
             for i in range(adapter.num_layers):
                 x = adapter.block(i, x)
-                spectrum = magnitude_spectrum(adapter.patch_tokens(x, ctx)) * n
-                sums[i] = spectrum if sums[i] is None else sums[i] + spectrum
+                sums[i] = sums[i] + magnitude_spectrum(adapter.patch_tokens(x, ctx)) * n
             count += n
     if count == 0:
         raise ValueError('the calibration set is empty')

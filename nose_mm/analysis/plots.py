@@ -31,15 +31,11 @@ def write_csv(path: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -
     """Write a CSV file atomically (None and NaN are written as empty cells)."""
 
     def cell(v):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return ''
-        return v
+        return '' if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
     def _write(tmp: str) -> None:
         with open(tmp, 'w', newline='', encoding='utf-8') as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows([[cell(v) for v in row] for row in rows])
+            csv.writer(f).writerows([list(header)] + [[cell(v) for v in row] for row in rows])
 
     atomic_write(path, _write)
 
@@ -56,16 +52,6 @@ def _figure(width: float, height: float, ncols: int = 1):
     return fig, fig.subplots(1, ncols)
 
 
-def te_table_rows(record: Dict[str, Any]) -> List[List[Any]]:
-    """Rows ``[step, selected layer, TE of each candidate...]`` of a NOSE record."""
-    table = record.get('te_table')
-    if not table:
-        raise ValueError(f'the selection record (method {record.get("method")!r}) has no TE '
-                         f'table; only method "nose" produces one')
-    return [[step, layer, *row] for step, (layer, row) in
-            enumerate(zip(record['selection'], table))]
-
-
 def plot_te_heatmap(record: Dict[str, Any], out_dir: str,
                     name: str = 'te_heatmap') -> Dict[str, str]:
     """The per-step TE heatmap of a NOSE selection (paper Fig. 4) and its CSV.
@@ -78,21 +64,27 @@ def plot_te_heatmap(record: Dict[str, Any], out_dir: str,
     Returns:
         dict: ``{'png': path, 'csv': path}``.
     """
-    rows = te_table_rows(record)
+    table = record.get('te_table')
+    if not table:
+        raise ValueError(f'the selection record (method {record.get("method")!r}) has no TE '
+                         f'table; only method "nose" produces one')
+    rows = [[step, layer, *row] for step, (layer, row) in
+            enumerate(zip(record['selection'], table))]
     candidates = record['candidates']
     paths = dict(png=osp.join(out_dir, name + '.png'), csv=osp.join(out_dir, name + '.csv'))
     write_csv(paths['csv'], ['step', 'selected'] + [f'layer_{c}' for c in candidates], rows)
 
-    table = np.array([[np.nan if v is None else v for v in row] for row in record['te_table']],
-                     dtype=np.float64)
+    table = np.array(table, dtype=np.float64)  # None -> NaN
     fig, ax = _figure(0.6 * len(candidates) + 2.5, 0.5 * len(rows) + 2)
     image = ax.imshow(np.ma.masked_invalid(table), cmap='viridis', aspect='auto')
     ax.set_xticks(range(len(candidates)), [str(c) for c in candidates])
     ax.set_yticks(range(len(rows)), [f'{s + 1}: {layer}' for s, layer, *_ in rows])
     ax.set_xlabel('candidate attention layer')
     ax.set_ylabel('step: selected layer')
+    from matplotlib.patches import Rectangle
     for step, layer in enumerate(record['selection']):
-        ax.add_patch(_rectangle(candidates.index(layer), step))
+        ax.add_patch(Rectangle((candidates.index(layer) - 0.5, step - 0.5), 1, 1, fill=False,
+                               edgecolor='red', linewidth=2))
     for (r, c), value in np.ndenumerate(table):
         if not np.isnan(value):
             ax.text(c, r, f'{value:.2g}', ha='center', va='center', fontsize=7, color='w')
@@ -104,11 +96,6 @@ def plot_te_heatmap(record: Dict[str, Any], out_dir: str,
     fig.colorbar(image, ax=ax, label='TE = H(full) - H(skip)')
     save_figure(fig, paths['png'])
     return paths
-
-
-def _rectangle(col: int, row: int):
-    from matplotlib.patches import Rectangle
-    return Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor='red', linewidth=2)
 
 
 def plot_block_entropy(rows: List[Dict[str, float]], out_dir: str,

@@ -116,7 +116,8 @@ def random_skip_analysis(feature_adapter, logit_adapter, batches: Sequence[torch
                          f'{logit_adapter.skip_mode!r}')
     candidates = list(feature_adapter.candidate_layers)
     ks = check_budgets(range(1, len(candidates) + 1) if ks is None else ks, len(candidates))
-    if sum(int(t.numel()) for t in labels) < 2:
+    num_images = sum(int(t.numel()) for t in labels)
+    if num_images < 2:
         raise ValueError('the analysis needs at least 2 images (entropy needs a spread)')
     full_acc, full_h = evaluate_skip(feature_adapter, logit_adapter, batches, labels)
     budgets = []
@@ -135,8 +136,7 @@ def random_skip_analysis(feature_adapter, logit_adapter, batches: Sequence[torch
                             te_mean=float(np.mean([r['te'] for r in rows])), subsets=rows))
     return dict(format=RECORD_FORMAT, version=1, features=feature_adapter.features,
                 skip_mode=feature_adapter.skip_mode, candidates=candidates, seed=seed,
-                num_subsets=num_subsets,
-                num_images=int(sum(int(t.numel()) for t in labels)),
+                num_subsets=num_subsets, num_images=num_images,
                 full=dict(accuracy=full_acc, entropy=full_h), budgets=budgets)
 
 
@@ -148,11 +148,9 @@ def plot_random_skip(record: Dict[str, Any], path: str) -> None:
         path (str): PNG file, written atomically.
     """
     from matplotlib import cm
-    from matplotlib.figure import Figure
 
-    from .plots import save_figure
-    fig = Figure(figsize=(10, 4))
-    left, right = fig.subplots(1, 2)
+    from .plots import _figure, save_figure
+    fig, (left, right) = _figure(10, 4, ncols=2)
     budgets = record['budgets']
     colours = cm.viridis(np.linspace(0, 1, max(len(budgets), 2)))
     for colour, budget in zip(colours, budgets):

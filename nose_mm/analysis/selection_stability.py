@@ -1,5 +1,7 @@
 """How much a NOSE selection depends on its calibration subset (docs/design.md)."""
+import re
 from collections import Counter
+from itertools import takewhile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -23,23 +25,19 @@ def check_num_samples_grid(values: Sequence[Any]) -> List[NumSamples]:
     Raises:
         ValueError: A value that is neither an int >= 2 nor ``'all'``, or a repeat.
     """
-    ints, want_all = [], False
+    ints = []
     for value in values:
         if value == 'all':
-            want_all = True
             continue
-        try:
-            n = int(value)
-        except (TypeError, ValueError):
-            n = None
-        if n is None or isinstance(value, bool) or str(n) != str(value).strip() or n < 2:
+        text = str(value).strip()
+        if isinstance(value, bool) or not re.fullmatch('[1-9][0-9]*', text) or int(text) < 2:
             raise ValueError(f"num_samples {value!r} must be an int >= 2 or 'all'")
-        ints.append(n)
+        ints.append(int(text))
     if not values:
         raise ValueError('no num_samples given')
-    if len(set(ints)) != len(ints) or [v for v in values if v == 'all'][1:]:
+    if len(set(ints)) != len(ints) or list(values).count('all') > 1:
         raise ValueError(f'num_samples values given twice: {list(values)}')
-    return sorted(ints) + (['all'] if want_all else [])
+    return sorted(ints) + (['all'] if 'all' in values else [])
 
 
 def measure_selection_stability(model: torch.nn.Module,
@@ -72,7 +70,7 @@ def measure_selection_stability(model: torch.nn.Module,
         ValueError: Bad ``N`` values, budgets, seeds or settings.
     """
     grid = check_num_samples_grid(num_samples)
-    k_max = max(num_layers)
+    base = SelectionSettings.build(settings, method='nose', num_layers=max(num_layers))
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f'seeds must be distinct and at least one, got {list(seeds)}')
     runs = []
@@ -82,13 +80,10 @@ def measure_selection_stability(model: torch.nn.Module,
             if size > len(dataset):
                 continue
             for seed in (seeds[:1] if size == len(dataset) else seeds):
-                loader = build_calibration_loader(
-                    dataset, size, SelectionSettings.build(settings).batch_size, seed,
-                    num_workers)
-                batches = collect_batches(model, loader)
+                batches = collect_batches(model, build_calibration_loader(
+                    dataset, size, base.batch_size, seed, num_workers))
                 for mode in skip_modes:
-                    run = SelectionSettings.build(settings, method='nose', num_layers=k_max,
-                                                  num_samples=size, seed=seed, split=split,
+                    run = SelectionSettings.build(base, num_samples=size, seed=seed, split=split,
                                                   skip_mode=mode)
                     record = run_selection(model, None, settings=run, batches=batches,
                                            progress=False)
@@ -144,12 +139,10 @@ def smallest_stable_n(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
         groups.setdefault((row['split'], row['skip_mode'], row['k']), []).append(row)
     out = []
     for (split, mode, k), group in groups.items():
-        group = sorted(group, key=lambda r: r['num_samples'])
-        best = None
-        for row in reversed(group):
-            if not row['stable']:
-                break
-            best = row
+        # the stable tail of the rows by N: its first row is the answer
+        tail = list(takewhile(lambda r: r['stable'],
+                              reversed(sorted(group, key=lambda r: r['num_samples']))))
+        best = tail[-1] if tail else None
         out.append(dict(split=split, skip_mode=mode, k=k, n=best['n'] if best else None,
                         num_samples=best['num_samples'] if best else None))
     return out
@@ -162,36 +155,29 @@ def stability_markdown(record: Dict[str, Any]) -> str:
         record (dict): With ``rows`` and ``smallest_stable_n``.
     """
     rows, lines = record['rows'], []
-    grid = []
-    for row in rows:
-        if row['n'] not in grid:
-            grid.append(row['n'])
-    grid.sort(key=lambda n: (n == 'all', n if n != 'all' else 0))
+    grid = sorted({r['n'] for r in rows}, key=lambda n: (n == 'all', n if n != 'all' else 0))
+    by_key = {(r['split'], r['skip_mode'], r['k'], r['n']): r for r in rows}
     smallest = {(s['split'], s['skip_mode'], s['k']): s['n'] for s in record['smallest_stable_n']}
     for k in sorted({r['k'] for r in rows}):
         lines += [f'K = {k}: distinct sets over the seeds (seeds giving the all-images set)', '',
                   '| split | skip mode | ' + ' | '.join(f'N = {n}' for n in grid)
                   + ' | all-images set | smallest stable N |',
                   '|---|---|' + '---|' * (len(grid) + 2)]
-        keys = []
-        for row in rows:
-            if row['k'] == k and (row['split'], row['skip_mode']) not in keys:
-                keys.append((row['split'], row['skip_mode']))
-        for split, mode in keys:
+        for split, mode in dict.fromkeys((r['split'], r['skip_mode']) for r in rows
+                                         if r['k'] == k):
             cells, whole = [], None
             for n in grid:
-                row = next((r for r in rows if (r['split'], r['skip_mode'], r['k'], r['n'])
-                            == (split, mode, k, n)), None)
+                row = by_key.get((split, mode, k, n))
                 if row is None:
                     cells.append('n/a')
-                    continue
-                if n == 'all':
+                elif n == 'all':
                     whole = row['modal']
-                    cells.append(f'{row["modal"]} ({row["num_samples"]} images)')
-                    continue
-                match = ('' if row['matches_all'] is None
-                         else f' ({round(row["matches_all"] * row["seeds"])}/{row["seeds"]})')
-                cells.append(f'{row["distinct"]}{match}')
+                    cells.append(f'{whole} ({row["num_samples"]} images)')
+                elif row['matches_all'] is None:
+                    cells.append(f'{row["distinct"]}')
+                else:
+                    matches = round(row['matches_all'] * row['seeds'])
+                    cells.append(f'{row["distinct"]} ({matches}/{row["seeds"]})')
             lines.append(f'| {split} | {mode} | ' + ' | '.join(cells)
                          + f' | {whole if whole is not None else "-"} | '
                          f'{smallest.get((split, mode, k))} |')

@@ -3,8 +3,8 @@ from .adapters import FEATURES, SKIP_MODES, FamilyAdapter, LayerSkipAdapter, bui
 from .baselines import (select_attn_entropy, select_by_score, select_cosine, select_first,
                         select_random)
 from .entropy import STD_EPS, FeatureStats, gaussian_entropy, transfer_entropy
-from .evaluators import (EVALUATORS, CachedEvaluator, NaiveEvaluator, build_evaluator,
-                         layer_statistics, selection_cost)
+from .evaluators import (EVALUATORS, CachedEvaluator, NaiveEvaluator, layer_statistics,
+                         selection_cost)
 from .greedy import CRITERIA, SelectionResult, check_budget, greedy_select
 from .io import file_sha256, load_selection, load_selection_record, save_selection
 from .loading import (build_calibration_dataset, build_calibration_loader,
@@ -19,7 +19,7 @@ __all__ = [
     'SelectionResult', 'check_budget', 'greedy_select', 'select_random', 'select_first',
     'select_by_score', 'select_attn_entropy', 'select_cosine', 'FEATURES', 'SKIP_MODES',
     'LayerSkipAdapter', 'FamilyAdapter', 'build_adapter', 'EVALUATORS', 'CachedEvaluator',
-    'NaiveEvaluator', 'build_evaluator', 'layer_statistics', 'selection_cost', 'save_selection',
+    'NaiveEvaluator', 'layer_statistics', 'selection_cost', 'save_selection',
     'load_selection', 'load_selection_record', 'file_sha256', 'calibration_dataset_cfg',
     'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
     'collect_batches', 'prepare_calibration', 'METHODS', 'run_selection', 'select_from_config',

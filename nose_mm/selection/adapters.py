@@ -1,6 +1,5 @@
 """Model adapters: a classifier as ``embed -> blocks -> readout`` (docs/design.md)."""
-from abc import ABCMeta, abstractmethod
-from typing import Any, Callable, List, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmpretrain.utils import get_ori_model
@@ -8,6 +7,8 @@ from torch import Tensor
 
 from nose_mm.models.dilution import removed_residual
 from nose_mm.models.family import BackboneFamily, families, family_of_module
+
+from .greedy import check_choice
 
 __all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'LayerSkipAdapter', 'FamilyAdapter',
            'build_adapter']
@@ -26,124 +27,9 @@ def applies_skip_mode(block: Callable) -> Callable:
 class BlockParts(NamedTuple):
     """One block's attention input ``tokens``, its ``attn`` and ``mlp`` branches and ``output``."""
     tokens: Tensor
-    attn: Tensor
+    attn: Optional[Tensor]
     mlp: Tensor
     output: Any
-
-
-class LayerSkipAdapter(metaclass=ABCMeta):
-    """Interface: a network as embed, ``L`` residual blocks and a readout.
-
-    Subclasses implement the abstract members; the default :meth:`block` and
-    :meth:`block_parts` take the state to be a token tensor.
-
-    Args:
-        model (nn.Module): The (unwrapped) model.
-        features (str): ``'head_input'`` or ``'logits'``. Defaults to ``'head_input'``.
-        skip_mode (str): ``'identity'`` (x) or ``'compensated'`` (2x). Defaults to ``'identity'``.
-
-    Raises:
-        ValueError: Bad arguments, or ``'compensated'`` with an unmarked :meth:`block` override.
-    """
-
-    def __init__(self, model: torch.nn.Module, features: str = 'head_input',
-                 skip_mode: str = 'identity') -> None:
-        if features not in FEATURES:
-            raise ValueError(f'unknown features {features!r}; allowed: {", ".join(FEATURES)}')
-        if skip_mode not in SKIP_MODES:
-            raise ValueError(f'unknown skip_mode {skip_mode!r}; allowed: '
-                             f'{", ".join(SKIP_MODES)}')
-        if skip_mode != 'identity' and not getattr(type(self).block, 'applies_skip_mode', False):
-            raise ValueError(f'{type(self).__name__}.block does not apply skip_mode '
-                             f'{skip_mode!r}: it must skip through skipped_attention() and be '
-                             f'marked with @applies_skip_mode')
-        self.model = model
-        self.features = features
-        self.skip_mode = skip_mode
-
-    @property
-    @abstractmethod
-    def num_layers(self) -> int:
-        """Number of blocks ``L``."""
-
-    @property
-    def removed_layers(self) -> List[int]:
-        """Blocks without attention (pruned); never candidates. Defaults to none."""
-        return []
-
-    @property
-    def candidate_layers(self) -> List[int]:
-        """Blocks whose attention can be skipped, ascending."""
-        removed = set(self.removed_layers)
-        return [i for i in range(self.num_layers) if i not in removed]
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the model's parameters."""
-        param = next(iter(self.model.parameters()), None)
-        return param.device if param is not None else torch.device('cpu')
-
-    @abstractmethod
-    def embed(self, inputs: Tensor) -> Tuple[Any, Any]:
-        """Preprocessed images to ``(state, context)`` (context: e.g. the patch grid)."""
-
-    @abstractmethod
-    def attention_branch(self, index: int, x: Any) -> Tensor:
-        """The attention branch of block ``index`` on state ``x`` (no residual)."""
-
-    @abstractmethod
-    def mlp_branch(self, index: int, x: Any) -> Tensor:
-        """The MLP branch of block ``index`` given the MLP sublayer's input state."""
-
-    def skipped_attention(self, x: Tensor) -> Tensor:
-        """The tokens after a skipped attention sublayer: ``x`` or, compensated, ``2x``."""
-        return removed_residual(x, compensate=self.skip_mode == 'compensated')
-
-    @applies_skip_mode
-    def block(self, index: int, x: Any, skip_attn: bool = False) -> Any:
-        """Block ``index``; with ``skip_attn`` its attention is skipped (``skip_mode``).
-
-        Args:
-            index (int): Block index.
-            x: The block's input state.
-            skip_attn (bool): Skip the attention sublayer. Defaults to False.
-
-        Returns:
-            The block's output state.
-        """
-        x = self.skipped_attention(x) if skip_attn else x + self.attention_branch(index, x)
-        return x + self.mlp_branch(index, x)
-
-    def block_parts(self, index: int, x: Any) -> BlockParts:
-        """Block ``index`` (nothing skipped) split into its sublayers."""
-        attn = self.attention_branch(index, x)
-        mid = x + attn
-        mlp = self.mlp_branch(index, mid)
-        return BlockParts(x, attn, mlp, mid + mlp)
-
-    @abstractmethod
-    def readout(self, x: Any, context: Any) -> Tensor:
-        """Last block's output state to the (B, D) features selected by ``features``."""
-
-    @abstractmethod
-    def patch_tokens(self, x: Any, context: Any) -> Tensor:
-        """A block's output state as a (B, C, H, W) patch feature map."""
-
-    def forward(self, inputs: Tensor, skip: Sequence[int] = ()) -> Tensor:
-        """Whole network with the attention of the layers in ``skip`` skipped.
-
-        Args:
-            inputs (Tensor): Preprocessed images.
-            skip (Sequence[int]): Layers whose attention is skipped. Defaults to none.
-
-        Returns:
-            Tensor: (B, D) features from :meth:`readout`.
-        """
-        skip = set(skip)
-        x, context = self.embed(inputs)
-        for i in range(self.num_layers):
-            x = self.block(i, x, i in skip)
-        return self.readout(x, context)
 
 
 def build_adapter(model: torch.nn.Module, features: str = 'head_input',
@@ -172,22 +58,35 @@ def build_adapter(model: torch.nn.Module, features: str = 'head_input',
     return FamilyAdapter(model, family, features=features, skip_mode=skip_mode)
 
 
-class FamilyAdapter(LayerSkipAdapter):
-    """Adapter of an mmpretrain classifier whose backbone belongs to a registered family.
+class FamilyAdapter:
+    """A classifier as embed, ``L`` residual blocks and a readout, run through its family.
+
+    The one adapter (:data:`LayerSkipAdapter`): the backbone's family
+    (:class:`~nose_mm.models.family.BackboneFamily`) declares the embedding, the blocks and
+    their branches, the step between blocks and the readout.
 
     Args:
         model (nn.Module): An mmpretrain ``ImageClassifier``.
         family (BackboneFamily): The backbone's family.
         features (str): ``'head_input'`` or ``'logits'``. Defaults to ``'head_input'``.
-        skip_mode (str): ``'identity'`` or ``'compensated'``. Defaults to ``'identity'``.
+        skip_mode (str): ``'identity'`` (x) or ``'compensated'`` (2x). Defaults to ``'identity'``.
 
     Raises:
-        ValueError: The head does not read the last block alone, or bad arguments.
+        ValueError: Bad arguments, the head does not read the last block alone, or
+            ``'compensated'`` with an unmarked :meth:`block` override.
     """
 
     def __init__(self, model: torch.nn.Module, family: BackboneFamily,
                  features: str = 'head_input', skip_mode: str = 'identity') -> None:
-        super().__init__(model, features, skip_mode)
+        check_choice('features', features, FEATURES)
+        check_choice('skip_mode', skip_mode, SKIP_MODES)
+        if skip_mode != 'identity' and not getattr(type(self).block, 'applies_skip_mode', False):
+            raise ValueError(f'{type(self).__name__}.block does not apply skip_mode '
+                             f'{skip_mode!r}: it must skip through skipped_attention() and be '
+                             f'marked with @applies_skip_mode')
+        self.model = model
+        self.features = features
+        self.skip_mode = skip_mode
         self.family = family
         self.backbone = model.backbone
         self.blocks = family.blocks(self.backbone)
@@ -195,51 +94,69 @@ class FamilyAdapter(LayerSkipAdapter):
 
     @property
     def num_layers(self) -> int:
+        """Number of blocks ``L``."""
         return len(self.blocks)
 
     @property
     def removed_layers(self) -> List[int]:
+        """Blocks without attention (pruned); never candidates."""
         return sorted(int(i) for i in (getattr(self.backbone, 'removed_layers', None) or ()))
 
-    def _block(self, index: int, need_attn: bool = False) -> torch.nn.Module:
-        if need_attn and index in self.removed_layers:
-            raise ValueError(f'layer {index} has no attention (removed layers: '
-                             f'{self.removed_layers})')
-        return self.blocks[index]
+    @property
+    def candidate_layers(self) -> List[int]:
+        """Blocks whose attention can be skipped, ascending."""
+        removed = set(self.removed_layers)
+        return [i for i in range(self.num_layers) if i not in removed]
 
     def embed(self, inputs: Tensor) -> Tuple[Any, Any]:
+        """Preprocessed images to ``(state, context)`` (context: e.g. the patch grid)."""
         return self.family.embed(self.backbone, inputs)
 
     def attention_branch(self, index: int, x: Any) -> Tensor:
-        return self.family.attention_branch(self._block(index, need_attn=True), x)
+        """The attention branch of block ``index`` on state ``x`` (no residual)."""
+        if index in self.removed_layers:
+            raise ValueError(f'layer {index} has no attention (removed layers: '
+                             f'{self.removed_layers})')
+        return self.family.attention_branch(self.blocks[index], x)
 
     def mlp_branch(self, index: int, x: Any) -> Tensor:
-        return self.family.mlp_branch(self._block(index), x)
+        """The MLP branch of block ``index`` given the MLP sublayer's input state."""
+        return self.family.mlp_branch(self.blocks[index], x)
+
+    def skipped_attention(self, x: Tensor) -> Tensor:
+        """The tokens after a skipped attention sublayer: ``x`` or, compensated, ``2x``."""
+        return removed_residual(x, compensate=self.skip_mode == 'compensated')
 
     @applies_skip_mode
     def block(self, index: int, x: Any, skip_attn: bool = False) -> Any:
-        family, block = self.family, self._block(index)
-        if index in self.removed_layers:
-            if skip_attn:
-                raise ValueError(f'layer {index} is removed; its attention cannot be skipped')
-            return family.leave(self.backbone, index, family.run_block(block, x))
-        tokens = family.tokens(x)
-        tokens = (self.skipped_attention(tokens) if skip_attn
-                  else tokens + family.attention_branch(block, x))
-        mid = family.with_tokens(x, tokens)
-        out = family.with_tokens(x, tokens + family.mlp_branch(block, mid))
-        return family.leave(self.backbone, index, out)
+        """Block ``index``; with ``skip_attn`` its attention is skipped (``skip_mode``).
 
-    def block_parts(self, index: int, x: Any) -> BlockParts:
+        Args:
+            index (int): Block index.
+            x: The block's input state.
+            skip_attn (bool): Skip the attention sublayer. Defaults to False.
+
+        Returns:
+            The block's output state.
+        """
+        if index not in self.removed_layers:
+            return self.block_parts(index, x, skip_attn).output
+        if skip_attn:
+            raise ValueError(f'layer {index} is removed; its attention cannot be skipped')
+        return self.family.leave(self.backbone, index, self.family.run_block(self.blocks[index], x))
+
+    def block_parts(self, index: int, x: Any, skip_attn: bool = False) -> BlockParts:
+        """Block ``index`` split into its sublayers (``attn`` None if ``skip_attn``)."""
         family = self.family
         tokens = family.tokens(x)
-        attn = self.attention_branch(index, x)
-        mid = tokens + attn
+        attn = None if skip_attn else self.attention_branch(index, x)
+        mid = self.skipped_attention(tokens) if skip_attn else tokens + attn
         mlp = self.mlp_branch(index, family.with_tokens(x, mid))
         return BlockParts(tokens, attn, mlp,
                           family.leave(self.backbone, index, family.with_tokens(x, mid + mlp)))
 
     def readout(self, x: Any, context: Any) -> Tensor:
+        """Last block's output state to the (B, D) features selected by ``features``."""
         feats = (self.family.readout(self.backbone, x, context), )
         if getattr(self.model, 'neck', None) is not None:
             feats = self.model.neck(feats)
@@ -251,4 +168,26 @@ class FamilyAdapter(LayerSkipAdapter):
         return feat.flatten(1)
 
     def patch_tokens(self, x: Any, context: Any) -> Tensor:
+        """A block's output state as a (B, C, H, W) patch feature map."""
         return self.family.patch_map(self.backbone, x, context)
+
+    def forward(self, inputs: Tensor, skip: Sequence[int] = ()) -> Tensor:
+        """Whole network with the attention of the layers in ``skip`` skipped.
+
+        Args:
+            inputs (Tensor): Preprocessed images.
+            skip (Sequence[int]): Layers whose attention is skipped. Defaults to none.
+
+        Returns:
+            Tensor: (B, D) features from :meth:`readout`.
+        """
+        skip = set(skip)
+        x, context = self.embed(inputs)
+        for i in range(self.num_layers):
+            x = self.block(i, x, i in skip)
+        return self.readout(x, context)
+
+
+#: The interface selection, its baselines and the analyses use; :class:`FamilyAdapter` is
+#: its one implementation (a new backbone registers a family, not an adapter).
+LayerSkipAdapter = FamilyAdapter

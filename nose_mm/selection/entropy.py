@@ -9,23 +9,6 @@ __all__ = ['STD_EPS', 'FeatureStats', 'gaussian_entropy', 'transfer_entropy']
 STD_EPS = 1e-12
 
 
-def _as_float64_2d(features: Any) -> np.ndarray:
-    """Return ``features`` as a float64 (N, D) array (torch tensors accepted)."""
-    if hasattr(features, 'detach'):  # torch.Tensor, without importing torch
-        features = features.detach().cpu().double().numpy()
-    array = np.asarray(features, dtype=np.float64)
-    if array.ndim == 1:
-        array = array[:, None]
-    if array.ndim != 2:
-        raise ValueError(f'features must be 2-D (N samples x D dims), got shape {array.shape}')
-    return array
-
-
-def _entropy_from_var(var: np.ndarray, eps: float) -> float:
-    std = np.sqrt(np.maximum(var, 0.0))
-    return float(np.sum(np.log(np.maximum(std, eps))))
-
-
 def gaussian_entropy(features: Any, eps: float = STD_EPS) -> float:
     """Gaussian entropy (up to constants) of a feature set: ``sum_d log std_d``.
 
@@ -39,10 +22,7 @@ def gaussian_entropy(features: Any, eps: float = STD_EPS) -> float:
     Raises:
         ValueError: Fewer than 2 samples, or ``features`` not 1-D or 2-D.
     """
-    array = _as_float64_2d(features)
-    if array.shape[0] < 2:
-        raise ValueError(f'entropy needs at least 2 samples, got {array.shape[0]}')
-    return _entropy_from_var(array.var(axis=0, ddof=1), eps)
+    return FeatureStats(eps).update(features).entropy()
 
 
 def transfer_entropy(h_full: float, h_skip: float) -> float:
@@ -75,14 +55,26 @@ class FeatureStats:
 
     def update(self, features: Any) -> 'FeatureStats':
         """Add a batch of N x D features (torch tensors accepted); returns ``self``."""
-        batch = _as_float64_2d(features)
-        n_b = batch.shape[0]
-        if n_b == 0:
+        if hasattr(features, 'detach'):  # torch.Tensor, without importing torch
+            features = features.detach().cpu().double().numpy()
+        batch = np.asarray(features, dtype=np.float64)
+        if batch.ndim == 1:
+            batch = batch[:, None]
+        if batch.ndim != 2:
+            raise ValueError(f'features must be 2-D (N samples x D dims), got shape {batch.shape}')
+        if batch.shape[0] == 0:
             return self
         mean_b = batch.mean(axis=0)
-        m2_b = ((batch - mean_b) ** 2).sum(axis=0)
-        if self.mean is None:
-            self.count, self.mean, self._m2 = n_b, mean_b, m2_b
+        return self._add(batch.shape[0], mean_b, ((batch - mean_b) ** 2).sum(axis=0))
+
+    def merge(self, other: 'FeatureStats') -> 'FeatureStats':
+        """Merge another accumulator's samples into this one; returns ``self``."""
+        return self._add(other.count, other.mean, other._m2) if other.count else self
+
+    def _add(self, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> 'FeatureStats':
+        """Chan et al.'s pairwise update with ``n_b`` samples of mean ``mean_b``, M2 ``m2_b``."""
+        if self.count == 0:
+            self.count, self.mean, self._m2 = n_b, mean_b.copy(), m2_b.copy()
             return self
         if mean_b.shape != self.mean.shape:
             raise ValueError(f'feature dims changed between batches: {self.mean.shape[0]} '
@@ -91,20 +83,6 @@ class FeatureStats:
         delta = mean_b - self.mean
         self.mean = self.mean + delta * (n_b / total)
         self._m2 = self._m2 + m2_b + delta ** 2 * (self.count * n_b / total)
-        self.count = total
-        return self
-
-    def merge(self, other: 'FeatureStats') -> 'FeatureStats':
-        """Merge another accumulator's samples into this one; returns ``self``."""
-        if other.count == 0:
-            return self
-        if self.count == 0:
-            self.count, self.mean, self._m2 = other.count, other.mean.copy(), other._m2.copy()
-            return self
-        total = self.count + other.count
-        delta = other.mean - self.mean
-        self.mean = self.mean + delta * (other.count / total)
-        self._m2 = self._m2 + other._m2 + delta ** 2 * (self.count * other.count / total)
         self.count = total
         return self
 
@@ -123,4 +101,5 @@ class FeatureStats:
         """
         if self.count < 2:
             raise ValueError(f'entropy needs at least 2 samples, got {self.count}')
-        return _entropy_from_var(self.var(ddof=1), self.eps)
+        std = np.sqrt(np.maximum(self.var(ddof=1), 0.0))
+        return float(np.sum(np.log(np.maximum(std, self.eps))))

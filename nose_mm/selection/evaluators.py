@@ -6,12 +6,12 @@ from torch import Tensor
 
 from .adapters import LayerSkipAdapter
 from .entropy import FeatureStats, transfer_entropy
-from .greedy import CRITERIA
+from .greedy import CRITERIA, check_choice
 
-__all__ = ['NaiveEvaluator', 'CachedEvaluator', 'EVALUATORS', 'build_evaluator',
-           'layer_statistics', 'selection_cost']
+__all__ = ['NaiveEvaluator', 'CachedEvaluator', 'EVALUATORS', 'layer_statistics',
+           'selection_cost']
 
-#: Evaluator names accepted by :func:`build_evaluator`.
+#: Evaluator names: :class:`CachedEvaluator`, :class:`NaiveEvaluator`.
 EVALUATORS = ('cached', 'naive')
 
 
@@ -48,6 +48,20 @@ class _Evaluator:
         self.blocks_computed += (self.num_layers - start) * batch_size
         return x, kept
 
+    def _full_pass(self, skip: AbstractSet[int], keep: bool = False
+                   ) -> Tuple[float, List[List[Tensor]], list]:
+        """All batches through all blocks: the features' entropy and, per batch, (with
+        ``keep``) every block's input and the context."""
+        stats, kept, contexts = FeatureStats(), [], []
+        with torch.no_grad():
+            for inputs in self.batches:
+                x, ctx = self.adapter.embed(inputs)
+                x, inputs_kept = self._run(x, 0, skip, inputs.shape[0], 0 if keep else None)
+                kept.append(inputs_kept)
+                contexts.append(ctx)
+                stats.update(self.adapter.readout(x, ctx))
+        return stats.entropy(), kept, contexts
+
     def full_entropy(self) -> float:
         """Entropy of the full model's features over the calibration set."""
         if self._h_full is None:
@@ -56,17 +70,7 @@ class _Evaluator:
 
     def entropy(self, skip: Sequence[int]) -> float:
         """Entropy of the features with the attention of ``skip`` skipped (full forward)."""
-        skip = set(skip)
-        stats = FeatureStats()
-        with torch.no_grad():
-            for inputs in self.batches:
-                x, ctx = self.adapter.embed(inputs)
-                x, _ = self._run(x, 0, skip, inputs.shape[0])
-                stats.update(self.adapter.readout(x, ctx))
-        return stats.entropy()
-
-    def __call__(self, selected: Sequence[int], candidate: int) -> float:
-        raise NotImplementedError
+        return self._full_pass(set(skip))[0]
 
 
 class NaiveEvaluator(_Evaluator):
@@ -79,8 +83,8 @@ class NaiveEvaluator(_Evaluator):
 
     def __call__(self, selected: Sequence[int], candidate: int) -> float:
         """``TE(selected + [candidate])``."""
-        h_full = self.full_entropy()
-        return transfer_entropy(h_full, self.entropy(tuple(selected) + (candidate, )))
+        return transfer_entropy(self.full_entropy(),
+                                self.entropy(tuple(selected) + (candidate, )))
 
 
 class CachedEvaluator(_Evaluator):
@@ -99,8 +103,7 @@ class CachedEvaluator(_Evaluator):
     def __init__(self, adapter: LayerSkipAdapter, batches: Sequence[Tensor],
                  criterion: str = 'abs', keep_best: bool = True) -> None:
         super().__init__(adapter, batches)
-        if criterion not in CRITERIA:
-            raise ValueError(f'unknown criterion {criterion!r}; allowed: {", ".join(CRITERIA)}')
+        check_choice('criterion', criterion, CRITERIA)
         self.criterion = criterion
         self.keep_best = keep_best
         self._skip: Optional[Tuple[int, ...]] = None
@@ -108,23 +111,9 @@ class CachedEvaluator(_Evaluator):
         self._contexts: list = []
         self._best: Optional[Tuple[int, float, List[List[Tensor]]]] = None
 
-    def _build(self) -> None:
-        """Cache every block's input with nothing skipped; also gives ``H(full)``."""
-        stats = FeatureStats()
-        self._cache, self._contexts = [], []
-        for inputs in self.batches:
-            x, ctx = self.adapter.embed(inputs)
-            x, kept = self._run(x, 0, set(), inputs.shape[0], keep_from=0)
-            self._cache.append(kept)
-            self._contexts.append(ctx)
-            stats.update(self.adapter.readout(x, ctx))
-        self._skip = ()
-        self._h_full = stats.entropy()
-
     def _move_to(self, selected: Tuple[int, ...]) -> None:
         """Update the cache from the current skip set to ``selected``."""
-        if self._skip is None:
-            self._build()
+        self.full_entropy()  # builds the cache on the first call
         if set(selected) == set(self._skip):
             self._skip = selected
             return
@@ -149,9 +138,10 @@ class CachedEvaluator(_Evaluator):
         self._best = None
 
     def full_entropy(self) -> float:
-        if self._h_full is None:
-            with torch.no_grad():
-                self._build()
+        """``H(full)``; the first call caches every block's input with nothing skipped."""
+        if self._skip is None:
+            self._h_full, self._cache, self._contexts = self._full_pass(set(), keep=True)
+            self._skip = ()
         return self._h_full
 
     def __call__(self, selected: Sequence[int], candidate: int) -> float:
@@ -168,8 +158,7 @@ class CachedEvaluator(_Evaluator):
             for cache, ctx, inputs in zip(self._cache, self._contexts, self.batches):
                 x, kept = self._run(cache[candidate], candidate, skip, inputs.shape[0],
                                     keep_from=keep)
-                if self.keep_best:
-                    trajectories.append(kept)  # inputs of blocks candidate+1 ..
+                trajectories.append(kept)  # inputs of blocks candidate+1 .. (with keep_best)
                 stats.update(self.adapter.readout(x, ctx))
         te = transfer_entropy(self._h_full, stats.entropy())
         if self.keep_best:
@@ -196,8 +185,7 @@ def selection_cost(num_layers: int, candidates: Sequence[int], selection: Sequen
     Raises:
         ValueError: An unknown ``evaluator``.
     """
-    if evaluator not in EVALUATORS:
-        raise ValueError(f'unknown evaluator {evaluator!r}; allowed: {", ".join(EVALUATORS)}')
+    check_choice('evaluator', evaluator, EVALUATORS)
     remaining = list(candidates)
     blocks = num_layers  # the full pass (cache build / H(full))
     for step, chosen in enumerate(selection):
@@ -209,29 +197,6 @@ def selection_cost(num_layers: int, candidates: Sequence[int], selection: Sequen
                 blocks += num_layers - 1 - chosen
         remaining.remove(chosen)
     return blocks / num_layers
-
-
-def build_evaluator(name: str, adapter: LayerSkipAdapter, batches: Sequence[Tensor],
-                    criterion: str = 'abs') -> _Evaluator:
-    """Build an evaluator by name.
-
-    Args:
-        name (str): ``'cached'`` or ``'naive'``.
-        adapter (LayerSkipAdapter): The model.
-        batches (Sequence[Tensor]): Preprocessed calibration batches.
-        criterion (str): Greedy criterion (cached evaluator). Defaults to ``'abs'``.
-
-    Returns:
-        The evaluator.
-
-    Raises:
-        ValueError: If ``name`` is not one of :data:`EVALUATORS`.
-    """
-    if name not in EVALUATORS:
-        raise ValueError(f'unknown evaluator {name!r}; allowed: {", ".join(EVALUATORS)}')
-    if name == 'cached':
-        return CachedEvaluator(adapter, batches, criterion=criterion)
-    return NaiveEvaluator(adapter, batches)
 
 
 def layer_statistics(adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> Dict[str, Any]:
@@ -246,16 +211,15 @@ def layer_statistics(adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> Di
     """
     if len(batches) == 0:
         raise ValueError('the calibration set is empty')
-    candidates = set(adapter.candidate_layers)
+    candidates = adapter.candidate_layers  # ascending: so are the dicts
     attn = {i: FeatureStats() for i in candidates}
     mlp = {i: FeatureStats() for i in candidates}
-    cos_sum = {i: 0.0 for i in candidates}
-    tokens = {i: 0 for i in candidates}
+    cos_sum, tokens = dict.fromkeys(candidates, 0.0), dict.fromkeys(candidates, 0)
     with torch.no_grad():
         for inputs in batches:
             x, _ = adapter.embed(inputs)
             for i in range(adapter.num_layers):
-                if i not in candidates:
+                if i not in attn:
                     x = adapter.block(i, x)
                     continue
                 parts = adapter.block_parts(i, x)
@@ -267,7 +231,6 @@ def layer_statistics(adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> Di
                 attn[i].update(a.reshape(-1, a.shape[-1]))
                 mlp[i].update(parts.mlp.reshape(-1, parts.mlp.shape[-1]))
                 x = parts.output
-    return dict(attn_entropy={i: s.entropy() for i, s in sorted(attn.items())},
-                mlp_entropy={i: s.entropy() for i, s in sorted(mlp.items())},
-                attn_cosine={i: cos_sum[i] / tokens[i] for i in sorted(cos_sum)},
-                num_tokens=dict(sorted(tokens.items())))
+    return dict(attn_entropy={i: s.entropy() for i, s in attn.items()},
+                mlp_entropy={i: s.entropy() for i, s in mlp.items()},
+                attn_cosine={i: cos_sum[i] / tokens[i] for i in candidates}, num_tokens=tokens)

@@ -1,16 +1,14 @@
 """NOSE greedy selection (docs/method.md §3, the paper's Algorithm 1), framework-free."""
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ['CRITERIA', 'SelectionResult', 'check_budget', 'greedy_select']
+__all__ = ['CRITERIA', 'SelectionResult', 'check_choice', 'check_budget', 'greedy_select']
 
 #: Allowed greedy criteria.
 CRITERIA = ('abs', 'signed')
-
-EvaluateFn = Callable[[Tuple[int, ...], int], float]
 
 
 @dataclass
@@ -40,6 +38,12 @@ class SelectionResult:
         return [[None if math.isnan(v) else float(v) for v in row] for row in self.table]
 
 
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    """Raise ValueError ``unknown <name> <value>; allowed: ...`` if ``value`` is not a choice."""
+    if value not in choices:
+        raise ValueError(f'unknown {name} {value!r}; allowed: {", ".join(choices)}')
+
+
 def check_budget(candidates: Sequence[int], k: int) -> List[int]:
     """Validate a candidate list and a budget; return the candidates as ints.
 
@@ -64,7 +68,7 @@ def check_budget(candidates: Sequence[int], k: int) -> List[int]:
     return candidates
 
 
-def greedy_select(evaluate_fn: EvaluateFn,
+def greedy_select(evaluate_fn: Callable[[Tuple[int, ...], int], float],
                   candidates: Sequence[int],
                   k: int,
                   criterion: str = 'abs',
@@ -86,8 +90,7 @@ def greedy_select(evaluate_fn: EvaluateFn,
         ValueError: On a bad budget, criterion, or a non-finite TE.
     """
     candidates = check_budget(candidates, k)
-    if criterion not in CRITERIA:
-        raise ValueError(f'unknown criterion {criterion!r}; allowed: {", ".join(CRITERIA)}')
+    check_choice('criterion', criterion, CRITERIA)
     table = np.full((k, len(candidates)), np.nan, dtype=np.float64)
     selected: List[int] = []
     for step in range(k):

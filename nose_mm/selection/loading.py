@@ -10,9 +10,10 @@ from torch.utils.data import DataLoader, Subset
 
 from nose_mm.datasets.checks import build_dataset
 from nose_mm.models.builder import build_model_from_cfg
-from nose_mm.utils.config import check_data_roots, load_config
+from nose_mm.utils.config import check_data_roots, iter_datasets, load_config
 from nose_mm.checkpoint.reader import add_trust_checkpoint_arg, apply_trust_checkpoint
 
+from .greedy import check_choice
 from .settings import SPLITS, add_setting_arg
 
 __all__ = ['SPLITS', 'check_calibration_data', 'calibration_dataset_cfg',
@@ -20,45 +21,12 @@ __all__ = ['SPLITS', 'check_calibration_data', 'calibration_dataset_cfg',
            'collect_batches', 'prepare_calibration', 'add_calibration_args', 'load_calibration']
 
 
-def _find_pipeline(node: Any) -> Optional[list]:
-    """The first ``pipeline`` in a dataloader / dataset config (wrappers searched)."""
-    if not isinstance(node, dict):
-        return None
-    if node.get('pipeline') is not None:
-        return node['pipeline']
-    for key in ('dataset', 'datasets'):
-        child = node.get(key)
-        for item in (child if isinstance(child, (list, tuple)) else [child]):
-            found = _find_pipeline(item)
-            if found is not None:
-                return found
-    return None
-
-
-def _set_pipeline(node: Any, pipeline: list) -> None:
-    if not isinstance(node, dict):
-        return
-    if 'pipeline' in node:
-        node['pipeline'] = copy.deepcopy(pipeline)
-    for key in ('dataset', 'datasets'):
-        child = node.get(key)
-        for item in (child if isinstance(child, (list, tuple)) else [child]):
-            _set_pipeline(item, pipeline)
-
-
-def split_loader_key(split: str) -> str:
-    """``'train_dataloader'`` or ``'val_dataloader'``; ValueError for another split."""
-    if split not in SPLITS:
-        raise ValueError(f'unknown split {split!r}; allowed: {", ".join(SPLITS)}')
-    return f'{split}_dataloader'
-
-
 def _split_dataset(cfg: Any, split: str) -> Any:
     """``cfg.<split>_dataloader.dataset``; raises ValueError if the config has none."""
-    key = split_loader_key(split)
-    loader = cfg.get(key)
+    check_choice('split', split, SPLITS)
+    loader = cfg.get(f'{split}_dataloader')
     if not loader or not loader.get('dataset'):
-        raise ValueError(f'the config has no {key}.dataset to calibrate on')
+        raise ValueError(f'the config has no {split}_dataloader.dataset to calibrate on')
     dataset = copy.deepcopy(loader['dataset'])
     return dataset.to_dict() if hasattr(dataset, 'to_dict') else dict(dataset)
 
@@ -75,7 +43,7 @@ def check_calibration_data(cfg: Any, split: str = 'train') -> None:
         UserError: Its ``data_root`` folder does not exist.
     """
     _split_dataset(cfg, split)
-    check_data_roots(cfg, [split_loader_key(split)])
+    check_data_roots(cfg, [f'{split}_dataloader'])
 
 
 def calibration_dataset_cfg(cfg: Any, split: str = 'train') -> dict:
@@ -94,18 +62,16 @@ def calibration_dataset_cfg(cfg: Any, split: str = 'train') -> dict:
     dataset = _split_dataset(cfg, split)
     if split == 'val':
         return dataset
-    pipeline = None
-    for source in (cfg.get('test_dataloader'), cfg.get('val_dataloader')):
-        pipeline = _find_pipeline(source)
-        if pipeline is not None:
-            break
-    if pipeline is None:
-        pipeline = cfg.get('test_pipeline') or cfg.get('val_pipeline')
+    found = [node['pipeline'] for key in ('test_dataloader', 'val_dataloader')
+             for _, node in iter_datasets(cfg.get(key), key) if node.get('pipeline') is not None]
+    pipeline = found[0] if found else cfg.get('test_pipeline') or cfg.get('val_pipeline')
     if pipeline is None:
         raise ValueError('the config has no test or val pipeline (test_dataloader, '
                          'val_dataloader, test_pipeline or val_pipeline) to apply to the '
                          'calibration images')
-    _set_pipeline(dataset, list(pipeline))
+    for _, node in iter_datasets(dataset, 'dataset'):
+        if 'pipeline' in node:
+            node['pipeline'] = copy.deepcopy(list(pipeline))
     return dataset
 
 
@@ -178,11 +144,8 @@ def collect_batches(model: torch.nn.Module, dataloader: Any) -> List[torch.Tenso
         list[Tensor]: Preprocessed input batches on the model's device.
     """
     model = get_ori_model(model)
-    batches = []
     with torch.no_grad():
-        for data in dataloader:
-            batches.append(model.data_preprocessor(data, False)['inputs'])
-    return batches
+        return [model.data_preprocessor(data, False)['inputs'] for data in dataloader]
 
 
 def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
@@ -210,7 +173,6 @@ def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
         FileNotFoundError: The checkpoint does not exist.
         ValueError: An unknown split or a bad dataset / ``num_samples``.
     """
-    split_loader_key(split)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     model = build_model_from_cfg(cfg, checkpoint, device)

@@ -6,8 +6,8 @@ import torch
 
 from .adapters import build_adapter
 from .baselines import select_attn_entropy, select_cosine, select_first, select_random
-from .evaluators import build_evaluator, layer_statistics
-from .greedy import SelectionResult, check_budget, greedy_select
+from .evaluators import CachedEvaluator, NaiveEvaluator, layer_statistics
+from .greedy import check_budget, greedy_select
 from .io import file_sha256
 from .loading import collect_batches, prepare_calibration
 from .settings import METHODS, SelectionSettings
@@ -16,26 +16,6 @@ __all__ = ['METHODS', 'run_selection', 'calibration_record', 'select_from_config
 
 #: Version of the selection record layout.
 RECORD_VERSION = 1
-
-
-def result_to_record(result: SelectionResult) -> Dict[str, Any]:
-    """The JSON-ready part of a record that comes from a :class:`SelectionResult`."""
-    record = dict(method=result.method, criterion=result.criterion,
-                  selection=list(result.selection), candidates=list(result.candidates),
-                  te_table=None, scores=None)
-    if result.table_name == 'transfer_entropy':
-        record['te_table'] = result.table_as_lists()
-    elif result.table_name is not None:
-        record['scores'] = dict(name=result.table_name,
-                                values={str(c): float(v) for c, v in
-                                        zip(result.candidates, result.table[0])})
-    record.update(result.extra)
-    return record
-
-
-def _progress(total: int, enabled: bool, desc: str):
-    from tqdm import tqdm
-    return tqdm(total=total, disable=not enabled, desc=desc, unit='eval', leave=False)
 
 
 def run_selection(model: torch.nn.Module,
@@ -65,9 +45,8 @@ def run_selection(model: torch.nn.Module,
     if num_layers is not None:
         options['num_layers'] = num_layers
     settings = SelectionSettings.build(settings, **options)
-    num_layers, method, seed = settings.budget(), settings.method, settings.seed
-    criterion, features, evaluator = settings.criterion, settings.features, settings.evaluator
-    adapter = build_adapter(model, features=features, skip_mode=settings.skip_mode)
+    num_layers, method, nose = settings.budget(), settings.method, settings.method == 'nose'
+    adapter = build_adapter(model, features=settings.features, skip_mode=settings.skip_mode)
     candidates = adapter.candidate_layers
     check_budget(candidates, num_layers)
     t_start = time.perf_counter()
@@ -83,10 +62,10 @@ def run_selection(model: torch.nn.Module,
     adapter.model.eval()
     try:
         if method == 'random':
-            result = select_random(candidates, num_layers, seed=seed)
+            result = select_random(candidates, num_layers, seed=settings.seed)
         elif method == 'first':
             result = select_first(candidates, num_layers)
-        elif method in ('attn_entropy', 'cosine'):
+        elif not nose:
             stats = layer_statistics(adapter, batches)
             if method == 'attn_entropy':
                 result = select_attn_entropy(stats['attn_entropy'], candidates, num_layers)
@@ -95,9 +74,14 @@ def run_selection(model: torch.nn.Module,
             cost = dict(blocks_computed=adapter.num_layers * num_samples,
                         forward_equivalents=1.0)
         else:
-            evaluate = build_evaluator(evaluator, adapter, batches, criterion=criterion)
+            from tqdm import tqdm
+            if settings.evaluator == 'cached':
+                evaluate = CachedEvaluator(adapter, batches, criterion=settings.criterion)
+            else:
+                evaluate = NaiveEvaluator(adapter, batches)
             total = sum(len(candidates) - step for step in range(num_layers))
-            with _progress(total, progress, f'NOSE selection (K={num_layers})') as bar:
+            with tqdm(total=total, disable=not progress, desc=f'NOSE selection (K={num_layers})',
+                      unit='eval', leave=False) as bar:
                 h_full = evaluate.full_entropy()
 
                 def counted(selected, candidate):
@@ -105,7 +89,8 @@ def run_selection(model: torch.nn.Module,
                     bar.update(1)
                     return te
 
-                result = greedy_select(counted, candidates, num_layers, criterion=criterion)
+                result = greedy_select(counted, candidates, num_layers,
+                                       criterion=settings.criterion)
             per_step = [h_full - float(result.table[step, candidates.index(layer)])
                         for step, layer in enumerate(result.selection)]
             entropies = dict(full=h_full, per_step=per_step)
@@ -115,15 +100,21 @@ def run_selection(model: torch.nn.Module,
         adapter.model.train(was_training)
     t_end = time.perf_counter()
 
-    record = dict(version=RECORD_VERSION)
-    record.update(result_to_record(result))
-    if method != 'nose':
-        record['criterion'] = None
+    record = dict(version=RECORD_VERSION, method=result.method, criterion=result.criterion,
+                  selection=list(result.selection), candidates=list(result.candidates),
+                  te_table=None, scores=None)
+    if result.table_name == 'transfer_entropy':
+        record['te_table'] = result.table_as_lists()
+    elif result.table_name is not None:
+        record['scores'] = dict(name=result.table_name,
+                                values={str(c): float(v) for c, v in
+                                        zip(result.candidates, result.table[0])})
+    record.update(result.extra)
     record.update(entropies=entropies, num_layers=num_layers, total_layers=adapter.num_layers,
                   removed_layers=adapter.removed_layers, num_samples=num_samples,
-                  seed=seed, features=features,
-                  evaluator=evaluator if method == 'nose' else None,
-                  skip_mode=settings.skip_mode if method == 'nose' else None, cost=cost,
+                  seed=settings.seed, features=settings.features,
+                  evaluator=settings.evaluator if nose else None,
+                  skip_mode=settings.skip_mode if nose else None, cost=cost,
                   timing=dict(data_s=t_data - t_start, select_s=t_end - t_data,
                               total_s=t_end - t_start))
     return record

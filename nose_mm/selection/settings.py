@@ -4,7 +4,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from .adapters import FEATURES, SKIP_MODES
 from .evaluators import EVALUATORS
-from .greedy import CRITERIA
+from .greedy import CRITERIA, check_choice
 
 __all__ = ['METHODS', 'SPLITS', 'SelectionSettings', 'add_selection_args', 'add_setting_arg',
            'settings_from_args']
@@ -19,9 +19,11 @@ SPLITS = ('train', 'val')
 
 
 def _field(default: Any, help: str, flags: Tuple[str, ...] = (),
-           choices: Optional[Tuple[str, ...]] = None):
-    return dataclasses.field(default=default,
-                             metadata=dict(help=help, flags=flags, choices=choices))
+           choices: Optional[Tuple[str, ...]] = None, minimum: int = 1,
+           must: str = 'a positive int'):
+    """A setting: a choice among ``choices``, or an int >= ``minimum`` (``must`` in errors)."""
+    return dataclasses.field(default=default, metadata=dict(
+        help=help, flags=flags, choices=choices, minimum=minimum, must=must))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +48,14 @@ class SelectionSettings:
 
     num_layers: Optional[int] = _field(None, 'number of attention layers to select (K)',
                                        ('-k', ))
-    num_samples: int = _field(1024, 'calibration images N (default: 1024)', ('-n', ))
+    num_samples: int = _field(1024, 'calibration images N (default: 1024)', ('-n', ), minimum=2,
+                              must='an int >= 2 (entropy needs a spread)')
     method: str = _field('nose', 'selection method (default: nose)', choices=METHODS)
     criterion: str = _field('abs', 'NOSE: smallest |TE| (abs) or smallest TE (signed) '
                             '(default: abs)', choices=CRITERIA)
     batch_size: int = _field(32, 'calibration batch size (default: 32)')
-    seed: int = _field(0, 'seed of the calibration subset and the random baseline')
+    seed: int = _field(0, 'seed of the calibration subset and the random baseline',
+                       minimum=0, must='an int >= 0')
     features: str = _field('head_input', 'entropy of what the head reads (default) or of '
                            'the logits', choices=FEATURES)
     evaluator: str = _field('cached', 'TE evaluation with the prefix cache (default) or full '
@@ -64,19 +68,11 @@ class SelectionSettings:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            choices = f.metadata['choices']
-            value = getattr(self, f.name)
-            if choices is not None and value not in choices:
-                raise ValueError(f'unknown {f.name} {value!r}; allowed: {", ".join(choices)}')
-        if self.num_layers is not None and not _is_int(self.num_layers, 1):
-            raise ValueError(f'num_layers must be a positive int, got {self.num_layers!r}')
-        if not _is_int(self.num_samples, 2):
-            raise ValueError(f'num_samples must be an int >= 2 (entropy needs a spread), got '
-                             f'{self.num_samples!r}')
-        if not _is_int(self.batch_size, 1):
-            raise ValueError(f'batch_size must be a positive int, got {self.batch_size!r}')
-        if not _is_int(self.seed, 0):
-            raise ValueError(f'seed must be an int >= 0, got {self.seed!r}')
+            value, meta = getattr(self, f.name), f.metadata
+            if meta['choices'] is not None:
+                check_choice(f.name, value, meta['choices'])
+            elif not ((value is None and f.default is None) or _is_int(value, meta['minimum'])):
+                raise ValueError(f'{f.name} must be {meta["must"]}, got {value!r}')
 
     @classmethod
     def build(cls, settings: Optional['SelectionSettings'] = None,
@@ -129,14 +125,11 @@ def add_setting_arg(parser, name: str, required: bool = False, **overrides: Any)
     f = {f.name: f for f in dataclasses.fields(SelectionSettings)}[name]
     meta = f.metadata
     kwargs: Dict[str, Any] = dict(dest=f.name, help=meta['help'])
-    if meta['choices'] is not None:
-        kwargs.update(choices=meta['choices'], default=f.default)
+    if meta['choices'] is None:
+        kwargs.update(type=int)
     else:
-        kwargs.update(type=int, default=f.default)
-    if required:
-        kwargs.update(required=True)
-        kwargs.pop('default')
-    kwargs.update(overrides)
+        kwargs.update(choices=meta['choices'])
+    kwargs.update(dict(required=True) if required else dict(default=f.default), **overrides)
     parser.add_argument('--' + f.name.replace('_', '-'), *meta['flags'], **kwargs)
 
 

@@ -12,7 +12,7 @@ def block_entropies(adapter, batches: Sequence[torch.Tensor]) -> List[Dict[str, 
     """Per-block entropies of the attention and MLP branch outputs.
 
     Args:
-        adapter (LayerSkipAdapter): The model.
+        adapter (FamilyAdapter): The model.
         batches (Sequence[Tensor]): Preprocessed image batches.
 
     Returns:

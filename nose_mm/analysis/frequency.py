@@ -104,7 +104,7 @@ def block_spectra(adapter, batches: Sequence[torch.Tensor]) -> List[np.ndarray]:
     """Mean centred magnitude map of every block's output over a calibration set.
 
     Args:
-        adapter (LayerSkipAdapter): The model (full forward, nothing skipped).
+        adapter (FamilyAdapter): The model (full forward, nothing skipped).
         batches (Sequence[Tensor]): Preprocessed image batches.
 
     Returns:
@@ -130,7 +130,7 @@ def frequency_analysis(adapter, batches: Sequence[torch.Tensor],
     """Per-block radial profile and band shares (paper Fig. 5).
 
     Args:
-        adapter (LayerSkipAdapter): The model.
+        adapter (FamilyAdapter): The model.
         batches (Sequence[Tensor]): Preprocessed image batches.
         edges (Sequence[float]): Band edges. Defaults to ``(1/3, 2/3)``.
         num_bins (int): Radial profile bins. Defaults to 10.

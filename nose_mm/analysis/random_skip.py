@@ -96,8 +96,8 @@ def random_skip_analysis(feature_adapter, logit_adapter, batches: Sequence[torch
     """Skip ``num_subsets`` random sets of ``k`` attention layers for each ``k``.
 
     Args:
-        feature_adapter (LayerSkipAdapter): Reads the features whose entropy gives TE.
-        logit_adapter (LayerSkipAdapter): Reads the logits, for the accuracy.
+        feature_adapter (FamilyAdapter): Reads the features whose entropy gives TE.
+        logit_adapter (FamilyAdapter): Reads the logits, for the accuracy.
         batches (Sequence[Tensor]): Preprocessed image batches.
         labels (Sequence[Tensor]): Class indices, one tensor per batch.
         ks (Sequence[int], optional): Budgets. Defaults to None (all of ``1..L``).

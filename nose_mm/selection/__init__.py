@@ -1,5 +1,5 @@
 """NOSE attention-layer selection (docs/method.md §1-§3): the method and its model side."""
-from .adapters import FEATURES, SKIP_MODES, FamilyAdapter, LayerSkipAdapter, build_adapter
+from .adapters import FEATURES, SKIP_MODES, FamilyAdapter, build_adapter
 from .baselines import (select_attn_entropy, select_by_score, select_cosine, select_first,
                         select_random)
 from .entropy import STD_EPS, FeatureStats, gaussian_entropy, transfer_entropy
@@ -18,7 +18,7 @@ __all__ = [
     'STD_EPS', 'FeatureStats', 'gaussian_entropy', 'transfer_entropy', 'CRITERIA',
     'SelectionResult', 'check_budget', 'greedy_select', 'select_random', 'select_first',
     'select_by_score', 'select_attn_entropy', 'select_cosine', 'FEATURES', 'SKIP_MODES',
-    'LayerSkipAdapter', 'FamilyAdapter', 'build_adapter', 'EVALUATORS', 'CachedEvaluator',
+    'FamilyAdapter', 'build_adapter', 'EVALUATORS', 'CachedEvaluator',
     'NaiveEvaluator', 'layer_statistics', 'selection_cost', 'save_selection',
     'load_selection', 'load_selection_record', 'file_sha256', 'calibration_dataset_cfg',
     'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',

@@ -10,7 +10,7 @@ from nose_mm.models.family import BackboneFamily, families, family_of_module
 
 from .greedy import check_choice
 
-__all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'LayerSkipAdapter', 'FamilyAdapter',
+__all__ = ['FEATURES', 'SKIP_MODES', 'applies_skip_mode', 'FamilyAdapter',
            'build_adapter']
 
 #: Which features an adapter reads out: what the head reads, or the logits.
@@ -61,7 +61,7 @@ def build_adapter(model: torch.nn.Module, features: str = 'head_input',
 class FamilyAdapter:
     """A classifier as embed, ``L`` residual blocks and a readout, run through its family.
 
-    The one adapter (:data:`LayerSkipAdapter`): the backbone's family
+    The one adapter (a new backbone registers a family, not an adapter): the backbone's family
     (:class:`~nose_mm.models.family.BackboneFamily`) declares the embedding, the blocks and
     their branches, the step between blocks and the readout.
 
@@ -187,7 +187,3 @@ class FamilyAdapter:
             x = self.block(i, x, i in skip)
         return self.readout(x, context)
 
-
-#: The interface selection, its baselines and the analyses use; :class:`FamilyAdapter` is
-#: its one implementation (a new backbone registers a family, not an adapter).
-LayerSkipAdapter = FamilyAdapter

@@ -4,7 +4,7 @@ from typing import AbstractSet, Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .adapters import LayerSkipAdapter
+from .adapters import FamilyAdapter
 from .entropy import FeatureStats, transfer_entropy
 from .greedy import CRITERIA, check_choice
 
@@ -18,7 +18,7 @@ EVALUATORS = ('cached', 'naive')
 class _Evaluator:
     """Shared parts: the calibration batches, the full entropy and the cost counter."""
 
-    def __init__(self, adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> None:
+    def __init__(self, adapter: FamilyAdapter, batches: Sequence[Tensor]) -> None:
         if len(batches) == 0:
             raise ValueError('the calibration set is empty')
         self.adapter = adapter
@@ -77,7 +77,7 @@ class NaiveEvaluator(_Evaluator):
     """TE by a full forward pass over the calibration set for every candidate.
 
     Args:
-        adapter (LayerSkipAdapter): The model.
+        adapter (FamilyAdapter): The model.
         batches (Sequence[Tensor]): Preprocessed calibration batches on its device.
     """
 
@@ -91,7 +91,7 @@ class CachedEvaluator(_Evaluator):
     """TE with a prefix cache: candidate ``i`` recomputes only blocks ``i .. L-1``.
 
     Args:
-        adapter (LayerSkipAdapter): The model.
+        adapter (FamilyAdapter): The model.
         batches (Sequence[Tensor]): Preprocessed calibration batches on its device.
         criterion (str): The greedy criterion, ``'abs'`` or ``'signed'``. Defaults to ``'abs'``.
         keep_best (bool): Keep the best candidate's block inputs for the cache. Defaults to True.
@@ -100,7 +100,7 @@ class CachedEvaluator(_Evaluator):
         ValueError: If ``criterion`` is not allowed.
     """
 
-    def __init__(self, adapter: LayerSkipAdapter, batches: Sequence[Tensor],
+    def __init__(self, adapter: FamilyAdapter, batches: Sequence[Tensor],
                  criterion: str = 'abs', keep_best: bool = True) -> None:
         super().__init__(adapter, batches)
         check_choice('criterion', criterion, CRITERIA)
@@ -199,11 +199,11 @@ def selection_cost(num_layers: int, candidates: Sequence[int], selection: Sequen
     return blocks / num_layers
 
 
-def layer_statistics(adapter: LayerSkipAdapter, batches: Sequence[Tensor]) -> Dict[str, Any]:
+def layer_statistics(adapter: FamilyAdapter, batches: Sequence[Tensor]) -> Dict[str, Any]:
     """Per-layer statistics of the full model in one pass (no layer skipped).
 
     Args:
-        adapter (LayerSkipAdapter): The model.
+        adapter (FamilyAdapter): The model.
         batches (Sequence[Tensor]): Preprocessed calibration batches.
 
     Returns:

@@ -53,11 +53,6 @@ def convert_deit_checkpoint(checkpoint: dict) -> dict:
 _REFERENCE_LAMBDA_END = 299
 
 
-def reference_lambda(epoch: int) -> float:
-    """The reference code's dilution coefficient after training epoch ``epoch``."""
-    return 1.0 if epoch <= 0 else max(0.0, 1.0 - epoch / _REFERENCE_LAMBDA_END)
-
-
 def parse_layer_list(value, name: str) -> List[int]:
     """Parse the reference code's layer-list argument strictly.
 
@@ -138,12 +133,10 @@ def convert_lambda_vit(checkpoint: dict, compensate: bool = True,
         raise ValueError(f'expected a dict checkpoint, got {type(checkpoint).__name__}')
     if removed_layers is not None:
         removed_layers = parse_layer_list(removed_layers, '--removed-layers')
-    source = checkpoint
-    if ema:
-        if not isinstance(checkpoint.get('model_ema'), dict):
-            raise ValueError('--ema: the checkpoint has no "model_ema" state dict '
-                             '(trained with --no-model-ema?)')
-        source = checkpoint['model_ema']
+    source = checkpoint.get('model_ema') if ema else checkpoint
+    if not isinstance(source, dict):
+        raise ValueError('--ema: the checkpoint has no "model_ema" state dict '
+                         '(trained with --no-model-ema?)')
     state_dict, stripped = convert_timm_vit(unwrap_state_dict(source), allow_removed=True)
     num_layers = sum(VIT_LAYOUT.depths(state_dict, 'backbone.'))
     prune, done = _reference_args(checkpoint)
@@ -167,10 +160,11 @@ def convert_lambda_vit(checkpoint: dict, compensate: bool = True,
         removed = check_layer_set(recorded, num_layers, 'args.prune_layer')
         epoch = checkpoint.get('epoch')
         diluted = sorted(set(prune) - set(done))
-        if diluted and isinstance(epoch, int) and reference_lambda(epoch) > 0:
+        lam = min(1.0, 1.0 - epoch / _REFERENCE_LAMBDA_END) if isinstance(epoch, int) else 0.0
+        if diluted and lam > 0:
             raise ValueError(
                 f'the checkpoint was saved after epoch {epoch}, where the reference code '
-                f'trains layers {diluted} with lambda = {reference_lambda(epoch):.4g} > 0 '
+                f'trains layers {diluted} with lambda = {lam:.4g} > 0 '
                 f'(it reaches 0 at epoch {_REFERENCE_LAMBDA_END}): their attention still '
                 f'contributes, so it is not a pruned model')
     else:

@@ -58,18 +58,13 @@ def removed_residual(x: torch.Tensor, compensate: bool = True) -> torch.Tensor:
     return 2.0 * x if compensate else x
 
 
-def _check_progress(progress: float, begin: float, end: float) -> None:
-    """Raise ValueError unless all three are finite and ``end >= begin``."""
+def _fraction(progress: float, begin: float, end: float) -> float:
+    """How far ``progress`` is from ``begin`` to ``end``, checked and clipped to [0, 1]."""
     if not (math.isfinite(progress) and math.isfinite(begin) and math.isfinite(end)):
         raise ValueError(f'progress, begin and end must be finite numbers, got '
                          f'{progress!r}, {begin!r}, {end!r}')
     if end < begin:
         raise ValueError(f'end ({end!r}) must be >= begin ({begin!r})')
-
-
-def _fraction(progress: float, begin: float, end: float) -> float:
-    """How far ``progress`` is from ``begin`` to ``end``, checked and clipped to [0, 1]."""
-    _check_progress(progress, begin, end)
     if progress >= end:
         return 1.0
     if progress <= begin:
@@ -191,32 +186,18 @@ class Dilutable(Protocol):
     """
 
     @property
-    def num_dilutable_layers(self) -> int:
-        ...
-
+    def num_dilutable_layers(self) -> int: ...
     @property
-    def diluted_layers(self) -> Tuple[int, ...]:
-        ...
-
+    def diluted_layers(self) -> Tuple[int, ...]: ...
     @property
-    def removed_layers(self) -> Tuple[int, ...]:
-        ...
-
+    def removed_layers(self) -> Tuple[int, ...]: ...
     @property
-    def dilution_compensate(self) -> bool:
-        ...
+    def dilution_compensate(self) -> bool: ...
 
-    def set_dilution_lam(self, lam: float) -> None:
-        ...
-
-    def get_dilution_lam(self) -> float:
-        ...
-
-    def set_diluted_layers(self, indices: Sequence[int]) -> None:
-        ...
-
-    def set_dilution_compensate(self, compensate: bool) -> None:
-        ...
+    def set_dilution_lam(self, lam: float) -> None: ...
+    def get_dilution_lam(self) -> float: ...
+    def set_diluted_layers(self, indices: Sequence[int]) -> None: ...
+    def set_dilution_compensate(self, compensate: bool) -> None: ...
 
 
 class DilutableMixin:

@@ -34,12 +34,9 @@ class BlockLayout:
         found = []
         for key in keys:
             m = regex.match(key)
-            if m is None:
-                continue
-            if self._staged:
-                found.append((key, int(m.group(1)), int(m.group(2)), m.group(3)))
-            else:
-                found.append((key, 0, int(m.group(1)), m.group(2)))
+            if m is not None:
+                *stage, block, part = m.groups()  # no stage group: one stage
+                found.append((key, int(stage[0]) if stage else 0, int(block), part))
         return found
 
     def depths(self, keys: Iterable[str], prefix: str = '') -> Tuple[int, ...]:
@@ -47,9 +44,7 @@ class BlockLayout:
         per_stage: Dict[int, int] = {}
         for _, stage, block, _ in self._match(keys, prefix):
             per_stage[stage] = max(per_stage.get(stage, 0), block + 1)
-        if not per_stage:
-            return ()
-        return tuple(per_stage.get(s, 0) for s in range(max(per_stage) + 1))
+        return tuple(per_stage.get(s, 0) for s in range(max(per_stage, default=-1) + 1))
 
     def block_keys(self, keys: Iterable[str], prefix: str = '',
                    depths: Optional[Sequence[int]] = None) -> Dict[str, BlockKey]:
@@ -73,16 +68,10 @@ class BlockLayout:
                 out[key] = BlockKey(offsets[stage] + block, part)
         return out
 
-    def attention_keys(self, keys: Iterable[str], layer: int, prefix: str = '') -> List[str]:
-        """Keys of layer ``layer``'s removable parts (pre-norm and attention)."""
-        return [k for k, b in self.block_keys(keys, prefix).items()
-                if b.layer == layer and b.part in self.attention_parts]
-
     def describe(self, layer: int, prefix: str, depths: Sequence[int]) -> str:
         """Key names of ``layer``'s removable parts, for messages."""
         if self._staged:
-            stage = 0
-            block = layer
+            stage, block = 0, layer
             while stage < len(depths) - 1 and block >= depths[stage]:
                 block -= depths[stage]
                 stage += 1

@@ -28,7 +28,9 @@ def attention_keys(state_dict: Dict[str, torch.Tensor], layer: int,
     Returns:
         list[str]: The keys (empty if the layer has none).
     """
-    return layout_of_state_dict(state_dict, prefix).attention_keys(state_dict, layer, prefix)
+    layout = layout_of_state_dict(state_dict, prefix)
+    return [k for k, b in layout.block_keys(state_dict, prefix).items()
+            if b.layer == layer and b.part in layout.attention_parts]
 
 
 def prune_state_dict(state_dict: Dict[str, torch.Tensor], layers: Sequence[int],
@@ -51,17 +53,14 @@ def prune_state_dict(state_dict: Dict[str, torch.Tensor], layers: Sequence[int],
         raise ValueError(f'duplicate layers in {layers}')
     layout = layout_of_state_dict(state_dict, prefix)
     depths = layout.depths(state_dict, prefix)
-    num_layers = sum(depths)
-    blocks = layout.block_keys(state_dict, prefix, depths)
     drop = set()
     for layer in layers:
         if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
             raise ValueError(f'layer indices must be non-negative ints, got {layer!r}')
-        keys = [k for k, b in blocks.items()
-                if b.layer == layer and b.part in layout.attention_parts]
+        keys = attention_keys(state_dict, layer, prefix)
         if not keys:
             raise ValueError(f'layer {layer} has no {layout.describe(layer, prefix, depths)} '
-                             f'keys (layers 0..{num_layers - 1} exist): it is already pruned '
+                             f'keys (layers 0..{sum(depths) - 1} exist): it is already pruned '
                              f'or out of range')
         drop.update(keys)
     return OrderedDict((k, v) for k, v in state_dict.items() if k not in drop)
@@ -112,14 +111,12 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
                 type(i) is int and i >= 0 for i in value):
             raise ValueError(f'refusing to prune: meta["{key}"] must be a list of layer '
                              f'indices, got {str(value)[:80]}')
-    diluted = [int(i) for i in meta[META_DILUTED]]
-    if layers is None:
-        layers = diluted
-    layers = sorted(int(i) for i in layers) if layers is not None else []
+    diluted = list(meta[META_DILUTED])
+    layers = sorted(int(i) for i in (diluted if layers is None else layers))
     if not layers:
         raise ValueError(f'nothing to prune: meta["{META_DILUTED}"] is empty and no layers '
                          f'were given')
-    removed_before = [int(i) for i in meta.get(META_REMOVED, [])]
+    removed_before = list(meta.get(META_REMOVED, []))
     already = sorted(set(layers) & set(removed_before))
     if already:
         raise ValueError(f'layers {already} are already removed (meta["{META_REMOVED}"]='
@@ -129,10 +126,8 @@ def prune_checkpoint(checkpoint: dict, layers: Optional[Sequence[int]] = None,
         raise ValueError(f'layers {not_diluted} were not diluted (they ran with lam = 1); '
                          f'only the diluted layers {diluted} can be pruned')
     state_dict = prune_state_dict(checkpoint['state_dict'], layers, prefix)
-    new_meta = dict(meta)
-    new_meta[META_REMOVED] = sorted(set(removed_before) | set(layers))
-    new_meta[META_DILUTED] = [i for i in diluted if i not in layers]
-    new_meta['pruned_layers'] = layers
+    new_meta = {**meta, META_REMOVED: sorted(set(removed_before) | set(layers)),
+                META_DILUTED: [i for i in diluted if i not in layers], 'pruned_layers': layers}
     return {'meta': new_meta, 'state_dict': state_dict}
 
 
@@ -156,20 +151,12 @@ def pruned_backbone_cfg(meta: dict, state_dict: Dict[str, torch.Tensor],
         str: A ``dict(type=..., removed_layers=..., compensate=...)`` text.
     """
     backbone = backbone_type_of(state_dict, prefix)
-    if backbone is not None:
-        kind = repr(backbone)
-    else:
+    kind = repr(backbone)
+    if backbone is None:
         names = ' or '.join(f.backbone.__name__ for f in undecided_families(state_dict, prefix))
         kind = f"<your model's backbone type: {names}, the keys do not tell>"
     return (f"dict(type={kind}, removed_layers={meta[META_REMOVED]}, "
             f"compensate={meta[META_COMPENSATE]})")
-
-
-def check_distinct_paths(src: str, dst: str) -> None:
-    """Raise ValueError if ``dst`` is the same file as ``src``."""
-    same = osp.exists(src) and osp.exists(dst) and osp.samefile(src, dst)
-    if same or osp.abspath(src) == osp.abspath(dst):
-        raise ValueError(f'output {dst!r} is the input checkpoint; write to another file')
 
 
 def convert_checkpoint_file(src: str, dst: str, convert: Callable[[dict], dict]) -> dict:
@@ -183,7 +170,9 @@ def convert_checkpoint_file(src: str, dst: str, convert: Callable[[dict], dict])
     Raises:
         OSError, ValueError: From reading, ``convert`` or writing.
     """
-    check_distinct_paths(src, dst)
+    same = osp.exists(src) and osp.exists(dst) and osp.samefile(src, dst)
+    if same or osp.abspath(src) == osp.abspath(dst):
+        raise ValueError(f'output {dst!r} is the input checkpoint; write to another file')
     converted = convert(load_checkpoint_file(src))
     save_checkpoint_file(converted, dst)
     return converted

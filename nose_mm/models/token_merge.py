@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 __all__ = [
     'TokenMergeSettings', 'parse_token_merge', 'merge_schedule', 'merged_token_counts',
-    'bipartite_soft_matching', 'merge_weighted', 'attention_with_keys', 'TokenMergeState'
+    'bipartite_soft_matching', 'merge_weighted', 'attention_with_keys'
 ]
 
 _KEYS = ('r', 'start', 'prop_attn')
@@ -56,17 +56,12 @@ def parse_token_merge(token_merge: Optional[Mapping]) -> Optional[TokenMergeSett
     if 'r' not in token_merge:
         raise ValueError(f'token_merge needs r (tokens merged per layer), e.g. {_EXAMPLE}')
     r = token_merge['r']
-    if isinstance(r, (list, tuple)):
-        bad = [v for v in r if not _is_int(v) or v < 0]
-        if bad or not r:
-            raise ValueError(f'token_merge: r must be a non-negative int or a non-empty list of '
-                             f'non-negative ints, got {r!r}')
-        r = tuple(int(v) for v in r)
-    elif not _is_int(r) or r < 0:
+    per_layer = isinstance(r, (list, tuple))
+    values = r if per_layer else [r]
+    if not values or not all(_is_int(v) and v >= 0 for v in values):
         raise ValueError(f'token_merge: r must be a non-negative int or a non-empty list of '
                          f'non-negative ints, got {r!r}')
-    else:
-        r = int(r)
+    r = tuple(int(v) for v in r) if per_layer else int(r)
     start = token_merge.get('start', 0)
     if not _is_int(start) or start < 0:
         raise ValueError(f'token_merge: start must be a non-negative int (an index among the '
@@ -220,34 +215,7 @@ def attention_with_keys(x: torch.Tensor, qkv: Callable[[torch.Tensor], torch.Ten
     qkv_out = qkv(x)
     dims = qkv_out.shape[-1] // 3
     q, k, v = qkv_out.reshape(batch, tokens, 3, num_heads, dims // num_heads).permute(2, 0, 3, 1, 4)
-    if size is None:
-        out = sdpa(q, k, v, dropout_p=dropout_p)
-    else:
-        bias = size.log()[:, None, None, :, 0].to(q.dtype)  # (batch, 1, 1, keys)
-        out = sdpa(q, k, v, attn_mask=bias, dropout_p=dropout_p)
+    bias = None if size is None else size.log()[:, None, None, :, 0].to(q.dtype)  # (B, 1, 1, keys)
+    out = sdpa(q, k, v, attn_mask=bias, dropout_p=dropout_p)
     return out.transpose(1, 2).reshape(batch, tokens, dims), k.mean(dim=1)
 
-
-class TokenMergeState:
-    """The token sizes of one forward pass through the merging layers.
-
-    Args:
-        prop_attn (bool): Proportional attention. Defaults to True.
-        class_token (bool): Token 0 is a protected CLS token. Defaults to True.
-    """
-
-    def __init__(self, prop_attn: bool = True, class_token: bool = True) -> None:
-        self.prop_attn = prop_attn
-        self.class_token = class_token
-        self.size: Optional[torch.Tensor] = None
-
-    @property
-    def attention_size(self) -> Optional[torch.Tensor]:
-        """The sizes for :func:`attention_with_keys` (None without prop. attention)."""
-        return self.size if self.prop_attn else None
-
-    def merge(self, x: torch.Tensor, metric: torch.Tensor, r: int) -> torch.Tensor:
-        """Merge ``r`` tokens of ``x`` matched on ``metric``; update the sizes."""
-        matching = bipartite_soft_matching(metric, r, self.class_token)
-        x, self.size = merge_weighted(matching, x, self.size)
-        return x

@@ -14,7 +14,8 @@ __all__ = ['DilutableBlockMixin', 'NoseBackboneMixin']
 class DilutableBlockMixin:
     """A pre-norm block whose attention branch can be diluted or removed.
 
-    Subclasses set ``parent`` and ``attention_parts`` and call :meth:`attention_residual`.
+    Subclasses set ``parent`` and ``attention_parts``; :meth:`forward` is the ViT block's
+    (``ln1``, ``attn``, ``ln2``, ``ffn``), others call :meth:`attention_residual` in their own.
     """
 
     parent: type = nn.Module
@@ -55,6 +56,11 @@ class DilutableBlockMixin:
         """``x`` plus the diluted ``branch(x)``; ``branch`` is not called at ``lam = 0``."""
         lam = 0.0 if self.removed else self.dilution_lam
         return dilute_residual(x, None if lam == 0 else branch(x), lam, self.compensate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-norm block forward with the attention branch diluted."""
+        x = self.attention_residual(x, lambda y: self.attn(self.ln1(y)))
+        return self.ffn(self.ln2(x), identity=x)
 
     def extra_repr(self) -> str:
         if self.removed:
@@ -115,39 +121,29 @@ class NoseBackboneMixin(DilutableMixin):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
-        self._check_attention_layers(state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
-
-    def _check_attention_layers(self, state_dict, prefix: str) -> None:
-        """Raise if the checkpoint's pruned layers differ from the model's."""
+        # Raise if the checkpoint's pruned layers differ from the model's; blocks beyond
+        # the model's depths are left to the missing/unexpected keys.
         layout = self.block_layout
-        present, with_attn = set(), set()
-        for block_key in layout.block_keys(state_dict.keys(), prefix,
-                                           self.block_depths()).values():
-            # blocks beyond the model's depths are left to the missing/unexpected keys
-            present.add(block_key.layer)
-            if block_key.part in layout.attention_parts:
-                with_attn.add(block_key.layer)
-        if not present:
-            return
-        ckpt_removed = present - with_attn
+        blocks = layout.block_keys(state_dict.keys(), prefix, self.block_depths()).values()
+        with_attn = {b.layer for b in blocks if b.part in layout.attention_parts}
+        ckpt_removed = {b.layer for b in blocks} - with_attn
         model_removed = set(self._removed_layers)
         has_but_removed = sorted(with_attn & model_removed)
         pruned_but_kept = sorted(ckpt_removed - model_removed)
-        if not has_but_removed and not pruned_but_kept:
-            return
-        parts = '/'.join(layout.attention_parts)
-        problems = []
-        if pruned_but_kept:
-            problems.append(f'layers {pruned_but_kept} have no attention ({parts}) weights in '
-                            f'the checkpoint but keep attention in the model')
-        if has_but_removed:
-            problems.append(f'layers {has_but_removed} have attention weights in the '
-                            f'checkpoint but are removed in the model')
-        raise CheckpointFitError(
-            f'{type(self).__name__} ({prefix or "<root>"}): the checkpoint\'s attention layers '
-            f'differ from the model\'s: ' + '; '.join(problems) + '. The checkpoint looks '
-            f'pruned at layers {sorted(ckpt_removed)} (of those it holds), the model has '
-            f'removed_layers={sorted(model_removed)}. Set removed_layers in the backbone '
-            f'config to match the checkpoint (see its meta["removed_layers"]).')
+        if has_but_removed or pruned_but_kept:
+            parts = '/'.join(layout.attention_parts)
+            problems = []
+            if pruned_but_kept:
+                problems.append(f'layers {pruned_but_kept} have no attention ({parts}) weights '
+                                f'in the checkpoint but keep attention in the model')
+            if has_but_removed:
+                problems.append(f'layers {has_but_removed} have attention weights in the '
+                                f'checkpoint but are removed in the model')
+            raise CheckpointFitError(
+                f'{type(self).__name__} ({prefix or "<root>"}): the checkpoint\'s attention '
+                f'layers differ from the model\'s: ' + '; '.join(problems) + '. The checkpoint '
+                f'looks pruned at layers {sorted(ckpt_removed)} (of those it holds), the model '
+                f'has removed_layers={sorted(model_removed)}. Set removed_layers in the backbone '
+                f'config to match the checkpoint (see its meta["removed_layers"]).')
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)

@@ -11,7 +11,8 @@ from nose_mm.registry import register_model
 
 from ..family import register_family
 from .base import DilutableBlockMixin, NoseBackboneMixin
-from .nose_vit import BLOCK_NAMES, VIT_LAYOUT, ViTFamily, convert_timm_vit, vit_embed
+from .nose_vit import (BLOCK_NAMES, VIT_LAYOUT, ViTFamily, convert_timm_vit, short_arch_names,
+                       vit_embed)
 
 __all__ = ['NoseDeiT3', 'DeiT3Family']
 
@@ -22,11 +23,6 @@ class DilutableDeiT3Layer(DilutableBlockMixin, DeiT3TransformerEncoderLayer):
     parent = DeiT3TransformerEncoderLayer
     attention_parts = ('ln1', 'attn')
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dilutable official DeiT-III block forward."""
-        x = self.attention_residual(x, lambda y: self.attn(self.ln1(y)))
-        return self.ffn(self.ln2(x), identity=x)
-
 
 @register_model
 class NoseDeiT3(NoseBackboneMixin, DeiT3):
@@ -35,10 +31,7 @@ class NoseDeiT3(NoseBackboneMixin, DeiT3):
     Args:
         arch (str | dict): As in ``DeiT3`` (``'small'``, ``'medium'``...). Defaults to ``'base'``.
         *args: Further positional arguments of ``DeiT3``.
-        diluted_layers (Sequence[int], optional): Layers scaled by ``lam``. Defaults to None.
-        removed_layers (Sequence[int], optional): Pruned layers (not diluted). Defaults to None.
-        compensate (bool): Compensated residuals (docs/method.md §4). Defaults to True.
-        init_lam (float): Initial ``lam`` in [0, 1]. Defaults to 1.0.
+        diluted_layers, removed_layers, compensate, init_lam: See :class:`.NoseBackboneMixin`.
         **kwargs: Keyword arguments of ``DeiT3``.
 
     Raises:
@@ -83,17 +76,12 @@ class DeiT3Family(ViTFamily):
     name = 'deit3'
     backbone = NoseDeiT3
     accepts = (NoseDeiT3, DeiT3)
-    rejects = ()
     specialises = 'vit'
     source_tag = 'timm/deit3'
     arch_prefix = 'deit3'
     display_prefix = 'DeiT-III'
-    arch_names = {
-        'deit3-small': 'DeiT-III-S', 'deit3-s': 'DeiT-III-S', 'deit3-medium': 'DeiT-III-M',
-        'deit3-m': 'DeiT-III-M', 'deit3-base': 'DeiT-III-B', 'deit3-b': 'DeiT-III-B',
-        'deit3-large': 'DeiT-III-L', 'deit3-l': 'DeiT-III-L', 'deit3-huge': 'DeiT-III-H',
-        'deit3-h': 'DeiT-III-H',
-    }
+    arch_names = short_arch_names('deit3-', 'DeiT-III',
+                                  ('small', 'medium', 'base', 'large', 'huge'))
 
     def claims_source(self, state_dict):
         return super().claims_source(state_dict) and bool(
@@ -103,9 +91,8 @@ class DeiT3Family(ViTFamily):
         return convert_deit3(state_dict)
 
     def claims_checkpoint(self, state_dict, prefix):
-        if not super().claims_checkpoint(state_dict, prefix):
-            return False
-        return _pos_embed_has_no_cls_slot(state_dict, prefix)
+        return (super().claims_checkpoint(state_dict, prefix)
+                and _pos_embed_has_no_cls_slot(state_dict, prefix))
 
     def embed(self, backbone, inputs):
         return vit_embed(backbone, inputs, cls_first=False)

@@ -15,7 +15,7 @@ from nose_mm.registry import register_model
 from ..family import BackboneFamily, register_family
 from ..layouts import BlockLayout
 from .base import DilutableBlockMixin, NoseBackboneMixin
-from .nose_vit import rename_keys
+from .nose_vit import map_keys, short_arch_names
 
 __all__ = ['NoseSwinTransformer', 'SwinFamily']
 
@@ -51,10 +51,7 @@ class NoseSwinTransformer(NoseBackboneMixin, SwinTransformer):
     Args:
         arch (str | dict): As in ``SwinTransformer`` (``'tiny'``...). Defaults to ``'tiny'``.
         *args: Further positional arguments of ``SwinTransformer``.
-        diluted_layers (Sequence[int], optional): Blocks scaled by ``lam``. Defaults to None.
-        removed_layers (Sequence[int], optional): Pruned blocks (not diluted). Defaults to None.
-        compensate (bool): Compensated residuals (docs/method.md §4). Defaults to True.
-        init_lam (float): Initial ``lam`` in [0, 1]. Defaults to 1.0.
+        diluted_layers, removed_layers, compensate, init_lam: See :class:`.NoseBackboneMixin`.
         **kwargs: Keyword arguments of ``SwinTransformer``.
 
     Raises:
@@ -120,35 +117,32 @@ def _merge_order(tensor: torch.Tensor) -> torch.Tensor:
 
 def convert_swin(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """Map timm / official Swin keys onto ``NoseSwinTransformer`` classifier keys."""
-    out = OrderedDict()
-    unknown, downsample = [], {}
-    blocks: Dict[int, set] = {}
-    for key, value in rename_keys(state_dict, _SWIN_TOP, out):
+    downsample: Dict[int, Dict[str, Tensor]] = {}
+    stages = set()  # stages with block weights
+
+    def place(out, key, value):
         match = _SWIN_KEY.fullmatch(key)
         if match is None:
-            if key not in ('norm.weight', 'norm.bias'):
-                unknown.append(key)
-            continue
+            return key in ('norm.weight', 'norm.bias')  # the last stage's, placed below
         stage = int(match.group(1))
         if match.group(4) is not None:
             downsample.setdefault(stage, {})[match.group(4)] = value
-            continue
+            return True
         block, name = int(match.group(2)), match.group(3)
-        if name in _SWIN_BLOCK:
-            blocks.setdefault(stage, set()).add(block)
-            out[f'backbone.stages.{stage}.blocks.{block}.{_SWIN_BLOCK[name]}'] = value
-            if name == 'attn.relative_position_bias_table':
-                window = round(((value.shape[0]) ** 0.5 + 1) / 2)
-                out[f'backbone.stages.{stage}.blocks.{block}.attn.w_msa.'
-                    f'relative_position_index'] = swin_relative_position_index(window)
-        elif not name.endswith(_SWIN_DERIVED):
-            unknown.append(key)
-    if unknown:
-        raise ValueError(f'keys with no mmpretrain Swin counterpart: {unknown[:10]}'
-                         f'{" ..." if len(unknown) > 10 else ""}')
-    if not blocks:
+        if name not in _SWIN_BLOCK:
+            return name.endswith(_SWIN_DERIVED)
+        stages.add(stage)
+        head = f'backbone.stages.{stage}.blocks.{block}.'
+        out[head + _SWIN_BLOCK[name]] = value
+        if name == 'attn.relative_position_bias_table':
+            window = round((value.shape[0]**0.5 + 1) / 2)
+            out[head + 'attn.w_msa.relative_position_index'] = swin_relative_position_index(window)
+        return True
+
+    out = map_keys(state_dict, _SWIN_TOP, place, 'Swin')
+    if not stages:
         raise ValueError('no "layers.<s>.blocks.<j>." keys: not a Swin state dict')
-    num_stages = max(blocks) + 1
+    num_stages = max(stages) + 1
     # official: stages 0..n-2 merge at their end; timm >= 0.9: stages 1..n-1 at their start
     shift = 1 if 0 not in downsample and downsample else 0
     if downsample and sorted(downsample) != [s + shift for s in range(num_stages - 1)]:
@@ -178,10 +172,7 @@ class SwinFamily(BackboneFamily):
     source_tag = 'timm/swin'
     arch_prefix = 'swin'
     display_prefix = 'Swin'
-    arch_names = {
-        'swin-tiny': 'Swin-T', 'swin-t': 'Swin-T', 'swin-small': 'Swin-S', 'swin-s': 'Swin-S',
-        'swin-base': 'Swin-B', 'swin-b': 'Swin-B', 'swin-large': 'Swin-L', 'swin-l': 'Swin-L',
-    }
+    arch_names = short_arch_names('swin-', 'Swin', ('tiny', 'small', 'base', 'large'))
 
     def claims_source(self, state_dict):
         return any(_SWIN_KEY.fullmatch(k) for k in state_dict)

@@ -1,7 +1,7 @@
 """The ViT / DeiT family: dilutable, prunable VisionTransformer, its converter, ViTFamily."""
 import re
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from mmpretrain.models.backbones import DistilledVisionTransformer, VisionTransformer
@@ -11,8 +11,10 @@ from torch import Tensor, nn
 
 from nose_mm.registry import register_model
 
+from ..dilution import dilute_residual
 from ..family import BackboneFamily, register_family
 from ..layouts import BlockLayout
+from ..token_merge import attention_with_keys, bipartite_soft_matching, merge_weighted
 from .base import DilutableBlockMixin, NoseBackboneMixin
 from .token_merge_mixin import TokenMergeMixin
 
@@ -54,18 +56,6 @@ class DilutableEncoderLayer(DilutableBlockMixin, TransformerEncoderLayer):
     parent = TransformerEncoderLayer
     attention_parts = ('ln1', 'attn')
 
-    @property
-    def norm1(self):
-        """The attention's pre-norm (missing in removed layers)."""
-        if self.removed:
-            raise AttributeError('this layer is removed (pruned): it has no ln1')
-        return self.ln1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dilutable block forward (see the class docstring)."""
-        x = self.attention_residual(x, lambda y: self.attn(self.ln1(y)))
-        return self.ffn(self.ln2(x), identity=x)
-
 
 @register_model
 class NoseVisionTransformer(TokenMergeMixin, NoseBackboneMixin, VisionTransformer):
@@ -76,10 +66,7 @@ class NoseVisionTransformer(TokenMergeMixin, NoseBackboneMixin, VisionTransforme
     Args:
         arch (str | dict): An arch of ``VisionTransformer`` or a dict. Defaults to ``'base'``.
         *args: Further positional arguments of ``VisionTransformer``.
-        diluted_layers (Sequence[int], optional): Layers scaled by ``lam``. Defaults to None.
-        removed_layers (Sequence[int], optional): Pruned layers (not diluted). Defaults to None.
-        compensate (bool): Compensated residuals (docs/method.md §4). Defaults to True.
-        init_lam (float): Initial ``lam`` in [0, 1]. Defaults to 1.0.
+        diluted_layers, removed_layers, compensate, init_lam: See :class:`.NoseBackboneMixin`.
         drop_path_mode (str): ``'linear'`` (ramp) or ``'constant'``. Defaults to ``'linear'``.
         token_merge (dict, optional): ToMe, see :func:`.parse_token_merge`. Defaults to None.
         **kwargs: Keyword arguments of ``VisionTransformer``.
@@ -117,7 +104,30 @@ class NoseVisionTransformer(TokenMergeMixin, NoseBackboneMixin, VisionTransforme
         if self.token_merge is None:
             return super().forward(x)
         x, patch_resolution = vit_embed(self, x)
-        return self._forward_layers_merged(x, patch_resolution)
+        schedule = self.token_merge_schedule()
+        prop_attn = self._token_merge.prop_attn
+        size = None  # (B, T, 1): how many input tokens each token holds
+        outs = []
+        for i, layer in enumerate(self.layers):
+            if i in schedule:
+                # attention (mmpretrain's weights and sdpa, with sizes), residual, merge, MLP
+                attn = layer.attn
+                context, keys = attention_with_keys(
+                    layer.ln1(x), attn.qkv, attn.num_heads,
+                    size=size if prop_attn else None,
+                    sdpa=attn.scaled_dot_product_attention,
+                    dropout_p=attn.attn_drop if attn.training else 0.0)
+                branch = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(context))))
+                x = dilute_residual(x, branch, layer.dilution_lam, layer.compensate)
+                x, size = merge_weighted(bipartite_soft_matching(keys, schedule[i]), x, size)
+                x = layer.ffn(layer.ln2(x), identity=x)
+            else:
+                x = layer(x)
+            if i == len(self.layers) - 1 and self.final_norm:
+                x = self.ln1(x)
+            if i in self.out_indices:
+                outs.append(self._format_output(x, patch_resolution))
+        return tuple(outs)
 
 
 _TOP_LEVEL = {
@@ -151,14 +161,30 @@ _ATTENTION_PARTS = ('norm1.', 'attn.', 'ls1.', 'gamma_1')
 SOURCE_BLOCK_KEY = re.compile(r'blocks\.(\d+)\.(.+)')
 
 
-def rename_keys(state_dict: Dict[str, Tensor], names: Dict[str, str],
-                out: Dict[str, Tensor]) -> Iterator[Tuple[str, Tensor]]:
-    """Put the keys of ``names`` into ``out`` under their new names, in order; yield the rest."""
+def map_keys(state_dict: Dict[str, Tensor], names: Dict[str, str],
+             place: Callable[[Dict[str, Tensor], str, Tensor], bool], what: str,
+             hint: str = '') -> 'OrderedDict[str, Tensor]':
+    """Rename the keys of ``names``, hand the others to ``place(out, key, value)``.
+
+    Raises:
+        ValueError: Naming the keys that are not in ``names`` and ``place`` refused.
+    """
+    out, unknown = OrderedDict(), []
     for key, value in state_dict.items():
         if key in names:
             out[names[key]] = value
-        else:
-            yield key, value
+        elif not place(out, key, value):
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f'keys with no mmpretrain {what} counterpart: {unknown[:10]}'
+                         f'{" ..." if len(unknown) > 10 else ""}{hint}')
+    return out
+
+
+def short_arch_names(prefix: str, display: str, archs: Tuple[str, ...]) -> Dict[str, str]:
+    """``{prefix + arch: 'display-A'}`` for each arch and its initial (``'small'``, ``'s'``)."""
+    return {f'{prefix}{name}': f'{display}-{arch[0].upper()}'
+            for arch in archs for name in (arch, arch[0])}
 
 
 def convert_timm_vit(state_dict: Dict[str, Tensor], allow_removed: bool = False,
@@ -177,21 +203,19 @@ def convert_timm_vit(state_dict: Dict[str, Tensor], allow_removed: bool = False,
     Raises:
         ValueError: Unknown keys, half an attention, or pruned blocks without ``allow_removed``.
     """
-    out = OrderedDict()
-    unknown = []
     blocks: Dict[int, set] = {}
-    for key, value in rename_keys(state_dict, _TOP_LEVEL, out):
+
+    def place(out, key, value):
         match = SOURCE_BLOCK_KEY.fullmatch(key)
-        if match and match.group(2) in block_names:
-            index, name = int(match.group(1)), match.group(2)
-            blocks.setdefault(index, set()).add(name)
-            out[f'backbone.layers.{index}.{block_names[name]}'] = value
-            continue
-        unknown.append(key)
-    if unknown:
-        raise ValueError(f'keys with no mmpretrain ViT counterpart: {unknown[:10]}'
-                         f'{" ..." if len(unknown) > 10 else ""} (distilled DeiT and other '
-                         f'variants are not supported)')
+        if match is None or match.group(2) not in block_names:
+            return False
+        index, name = int(match.group(1)), match.group(2)
+        blocks.setdefault(index, set()).add(name)
+        out[f'backbone.layers.{index}.{block_names[name]}'] = value
+        return True
+
+    out = map_keys(state_dict, _TOP_LEVEL, place, 'ViT',
+                   ' (distilled DeiT and other variants are not supported)')
     if not blocks:
         raise ValueError('no "blocks.<i>." keys: not a timm ViT state dict')
     removed = []
@@ -223,15 +247,8 @@ class ViTFamily(BackboneFamily):
     layout = VIT_LAYOUT
     source_tag = 'timm/deit'
     display_prefix = 'ViT'
-    arch_names = {
-        'deit-tiny': 'DeiT-T', 'deit-t': 'DeiT-T',
-        'deit-small': 'DeiT-S', 'deit-s': 'DeiT-S',
-        'deit-base': 'DeiT-B', 'deit-b': 'DeiT-B',
-        'small': 'ViT-S', 's': 'ViT-S',
-        'base': 'ViT-B', 'b': 'ViT-B',
-        'large': 'ViT-L', 'l': 'ViT-L',
-        'huge': 'ViT-H', 'h': 'ViT-H',
-    }
+    arch_names = {**short_arch_names('deit-', 'DeiT', ('tiny', 'small', 'base')),
+                  **short_arch_names('', 'ViT', ('small', 'base', 'large', 'huge'))}
 
     def claims_source(self, state_dict):
         return any(SOURCE_BLOCK_KEY.fullmatch(k) for k in state_dict)

@@ -1,11 +1,8 @@
 """The ``token_merge`` option: ToMe in the layers that keep attention of ViT-style backbones."""
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional
 
-import torch
-
-from ..dilution import dilute_residual
-from ..token_merge import (TokenMergeSettings, TokenMergeState, attention_with_keys,
-                           merge_schedule, merged_token_counts, parse_token_merge)
+from ..token_merge import (TokenMergeSettings, merge_schedule, merged_token_counts,
+                           parse_token_merge)
 
 __all__ = ['TokenMergeMixin']
 
@@ -28,11 +25,12 @@ class TokenMergeMixin:
                     f"token_merge needs out_type='cls_token', got out_type={self.out_type!r}: "
                     f'merged tokens no longer form a feature map, and dense prediction would '
                     f'need unmerging, which nose_mm does not implement')
-            for i in self._attention_layer_indices():
+            layers = self._attention_layer_indices()
+            for i in layers:
                 if getattr(self.layers[i].attn, 'v_shortcut', False):
                     raise ValueError(f'token_merge does not support v_shortcut attention '
                                      f'(layer {i})')
-            merge_schedule(settings, len(self._attention_layer_indices()))
+            merge_schedule(settings, len(layers))
         self._token_merge = settings
 
     @property
@@ -71,43 +69,3 @@ class TokenMergeMixin:
         if num_tokens is None:
             num_tokens = self.patch_resolution[0] * self.patch_resolution[1] + 1
         return dict(zip(schedule, merged_token_counts(num_tokens, list(schedule.values()))))
-
-    def _forward_layers_merged(self, x: torch.Tensor,
-                               patch_resolution: Tuple[int, int]) -> Tuple[torch.Tensor, ...]:
-        """The layer loop of ``VisionTransformer.forward`` with merging.
-
-        Args:
-            x (torch.Tensor): ``(batch, tokens, channels)`` embedded tokens, CLS first.
-            patch_resolution (tuple[int, int]): Passed to ``_format_output``.
-
-        Returns:
-            tuple[torch.Tensor]: One output per ``out_indices`` entry.
-        """
-        schedule = self.token_merge_schedule()
-        state = TokenMergeState(prop_attn=self._token_merge.prop_attn)
-        outs = []
-        for i, layer in enumerate(self.layers):
-            if i in schedule:
-                x = self._merging_layer_forward(layer, x, state, schedule[i])
-            else:
-                x = layer(x)
-            if i == len(self.layers) - 1 and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, patch_resolution))
-        return tuple(outs)
-
-    @staticmethod
-    def _merging_layer_forward(layer: torch.nn.Module, x: torch.Tensor, state: TokenMergeState,
-                               r: int) -> torch.Tensor:
-        """One encoder layer: attention (mmpretrain's weights and sdpa, with sizes), residual,
-        merge, MLP."""
-        attn = layer.attn
-        context, keys = attention_with_keys(
-            layer.ln1(x), attn.qkv, attn.num_heads, size=state.attention_size,
-            sdpa=attn.scaled_dot_product_attention,
-            dropout_p=attn.attn_drop if attn.training else 0.0)
-        branch = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(context))))
-        x = dilute_residual(x, branch, layer.dilution_lam, layer.compensate)
-        x = state.merge(x, keys, r)
-        return layer.ffn(layer.ln2(x), identity=x)

@@ -49,11 +49,8 @@ def state_dict_of(checkpoint: dict, keys: Sequence[str] = ('state_dict', )) -> O
     Returns:
         OrderedDict: The weights.
     """
-    state = checkpoint
-    for key in keys:
-        if isinstance(checkpoint.get(key), dict):
-            state = checkpoint[key]
-            break
+    state = next((checkpoint[k] for k in keys if isinstance(checkpoint.get(k), dict)),
+                 checkpoint)
     out = OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
                       for k, v in state.items())
     metadata = getattr(state, '_metadata', None)
@@ -88,23 +85,19 @@ def _save_safetensors(checkpoint: dict, path: str) -> None:
         'format': 'pt', SAFETENSORS_META_KEY: meta}))
 
 
-def save_checkpoint_file(checkpoint: dict, path: str, overwrite: bool = True) -> None:
+def save_checkpoint_file(checkpoint: dict, path: str) -> None:
     """Save ``checkpoint`` atomically: ``torch.save``, or safetensors for ``*.safetensors``.
 
     Args:
         checkpoint (dict): What to save (safetensors: ``state_dict`` and ``meta`` only).
         path (str): Destination file; its folder is created if needed.
-        overwrite (bool): Allow replacing an existing file. Defaults to True.
 
     Raises:
         IsADirectoryError: ``path`` is a folder.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
         ValueError: The checkpoint cannot be written as safetensors.
     """
     if osp.isdir(path):
         raise IsADirectoryError(f'output {path!r} is a folder, expected a file name')
-    if osp.exists(path) and not overwrite:
-        raise FileExistsError(f'output {path!r} exists')
     if str(path).endswith(SAFETENSORS_SUFFIX):
         _save_safetensors(checkpoint, path)
     else:

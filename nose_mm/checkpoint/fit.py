@@ -45,16 +45,13 @@ def check_fit_cfg(cfg: Optional[dict]) -> dict:
     strict = cfg.get('strict', True)
     if not isinstance(strict, bool):
         raise ValueError(f'checkpoint_fit.strict must be True or False, got {strict!r}')
-    prefixes = cfg.get('prefixes')
-    if isinstance(prefixes, str):
-        prefixes = [prefixes]
+    prefixes, ignore = cfg.get('prefixes'), cfg.get('ignore_keys') or []
+    prefixes = [prefixes] if isinstance(prefixes, str) else prefixes
+    ignore = [ignore] if isinstance(ignore, str) else ignore
     if prefixes is not None and (not prefixes or not all(
             isinstance(p, str) and p for p in prefixes)):
         raise ValueError(f'checkpoint_fit.prefixes must be None or a non-empty list of '
                          f'non-empty strings (e.g. ["backbone."]), got {prefixes!r}')
-    ignore = cfg.get('ignore_keys') or []
-    if isinstance(ignore, str):
-        ignore = [ignore]
     for pattern in ignore:
         try:
             re.compile(pattern)
@@ -94,11 +91,8 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch
     """
     module = _unwrap(module)
     metadata = getattr(state_dict, '_metadata', None)
-    if prefixes:
-        state_dict = OrderedDict(
-            (k, v) for k, v in state_dict.items() if k.startswith(tuple(prefixes)))
-    else:
-        state_dict = OrderedDict(state_dict)  # the load hooks may rewrite it
+    scope = tuple(prefixes or ('', ))  # a copy: the load hooks may rewrite it
+    state_dict = OrderedDict((k, v) for k, v in state_dict.items() if k.startswith(scope))
     if metadata is not None:
         state_dict._metadata = metadata
     model_shapes = {k: v.shape for k, v in module.state_dict().items()}
@@ -118,9 +112,8 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch
     ignore = [re.compile(p) for p in ignore_keys]
 
     def kept(key: str) -> bool:
-        if prefixes and not key.startswith(tuple(prefixes)):
-            return False
-        return 'num_batches_tracked' not in key and not any(p.fullmatch(key) for p in ignore)
+        return (key.startswith(scope) and 'num_batches_tracked' not in key
+                and not any(p.fullmatch(key) for p in ignore))
 
     missing = [k for k in missing if kept(k)]
     unexpected = [k for k in unexpected if kept(k)]
@@ -128,18 +121,14 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch
         f'{k} {tuple(v.shape)} vs {tuple(model_shapes[k])}' for k, v in state_dict.items()
         if k in model_shapes and isinstance(v, torch.Tensor) and v.shape != model_shapes[k]
     ]
-    if not (missing or unexpected or mismatched):
+    parts = [_listing(kind, keys) for kind, keys in (
+        ('missing keys', missing), ('unexpected keys', unexpected),
+        ('shape mismatches (checkpoint vs model)', mismatched)) if keys]
+    if not parts:
         return
-    parts = []
-    if missing:
-        parts.append(_listing('missing keys', missing))
-    if unexpected:
-        parts.append(_listing('unexpected keys', unexpected))
-    if mismatched:
-        parts.append(_listing('shape mismatches (checkpoint vs model)', mismatched))
-    scope = f' under {list(prefixes)}' if prefixes else ''
+    under = f' under {list(prefixes)}' if prefixes else ''
     raise CheckpointFitError(
-        f'checkpoint {source!r} does not fit the model{scope}: ' + '; '.join(parts) +
+        f'checkpoint {source!r} does not fit the model{under}: ' + '; '.join(parts) +
         (f'. {hint}' if hint else ''))
 
 
@@ -244,7 +233,7 @@ class StrictPretrainedInit(PretrainedInit):
             if not state_dict:
                 raise CheckpointFitError(f'checkpoint {self.checkpoint!r} has no key under '
                                          f'prefix {self.prefix!r}')
-            source = f'{self.checkpoint}' + f' [{self.prefix}*]'
+            source = f'{self.checkpoint} [{self.prefix}*]'
         print_log(f'load {self.prefix or "model"} from {self.checkpoint} (strict fit)',
                   logger='current')
         load_state_dict_checked(

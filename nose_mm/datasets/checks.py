@@ -30,10 +30,8 @@ def _describe(cfg: Any) -> str:
     what = str(cfg.get('type', 'the dataset'))
     if not root:
         return what
-    empty = ''
-    if osp.isdir(root) and not any(files for _, _, files in os.walk(root)):
-        empty = ' (a folder without any file)'
-    return f'{what} at data_root {str(root)!r}{empty}'
+    empty = osp.isdir(root) and not any(files for _, _, files in os.walk(root))
+    return f'{what} at data_root {str(root)!r}' + (' (a folder without any file)' if empty else '')
 
 
 def _first_line(exc: BaseException) -> str:
@@ -78,9 +76,9 @@ def _wrap_pipelines(dataset: Any) -> None:
     pipeline = getattr(dataset, 'pipeline', None)
     if pipeline is not None and not isinstance(pipeline, SampleErrorNaming):
         dataset.pipeline = SampleErrorNaming(pipeline)
-    inner = getattr(dataset, 'dataset', None)
-    for sub in ([inner] if inner is not None else []) + list(getattr(dataset, 'datasets', [])):
-        _wrap_pipelines(sub)
+    for sub in [getattr(dataset, 'dataset', None), *getattr(dataset, 'datasets', [])]:
+        if sub is not None:
+            _wrap_pipelines(sub)
 
 
 def _check_seg_map_size(results: dict) -> dict:

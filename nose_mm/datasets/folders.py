@@ -35,10 +35,6 @@ def class_folder(ds: dict) -> Optional[str]:
     return folder
 
 
-def _classes(folder: str) -> List[str]:
-    return sorted(d for d in os.listdir(folder) if osp.isdir(osp.join(folder, d)))
-
-
 def _names(items: List[str], shown: int = 5) -> str:
     more = ', ...' if len(items) > shown else ''
     return '[' + ', '.join(map(repr, items[:shown])) + more + ']'
@@ -58,7 +54,7 @@ def check_class_folders(datasets: Iterable[Tuple[str, dict]]) -> None:
         folder = class_folder(ds)
         if folder is None:
             continue
-        classes = _classes(folder)
+        classes = sorted(d for d in os.listdir(folder) if osp.isdir(osp.join(folder, d)))
         if reference is None:
             reference = (where, folder, classes)
             continue

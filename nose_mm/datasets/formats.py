@@ -2,7 +2,7 @@
 import os
 import os.path as osp
 import pickle
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -21,22 +21,17 @@ def _check_images(images: np.ndarray, labels: Sequence[int], name: str) -> np.nd
 
 
 def write_cifar100(root: str, train_images: np.ndarray, train_labels: Sequence[int],
-                   test_images: np.ndarray, test_labels: Sequence[int],
-                   class_names: Optional[Sequence[str]] = None) -> str:
-    """Write ``<root>/cifar-100-python/{train,test,meta}`` pickles.
+                   test_images: np.ndarray, test_labels: Sequence[int]) -> str:
+    """Write ``<root>/cifar-100-python/{train,test,meta}`` pickles (classes ``class_000``...).
 
     Args:
         root (str): Dataset root (the config's ``data_root``).
         train_images, test_images (np.ndarray): uint8 N x 32 x 32 x 3 (HWC).
         train_labels, test_labels (sequence of int): Fine labels in [0, 100).
-        class_names (sequence of str, optional): 100 names. Defaults to ``class_000``...
 
     Returns:
         str: The folder written (``<root>/cifar-100-python``).
     """
-    names = list(class_names) if class_names is not None else [f'class_{i:03d}' for i in range(100)]
-    if len(names) != 100:
-        raise ValueError(f'class_names must hold 100 names, got {len(names)}')
     folder = osp.join(root, 'cifar-100-python')
     os.makedirs(folder, exist_ok=True)
     for split, images, labels in (('train', train_images, train_labels),
@@ -57,7 +52,7 @@ def write_cifar100(root: str, train_images: np.ndarray, train_labels: Sequence[i
         }
         with open(osp.join(folder, split), 'wb') as f:
             pickle.dump(entry, f)
-    meta = {'fine_label_names': names,
+    meta = {'fine_label_names': [f'class_{i:03d}' for i in range(100)],
             'coarse_label_names': [f'superclass_{i:02d}' for i in range(20)]}
     with open(osp.join(folder, 'meta'), 'wb') as f:
         pickle.dump(meta, f)
@@ -81,15 +76,13 @@ def write_image_folder(root: str, split: str, images: np.ndarray, labels: Sequen
     """
     images = _check_images(images, labels, split)
     folder = osp.join(root, split)
+    for cls in class_names:  # empty classes too get their folder
+        os.makedirs(osp.join(folder, cls), exist_ok=True)
     lines = []
     for i, (img, label) in enumerate(zip(images, labels)):
-        cls = class_names[int(label)]
-        os.makedirs(osp.join(folder, cls), exist_ok=True)
-        rel = f'{cls}/{split}_{i:06d}.JPEG'
+        rel = f'{class_names[int(label)]}/{split}_{i:06d}.JPEG'
         Image.fromarray(img).save(osp.join(folder, rel), format='JPEG', quality=95)
         lines.append(f'{rel} {int(label)}')
-    for cls in class_names:  # empty classes still get their folder
-        os.makedirs(osp.join(folder, cls), exist_ok=True)
     if write_ann_file:
         os.makedirs(osp.join(root, 'meta'), exist_ok=True)
         with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
@@ -119,10 +112,9 @@ def write_ade20k(root: str, split: str, images: np.ndarray, label_maps: np.ndarr
     if label_maps.max(initial=0) > 150:
         raise ValueError(f'ADE20k labels are in [0, 150], got max {label_maps.max()}')
     base = osp.join(root, 'ADEChallengeData2016')
-    img_dir = osp.join(base, 'images', split)
-    ann_dir = osp.join(base, 'annotations', split)
-    os.makedirs(img_dir, exist_ok=True)
-    os.makedirs(ann_dir, exist_ok=True)
+    img_dir, ann_dir = osp.join(base, 'images', split), osp.join(base, 'annotations', split)
+    for folder in (img_dir, ann_dir):
+        os.makedirs(folder, exist_ok=True)
     prefix = 'ADE_train' if split == 'training' else 'ADE_val'
     for i, (img, lab) in enumerate(zip(images, label_maps)):
         name = f'{prefix}_{i + 1:08d}'

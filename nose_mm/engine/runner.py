@@ -9,7 +9,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_mod
 
 from nose_mm.datasets.checks import BUILD_ERRORS, check_dataset, dataset_build_error
 from nose_mm.checkpoint.fit import (apply_checkpoint_dilution, check_fit_cfg,
-                                           load_state_dict_checked)
+                                    load_state_dict_checked)
 from nose_mm.utils.cli import UserError
 
 __all__ = ['NoseRunner']
@@ -41,13 +41,12 @@ class NoseRunner(Runner):
     @staticmethod
     def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
         """mmengine's ``build_dataloader`` with :mod:`nose_mm.datasets.checks`."""
+        cfg = dataloader.get('dataset') if isinstance(dataloader, dict) else None
         try:
             loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
         except BUILD_ERRORS as exc:
-            cfg = dataloader.get('dataset') if isinstance(dataloader, dict) else None
             raise dataset_build_error(cfg, exc) from exc
-        check_dataset(loader.dataset,
-                      dataloader.get('dataset') if isinstance(dataloader, dict) else None)
+        check_dataset(loader.dataset, cfg)
         return loader
 
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import traceback
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .fileio import OutputNotWritableError, check_writable
 from ..checkpoint.reader import CheckpointLoadError, trust_scope
@@ -26,8 +26,8 @@ class UserError(Exception):
 
 
 class KnownError(NamedTuple):
-    """A library exception ``type`` that is a user error when ``message(exc)`` is not None."""
-    type: type
+    """Library exception ``type`` (or types): a user error when ``message(exc)`` is not None."""
+    type: Union[type, Tuple[type, ...]]
     message: Callable[[BaseException], Optional[str]]
 
 
@@ -82,7 +82,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def _out_of_memory_message(exc: BaseException) -> Optional[str]:
     if not is_out_of_memory(exc):
         return None
-    return (f'out of memory ({_first_line(exc)}); use a smaller batch size, e.g. '
+    first_line = str(exc).strip().split('\n')[0] or type(exc).__name__
+    return (f'out of memory ({first_line}); use a smaller batch size, e.g. '
             f'--cfg-options train_dataloader.batch_size=N')
 
 
@@ -91,22 +92,15 @@ def _out_of_memory_message(exc: BaseException) -> Optional[str]:
 USER_ERRORS: list = [
     UserError, CheckpointLoadError, OutputNotWritableError,
     KnownError(KeyError, registry_miss_message),
-    KnownError(RuntimeError, _out_of_memory_message),
-    KnownError(MemoryError, _out_of_memory_message),
+    KnownError((RuntimeError, MemoryError), _out_of_memory_message),
 ]
 #: What tools that read user-given files or values also report as user errors.
 INPUT_ERRORS = (OSError, ValueError)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.split('\n')[0] if text else type(exc).__name__
-
-
 def _text(exc: BaseException) -> str:
     """The message of ``exc``; a DataLoader worker's re-raised error gives its own line."""
-    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    text = str(text)
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
     if 'Original Traceback (most recent call last)' in text:  # torch's ExceptionWrapper
         last = [line for line in text.strip().splitlines() if line.strip()][-1]
         head, sep, rest = last.partition(': ')
@@ -130,13 +124,6 @@ def user_error_message(exc: BaseException, errors: Sequence[type] = ()) -> Optio
         elif isinstance(exc, entry):
             return _text(exc)
     return None
-
-
-def report_error(exc: BaseException, message: Optional[str] = None) -> int:
-    """Print ``exc`` as one ``nose_mm: error:`` line on stderr; return the exit status."""
-    message = ' '.join((_text(exc) if message is None else message).split())
-    print(f'nose_mm: error: {message or type(exc).__name__}', file=sys.stderr)
-    return EXIT_USER_ERROR
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -166,12 +153,9 @@ class ToolParser(argparse.ArgumentParser):
 
 def _debug_requested(argv: List[str]) -> bool:
     """Remove ``--debug`` from ``argv`` (in place); whether it, or the env, asks for it."""
-    flag = False
     end = argv.index('--') if '--' in argv else len(argv)
-    while '--debug' in argv[:end]:
-        argv.remove('--debug')
-        end -= 1
-        flag = True
+    flag = '--debug' in argv[:end]
+    argv[:end] = [arg for arg in argv[:end] if arg != '--debug']
     if flag:
         os.environ[DEBUG_ENV] = '1'  # child processes (the demo's tools) inherit it
     return os.environ.get(DEBUG_ENV, '').strip().lower() in ('1', 'true', 'yes', 'on')
@@ -201,7 +185,9 @@ def cli_main(*errors: type) -> Callable:
                     raise
                 if debug:
                     traceback.print_exc()
-                return report_error(exc, message)
+                message = ' '.join(message.split())  # one line on stderr
+                print(f'nose_mm: error: {message or type(exc).__name__}', file=sys.stderr)
+                return EXIT_USER_ERROR
 
         return wrapper
 

@@ -39,26 +39,23 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 def check_option_keys(cfg: Config, options: dict) -> None:
     """Refuse ``--cfg-options`` keys that look like misspelt ones (docs/design.md)."""
     for full_key in options:
-        node, path, parts = cfg._cfg_dict, [], full_key.split('.')
-        for part in parts:
+        node, parts = cfg._cfg_dict, full_key.split('.')
+        for depth, part in enumerate(parts):
             if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             elif isinstance(node, dict) and part in node:
                 node = node[part]
-            elif isinstance(node, dict):
-                keys = [k for k in node if isinstance(k, str)]
+            else:
+                keys = [k for k in node if isinstance(k, str)] if isinstance(node, dict) else []
                 guess = closest(part, keys)
                 if guess is not None:
-                    where = '.'.join(path) or 'the top level of the config'
+                    where = '.'.join(parts[:depth]) or 'the top level of the config'
                     shown = ', '.join(sorted(keys)[:12]) + (', ...' if len(keys) > 12 else '')
                     raise UserError(
                         f'--cfg-options {full_key}: no key {part!r} in {where}; did you mean '
-                        f'{".".join(path + [guess] + parts[len(path) + 1:])}? '
+                        f'{".".join(parts[:depth] + [guess] + parts[depth + 1:])}? '
                         f'(keys there: {shown})')
                 break
-            else:
-                break
-            path.append(part)
 
 
 def iter_datasets(node: Any, where: str) -> Iterator[Tuple[str, dict]]:
@@ -83,10 +80,7 @@ def check_data_roots(cfg: Config, keys: Sequence[str] = DATALOADER_KEYS) -> None
         UserError: Naming the missing folder and the config key that sets it.
     """
     for key in keys:
-        loader = cfg.get(key)
-        if not loader:
-            continue
-        for where, ds in iter_datasets(loader.get('dataset'), f'{key}.dataset'):
+        for where, ds in iter_datasets((cfg.get(key) or {}).get('dataset'), f'{key}.dataset'):
             root = ds.get('data_root')
             if root and '://' not in str(root) and not osp.isdir(root):
                 raise UserError(

@@ -1,6 +1,5 @@
 """Distributed training on CPU (gloo) with mmengine 0.10.7 (docs/design.md)."""
 import os
-from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -10,11 +9,12 @@ from mmengine.registry import MODEL_WRAPPERS
 __all__ = ['init_dist_if_needed', 'NoseDistributedDataParallel', 'default_wrapper_cfg']
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
-
-
-def _module_on_cpu(module: torch.nn.Module) -> bool:
-    param = next(iter(module.parameters()), None)
-    return param is None or param.device.type == 'cpu'
+#: The launcher's variables (and defaults) for torch's RANK, WORLD_SIZE and LOCAL_RANK.
+LAUNCHER_ENV = {
+    'slurm': (('SLURM_PROCID', '0'), ('SLURM_NTASKS', '1'), ('SLURM_LOCALID', '0')),
+    'mpi': (('OMPI_COMM_WORLD_RANK', '0'), ('OMPI_COMM_WORLD_SIZE', '1'),
+            ('OMPI_COMM_WORLD_LOCAL_RANK', '0')),
+}
 
 
 @MODEL_WRAPPERS.register_module(force=True)
@@ -27,7 +27,8 @@ class NoseDistributedDataParallel(MMDistributedDataParallel):
     """
 
     def __init__(self, module: torch.nn.Module, **kwargs) -> None:
-        if _module_on_cpu(module):
+        param = next(iter(module.parameters()), None)
+        if param is None or param.device.type == 'cpu':
             kwargs['device_ids'] = None
             kwargs.pop('output_device', None)
             module = revert_sync_batchnorm(module)
@@ -51,12 +52,11 @@ def _slurm_first_host() -> str:
     return out[0] if out else '127.0.0.1'
 
 
-def init_dist_if_needed(launcher: str, backend: Optional[str] = None) -> None:
+def init_dist_if_needed(launcher: str) -> None:
     """Initialise the gloo process group on CPU machines (no CUDA) before the Runner does.
 
     Args:
         launcher (str): One of ``'none'``, ``'pytorch'``, ``'slurm'``, ``'mpi'``.
-        backend (str, optional): Process-group backend on CPU. Defaults to ``'gloo'``.
 
     Raises:
         ValueError: If ``launcher`` is not one of the allowed values.
@@ -65,18 +65,12 @@ def init_dist_if_needed(launcher: str, backend: Optional[str] = None) -> None:
         raise ValueError(f'unknown launcher {launcher!r}; allowed: {", ".join(LAUNCHERS)}')
     if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
         return
-    if launcher == 'slurm':
-        # Map slurm's variables onto the ones torch's env:// init reads.
-        os.environ.setdefault('RANK', os.environ.get('SLURM_PROCID', '0'))
-        os.environ.setdefault('WORLD_SIZE', os.environ.get('SLURM_NTASKS', '1'))
-        os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+    if launcher in LAUNCHER_ENV:
+        # Map the launcher's variables onto the ones torch's env:// init reads.
+        for name, (source, default) in zip(('RANK', 'WORLD_SIZE', 'LOCAL_RANK'),
+                                           LAUNCHER_ENV[launcher]):
+            os.environ.setdefault(name, os.environ.get(source, default))
         os.environ.setdefault('MASTER_PORT', '29500')
         if 'MASTER_ADDR' not in os.environ:
-            os.environ['MASTER_ADDR'] = _slurm_first_host()
-    elif launcher == 'mpi':
-        os.environ.setdefault('RANK', os.environ.get('OMPI_COMM_WORLD_RANK', '0'))
-        os.environ.setdefault('WORLD_SIZE', os.environ.get('OMPI_COMM_WORLD_SIZE', '1'))
-        os.environ.setdefault('LOCAL_RANK', os.environ.get('OMPI_COMM_WORLD_LOCAL_RANK', '0'))
-        os.environ.setdefault('MASTER_PORT', '29500')
-        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
-    dist.init_process_group(backend=backend or 'gloo')
+            os.environ['MASTER_ADDR'] = _slurm_first_host() if launcher == 'slurm' else '127.0.0.1'
+    dist.init_process_group(backend='gloo')

@@ -1,4 +1,5 @@
 """Atomic file writing: a reader never sees a half-written result or checkpoint."""
+import contextlib
 import json
 import os
 import tempfile
@@ -32,33 +33,24 @@ def atomic_write(path: str, write_fn: Callable[[str], None]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual file mode
         os.replace(tmp, path)
-        _fsync_dir(folder)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make a rename in ``folder`` durable (where the platform allows it)."""
-    try:
+    with contextlib.suppress(OSError):  # the rename made durable, where the platform allows
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
-def atomic_write_json(path: str, obj: Any, indent: int = 2) -> None:
-    """Dump ``obj`` as JSON to ``path`` atomically (see :func:`atomic_write`)."""
+def atomic_write_json(path: str, obj: Any) -> None:
+    """Dump ``obj`` as JSON (indent 2) to ``path`` atomically (see :func:`atomic_write`)."""
 
     def _write(tmp: str) -> None:
         with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(obj, f, indent=indent, sort_keys=False)
+            json.dump(obj, f, indent=2)
             f.write('\n')
 
     atomic_write(path, _write)

@@ -78,42 +78,16 @@ class DilutionHook(Hook):
         self._loaded_lam: Optional[float] = None  # lam of the last loaded checkpoint
         self._module_cache = None
 
-    def progress(self, epoch: int, iteration: int, iters_per_epoch: Optional[int],
-                 max_epochs: Optional[int], max_iters: Optional[int]) -> float:
-        """Training progress in ``self.unit`` for the given position.
-
-        Args:
-            epoch (int): Current epoch index (0-based).
-            iteration (int): Current global iteration index (0-based).
-            iters_per_epoch (int, optional): To convert between epochs and iterations.
-            max_epochs (int, optional): For fractions with ``by_epoch``.
-            max_iters (int, optional): For fractions without.
-
-        Returns:
-            float: The progress, comparable with ``begin`` and ``end``.
-        """
-        if self.by_epoch:
-            if self.unit == 'epoch':
-                return float(epoch)
-            if self.unit == 'iter':
-                return float(epoch * iters_per_epoch)
-            return epoch / max_epochs
-        if self.unit == 'iter':
-            return float(iteration)
-        if self.unit == 'epoch':
-            return iteration / iters_per_epoch
-        return iteration / max_iters
-
-    def lam_at(self, epoch: int, iteration: int, iters_per_epoch: Optional[int] = None,
-               max_epochs: Optional[int] = None, max_iters: Optional[int] = None) -> float:
-        """``lam`` at a training position (pure; see :meth:`progress`)."""
-        p = self.progress(epoch, iteration, iters_per_epoch, max_epochs, max_iters)
-        return self.schedule_fn(p, self.begin, self.end)
-
-    def _runner_lam(self, runner, epoch: int, iteration: int) -> float:
+    def _lam(self, runner, epoch: int, iteration: int) -> float:
+        """``lam`` at a position of the training (pure: from ``unit`` progress)."""
         loop = runner.train_loop
-        iters_per_epoch = None if isinstance(loop, IterBasedTrainLoop) else len(loop.dataloader)
-        return self.lam_at(epoch, iteration, iters_per_epoch, loop.max_epochs, loop.max_iters)
+        if self.unit == 'fraction':
+            progress = epoch / loop.max_epochs if self.by_epoch else iteration / loop.max_iters
+        elif self.by_epoch:  # an epoch-based loop (checked in before_train)
+            progress = epoch * len(loop.dataloader) if self.unit == 'iter' else epoch
+        else:
+            progress = iteration / len(loop.dataloader) if self.unit == 'epoch' else iteration
+        return self.schedule_fn(float(progress), self.begin, self.end)
 
     def _modules(self, runner) -> List[Dilutable]:
         # Searching the module tree costs a few ms; do it once per model object.
@@ -139,10 +113,7 @@ class DilutionHook(Hook):
                              'train loop; with an iteration-based loop use by_epoch=False and '
                              'unit="iter" or "fraction"')
         self._in_train = True
-        if iter_based:
-            final = self.lam_at(0, loop.max_iters - 1, None, loop.max_epochs, loop.max_iters)
-        else:
-            final = self._runner_lam(runner, loop.max_epochs - 1, loop.max_iters - 1)
+        final = self._lam(runner, loop.max_epochs - 1, loop.max_iters - 1)
         diluted = any(m.diluted_layers for m in modules)
         model = runner.model
         if (diluted and final == 0 and isinstance(model, DistributedDataParallel)
@@ -167,7 +138,7 @@ class DilutionHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         """Set ``lam`` for this iteration and log it."""
-        lam = self._runner_lam(runner, runner.epoch, runner.iter)
+        lam = self._lam(runner, runner.epoch, runner.iter)
         self._set_lam(runner, lam)
         self._train_lam = lam
         runner.message_hub.update_scalar('train/dilution_lam', lam)
@@ -180,7 +151,7 @@ class DilutionHook(Hook):
         if self._in_train:
             lam = self._train_lam
             if lam is None:  # validation before the first iteration
-                lam = self._runner_lam(runner, runner.epoch, runner.iter)
+                lam = self._lam(runner, runner.epoch, runner.iter)
             self._set_lam(runner, lam)
         elif self._train_lam is None and self._loaded_lam is not None:
             self._set_lam(runner, self._loaded_lam)

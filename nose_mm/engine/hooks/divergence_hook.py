@@ -50,9 +50,7 @@ class DivergenceHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         bad = None
         for key, value in (outputs or {}).items():
-            if 'loss' not in key:
-                continue
-            number = _as_float(value)
+            number = _as_float(value) if 'loss' in key else None
             if number is not None and not math.isfinite(number):
                 bad = (key, number)
                 break

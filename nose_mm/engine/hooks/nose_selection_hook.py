@@ -25,18 +25,15 @@ def broadcast_from_main(fn: Callable[[], Any]) -> Any:
         The result of ``fn`` on rank 0.
     """
     payload: list = [None]
-    error: Optional[BaseException] = None
     if get_rank() == 0:
         try:
             payload[0] = ('ok', fn())
         except Exception as exc:  # noqa: BLE001 - forwarded to the other ranks
-            error = exc
-            payload[0] = ('error', f'{type(exc).__name__}: {exc}')
+            broadcast_object_list([('error', f'{type(exc).__name__}: {exc}')], src=0)
+            raise
     broadcast_object_list(payload, src=0)
     status, value = payload[0]
     if status == 'error':
-        if error is not None:
-            raise error
         raise RuntimeError(f'layer selection failed on rank 0: {value}')
     return value
 
@@ -70,7 +67,6 @@ class NoseSelectionHook(Hook):
                              'selection_file')
         if selection_file is not None and not osp.isfile(selection_file):
             raise ValueError(f'selection_file {selection_file!r} does not exist')
-        self.num_layers = self.settings.num_layers
         self.selection_file = selection_file
         self.file_name = file_name
         self.num_workers = num_workers
@@ -99,18 +95,14 @@ class NoseSelectionHook(Hook):
     def _record(self, runner, model) -> Dict[str, Any]:
         """Rank 0: the record to use (from a file, or a new selection)."""
         work_file = osp.join(runner.work_dir, self.file_name)
-        if self.selection_file is not None:
-            record = load_selection_record(self.selection_file)
-            origin = self.selection_file
-        elif osp.isfile(work_file) and getattr(runner, '_resume', False):
-            record = load_selection_record(work_file)
+        origin = self.selection_file
+        if origin is None and osp.isfile(work_file) and getattr(runner, '_resume', False):
             origin = work_file
-        else:
-            record = self._select(runner, model)
-            origin = None
-        if self.num_layers is not None and len(record['selection']) != self.num_layers:
+        record = self._select(runner, model) if origin is None else load_selection_record(origin)
+        num_layers = self.settings.num_layers
+        if num_layers is not None and len(record['selection']) != num_layers:
             raise ValueError(f'{origin} selects {len(record["selection"])} layers '
-                             f'{record["selection"]} but num_layers={self.num_layers}')
+                             f'{record["selection"]} but num_layers={num_layers}')
         if origin != work_file:  # the work dir always records the selection in use
             save_selection(work_file, record)
         if origin is not None:

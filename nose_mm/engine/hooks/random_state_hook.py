@@ -1,6 +1,6 @@
 """RandomStateHook: checkpoints carry the random generators' state (docs/design.md)."""
 import random
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
 import torch
@@ -53,27 +53,13 @@ def _train_sampler(runner) -> Optional[Any]:
     return sampler if hasattr(sampler, 'seed') else None
 
 
-class _RestoreBeforeFetch:
-    """Wraps a loop's data iterator: restores the states before fetch ``skip + 1``."""
-
-    def __init__(self, loop, skip: int, states: Dict[str, Any]) -> None:
-        self._loop, self._inner, self._skip, self._states = loop, loop.dataloader_iterator, \
-            skip, states
-        self._fetched = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self._fetched == self._skip:
-            set_random_states(self._states)
-            self._loop.dataloader_iterator = self._inner
-            return next(self._inner)
-        self._fetched += 1
-        return next(self._inner)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+def _restore_before_fetch(loop, inner: Iterator, skip: int, states: Dict[str, Any]) -> Iterator:
+    """``loop``'s data iterator ``inner`` that restores ``states`` before fetch ``skip + 1``."""
+    for _ in range(skip):
+        yield next(inner)
+    set_random_states(states)
+    loop.dataloader_iterator = inner
+    yield next(inner)
 
 
 @HOOKS.register_module()
@@ -145,7 +131,8 @@ class RandomStateHook(Hook):
                     'train_dataloader.persistent_workers=False for exact resume)')
             set_random_states(states)
         else:
-            loop.dataloader_iterator = _RestoreBeforeFetch(loop, runner.iter, states)
+            loop.dataloader_iterator = _restore_before_fetch(loop, loop.dataloader_iterator,
+                                                             runner.iter, states)
         runner.logger.info('RandomStateHook: random generator states restored from the '
                            'checkpoint')
 

@@ -13,72 +13,9 @@ from nose_mm.registry import HOOKS
 __all__ = ['ResultsHook']
 
 
-def build_results(cfg: Any, model: Optional[Any], metrics: Dict[str, Any], mode: str,
-                  checkpoint: Optional[str] = None, best_checkpoint: Optional[str] = None,
-                  epoch: Optional[int] = None, iteration: Optional[int] = None,
-                  history: Optional[Sequence[Dict[str, Any]]] = None,
-                  count_flops: bool = True, flops_img_size: Optional[Sequence[int]] = None,
-                  failure: Optional[str] = None):
-    """The :class:`~nose_mm.benchmark.records.ResultsRecord` of one run.
-
-    Args:
-        cfg (Config): The run's config (``runner.cfg``).
-        model (torch.nn.Module, optional): The run's model, counted. Defaults to None.
-        metrics (dict): The evaluator's last metrics (raw keys).
-        mode (str): ``'train'``, ``'val'`` or ``'test'``.
-        checkpoint (str, optional): Last (train) or evaluated (test) one. Defaults to None.
-        best_checkpoint (str, optional): Best checkpoint, if kept. Defaults to None.
-        epoch (int, optional): Epoch of the metrics. Defaults to None.
-        iteration (int, optional): Iteration of the metrics. Defaults to None.
-        history (sequence of dict, optional): Earlier ``{epoch, iter, metrics}``. Defaults to None.
-        count_flops (bool): Count FLOPs (one trace in eval mode). Defaults to True.
-        flops_img_size (sequence of int, optional): ``(H, W)`` for FLOPs. Defaults to
-            :func:`~nose_mm.benchmark.info.measure_size`'s.
-        failure (str, optional): Why the run failed (``status: 'failed'``). Defaults to None.
-
-    Returns:
-        ResultsRecord: The record; counting errors are in ``errors``, never raised.
-    """
-    from nose_mm.benchmark import env, flops as fl, info as mi, records as rec, seeds
-    info = rec.ModelInfo.from_json(mi.model_info(cfg, model), 'model')
-    inner = get_ori_model(model) if model is not None else None
-    tta = isinstance(inner, BaseTTAModel)
-    inner = inner.module if tta else inner
-    errors: Dict[str, str] = {}
-    params = backbone_params = flops = None
-    hw = tuple(flops_img_size) if flops_img_size else mi.measure_size(cfg)[0]
-    if inner is not None:
-        try:
-            params = fl.count_params(inner)
-            if getattr(inner, 'backbone', None) is not None:
-                backbone_params = fl.count_params(inner.backbone)
-        except Exception as exc:  # noqa: BLE001 - recorded, the run has succeeded
-            errors['params'] = f'{type(exc).__name__}: {exc}'
-        if count_flops:
-            try:
-                flops = fl.count_flops(mi.TensorForward(inner), (mi.in_channels(cfg), *hw))
-            except Exception as exc:  # noqa: BLE001
-                errors['flops'] = f'{type(exc).__name__}: {exc}'
-    filename, work_dir, git = getattr(cfg, 'filename', None), cfg.get('work_dir'), env.git_commit()
-    return rec.ResultsRecord(
-        mode=mode, status='failed' if failure else 'ok', error=failure,
-        dataset=mi.dataset_name(cfg, 'test' if mode == 'test' else 'val'), model=info,
-        metrics=rec.normalize_metrics(metrics or {}, info.task, tta=tta), tta=tta, epoch=epoch,
-        iter=iteration, history=[rec.Evaluation.from_json(h, 'history') for h in history or []],
-        params=params, backbone_params=backbone_params, flops=flops,
-        flops_input=[mi.in_channels(cfg), *hw],
-        config=osp.abspath(filename) if filename else None, config_sha256=mi.config_sha256(cfg),
-        config_sha256_noseed=seeds.config_sha256_noseed(cfg), seed=seeds.config_seed(cfg),
-        best_checkpoint=best_checkpoint,
-        checkpoint=osp.abspath(checkpoint) if checkpoint and '://' not in checkpoint
-        else checkpoint, work_dir=osp.abspath(work_dir) if work_dir else None,
-        git=rec.GitInfo(**git) if git else None, hardware=env.env_info(), errors=errors,
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
-
-
 @HOOKS.register_module()
 class ResultsHook(Hook):
-    """Write ``<work_dir>/<filename>`` (:func:`build_results`) on rank 0 after a train or test.
+    """Write ``<work_dir>/<filename>`` (a ``ResultsRecord``) on rank 0 after a train or test.
 
     A run stopped by ``DivergenceHook`` (``after_train_failure``) is written as
     failed. Every run has it (``default_hooks.results`` in ``configs/_base_/``).
@@ -134,33 +71,60 @@ class ResultsHook(Hook):
     def after_test_epoch(self, runner, metrics: Optional[Dict[str, Any]] = None) -> None:
         self._mode = 'test'
         self._metrics = dict(metrics or {})
-        self._write(runner, checkpoint=runner.cfg.get('load_from'))
+        self._write(runner)
 
     def after_run(self, runner) -> None:
-        if self._written:
-            return
-        hub = runner.message_hub
-        checkpoint = hub.get_info('last_ckpt') if self._mode == 'train' else \
-            runner.cfg.get('load_from')
-        self._write(runner, checkpoint=checkpoint, best=hub.get_info('best_ckpt'))
+        if not self._written:
+            self._write(runner)
 
     def after_train_failure(self, runner, error: str) -> None:
         """Record a training run that failed (a custom hook point)."""
-        hub = runner.message_hub
-        self._write(runner, checkpoint=hub.get_info('last_ckpt'),
-                    best=hub.get_info('best_ckpt'), failure=error)
+        self._write(runner, failure=error)
 
-    def _write(self, runner, checkpoint: Optional[str], best: Optional[str] = None,
-               failure: Optional[str] = None) -> None:
+    def _write(self, runner, failure: Optional[str] = None) -> None:
+        """Write the run's ``ResultsRecord`` (counting errors go to its ``errors``)."""
         self._written = True
         if not is_main_process():
             return
-        results = build_results(
-            runner.cfg, runner.model, self._metrics or {}, self._mode, checkpoint=checkpoint,
-            best_checkpoint=best, epoch=self._epoch if self._mode != 'test' else None,
-            iteration=self._iter if self._mode != 'test' else None, history=self._history,
-            count_flops=self.count_flops and not failure, flops_img_size=self.flops_img_size,
-            failure=failure)
+        hub, cfg, test = runner.message_hub, runner.cfg, self._mode == 'test'
+        checkpoint = hub.get_info('last_ckpt') if self._mode == 'train' else cfg.get('load_from')
+        best = None if test else hub.get_info('best_ckpt')
+        from nose_mm.benchmark import env, flops as fl, info as mi, records as rec, seeds
+        info = rec.ModelInfo.from_json(mi.model_info(cfg, runner.model), 'model')
+        inner = get_ori_model(runner.model)
+        tta = isinstance(inner, BaseTTAModel)
+        inner = inner.module if tta else inner
+        errors: Dict[str, str] = {}
+        params = backbone_params = flops = None
+        hw = self.flops_img_size or mi.measure_size(cfg)[0]
+        try:
+            params = fl.count_params(inner)
+            if getattr(inner, 'backbone', None) is not None:
+                backbone_params = fl.count_params(inner.backbone)
+        except Exception as exc:  # noqa: BLE001 - recorded, the run has succeeded
+            errors['params'] = f'{type(exc).__name__}: {exc}'
+        if self.count_flops and not failure:
+            try:
+                flops = fl.count_flops(mi.TensorForward(inner), (mi.in_channels(cfg), *hw))
+            except Exception as exc:  # noqa: BLE001
+                errors['flops'] = f'{type(exc).__name__}: {exc}'
+        filename, work_dir = getattr(cfg, 'filename', None), cfg.get('work_dir')
+        git = env.git_commit()
+        results = rec.ResultsRecord(
+            mode=self._mode, status='failed' if failure else 'ok', error=failure,
+            dataset=mi.dataset_name(cfg, 'test' if test else 'val'), model=info,
+            metrics=rec.normalize_metrics(self._metrics or {}, info.task, tta=tta), tta=tta,
+            epoch=None if test else self._epoch, iter=None if test else self._iter,
+            history=[rec.Evaluation.from_json(h, 'history') for h in self._history],
+            params=params, backbone_params=backbone_params, flops=flops,
+            flops_input=[mi.in_channels(cfg), *hw],
+            config=osp.abspath(filename) if filename else None, config_sha256=mi.config_sha256(cfg),
+            config_sha256_noseed=seeds.config_sha256_noseed(cfg), seed=seeds.config_seed(cfg),
+            best_checkpoint=best,
+            checkpoint=osp.abspath(checkpoint) if checkpoint and '://' not in checkpoint
+            else checkpoint, work_dir=osp.abspath(work_dir) if work_dir else None,
+            git=rec.GitInfo(**git) if git else None, hardware=env.env_info(), errors=errors,
+            date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
         path = osp.join(runner.work_dir, self.filename)
         results.save(path)
         runner.logger.info(f'ResultsHook: wrote {path}')

@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import pickle
 import shutil
+from pathlib import Path
 from typing import Any, List
 
 from mmengine.dist import is_main_process, master_only
@@ -42,8 +43,7 @@ class _DeferredRemoval:
     def remove(self, path) -> None:
         self.pending.append(str(path))
 
-    def rmtree(self, path) -> None:
-        self.pending.append(str(path))
+    rmtree = remove
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
@@ -115,7 +115,7 @@ class SafeCheckpointHook(CheckpointHook):
         if not is_main_process():
             return
         atomic_write(osp.join(runner.work_dir, 'last_checkpoint'),
-                     lambda tmp: _write_text(tmp, str(self.last_ckpt)))
+                     lambda tmp: Path(tmp).write_text(str(self.last_ckpt), encoding='utf-8'))
         for old in outdated:
             self._remove_checkpoint(
                 runner, self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old)))
@@ -150,7 +150,3 @@ class SafeCheckpointHook(CheckpointHook):
         save_checkpoint(checkpoint, final_path, backend_args=self.backend_args)
         runner.logger.info(f'The checkpoint ({ckpt_path}) is published to {final_path}.')
 
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(text)

@@ -38,6 +38,9 @@ class NoseRunner(Runner):
         runner.checkpoint_fit = fit
         return runner
 
+    #: DilutionHook leaves the checkpoint's dilution record to this Runner (applied once).
+    applies_checkpoint_dilution = True
+
     @staticmethod
     def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
         """mmengine's ``build_dataloader`` with :mod:`nose_mm.datasets.checks`."""

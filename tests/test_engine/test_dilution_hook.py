@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from nose_mm.engine.runner import NoseRunner
 
 import nose_mm  # noqa: F401  (registers)
 from nose_mm.engine.hooks import DilutionHook
@@ -106,7 +106,7 @@ def _runner(work_dir, root, hook, *extra_hooks, max_epochs=3, max_iters=None, va
     if val:
         cfg.update(val_dataloader=_dataloader(root, 'test'), val_cfg=dict(),
                    val_evaluator=dict(type='Accuracy', topk=(1, )))
-    return Runner(**cfg)
+    return NoseRunner(**cfg)  # the runner of every nose_mm run (configs/_base_/)
 
 
 def _expected(schedule, progress, begin, end):

@@ -10,7 +10,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nose_mm.models.dilution import (META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED,
                                      Dilutable, find_dilutable_modules, get_lam_schedule)
-from nose_mm.checkpoint.fit import apply_checkpoint_dilution
+from nose_mm.checkpoint.fit import apply_checkpoint_dilution  # noqa: I001 (after models)
 from nose_mm.registry import HOOKS
 
 __all__ = ['DilutionHook', 'get_dilutable_modules']
@@ -163,13 +163,14 @@ class DilutionHook(Hook):
             self._set_lam(runner, lam)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Remember the checkpoint's ``lam``; apply its dilution record to the model."""
+        """Remember the checkpoint's ``lam``; under a Runner other than ``NoseRunner`` (which
+        applies it itself, once) apply the checkpoint's dilution record to the model."""
         meta = checkpoint.get('meta') or {}
         lam = meta.get(META_LAM)
         self._loaded_lam = None if lam is None else float(lam)
-        # NoseRunner names the file it is loading; mmengine's Runner does not
-        source = getattr(runner, 'loading_checkpoint', None)
-        applied = apply_checkpoint_dilution(runner.model, meta, source)
+        if getattr(runner, 'applies_checkpoint_dilution', False):
+            return
+        applied = apply_checkpoint_dilution(runner.model, meta, None)
         if applied:
             runner.logger.info(f'DilutionHook: diluting layers {applied} as recorded in the '
                                f'checkpoint')

@@ -43,7 +43,10 @@ def _child(request: dict) -> None:
             target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(target, fd)
             os.close(target)
-        code = run_tool(osp.join(REPO, 'tools', request['tool']), request['args'])
+        try:
+            code = run_tool(osp.join(REPO, 'tools', request['tool']), request['args'])
+        except BaseException:  # noqa: BLE001 - a bad tool name, an interrupt: said on stderr
+            traceback.print_exc()
         try:
             atexit._run_exitfuncs()
             logging.shutdown()

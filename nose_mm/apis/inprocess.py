@@ -21,8 +21,8 @@ def _exit_status(exc: SystemExit) -> int:
     code = exc.code
     if code is None:
         return 0
-    if isinstance(code, int):
-        return code
+    if isinstance(code, int):  # bool included; a process keeps the low 8 bits
+        return int(code) & 0xFF
     print(code, file=sys.stderr)
     return 1
 
@@ -54,10 +54,10 @@ def run_tool(script: str, argv: Sequence[str], log: Optional[str] = None) -> int
     """
     if not osp.isfile(script):
         raise ValueError(f'no script {script!r} (not a file)')
+    saved_fds = _redirect(log) if log is not None else None  # before anything is changed
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [script, *(str(a) for a in argv)]
     sys.path.insert(0, osp.dirname(osp.abspath(script)))
-    saved_fds = _redirect(log) if log is not None else None
     try:
         runpy.run_path(script, run_name='__main__')
         status = 0

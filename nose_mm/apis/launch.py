@@ -131,9 +131,11 @@ def check_run_defaults(cfg: Config, config_path: str) -> list:
     default_hooks = dict(cfg.get('default_hooks') or {})
     custom = {_hook_type(h) for h in cfg.get('custom_hooks') or []}
     for key, hook_type in RUN_HOOKS.items():
-        declared = key in default_hooks and default_hooks[key] is not None
+        if key in default_hooks and default_hooks[key] is None:
+            del default_hooks[key]  # turned off; mmengine takes None for its own keys only
+            continue
         if hook_type in custom:
-            if declared:
+            if key in default_hooks:
                 raise UserError(f'{config_path}: {hook_type} is both default_hooks.{key} and '
                                 f'in custom_hooks; keep one (set default_hooks.{key}=None to '
                                 f'use the custom_hooks entry)')
@@ -141,8 +143,6 @@ def check_run_defaults(cfg: Config, config_path: str) -> list:
         if key not in default_hooks:
             default_hooks[key] = dict(type=hook_type)
             added.append(f'default_hooks.{key}={hook_type}')
-        elif default_hooks[key] is None:  # turned off; mmengine takes None for its own keys only
-            del default_hooks[key]
     cfg.default_hooks = default_hooks
     if added:
         print_log(f'{config_path} leaves out what every nose_mm run has; added: '

@@ -82,8 +82,8 @@ def _forward_fn(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
     def run() -> None:
         grad = contextlib.nullcontext() if train else torch.inference_mode()
         with grad, torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            out = model(x)
-            loss = _outputs_sum(out) if train else None
+            # the train step keeps no reference to the output: backward runs without it
+            loss = _outputs_sum(model(x)) if train else model(x)
         if train:
             loss.backward()
             model.zero_grad(set_to_none=True)

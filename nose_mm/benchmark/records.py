@@ -148,7 +148,9 @@ class _File(Record):
     @classmethod
     def from_json(cls, data: Any, where: str = '') -> Any:
         """As :meth:`Record.from_json`, after checking ``format`` and ``version``."""
-        got = data.get('format') if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            raise RecordError(f'"top level" is {_short(data)}, expected an object')
+        got = data.get('format')
         if got != cls.FORMAT:
             raise RecordError(f'"format" is {_short(got)}, expected {cls.FORMAT!r} (a file '
                               f'written by {cls.WRITER})')

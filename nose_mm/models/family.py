@@ -257,7 +257,7 @@ def layout_of_state_dict(state_dict: StateDict, prefix: str = 'backbone.') -> Bl
             families with different layouts.
     """
     found = {id(f.layout): f.layout for f in families() if f.layout.depths(state_dict, prefix)}
-    looked = ', '.join(sorted({f'"{f.layout.example.format(prefix=prefix, block="<i>")}."'
+    looked = ', '.join(sorted({f'"{f.layout.key_shape(prefix)}"'
                                for f in families()}))
     if not found:
         raise ValueError(f'no backbone block keys under prefix {prefix!r} (looked for {looked}): '

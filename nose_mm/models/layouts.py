@@ -68,6 +68,11 @@ class BlockLayout:
                 out[key] = BlockKey(offsets[stage] + block, part)
         return out
 
+    def key_shape(self, prefix: str = '') -> str:
+        """The shape of a block key, for messages (``'backbone.layers.<i>.'``)."""
+        block = '<s>.blocks.<j>' if self._staged else '<i>'
+        return self.example.format(prefix=prefix, block=block) + '.'
+
     def describe(self, layer: int, prefix: str, depths: Sequence[int]) -> str:
         """Key names of ``layer``'s removable parts, for messages."""
         if self._staged:

@@ -19,6 +19,8 @@ if how == 'exit3':
     sys.exit(3)
 if how == 'message':
     sys.exit('a message')
+if how == 'exit256':
+    sys.exit(256)
 if how == 'raise':
     raise RuntimeError('boom')
 if how == 'interrupt':
@@ -35,7 +37,7 @@ def script(tmp_path):
 
 
 @pytest.mark.parametrize('how, status', [('end', 0), ('exit3', 3), ('message', 1),
-                                         ('raise', 1)])
+                                         ('raise', 1), ('exit256', 0)])
 def test_status_and_output_as_a_process_has_them(tmp_path, script, how, status, capfd):
     import json
     log = tmp_path / 'step.log'
@@ -89,3 +91,10 @@ def test_a_real_tool(tmp_path):
                     [tmp_path / 'in.pth', tmp_path / 'out.pth', '--no-such-flag'],
                     log=str(log)) == 2
     assert 'unrecognized arguments: --no-such-flag' in log.read_text()
+
+
+def test_an_unwritable_log_changes_nothing(tmp_path, script):
+    argv, path = list(sys.argv), list(sys.path)
+    with pytest.raises(FileNotFoundError):
+        run_tool(script, ['x'], log=str(tmp_path / 'no' / 'dir' / 'step.log'))
+    assert sys.argv == argv and sys.path == path

@@ -175,3 +175,9 @@ def test_reference_entries_are_checked_by_the_same_schema(tmp_path):
         'segmentation',
         f'{path}: "references[2].reported" is False, expected one of True',
         f"{path}: references[3]: duplicate id 'a'"]
+
+
+@pytest.mark.parametrize('data', ['nose_mm.results', ['x'], None])
+def test_a_top_level_that_is_no_object_is_named(data):
+    with pytest.raises(RecordError, match=r'"top level" is .*, expected an object'):
+        ResultsRecord.from_json(data)

@@ -38,3 +38,15 @@ def test_a_config_that_leaves_them_out_gets_them_named(tmp_path):
     with pytest.raises(UserError, match='RandomStateHook is both default_hooks.random_state and '
                                         'in custom_hooks'):
         check_run_defaults(cfg, str(path))
+
+
+def test_the_fix_the_refusal_names_works():
+    """default_hooks.<key>=None with the hook in custom_hooks: the custom entry is the one,
+    and no None is left for mmengine (it takes None only for its own default hooks)."""
+    path = osp.join(ROOT, 'configs', 'demo', 'deit-demo_nose_digits-16px.py')
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict({'default_hooks.results': None})
+    cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='ResultsHook', count_flops=False)]
+    assert check_run_defaults(cfg, path) == []
+    assert 'results' not in cfg.default_hooks
+    assert all(cfg.default_hooks[key] is not None for key in ('divergence', 'random_state'))

@@ -137,7 +137,7 @@ def test_prune_keys_and_messages():
                        r'/ "...attn.\*" keys \(layers 0..5 exist\): it is already pruned'):
         prune_state_dict(pruned, [3])
     with pytest.raises(ValueError, match=r'no backbone block keys under prefix \'model.\' \(looked '
-                       r'for "model.layers.<i>.", "model.stages.<i>."\): is the prefix '
+                       r'for "model.layers.<i>.", "model.stages.<s>.blocks.<j>."\): is the prefix '
                        r"'model.' right\?"):
         prune_state_dict(state, [3], prefix='model.')
 

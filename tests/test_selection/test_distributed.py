@@ -36,6 +36,10 @@ def _worker(rank, world_size, out_dir):
         dist.barrier()  # both ranks finish their work before the group goes away
     finally:
         dist.destroy_process_group()
+    # gloo's threads can still be winding down when the interpreter tears its C++ state
+    # down ("terminate called without an active exception", SIGABRT, seen once in ~10
+    # suite runs on 2 cores): the results are written, leave without the teardown
+    os._exit(0)
 
 
 @pytest.mark.slow

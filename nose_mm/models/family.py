@@ -19,7 +19,7 @@ registry and name no family. A new family is one module that subclasses
 :class:`BackboneFamily`, plus its configs and tests.
 """
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type
 
 from torch import Tensor, nn
 
@@ -121,9 +121,10 @@ class BackboneFamily:
         """The block's own forward (removed blocks)."""
         return block(state)
 
-    def leave(self, backbone: nn.Module, index: int, state: Any) -> Any:
-        """Block ``index``'s output state as the next block's input (e.g. merged)."""
-        return state
+    def exits(self, backbone: nn.Module) -> Dict[int, Callable[[Any], Any]]:
+        """``{block index: step}`` turning that block's output state into the next block's
+        input (e.g. patch merging); blocks not listed hand their output on as it is."""
+        return {}
 
     def readout(self, backbone: nn.Module, state: Any, context: Any) -> Tensor:
         """The last block's output to the backbone's last output (what the neck reads)."""
@@ -177,9 +178,7 @@ def get_family(name: str) -> BackboneFamily:
 
 
 def _most_specific(found: List[BackboneFamily]) -> List[BackboneFamily]:
-    names = {f.name for f in found}
-    return [f for f in found if not any(g.specialises == f.name for g in found
-                                        if g.specialises in names)]
+    return [f for f in found if not any(g.specialises == f.name for g in found)]
 
 
 def family_of_module(backbone: Any) -> Optional[BackboneFamily]:
@@ -223,7 +222,7 @@ def detect_source_family(state_dict: StateDict) -> BackboneFamily:
 
 
 def family_of_state_dict(state_dict: StateDict,
-                             prefix: str = 'backbone.') -> Optional[BackboneFamily]:
+                         prefix: str = 'backbone.') -> Optional[BackboneFamily]:
     """The family of a state dict with nose_mm / mmpretrain keys under ``prefix``.
 
     Returns:
@@ -238,7 +237,6 @@ def family_of_state_dict(state_dict: StateDict,
     if any(c is None for _, c in claims):
         return None
     return _one((f for f, c in claims if c), f'the state dict (prefix {prefix!r})')
-
 
 
 def undecided_families(state_dict: StateDict, prefix: str = 'backbone.') -> List[BackboneFamily]:

@@ -18,6 +18,7 @@ FEATURES = ('head_input', 'logits')
 #: What a skipped attention sublayer leaves: ``x`` (identity) or ``2x`` (compensated).
 SKIP_MODES = ('identity', 'compensated')
 
+
 def applies_skip_mode(block: Callable) -> Callable:
     """Mark a ``block`` override that skips through ``skipped_attention``."""
     block.applies_skip_mode = True
@@ -91,6 +92,11 @@ class FamilyAdapter:
         self.backbone = model.backbone
         self.blocks = family.blocks(self.backbone)
         family.check_readout(self.backbone, len(self.blocks))
+        #: Blocks without attention (pruned, fixed when the model is built); never candidates.
+        self.removed_layers = sorted(
+            int(i) for i in (getattr(self.backbone, 'removed_layers', None) or ()))
+        self._removed = frozenset(self.removed_layers)
+        self._exits = family.exits(self.backbone)  # computed once, used after every block
 
     @property
     def num_layers(self) -> int:
@@ -98,15 +104,9 @@ class FamilyAdapter:
         return len(self.blocks)
 
     @property
-    def removed_layers(self) -> List[int]:
-        """Blocks without attention (pruned); never candidates."""
-        return sorted(int(i) for i in (getattr(self.backbone, 'removed_layers', None) or ()))
-
-    @property
     def candidate_layers(self) -> List[int]:
         """Blocks whose attention can be skipped, ascending."""
-        removed = set(self.removed_layers)
-        return [i for i in range(self.num_layers) if i not in removed]
+        return [i for i in range(self.num_layers) if i not in self._removed]
 
     def embed(self, inputs: Tensor) -> Tuple[Any, Any]:
         """Preprocessed images to ``(state, context)`` (context: e.g. the patch grid)."""
@@ -114,7 +114,7 @@ class FamilyAdapter:
 
     def attention_branch(self, index: int, x: Any) -> Tensor:
         """The attention branch of block ``index`` on state ``x`` (no residual)."""
-        if index in self.removed_layers:
+        if index in self._removed:
             raise ValueError(f'layer {index} has no attention (removed layers: '
                              f'{self.removed_layers})')
         return self.family.attention_branch(self.blocks[index], x)
@@ -139,11 +139,16 @@ class FamilyAdapter:
         Returns:
             The block's output state.
         """
-        if index not in self.removed_layers:
+        if index not in self._removed:
             return self.block_parts(index, x, skip_attn).output
         if skip_attn:
             raise ValueError(f'layer {index} is removed; its attention cannot be skipped')
-        return self.family.leave(self.backbone, index, self.family.run_block(self.blocks[index], x))
+        return self._leave(index, self.family.run_block(self.blocks[index], x))
+
+    def _leave(self, index: int, state: Any) -> Any:
+        """Block ``index``'s output state as the next block's input (the family's exits)."""
+        step = self._exits.get(index)
+        return state if step is None else step(state)
 
     def block_parts(self, index: int, x: Any, skip_attn: bool = False) -> BlockParts:
         """Block ``index`` split into its sublayers (``attn`` None if ``skip_attn``)."""
@@ -152,8 +157,7 @@ class FamilyAdapter:
         attn = None if skip_attn else self.attention_branch(index, x)
         mid = self.skipped_attention(tokens) if skip_attn else tokens + attn
         mlp = self.mlp_branch(index, family.with_tokens(x, mid))
-        return BlockParts(tokens, attn, mlp,
-                          family.leave(self.backbone, index, family.with_tokens(x, mid + mlp)))
+        return BlockParts(tokens, attn, mlp, self._leave(index, family.with_tokens(x, mid + mlp)))
 
     def readout(self, x: Any, context: Any) -> Tensor:
         """Last block's output state to the (B, D) features selected by ``features``."""

@@ -212,13 +212,13 @@ class SwinFamily(BackboneFamily):
     def run_block(self, block, state):
         return (block(*state), state[1])
 
-    def leave(self, backbone, index, state):
-        ends = 0
+    def exits(self, backbone):
+        out, last = {}, -1
         for stage in backbone.stages:
-            ends += len(stage.blocks)
-            if index == ends - 1:
-                return stage.downsample(*state) if stage.downsample is not None else state
-        return state
+            last += len(stage.blocks)
+            if stage.downsample is not None:
+                out[last] = lambda state, merge=stage.downsample: merge(*state)
+        return out
 
     def readout(self, backbone, state, context):
         norm = getattr(backbone, f'norm{len(backbone.stages) - 1}')

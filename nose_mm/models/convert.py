@@ -15,17 +15,24 @@ __all__ = ['unwrap_state_dict', 'convert_deit_checkpoint', 'convert_lambda_vit',
            'parse_layer_list']
 
 
-def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
+def unwrap_state_dict(checkpoint: dict,
+                      keys: Sequence[str] = ('model', 'state_dict')) -> Dict[str, torch.Tensor]:
     """The state dict of ``{'model': sd}``, ``{'state_dict': sd}`` or ``sd``, ``module.`` removed.
+
+    Args:
+        checkpoint (dict): The loaded checkpoint.
+        keys (sequence of str): Keys to look under, in order, before the top level.
+            Defaults to ``('model', 'state_dict')``.
 
     Raises:
         ValueError: No tensor dict found.
     """
     if not isinstance(checkpoint, dict):
         raise ValueError(f'expected a dict checkpoint, got {type(checkpoint).__name__}')
-    state_dict = state_dict_of(checkpoint, keys=('model', 'state_dict'))
+    state_dict = state_dict_of(checkpoint, keys=tuple(keys))
     if not state_dict or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ValueError('no state dict of tensors found (looked at "model", "state_dict" '
+        looked = ', '.join(f'"{k}"' for k in keys)
+        raise ValueError(f'no state dict of tensors found (looked at {looked} '
                          'and the top level)')
     return state_dict
 
@@ -51,6 +58,8 @@ def convert_deit_checkpoint(checkpoint: dict) -> dict:
 
 # The reference code's lambda is max(0, 1 - epoch / 299) (docs/design.md).
 _REFERENCE_LAMBDA_END = 299
+# main_lambda.py's --finetune reads 'model', else 'net' (transplant.py likewise).
+_REFERENCE_WEIGHT_KEYS = ('model', 'net', 'state_dict')
 
 
 def parse_layer_list(value, name: str) -> List[int]:
@@ -108,27 +117,61 @@ def _reference_args(checkpoint: dict) -> Tuple[Optional[List[int]], List[int]]:
     return prune, done
 
 
+def _check_lambda_done(checkpoint: dict, removed: List[int], done: List[int], origin: str,
+                       final: bool) -> None:
+    """Refuse a file whose removed layers (less ``done``) may still have lambda > 0."""
+    diluted = sorted(set(removed) - set(done))
+    if not diluted:
+        return
+    epoch = checkpoint.get('epoch')
+    if epoch is None:
+        if final and origin == '--removed-layers':
+            return
+        raise ValueError(
+            f'the checkpoint records no epoch, so whether the reference lambda of layers '
+            f'{diluted} reached 0 cannot be told (their attention is still in the file); if it '
+            f'is a finished model, say so with --removed-layers '
+            f'{" ".join(map(str, removed))} --final')
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        raise ValueError(f'checkpoint["epoch"] must be an int, got {epoch!r}')
+    lam = min(1.0, 1.0 - epoch / _REFERENCE_LAMBDA_END)
+    if lam > 0:
+        raise ValueError(
+            f'the checkpoint was saved after epoch {epoch}, where the reference code '
+            f'trains layers {diluted} with lambda = {lam:.4g} > 0 '
+            f'(it reaches 0 at epoch {_REFERENCE_LAMBDA_END}): their attention still '
+            f'contributes, so it is not a pruned model')
+
+
 def convert_lambda_vit(checkpoint: dict, compensate: bool = True,
                        removed_layers: Optional[Sequence[int]] = None,
-                       ema: bool = False) -> dict:
+                       ema: bool = False, final: bool = False) -> dict:
     """Convert a reference-code (``lambda_vit``) checkpoint to a pruned nose_mm one.
 
-    As ``main_lambda.py`` saves it, or already stripped (docs/design.md).
+    As ``main_lambda.py`` saves it, or already stripped (docs/design.md). The weights are
+    read from ``'model'``, else ``'net'`` (as ``main_lambda.py --finetune`` reads them),
+    else ``'state_dict'`` or the top level.
 
     Args:
         checkpoint (dict): The loaded checkpoint, or a bare timm-style state dict.
         compensate (bool): The model was trained with compensated residuals. Defaults to True.
         removed_layers (Sequence[int], optional): Overrides ``args.prune_layer``. Defaults to None.
         ema (bool): Convert ``checkpoint['model_ema']``. Defaults to False.
+        final (bool): The caller states that the file is a finished model (lambda = 0 for
+            every removed layer). Needed, with ``removed_layers``, when the file still holds
+            the removed layers' attention and records no ``epoch``. Defaults to False.
 
     Returns:
         dict: ``{'state_dict', 'meta'}`` (``removed_layers``, ``dilution_compensate``).
 
     Raises:
-        ValueError: A bad or conflicting removed set, lambda > 0, or ``ema`` without one.
+        ValueError: A bad or conflicting removed set, lambda > 0, no epoch to tell lambda
+            by (without ``final``), or ``ema`` without one.
     """
     if not isinstance(compensate, bool):
         raise ValueError(f'compensate must be True or False, got {compensate!r}')
+    if not isinstance(final, bool):
+        raise ValueError(f'final must be True or False, got {final!r}')
     if not isinstance(checkpoint, dict):
         raise ValueError(f'expected a dict checkpoint, got {type(checkpoint).__name__}')
     if removed_layers is not None:
@@ -137,7 +180,8 @@ def convert_lambda_vit(checkpoint: dict, compensate: bool = True,
     if not isinstance(source, dict):
         raise ValueError('--ema: the checkpoint has no "model_ema" state dict '
                          '(trained with --no-model-ema?)')
-    state_dict, stripped = convert_timm_vit(unwrap_state_dict(source), allow_removed=True)
+    state_dict, stripped = convert_timm_vit(
+        unwrap_state_dict(source, keys=_REFERENCE_WEIGHT_KEYS), allow_removed=True)
     num_layers = sum(VIT_LAYOUT.depths(state_dict, 'backbone.'))
     prune, done = _reference_args(checkpoint)
     recorded = None if prune is None else sorted(set(prune) | set(done))
@@ -158,15 +202,6 @@ def convert_lambda_vit(checkpoint: dict, compensate: bool = True,
     elif recorded is not None:
         origin = 'args.prune_layer'
         removed = check_layer_set(recorded, num_layers, 'args.prune_layer')
-        epoch = checkpoint.get('epoch')
-        diluted = sorted(set(prune) - set(done))
-        lam = min(1.0, 1.0 - epoch / _REFERENCE_LAMBDA_END) if isinstance(epoch, int) else 0.0
-        if diluted and lam > 0:
-            raise ValueError(
-                f'the checkpoint was saved after epoch {epoch}, where the reference code '
-                f'trains layers {diluted} with lambda = {lam:.4g} > 0 '
-                f'(it reaches 0 at epoch {_REFERENCE_LAMBDA_END}): their attention still '
-                f'contributes, so it is not a pruned model')
     else:
         raise ValueError('cannot tell which layers were removed: every block has norm1/attn '
                          'and the checkpoint has no args.prune_layer; pass --removed-layers')
@@ -174,6 +209,8 @@ def convert_lambda_vit(checkpoint: dict, compensate: bool = True,
         raise ValueError(f'the removed set from {origin} is empty: this is an unpruned model; '
                          f'convert it with tools/convert/deit_to_mmpretrain.py')
     if not stripped:
+        # the removed layers' attention is still in the file: lambda must have reached 0
+        _check_lambda_done(checkpoint, removed, done, origin, final)
         state_dict = prune_state_dict(state_dict, removed)
     meta = {
         'converted_from': 'lambda_vit' + ('/model_ema' if ema else ''),

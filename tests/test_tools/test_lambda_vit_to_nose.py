@@ -118,16 +118,29 @@ def test_removed_layers_flag_gives_or_overrides_the_set(models, tmp_path, capsys
     converted = convert_lambda_vit(checkpoint, removed_layers=[4, 1])
     assert converted['meta']['removed_layers'] == [1, 4]
     assert converted['meta']['removed_layers_from'] == '--removed-layers'
-    # no args at all: the flag alone gives the set
+    # no args and no epoch, weights under 'net' (main_lambda.py --finetune reads it): the
+    # flag gives the set and --final says lambda reached 0; without --final it is refused
     src, dst = tmp_path / 'bare.pth', tmp_path / 'out.pth'
-    torch.save({'model': model.state_dict()}, src)
-    assert _tool().main([str(src), str(dst), '--removed-layers', '0', '2', '3']) == 0
+    torch.save({'net': model.state_dict()}, src)
+    assert _tool().main([str(src), str(dst), '--removed-layers', '0', '2', '3']) == 2
+    assert capsys.readouterr().err == (
+        'nose_mm: error: the checkpoint records no epoch, so whether the reference lambda of '
+        'layers [0, 2, 3] reached 0 cannot be told (their attention is still in the file); if '
+        'it is a finished model, say so with --removed-layers 0 2 3 --final\n')
+    assert not dst.exists()
+    assert _tool().main([str(src), str(dst), '--removed-layers', '0', '2', '3',
+                         '--final']) == 0
     nose = _classifier([0, 2, 3])
     load_checkpoint(nose, str(dst), strict=True)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         expected = reference_pruned_forward(model, x, {0, 2, 3})
         assert (nose(x, mode='tensor') - expected).abs().max().item() <= 1e-5
+    # 'model' wins over 'net' when both are there, as in main_lambda.py
+    both_keys = {'model': model.state_dict(), 'net': ema.state_dict(), 'epoch': 399}
+    converted = convert_lambda_vit(both_keys, removed_layers=[0, 2, 3])
+    assert torch.equal(converted['state_dict']['backbone.layers.1.ln1.weight'],
+                       model.state_dict()['blocks.1.norm1.weight'])
     # done_layer (layers already at lam = 0) join the removed set
     both = _main_lambda_checkpoint(model, ema, prune_layer='[3]', done_layer='[0, 2]')
     assert convert_lambda_vit(both)['meta']['removed_layers'] == [0, 2, 3]
@@ -170,6 +183,17 @@ def test_stripped_layout_still_accepted(models, tmp_path, capsys):
     ([], dict(epoch=200), 'the checkpoint was saved after epoch 200, where the reference code '
      'trains layers [0, 2, 3] with lambda = 0.3311 > 0 (it reaches 0 at epoch 299): their '
      'attention still contributes, so it is not a pruned model'),
+    ([], dict(drop='epoch'), 'the checkpoint records no epoch, so whether the reference '
+     'lambda of layers [0, 2, 3] reached 0 cannot be told (their attention is still in the '
+     'file); if it is a finished model, say so with --removed-layers 0 2 3 --final'),
+    (['--final'], dict(drop='epoch'), 'the checkpoint records no epoch, so whether the '
+     'reference lambda of layers [0, 2, 3] reached 0 cannot be told (their attention is still '
+     'in the file); if it is a finished model, say so with --removed-layers 0 2 3 --final'),
+    (['--removed-layers', '0', '2', '3', '--final'], dict(epoch=200), 'the checkpoint was '
+     'saved after epoch 200, where the reference code trains layers [0, 2, 3] with lambda = '
+     '0.3311 > 0 (it reaches 0 at epoch 299): their attention still contributes, so it is '
+     'not a pruned model'),
+    ([], dict(epoch='399'), "checkpoint[\"epoch\"] must be an int, got '399'"),
     ([], dict(drop='args'), 'cannot tell which layers were removed: every block has '
      'norm1/attn and the checkpoint has no args.prune_layer; pass --removed-layers'),
     (['--ema'], dict(drop='model_ema'), '--ema: the checkpoint has no "model_ema" state dict '

@@ -1,9 +1,10 @@
 """Convert a checkpoint of the reference code (lambda_vit) to a pruned nose_mm one.
 
     python tools/convert/lambda_vit_to_nose.py SRC DST [--removed-layers 0 1 3 4 6]
-        [--ema] [--no-compensate] [--trust-checkpoint]
+        [--ema] [--no-compensate] [--final] [--trust-checkpoint]
 
-SRC is either as ``main_lambda.py`` saves it (every block still has ``norm1`` /
+SRC is either as ``main_lambda.py`` saves it (the weights under ``'model'``, or ``'net'``
+as ``main_lambda.py --finetune`` also reads) (every block still has ``norm1`` /
 ``attn``; the removed set is ``args.prune_layer``, or ``--removed-layers``) or
 already stripped (the removed blocks have no ``norm1`` / ``attn``). The removed
 layers become ``removed_layers`` in DST's meta. Build the model with
@@ -28,6 +29,10 @@ def parse_args(argv=None):
     parser.add_argument('--no-compensate', action='store_true',
                         help='the model was trained without residual compensation '
                         '(the reference default is compensated: pruned blocks compute 2 * x)')
+    parser.add_argument('--final', action='store_true',
+                        help='SRC is a finished model (lambda reached 0 for every removed '
+                        'layer); needed, with --removed-layers, when SRC still holds their '
+                        'attention and records no epoch')
     add_trust_checkpoint_arg(parser)
     return parser.parse_args(argv)
 
@@ -42,7 +47,8 @@ def main(argv=None) -> int:
     converted = convert_checkpoint_file(
         args.src, args.dst,
         lambda ckpt: convert_lambda_vit(ckpt, compensate=not args.no_compensate,
-                                        removed_layers=args.removed_layers, ema=args.ema))
+                                        removed_layers=args.removed_layers, ema=args.ema,
+                                        final=args.final))
     meta = converted['meta']
     print(f'converted {len(converted["state_dict"])} tensors -> {args.dst} '
           f'(removed_layers={meta["removed_layers"]} from {meta["removed_layers_from"]}); '

@@ -119,10 +119,19 @@ class NoseBackboneMixin(DilutableMixin):
             block.compensate = self._dilution_compensate
             block.dilution_lam = self._dilution_lam if i in diluted else 1.0
 
+    def _upgrade_legacy_keys(self, state_dict, prefix: str, local_metadata: dict) -> None:
+        """Rename / drop, in place, the keys of older versions of the parent's checkpoints.
+
+        The parent's own upgrade, for parents that gate it on their exact class (Swin);
+        runs before the attention-layer check and the parent's load. No-op by default.
+        """
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
-        # Raise if the checkpoint's pruned layers differ from the model's; blocks beyond
-        # the model's depths are left to the missing/unexpected keys.
+        # First the parent's legacy-key upgrade, so every checkpoint the parent class loads
+        # loads here too; then raise if the checkpoint's pruned layers differ from the
+        # model's; blocks beyond the model's depths are left to the missing/unexpected keys.
+        self._upgrade_legacy_keys(state_dict, prefix, local_metadata)
         layout = self.block_layout
         blocks = layout.block_keys(state_dict.keys(), prefix, self.block_depths()).values()
         with_attn = {b.layer for b in blocks if b.part in layout.attention_parts}

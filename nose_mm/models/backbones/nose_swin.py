@@ -67,6 +67,22 @@ class NoseSwinTransformer(NoseBackboneMixin, SwinTransformer):
     def block_depths(self):
         return tuple(len(stage.blocks) for stage in self.stages)
 
+    def _upgrade_legacy_keys(self, state_dict, prefix, local_metadata):
+        # SwinTransformer upgrades version < 2 files (the last stage's norm saved as
+        # ``norm``) and version < 3 ones (a stored ``attn_mask`` buffer) only when its
+        # class is exactly SwinTransformer; the same upgrade, for the keys under prefix.
+        version = local_metadata.get('version')
+        if version is not None and version >= 3:
+            return
+        if version is None or version < 2:
+            old, new = f'{prefix}norm.', f'{prefix}norm{len(self.stages) - 1}.'
+            for key in [k for k in state_dict if k.startswith(old)]:
+                if new + key[len(old):] not in state_dict:  # both: left to the strict fit
+                    state_dict[new + key[len(old):]] = state_dict.pop(key)
+        for key in [k for k in state_dict
+                    if k.startswith(prefix) and k.rsplit('.', 1)[-1] == 'attn_mask']:
+            del state_dict[key]
+
 
 # Swin: block-relative timm / official name -> mmpretrain name (under stages.{s}.blocks.{j}.).
 _SWIN_BLOCK = {

@@ -10,6 +10,7 @@ from .io import file_sha256, load_selection, load_selection_record, save_selecti
 from .loading import (build_calibration_dataset, build_calibration_loader,
                       calibration_dataset_cfg, calibration_indices, collect_batches,
                       prepare_calibration)
+from .presets import PRESETS, preset_record, preset_settings
 from .runner import run_selection, select_from_config
 from .settings import (METHODS, SPLITS, SelectionSettings, add_selection_args, add_setting_arg,
                        settings_from_args)
@@ -23,5 +24,6 @@ __all__ = [
     'load_selection', 'load_selection_record', 'file_sha256', 'calibration_dataset_cfg',
     'build_calibration_dataset', 'calibration_indices', 'build_calibration_loader',
     'collect_batches', 'prepare_calibration', 'METHODS', 'run_selection', 'select_from_config',
-    'SelectionSettings', 'SPLITS', 'add_selection_args', 'add_setting_arg', 'settings_from_args'
+    'SelectionSettings', 'SPLITS', 'add_selection_args', 'add_setting_arg', 'settings_from_args',
+    'PRESETS', 'preset_settings', 'preset_record'
 ]

@@ -22,8 +22,10 @@ class _Evaluator:
         if len(batches) == 0:
             raise ValueError('the calibration set is empty')
         self.adapter = adapter
-        self.batches = list(batches)
-        self.num_samples = sum(int(b.shape[0]) for b in self.batches)
+        streamed = getattr(batches, 'num_samples', None)  # StreamedBatches: not kept
+        self.batches = batches if streamed is not None else list(batches)
+        self.num_samples = streamed if streamed is not None else sum(
+            int(b.shape[0]) for b in self.batches)
         if self.num_samples < 2:
             raise ValueError(f'entropy needs at least 2 calibration samples, got '
                              f'{self.num_samples}')

@@ -148,6 +148,33 @@ def collect_batches(model: torch.nn.Module, dataloader: Any) -> List[torch.Tenso
         return [model.data_preprocessor(data, False)['inputs'] for data in dataloader]
 
 
+class StreamedBatches:
+    """The preprocessed batches of a loader, read again on every iteration (none kept).
+
+    What the evaluators iterate over instead of :func:`collect_batches`' list when the
+    calibration set is too large to keep (``calibration_images='stream'``).
+
+    Args:
+        model (nn.Module): A model with a ``data_preprocessor`` (unwrapped here).
+        dataloader (DataLoader): Re-iterable, deterministic (unshuffled) batches.
+    """
+
+    def __init__(self, model: torch.nn.Module, dataloader: Any) -> None:
+        self.model = get_ori_model(model)
+        self.dataloader = dataloader
+        dataset = getattr(dataloader, 'dataset', None)
+        #: Images per pass (None when the loader has no sized dataset).
+        self.num_samples = len(dataset) if dataset is not None else None
+
+    def __len__(self) -> int:
+        return len(self.dataloader)
+
+    def __iter__(self):
+        with torch.no_grad():
+            for data in self.dataloader:
+                yield self.model.data_preprocessor(data, False)['inputs']
+
+
 def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,
                         batch_size: int = 32, seed: int = 0, device: str = 'cpu',
                         num_workers: int = 0,

@@ -9,7 +9,7 @@ from .baselines import select_attn_entropy, select_cosine, select_first, select_
 from .evaluators import CachedEvaluator, NaiveEvaluator, layer_statistics
 from .greedy import check_budget, greedy_select
 from .io import file_sha256
-from .loading import collect_batches, prepare_calibration
+from .loading import StreamedBatches, collect_batches, prepare_calibration
 from .settings import METHODS, SelectionSettings
 
 __all__ = ['METHODS', 'run_selection', 'calibration_record', 'select_from_config']
@@ -53,9 +53,13 @@ def run_selection(model: torch.nn.Module,
     if settings.needs_data and batches is None:
         if dataloader is None:
             raise ValueError(f'method {method!r} needs calibration data: give a dataloader')
-        batches = collect_batches(adapter.model, dataloader)
+        batches = (StreamedBatches(adapter.model, dataloader)
+                   if settings.calibration_images == 'stream'
+                   else collect_batches(adapter.model, dataloader))
     t_data = time.perf_counter()
-    num_samples = sum(int(b.shape[0]) for b in batches) if batches else 0
+    num_samples = getattr(batches, 'num_samples', None)
+    if num_samples is None:
+        num_samples = sum(int(b.shape[0]) for b in batches) if batches else 0
     entropies, cost = None, None
 
     was_training = adapter.model.training
@@ -121,9 +125,10 @@ def run_selection(model: torch.nn.Module,
 
 
 def calibration_record(settings: SelectionSettings) -> Dict[str, Any]:
-    """``batch_size`` and ``split`` of the calibration images (None without data)."""
+    """``batch_size``, ``split`` and storage of the calibration images (None without data)."""
     return dict(batch_size=settings.batch_size,
-                split=settings.split if settings.needs_data else None)
+                split=settings.split if settings.needs_data else None,
+                calibration_images=settings.calibration_images if settings.needs_data else None)
 
 
 def select_from_config(cfg: Any,

@@ -6,8 +6,8 @@ from .adapters import FEATURES, SKIP_MODES
 from .evaluators import EVALUATORS
 from .greedy import CRITERIA, check_choice
 
-__all__ = ['METHODS', 'SPLITS', 'SelectionSettings', 'add_selection_args', 'add_setting_arg',
-           'settings_from_args']
+__all__ = ['METHODS', 'SPLITS', 'CALIBRATION_IMAGES', 'SelectionSettings', 'add_selection_args',
+           'add_setting_arg', 'settings_from_args']
 
 #: Selection methods: NOSE and its baselines.
 METHODS = ('nose', 'random', 'first', 'attn_entropy', 'cosine')
@@ -16,6 +16,9 @@ DATA_METHODS = ('nose', 'attn_entropy', 'cosine')
 #: Calibration splits: the training images with the test pipeline, or the val set
 #: (see :mod:`nose_mm.selection.loading`).
 SPLITS = ('train', 'val')
+#: Calibration images kept in memory once preprocessed, or read again for every pass
+#: (the naive evaluator's full passes over a large set, e.g. the ``reference`` preset).
+CALIBRATION_IMAGES = ('keep', 'stream')
 
 
 def _field(default: Any, help: str, flags: Tuple[str, ...] = (),
@@ -41,6 +44,9 @@ class SelectionSettings:
         evaluator (str): ``'cached'`` or ``'naive'`` (NOSE only). Defaults to ``'cached'``.
         skip_mode (str): NOSE: ``'identity'`` or ``'compensated'``. Defaults to ``'identity'``.
         split (str): ``'train'`` (test pipeline) or ``'val'`` images. Defaults to ``'train'``.
+        calibration_images (str): ``'keep'`` the preprocessed images in memory or
+            ``'stream'`` them from the loader on every pass (needs ``evaluator='naive'``
+            for NOSE). Defaults to ``'keep'``.
 
     Raises:
         ValueError: Naming the bad value and the allowed ones.
@@ -65,6 +71,10 @@ class SelectionSettings:
                             choices=SKIP_MODES)
     split: str = _field('train', 'calibration images: the training set with the test pipeline '
                         '(train) or the val set (val) (default: %(default)s)', choices=SPLITS)
+    calibration_images: str = _field('keep', 'keep the preprocessed calibration images in '
+                                     'memory (default) or stream them from the loader on '
+                                     'every pass (NOSE: with --evaluator naive)',
+                                     choices=CALIBRATION_IMAGES)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -73,6 +83,10 @@ class SelectionSettings:
                 check_choice(f.name, value, meta['choices'])
             elif not ((value is None and f.default is None) or _is_int(value, meta['minimum'])):
                 raise ValueError(f'{f.name} must be {meta["must"]}, got {value!r}')
+        if (self.calibration_images == 'stream' and self.method == 'nose'
+                and self.evaluator == 'cached'):
+            raise ValueError("calibration_images='stream' needs evaluator='naive': the cached "
+                             "evaluator keeps every block's input of every image in memory")
 
     @classmethod
     def build(cls, settings: Optional['SelectionSettings'] = None,

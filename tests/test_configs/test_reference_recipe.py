@@ -56,3 +56,19 @@ def test_selection_configs_select_what_their_name_says(path):
     assert hooks[0].get('method', SelectionSettings.method) == expected
     assert int(k) in BUDGETS[re.match(r'deit-(\w+?)_', name).group(1)]
     assert cfg.model.backbone.diluted_layers is None
+
+
+REFERENCE_SELECTION = sorted(glob.glob(osp.join(IN1K, '*_nose-select-*-reference_*.py')))
+
+
+@pytest.mark.parametrize('path', REFERENCE_SELECTION, ids=osp.basename)
+def test_reference_selection_configs_use_the_reference_preset(path):
+    from nose_mm.engine.hooks import NoseSelectionHook
+    from nose_mm.selection import preset_settings
+    cfg = Config.fromfile(path)
+    k = int(re.search(r'_nose-select-(\d)-reference_', osp.basename(path)).group(1))
+    spec = dict(cfg.custom_hooks[0])
+    assert spec.pop('type') == 'NoseSelectionHook' and spec['preset'] == 'reference'
+    hook = NoseSelectionHook(**spec)
+    assert hook.settings == preset_settings('reference', num_layers=k)
+    assert cfg.model.backbone.diluted_layers is None

@@ -72,7 +72,8 @@ def test_hook_selects_before_training_and_reuses_on_resume(tiny_cifar100, tmp_pa
 
 
 def test_hook_calibrates_on_the_val_split_with_compensated_skips(tiny_cifar100, tmp_path):
-    hook = dict(SELECT, num_samples=10, split='val', skip_mode='compensated')
+    # the reference preset: val split, compensated skips (all 10 tiny val images, not 49,920)
+    hook = dict(SELECT, preset='reference', num_samples=10)
     cfg = _cfg(tiny_cifar100, tmp_path / 'w', [hook])
     cfg.val_dataloader, cfg.val_cfg, cfg.val_evaluator = (cfg.test_dataloader, dict(),
                                                           cfg.test_evaluator)
@@ -82,6 +83,8 @@ def test_hook_calibrates_on_the_val_split_with_compensated_skips(tiny_cifar100, 
     # all 10 images of the val split (the train split has 20)
     assert (record['split'], record['skip_mode'], record['num_samples']) == ('val',
                                                                             'compensated', 10)
+    assert (record['preset'], record['preset_overrides']) == (
+        'reference', {'batch_size': 5, 'num_samples': 10})
     assert _backbone(runner).diluted_layers == tuple(sorted(record['selection']))
     # without a val dataloader there is nothing to calibrate on
     runner = Runner.from_cfg(_cfg(tiny_cifar100, tmp_path / 'w2', [hook]))

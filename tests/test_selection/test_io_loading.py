@@ -126,3 +126,22 @@ def test_built_model_normalises_with_the_config_data_preprocessor(config):
     expected = torch.tensor(cfg.data_preprocessor['mean']).view(-1, 1, 1)
     assert torch.equal(preprocessor.mean, expected)
     assert preprocessor.to_rgb is cfg.data_preprocessor.get('to_rgb', False)
+
+
+def test_presets():
+    from nose_mm.selection import PRESETS, SelectionSettings, preset_record, preset_settings
+    from nose_mm.selection.presets import REFERENCE_NUM_SAMPLES
+    # main_lambda.py: 130 val batches of int(1.5 * 256) images with --batch-size 256
+    assert REFERENCE_NUM_SAMPLES == 49_920
+    assert preset_settings() == SelectionSettings()
+    ref = preset_settings('reference', num_layers=5)
+    assert (ref.skip_mode, ref.split, ref.num_samples, ref.batch_size, ref.features,
+            ref.evaluator, ref.calibration_images, ref.num_layers) == (
+        'compensated', 'val', 49_920, 384, 'head_input', 'naive', 'stream', 5)
+    assert preset_record('reference', ref) == dict(preset='reference', preset_overrides={})
+    assert preset_record(None, ref)['preset_overrides'] == {
+        k: v for k, v in PRESETS['reference'].items() if k != 'features'}
+    with pytest.raises(ValueError, match="unknown preset 'paper'; allowed: default, reference"):
+        preset_settings('paper')
+    with pytest.raises(ValueError, match="calibration_images='stream' needs evaluator='naive'"):
+        preset_settings('reference', evaluator='cached')

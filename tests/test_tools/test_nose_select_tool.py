@@ -98,9 +98,26 @@ def test_select_tool_val_split_and_compensated_skip(tiny_cifar100, ckpt, tmp_pat
                                                                             'compensated', 10)
     cfg = load_config(CFG, {'val_dataloader.dataset.data_root': tiny_cifar100,
                             'train_dataloader.dataset.data_root': tiny_cifar100})
+    assert (record['preset'], record['preset_overrides']) == (
+        'default', {'num_samples': 10, 'skip_mode': 'compensated', 'split': 'val'})
     same = select_from_config(cfg, ckpt, 3, num_samples=10, split='val',
                               skip_mode='compensated', progress=False)
     assert same['te_table'] == record['te_table']
+    # --preset reference: the same measurement, val images streamed through full passes
+    # (the tiny val split has 10 images, not the preset's 49,920)
+    assert select.main([CFG, ckpt, '-k', '3', '--preset', 'reference', '-n', '10',
+                        '--batch-size', '4', '--no-progress', '--out', str(out), *opts]) == 0
+    ref = json.load(open(out))
+    assert (ref['preset'], ref['preset_overrides']) == (
+        'reference', {'batch_size': 4, 'num_samples': 10})
+    assert (ref['split'], ref['skip_mode'], ref['features'], ref['evaluator'],
+            ref['calibration_images']) == ('val', 'compensated', 'head_input', 'naive', 'stream')
+    assert same['calibration_images'] == 'keep' and same['evaluator'] == 'cached'
+    assert ref['selection'] == same['selection']
+    for row, expected in zip(ref['te_table'], same['te_table']):
+        assert [v is None for v in row] == [v is None for v in expected]
+        assert [v for v in row if v is not None] == pytest.approx(
+            [v for v in expected if v is not None], abs=1e-6)
     identity = select_from_config(cfg, ckpt, 3, num_samples=10, split='val', progress=False)
     train = select_from_config(cfg, ckpt, 3, num_samples=10, split='train', progress=False)
     assert identity['te_table'][0] != record['te_table'][0]  # the skip mode matters

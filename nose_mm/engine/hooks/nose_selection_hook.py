@@ -9,8 +9,8 @@ from mmpretrain.utils import get_ori_model
 from nose_mm.registry import HOOKS
 from nose_mm.selection.io import file_sha256, load_selection_record, save_selection
 from nose_mm.selection.loading import build_calibration_dataset, build_calibration_loader
+from nose_mm.selection.presets import preset_record, preset_settings
 from nose_mm.selection.runner import calibration_record, run_selection
-from nose_mm.selection.settings import SelectionSettings
 
 __all__ = ['NoseSelectionHook', 'broadcast_from_main']
 
@@ -50,6 +50,9 @@ class NoseSelectionHook(Hook):
         file_name (str): Record name in the work dir. Defaults to ``'selection.json'``.
         num_workers (int): Calibration loader workers. Defaults to 0.
         progress (bool): Progress bar on rank 0. Defaults to True.
+        preset (str, optional): A :data:`~nose_mm.selection.presets.PRESETS` name whose
+            settings ``settings`` then change (``'reference'``: the reference code's probe).
+            Defaults to None (the ``SelectionSettings`` defaults, preset ``'default'``).
         **settings: ``SelectionSettings`` fields (``num_layers`` without ``selection_file``).
     """
 
@@ -60,8 +63,10 @@ class NoseSelectionHook(Hook):
                  file_name: str = 'selection.json',
                  num_workers: int = 0,
                  progress: bool = True,
+                 preset: Optional[str] = None,
                  **settings: Any) -> None:
-        self.settings = SelectionSettings.build(**settings)
+        self.preset = preset
+        self.settings = preset_settings('default' if preset is None else preset, **settings)
         if self.settings.num_layers is None and selection_file is None:
             raise ValueError('NoseSelectionHook needs num_layers (the budget K) or a '
                              'selection_file')
@@ -85,7 +90,7 @@ class NoseSelectionHook(Hook):
         record = run_selection(model, loader, settings=s, progress=self.progress)
         load_from = runner.cfg.get('load_from')
         record.update(
-            calibration_record(s), source='NoseSelectionHook',
+            calibration_record(s), **preset_record(self.preset, s), source='NoseSelectionHook',
             config=getattr(runner.cfg, 'filename', None),
             checkpoint=dict(path=load_from,
                             sha256=file_sha256(load_from)

@@ -208,12 +208,22 @@ def test_merged_token_counts_per_layer(r, counts):
      {2: 197, 5: 169, 7: 141, 8: 113, 9: 85, 10: 57, 11: 29}),
     ('deit-small_nose-0-2-4-pruned-tome-r22_in1k-224px.py',
      {1: 197, 3: 175, 5: 153, 6: 131, 7: 109, 8: 87, 9: 65, 10: 43, 11: 22}),
+    ('deit-base_nose-0-1-3-4-6-9-pruned-tome-start0-r14_in1k-224px.py',
+     {2: 183, 5: 169, 7: 155, 8: 141, 10: 127, 11: 113}),
+    ('deit-small_nose-0-2-4-6-pruned-tome-r19_in1k-224px.py',
+     {1: 197, 3: 178, 5: 159, 7: 140, 8: 121, 9: 102, 10: 83, 11: 64}),
+    ('deit-tiny_nose-0-2-4-pruned-tome-r19_in1k-224px.py',
+     {1: 197, 3: 178, 5: 159, 6: 140, 7: 121, 8: 102, 9: 83, 10: 64, 11: 45}),
+    ('deit-tiny_nose-0-2-4-6-pruned-tome-r14_in1k-224px.py',
+     {1: 197, 3: 183, 5: 169, 7: 155, 8: 141, 9: 127, 10: 113, 11: 99}),
 ])
 def test_configs_hold_the_reference_settings(config, counts):
-    """The token counts of configs/imagenet/README.md's NOSE + ToMe table."""
+    """The token counts of configs/imagenet/README.md's NOSE + ToMe table (the seven
+    settings of main_lambda.py's ToMe comments: start_idx 0 for DeiT-B 50%, else 1)."""
     backbone = Config.fromfile(osp.join(REPO, 'configs', 'imagenet', config)).model.backbone
     model = NoseVisionTransformer(**{k: v for k, v in backbone.items() if k != 'type'})
-    assert model.token_merge.start == 1 and model.token_merge.prop_attn
+    start = 0 if 'start0' in config else 1
+    assert model.token_merge.start == start and model.token_merge.prop_attn
     assert model.token_merge_counts() == counts
 
 

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on a config's test set (top-1 or mIoU).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out preds.pkl]
-        [--tta] [--trust-checkpoint] [--cfg-options k=v ...]
+        [--tta] [--amp] [--trust-checkpoint] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 """
 import sys
@@ -19,6 +19,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (segmentation: multi-scale + flip)')
+    parser.add_argument('--amp', action='store_true',
+                        help='evaluate under autocast as the reference code does: float16 on '
+                        'CUDA, bfloat16 on CPU (sets test_cfg.fp16=True)')
     add_trust_checkpoint_arg(parser)
     add_launch_args(parser, 'test_dataloader.batch_size=1')
     return parse_launch_args(parser, argv)
@@ -30,6 +33,10 @@ def main(argv=None):
     from nose_mm.apis.launch import launch, setup_test_cfg
 
     def run(runner):
+        if args.amp:
+            import torch
+            dtype = 'float16' if torch.cuda.is_available() else 'bfloat16'
+            runner.logger.info(f'nose_mm: evaluating under autocast ({dtype})')
         if args.out:
             from mmengine.evaluator import DumpResults
             runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
@@ -37,7 +44,7 @@ def main(argv=None):
 
     metrics = launch(args, lambda cfg: setup_test_cfg(
         cfg, args.config, args.checkpoint, work_dir=args.work_dir, launcher=args.launcher,
-        tta=args.tta), run)
+        tta=args.tta, amp=args.amp), run)
     print(f'nose_mm: test metrics: {metrics}')
     return 0
 

@@ -14,9 +14,10 @@ _base_ = [
     './default_runtime.py',
 ]
 # Repeated augmentation (the reference's RASampler, on by default): 3 augmented
-# copies of each image per epoch, spread over the ranks.
-train_dataloader = dict(batch_size=256, sampler=dict(type='RepeatAugSampler', num_repeats=3,
-                                                     shuffle=True))
+# copies of each image per epoch, spread over the ranks; the last incomplete batch
+# is dropped, as main_lambda.py's training loader does (drop_last=True).
+train_dataloader = dict(batch_size=256, drop_last=True,
+                        sampler=dict(type='RepeatAugSampler', num_repeats=3, shuffle=True))
 # Mixed precision where a GPU is (fp32 on CPU); no gradient clipping (the
 # reference's --clip-grad defaults to None).
 optim_wrapper = dict(type='AutoAmpOptimWrapper', optimizer=dict(lr=5e-4 * 2048 / 512),

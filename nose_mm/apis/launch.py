@@ -214,7 +214,7 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
 
 def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
                    work_dir: Optional[str] = None, launcher: str = 'none',
-                   tta: bool = False) -> Config:
+                   tta: bool = False, amp: bool = False) -> Config:
     """Apply ``tools/test.py``'s options to a loaded config (in place).
 
     Args:
@@ -226,11 +226,16 @@ def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,
         tta (bool): Test-time augmentation (mmseg's multi-scale + flip): wraps
             the model in ``cfg.tta_model`` and uses ``cfg.tta_pipeline``.
             Defaults to False.
+        amp (bool): Evaluate under autocast, as the reference code does
+            (``torch.cuda.amp.autocast``): float16 on CUDA, bfloat16 on CPU (the one
+            dtype of CPU autocast); mmengine's ``test_cfg.fp16``. Defaults to False.
 
     Returns:
         Config: ``cfg``.
     """
     _common_setup(cfg, work_dir, config_path, launcher)
+    if amp:
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     if tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise UserError(f'--tta needs tta_model and tta_pipeline in {config_path!r}')

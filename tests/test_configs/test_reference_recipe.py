@@ -32,6 +32,7 @@ def test_imagenet_nose_configs_use_the_reference_recipe(path):
     cfg = Config.fromfile(path)
     assert cfg.train_dataloader.sampler.type == 'RepeatAugSampler'
     assert cfg.train_dataloader.sampler.num_repeats == 3
+    assert cfg.train_dataloader.drop_last is True  # main_lambda.py's training loader
     assert cfg.optim_wrapper.type == 'AutoAmpOptimWrapper'
     assert cfg.optim_wrapper.get('clip_grad') is None
     assert cfg.default_hooks.checkpoint.get('save_best') is None
@@ -72,3 +73,38 @@ def test_reference_selection_configs_use_the_reference_preset(path):
     hook = NoseSelectionHook(**spec)
     assert hook.settings == preset_settings('reference', num_layers=k)
     assert cfg.model.backbone.diluted_layers is None
+
+
+def _decay_of_norms(cfg):
+    """(no-decay parameter names, decay of every LayerNorm / BatchNorm parameter) of a
+    segmentation config's optimizer, built as mmengine builds it."""
+    import torch
+    from mmengine.optim import build_optim_wrapper
+    from mmseg.registry import MODELS
+    cfg.model.pop('pretrained', None)
+    cfg.model.backbone.pop('init_cfg', None)
+    for head in ('decode_head', 'auxiliary_head'):  # SyncBN needs a process group
+        cfg.model[head].norm_cfg = dict(type='BN', requires_grad=True)
+    model = MODELS.build(cfg.model)
+    groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups
+    decay = {id(p): g['weight_decay'] for g in groups for p in g['params']}
+    norms = {decay[id(p)] for m in model.modules()
+             if isinstance(m, (torch.nn.LayerNorm, torch.nn.BatchNorm2d))
+             for p in m.parameters()}
+    return sorted(n for n, p in model.named_parameters() if decay[id(p)] == 0), norms
+
+
+def test_segmentation_weight_decay_as_mmseg_deit_configs_train():
+    import nose_mm  # noqa: F401
+    import mmseg
+    from mmengine.registry import DefaultScope
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    ours = Config.fromfile(osp.join(REPO, 'configs', 'ade20k',
+                                    'upernet_deit-small_mln_8xb2-160k_ade20k-512x512.py'))
+    theirs = Config.fromfile(osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', 'vit',
+                                      'vit_deit-s16_mln_upernet_8xb2-160k_ade20k-512x512.py'))
+    expected = (['backbone.cls_token', 'backbone.pos_embed'], {0.01})
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        assert _decay_of_norms(theirs) == expected
+        assert _decay_of_norms(ours) == expected

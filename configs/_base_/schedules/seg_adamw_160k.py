@@ -1,5 +1,9 @@
 # mmseg's ViT/DeiT UperNet schedule: AdamW lr 6e-5, 1500 linear warm-up iters,
 # then poly (power 1) decay over 160k iterations; checkpoint/val every 16k.
+# Weight decay 0.01 on every parameter but pos_embed and cls_token, as mmseg's DeiT
+# configs effectively train: their 'norm' key matches no parameter of a ViT (its
+# LayerNorms are ln1 / ln2, the heads' BatchNorms bn), so LayerNorms, BatchNorms and
+# biases are decayed; the key is kept for backbones whose norms are named norm*.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
@@ -7,7 +11,6 @@ optim_wrapper = dict(
         'pos_embed': dict(decay_mult=0.),
         'cls_token': dict(decay_mult=0.),
         'norm': dict(decay_mult=0.),
-        'ln': dict(decay_mult=0.),
     }))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),

@@ -262,6 +262,16 @@ class ResultsRecord(_File):
     date: str
     hardware: Dict[str, Any]
     errors: Dict[str, str]
+    #: the config's ``seed_varies`` (:func:`nose_mm.benchmark.seeds.seed_varies`); None: none
+    seed_varies: Optional[List[str]] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        """As :meth:`_File.to_json`; ``seed_varies`` only when the config has it (the files
+        written before it existed read and write back unchanged)."""
+        data = super().to_json()
+        if data.get('seed_varies') is None:
+            data.pop('seed_varies', None)
+        return data
 
     @property
     def task(self) -> str:

@@ -15,8 +15,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .records import ResultsRecord
 
 __all__ = [
-    'SPREAD_FACTOR', 'config_sha256_noseed', 'config_seed', 'seed_folder', 'parse_seed_folder',
-    'SeedGroup', 'group_seed_runs', 'mean_std', 'pooled_std', 'beyond_spread'
+    'SPREAD_FACTOR', 'SEED_VARIES_KEY', 'seed_varies', 'config_sha256_noseed', 'config_seed',
+    'seed_folder', 'parse_seed_folder', 'SeedGroup', 'group_seed_runs', 'mean_std',
+    'pooled_std', 'beyond_spread'
 ]
 
 #: Config keys (dotted) that differ between the seed runs of one experiment.
@@ -27,6 +28,28 @@ SPREAD_FACTOR = 2.0
 _SEED_FOLDER = re.compile(r'^seed(\d+)$')
 #: results.json fields that, with the model, identify what ran.
 _IDENTITY_FIELDS = ('config_sha256_noseed', 'mode', 'dataset', 'tta', 'params', 'flops')
+#: The config key listing (dotted) keys that its seed runs set differently by design,
+#: e.g. ``['model.backbone.removed_layers']`` for a random selection drawn per seed: the
+#: runs are replicates over the seed *and* what it draws (benchmarks/README.md).
+SEED_VARIES_KEY = 'seed_varies'
+#: Model fields (``model.backbone.<field>``) a ``seed_varies`` key may vary.
+_VARIABLE_MODEL_FIELDS = ('removed_layers', 'diluted_layers')
+
+
+def seed_varies(cfg: Any) -> List[str]:
+    """The config's ``seed_varies`` keys (``[]`` when it has none).
+
+    Raises:
+        ValueError: Not a list of dotted config keys.
+    """
+    value = cfg.get(SEED_VARIES_KEY) if hasattr(cfg, 'get') else None
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(k, str) and k
+                                                       for k in value):
+        raise ValueError(f'{SEED_VARIES_KEY} must be a list of dotted config keys such as '
+                         f'["model.backbone.removed_layers"], got {value!r}')
+    return list(value)
 
 
 def config_sha256_noseed(cfg: Any) -> Optional[str]:
@@ -42,7 +65,7 @@ def config_sha256_noseed(cfg: Any) -> Optional[str]:
         copy.deepcopy(cfg) if isinstance(cfg, dict) else None
     if not isinstance(data, dict):
         return None
-    for dotted in RUN_SPECIFIC_KEYS:
+    for dotted in (*RUN_SPECIFIC_KEYS, *seed_varies(data)):
         *parents, leaf = dotted.split('.')
         node = data
         for key in parents:
@@ -76,6 +99,10 @@ def replicate_key(results: ResultsRecord) -> str:
     """The identity of a run (config without seed, mode, dataset, tta, model, params, FLOPs)."""
     data = {k: getattr(results, k) for k in _IDENTITY_FIELDS}
     data['model'] = results.model.to_json()
+    for dotted in results.seed_varies or ():  # drawn per seed: not part of the identity
+        parent, _, leaf = dotted.rpartition('.')
+        if parent == 'model.backbone' and leaf in _VARIABLE_MODEL_FIELDS:
+            data['model'].pop(leaf, None)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 

@@ -20,6 +20,12 @@ CONFIGS = osp.join(REPO, 'configs', 'demo')
 DEMO_METHODS = ('nose', 'random', 'first')
 #: seeds of every classification row
 DEMO_SEEDS = (0, 1, 2)
+#: methods that draw their own layer set per seed (``--seed k``): the random baseline's
+#: row is then the mean +- std over as many random sets (paper Fig. 3), not over three
+#: fine-tunes of one draw; its runs declare ``seed_varies`` so they form one row
+PER_SEED_METHODS = ('random', )
+#: what those runs vary between seeds (``seed_varies``, nose_mm/benchmark/seeds.py)
+PER_SEED_VARIES = ['model.backbone.removed_layers']
 #: layers removed out of the demo ViT's 6
 NUM_REMOVED = 2
 #: Token merging on the pruned NOSE model at test time. The demo ViT sees 16
@@ -121,8 +127,14 @@ class _Family:
     def run_dir(self, what: str, k: int) -> str:
         return self.dir(self.family.name(what), f'seed{k}')
 
-    def selection_file(self, method: str) -> str:
-        return self.dir(self.family.name(f'selection_{method}') + '.json')
+    def selection_file(self, method: str, k: int = 0) -> str:
+        """The method's selection (a per-seed method's for seed ``k``; seed 0: the plain name)."""
+        per_seed = f'_seed{k}' if k and method in PER_SEED_METHODS else ''
+        return self.dir(self.family.name(f'selection_{method}{per_seed}') + '.json')
+
+    def select_step(self, method: str, k: int = 0) -> str:
+        """The step writing :meth:`selection_file` of ``method`` (and seed ``k``)."""
+        return self.step('select', method, k if k and method in PER_SEED_METHODS else None)
 
     def pruned_ckpt(self, method: str, k: int) -> str:
         return self.dir('checkpoints', self.family.name(f'pruned_{method}_seed{k}.pth'))
@@ -132,21 +144,25 @@ class _Family:
         return [self.dir(self.family.name('baseline'))] + \
             [self.dir(self.family.name(f'pruned_{m}')) for m in self.methods]
 
-    def pruned_cfg(self, method: str, tome: bool = False) -> Derived:
+    def pruned_cfg(self, method: str, tome: bool = False, k: int = 0) -> Derived:
         merge = {'model.backbone.token_merge': TOME} if tome else {}
-        return Derived(self.family.name(f'pruned_{method}' + ('_tome' if tome else '')),
+        per_seed = method in PER_SEED_METHODS
+        varies = {'seed_varies': PER_SEED_VARIES} if per_seed else {}
+        return Derived(self.family.name(f'pruned_{method}' + ('_tome' if tome else '')
+                                        + (f'_s{k}' if per_seed and k else '')),
                        osp.join(CONFIGS, self.family.pruned),
                        {**self.data, 'model.backbone.removed_layers':
-                        Selected(self.selection_file(method)), **merge})
+                        Selected(self.selection_file(method, k)), **merge, **varies})
 
-    def dilute_cfg(self, method: str) -> Derived:
+    def dilute_cfg(self, method: str, k: int = 0) -> Derived:
         """The family's dilution config on this selection, from the seed-0 baseline."""
-        sel = self.selection_file(method)
+        sel = self.selection_file(method, k)
         hooks = {'custom_hooks': [
             dict(type='NoseSelectionHook', selection_file=sel),
             dict(type='DilutionHook', schedule='linear', begin=0, end=1)]} if self.quick \
             else {'custom_hooks.0.selection_file': sel}
-        return Derived(self.family.name(f'dilute_{method}'), osp.join(CONFIGS, self.family.nose),
+        name = f'dilute_{method}' + (f'_s{k}' if k and method in PER_SEED_METHODS else '')
+        return Derived(self.family.name(name), osp.join(CONFIGS, self.family.nose),
                        {**self.data, 'load_from': self.base0,
                         **(_quick(2, 'epochs') if self.quick else {}), **hooks})
 
@@ -157,11 +173,12 @@ class _Family:
 
     def selects(self) -> List[Step]:
         base0 = self.step('train', 'baseline', 0)
-        steps = [Step(self.step('select', m), 'nose_select.py',
+        steps = [Step(self.select_step(m, k), 'nose_select.py',
                       (self.base_cfg, self.base0, '--num-layers', NUM_REMOVED, '--num-samples',
-                       64 if self.quick else 512, '--batch-size', 64, '--method', m, '--seed', 0,
-                       '--no-progress', '--out', self.selection_file(m)), after=(base0, ))
-                 for m in self.methods]
+                       64 if self.quick else 512, '--batch-size', 64, '--method', m, '--seed', k,
+                       '--no-progress', '--out', self.selection_file(m, k)), after=(base0, ))
+                 for m in self.methods
+                 for k in (self.seeds if m in PER_SEED_METHODS else self.seeds[:1])]
         return steps + [Step(self.step('plot TE heatmap'), 'analysis/plot_te_heatmap.py',
                              (self.selection_file('nose'), '--out',
                               self.dir('plots', self.family.key)),
@@ -174,13 +191,13 @@ class _Family:
             dilute, prune = self.step('dilute', m, k), self.step('prune', m, k)
             steps += [
                 Step(dilute, 'train.py',
-                     (self.dilute_cfg(m), '--work-dir', self.run_dir(f'dilute_{m}', k),
+                     (self.dilute_cfg(m, k), '--work-dir', self.run_dir(f'dilute_{m}', k),
                       *_seeded(k)),
-                     after=(self.step('train', 'baseline', 0), self.step('select', m))),
+                     after=(self.step('train', 'baseline', 0), self.select_step(m, k))),
                 Step(prune, 'prune.py', (LastCheckpoint(self.run_dir(f'dilute_{m}', k)),
                                          self.pruned_ckpt(m, k)), after=(dilute, )),
                 Step(self.step('test pruned', m, k), 'test.py',
-                     (self.pruned_cfg(m), self.pruned_ckpt(m, k), '--work-dir',
+                     (self.pruned_cfg(m, k=k), self.pruned_ckpt(m, k), '--work-dir',
                       self.run_dir(f'pruned_{m}', k), *_seeded(k)), after=(prune, ))]
         return steps
 
@@ -272,5 +289,7 @@ def demo_steps(work: str, data_root: str, seg_data: str, quick: bool, methods: S
                    (*cls_dirs, *seg_dirs, '--format', fmt, '--out', vit.dir(f'leaderboard.{fmt}')),
                    after=('leaderboard', )) for fmt in ('md', 'csv', 'html')]
     selections = {c.family.name(m): c.selection_file(m) for c in chains for m in c.methods}
+    selections.update({c.family.name(f'{m}_seed{k}'): c.selection_file(m, k) for c in chains
+                       for m in c.methods if m in PER_SEED_METHODS for k in c.seeds[1:]})
     return dict(steps=steps, cls_dirs=cls_dirs, seg_dirs=seg_dirs, board=board,
                 selections=selections)

@@ -167,8 +167,16 @@ def test_the_step_table(tmp_path):
     check_steps(plan['steps'])
     work = str(tmp_path / 'demo')
     # 3 seeds x (baseline, 3 methods x (dilute, prune, test)) for the ViT, 1 method for
-    # DeiT-III; selections + heatmaps; ToMe; 4 segmentations; 3 timings; 4 leaderboards
-    assert len(steps) == 3 * 10 + 3 * 4 + 4 + 2 + 3 + 4 + 3 + 4
+    # DeiT-III; selections (random: one per seed) + heatmaps; ToMe; 4 segmentations;
+    # 3 timings; 4 leaderboards
+    assert len(steps) == 3 * 10 + 3 * 4 + 6 + 2 + 3 + 4 + 3 + 4
+    # the random baseline draws its own set for every seed
+    for k in (1, 2):
+        assert steps[f'dilute random s{k}'].after == ('train baseline s0', f'select random s{k}')
+        assert steps[f'select random s{k}'].args[-1] == osp.join(work,
+                                                                 f'selection_random_seed{k}.json')
+        assert steps[f'select random s{k}'].args[10:12] == ('--seed', k)
+    assert steps['dilute random s0'].after == ('train baseline s0', 'select random')
     assert sorted(n for n, s in steps.items() if s.alone) == [
         'benchmark classification', 'benchmark deit3', 'benchmark segmentation']
     assert set(steps['leaderboard'].after) == set(steps) - {
@@ -221,6 +229,12 @@ def test_derived_configs_are_the_base_config_merged(tmp_path):
     pruned = Config.fromfile(resolve(steps['test pruned nose s0'].args)[0])
     assert pruned.model.backbone.removed_layers == [2, 4]
     assert 'token_merge' not in pruned.model.backbone
+    assert 'seed_varies' not in pruned
+    # the random baseline: another set per seed, one row (seed_varies)
+    (work / 'selection_random_seed1.json').write_text(json.dumps({'selection': [5, 0]}))
+    random1 = Config.fromfile(resolve(steps['test pruned random s1'].args)[0])
+    assert random1.model.backbone.removed_layers == [0, 5]
+    assert random1.seed_varies == ['model.backbone.removed_layers']
     tome = Config.fromfile(resolve(steps['test nose+tome s1'].args)[0])
     assert tome.model.backbone.token_merge == dict(r=4, start=1, prop_attn=True)
     seg = Config.fromfile(resolve(steps['segmentation baseline'].args)[0])

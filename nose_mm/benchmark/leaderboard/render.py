@@ -82,6 +82,8 @@ def _cells(table: Table, fmt: str = 'md') -> List[List[str]]:
             rank += 1
         removed = '' if row.removed_layers is None else (
             str(row.removed_layers) if row.removed_layers else 'none')
+        if row.removed_sets:  # one set drawn per seed: the row averages over them
+            removed = f'{len(row.removed_sets)} sets: ' + ', '.join(map(str, row.removed_sets))
         delta = 'baseline' if row.is_baseline else '' if row.delta is None else f'{row.delta:+.2f}'
         spread = '' if row.reported or row.is_baseline or row.delta is None else \
             'spread unknown' if row.beyond_spread is None else \

@@ -27,6 +27,8 @@ class Row:
         source (str), reported (bool), date (str | None): Provenance, published?, ISO date.
         ref_id, baseline_id (str | None): Reference id, and its baseline's.
         delta, is_baseline, beyond_spread, speed_mark: Filled by :func:`build_tables`.
+        removed_sets (list[list[int]]): Seed runs that draw their removed layers per seed
+            (``seed_varies``): the distinct sets, by seed; ``removed_layers`` is the first.
     """
 
     task: str
@@ -57,6 +59,8 @@ class Row:
     is_baseline: bool = False
     beyond_spread: Optional[bool] = None
     speed_mark: bool = False
+    #: the distinct removed sets of seed runs that draw one per seed (``seed_varies``)
+    removed_sets: List[List[int]] = field(default_factory=list)
 
     @property
     def main(self) -> Optional[float]:
@@ -116,6 +120,9 @@ def _row_from_group(group: SeedGroup) -> Row:
         gflops=None if first.flops is None else first.flops / 1e9,
         source=f'measured ({first.mode}{seeds_text}): {where}',
         date=max(run.results.date for run in group.runs))
+    sets = list(dict.fromkeys(tuple(run.results.model.removed_layers) for run in group.runs))
+    if len(sets) > 1:
+        row.removed_sets = [list(layers) for layers in sets]
     timing = next((run.timing for run in group.runs if run.timing), None)
     if timing:
         record, entry = timing

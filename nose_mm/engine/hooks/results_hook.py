@@ -54,6 +54,8 @@ class ResultsHook(Hook):
 
     def before_run(self, runner) -> None:
         self._reset()
+        from nose_mm.benchmark.seeds import seed_varies
+        seed_varies(runner.cfg)  # a bad value fails now, not when the record is written
 
     def before_train(self, runner) -> None:
         self._mode = 'train'
@@ -124,6 +126,7 @@ class ResultsHook(Hook):
             checkpoint=osp.abspath(checkpoint) if checkpoint and '://' not in checkpoint
             else checkpoint, work_dir=osp.abspath(work_dir) if work_dir else None,
             git=rec.GitInfo(**git) if git else None, hardware=env.env_info(), errors=errors,
+            seed_varies=seeds.seed_varies(cfg) or None,
             date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
         path = osp.join(runner.work_dir, self.filename)
         results.save(path)

@@ -264,13 +264,19 @@ class ResultsRecord(_File):
     errors: Dict[str, str]
     #: the config's ``seed_varies`` (:func:`nose_mm.benchmark.seeds.seed_varies`); None: none
     seed_varies: Optional[List[str]] = None
+    #: the dtype the evaluation ran under autocast (``test_cfg`` / ``val_cfg`` ``fp16``:
+    #: ``'float16'`` on CUDA, ``'bfloat16'`` on CPU); None: float32
+    autocast: Optional[str] = dataclasses.field(default=None, metadata={
+        'allowed': 'one of float16, bfloat16', 'valid': lambda v: v in (None, 'float16',
+                                                                         'bfloat16')})
 
     def to_json(self) -> Dict[str, Any]:
-        """As :meth:`_File.to_json`; ``seed_varies`` only when the config has it (the files
-        written before it existed read and write back unchanged)."""
+        """As :meth:`_File.to_json`; ``seed_varies`` and ``autocast`` only when set (the
+        files written before they existed read and write back unchanged)."""
         data = super().to_json()
-        if data.get('seed_varies') is None:
-            data.pop('seed_varies', None)
+        for key in ('seed_varies', 'autocast'):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
     @property

@@ -1,5 +1,6 @@
 """tools/test.py --amp: the evaluation runs under autocast, as the reference code evaluates
 (float16 on CUDA, bfloat16 on CPU), and only with the flag."""
+import json
 import os.path as osp
 
 import pytest
@@ -14,6 +15,8 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 def test_test_tool_amp_evaluates_under_autocast(tiny_cifar100, tmp_path, monkeypatch, capsys):
     import nose_mm  # noqa: F401
+    from nose_mm.benchmark.leaderboard import build_leaderboard
+    from nose_mm.benchmark.records import ResultsRecord
     from mmpretrain.models.backbones import VisionTransformer
     from nose_mm.models.builder import build_model_from_cfg
     from nose_mm.utils.config import load_config
@@ -31,13 +34,19 @@ def test_test_tool_amp_evaluates_under_autocast(tiny_cifar100, tmp_path, monkeyp
 
     monkeypatch.setattr(VisionTransformer, 'forward', recording)
     tool = import_tool('test.py')
-    # (ResultsHook off: its FLOP count runs the model once more, outside the test loop)
-    argv = [CFG, str(ckpt), '--cfg-options', *data_root_options(tiny_cifar100),
-            'default_hooks.results=None']
+    argv = [CFG, str(ckpt), '--cfg-options', *data_root_options(tiny_cifar100)]
     expected = torch.float16 if torch.cuda.is_available() else torch.bfloat16
     for flags, dtype in (([], None), (['--amp'], expected)):
         seen.clear()
         assert tool.main(argv[:2] + ['--work-dir', str(tmp_path / f'w{len(flags)}'), *flags]
                          + argv[2:]) == 0
-        assert seen and set(seen) == {dtype}
+        # the test batches (ResultsHook's FLOP count runs the model once more, outside)
+        assert seen.count(dtype) >= 1 and set(seen) <= {dtype, None}
         assert 'nose_mm: test metrics: ' in capsys.readouterr().out
+        results = ResultsRecord.load(str(tmp_path / f'w{len(flags)}' / 'results.json'))
+        assert results.autocast == (None if dtype is None else str(dtype).split('.')[1])
+    assert seen[0] is expected  # the first forward is the test loop's
+    raw = json.load(open(tmp_path / 'w0' / 'results.json'))
+    assert 'autocast' not in raw  # float32 runs write what they wrote before
+    rows = [r for t in build_leaderboard([str(tmp_path / 'w1')])[0] for r in t.rows]
+    assert rows[0].source.startswith(f'measured (test, autocast {results.autocast}): ')

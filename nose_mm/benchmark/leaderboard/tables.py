@@ -118,7 +118,9 @@ def _row_from_group(group: SeedGroup) -> Row:
         per_seed={k: group.values(k) for k in stats} if group.n > 1 else {},
         seeds=group.seeds, params_m=None if first.params is None else first.params / 1e6,
         gflops=None if first.flops is None else first.flops / 1e9,
-        source=f'measured ({first.mode}{seeds_text}): {where}',
+        source=f'measured ({first.mode}'
+               f'{", autocast " + first.autocast if first.autocast else ""}{seeds_text}): '
+               f'{where}',
         date=max(run.results.date for run in group.runs))
     sets = list(dict.fromkeys(tuple(run.results.model.removed_layers) for run in group.runs))
     if len(sets) > 1:

@@ -13,6 +13,16 @@ from nose_mm.registry import HOOKS
 __all__ = ['ResultsHook']
 
 
+def _autocast_dtype(cfg, model, test: bool) -> Optional[str]:
+    """The dtype of the run's evaluation autocast (mmengine's ``fp16`` of ``test_cfg`` /
+    ``val_cfg``: float16 on CUDA, bfloat16 on CPU), None for float32."""
+    loop = cfg.get('test_cfg' if test else 'val_cfg') or {}
+    if not loop.get('fp16', False):
+        return None
+    param = next(iter(model.parameters()), None)
+    return 'float16' if param is not None and param.device.type == 'cuda' else 'bfloat16'
+
+
 @HOOKS.register_module()
 class ResultsHook(Hook):
     """Write ``<work_dir>/<filename>`` (a ``ResultsRecord``) on rank 0 after a train or test.
@@ -127,6 +137,7 @@ class ResultsHook(Hook):
             else checkpoint, work_dir=osp.abspath(work_dir) if work_dir else None,
             git=rec.GitInfo(**git) if git else None, hardware=env.env_info(), errors=errors,
             seed_varies=seeds.seed_varies(cfg) or None,
+            autocast=_autocast_dtype(cfg, inner, test),
             date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
         path = osp.join(runner.work_dir, self.filename)
         results.save(path)

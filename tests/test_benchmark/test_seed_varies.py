@@ -37,11 +37,19 @@ def test_seed_varies_makes_one_row_over_the_drawn_sets(tiny_cifar100, tmp_path):
         r.seed_varies = None
     assert replicate_key(records[0]) != replicate_key(records[1])
 
+    # one timing beside the seed folders, of seed 0's draw (as the demo times it): the row
+    # takes it, the other draw is not reported as unmerged
+    assert import_tool('benchmark.py').main([
+        PRUNED_CFG, str(tmp_path / 'ckpt0.pth'), '--repeats', '1', '--warmup', '0',
+        '--no-memory', '--batch-size', '2', '--threads', '1', '--out',
+        str(work / 'benchmark.json'), '--cfg-options',
+        'model.backbone.removed_layers=[0, 2]', f'seed_varies={VARIES}']) == 0
     tables, problems = build_leaderboard([str(tmp_path / 'work')])
     assert problems == []
     (row, ) = [r for t in tables for r in t.rows]
     assert (row.label, row.n, row.seeds) == ('pruned_random', 2, [0, 1])
     assert row.removed_sets == [[0, 2], [1, 3]]
+    assert row.img_per_s is not None and row.img_per_s > 0
     assert '| 2 sets: [0, 2], [1, 3] |' in render(tables, 'md')
     with pytest.raises(ValueError, match='seed_varies must be a list of dotted config keys'):
         seed_varies({'seed_varies': 'model.backbone.removed_layers'})

@@ -107,7 +107,8 @@ def collect_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Run], List[
             if where and osp.isfile(osp.join(where, BENCHMARK_FILE)):
                 timing = read_timing(osp.join(where, BENCHMARK_FILE), results)
                 if isinstance(timing, str):
-                    problems.append(timing)
+                    if not results.seed_varies:  # a per-seed draw: its row takes the
+                        problems.append(timing)  # timing of the draw that was timed
                     continue
                 run.timing = timing
                 break

@@ -4,7 +4,8 @@
         [--compare CONFIG3 [CHECKPOINT3] ...]
         [--batch-size 8] [--img-size H [W]] [--device cpu|cuda] [--amp]
         [--repeats 5] [--warmup 2] [--clock wall|process] [--part model|backbone]
-        [--memory-budget-gb GB] [--train-memory] [--threads N] [--no-memory]
+        [--memory-budget-gb GB] [--train-memory] [--memory-optimizer sgd|adamw]
+        [--attention [fused] [math]] [--threads N] [--no-memory]
         [--out FILE.json] [--trust-checkpoint] [--cfg-options k=v ...]
 
 What is measured: classification configs, the classifier (backbone, neck,
@@ -19,7 +20,9 @@ timed forwards (every repeat is in the JSON); each ``--compare`` adds a model,
 all are timed interleaved in this one process, and each is reported as a ratio
 to the first (median and interquartile range of the per-round ratios).
 ``--clock process`` times this process's CPU time (use with ``--threads 1``).
-``--amp`` runs under autocast: fp16 on CUDA, bf16 on CPU. ``--out
+``--amp`` runs under autocast: fp16 on CUDA, bf16 on CPU. Memory: CUDA's
+allocator peak on GPUs; tracked tensor bytes of fake-tensor steps on every
+device, per attention path (``nose_mm/benchmark/memory.py``). ``--out
 WORK_DIR/benchmark.json`` next to a run's results.json puts img/s and memory
 on the leaderboard (tools/leaderboard.py).
 """
@@ -54,7 +57,15 @@ def parse_args(argv=None):
     parser.add_argument('--part', choices=('model', 'backbone'), default='model',
                         help='measure the whole model or its backbone')
     parser.add_argument('--memory-budget-gb', type=float,
-                        help='also find the largest batch fitting this GPU memory (CUDA)')
+                        help='also find the largest batch whose step fits this memory (the '
+                        'working load): CUDA allocator on GPUs, tracked tensor bytes always')
+    parser.add_argument('--memory-optimizer', choices=('sgd', 'adamw'),
+                        help='count this optimizer\'s state in the training step '
+                        '(--train-memory)')
+    parser.add_argument('--attention', nargs='*', choices=('fused', 'math'),
+                        default=['fused', 'math'],
+                        help='attention paths of the tracked memory (default both; none: '
+                        'skip tracking on CUDA)')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory step')
     parser.add_argument('--train-memory', action='store_true',
                         help='peak memory / largest batch of a training step (forward + '
@@ -103,7 +114,8 @@ def main(argv=None):
             configs, batch_size=args.batch_size, img_size=img_size, device=device,
             precision=amp_precision(device) if args.amp else 'fp32', warmup=args.warmup,
             repeats=args.repeats, part=args.part, memory_budget_gb=args.memory_budget_gb,
-            memory=not args.no_memory, memory_train=args.train_memory, clock=args.clock)
+            memory=not args.no_memory, memory_train=args.train_memory, clock=args.clock,
+            memory_optimizer=args.memory_optimizer, attention=args.attention)
     except (RuntimeError, MemoryError) as exc:
         if not is_out_of_memory(exc):
             raise

@@ -8,17 +8,19 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .flops import count_flops, count_params
+from .memory import OPTIMIZERS, TRACKED_METHOD, tracked_largest_batch, tracked_peak
 from .records import PRECISIONS, LargestBatch, Measurement
 from .timing import CLOCKS, time_interleaved
 
 __all__ = ['peak_memory', 'largest_batch', 'compare_models', 'alone']
 
 DEVICES = ('cpu', 'cuda')
-#: How :func:`peak_memory` measures, by device type.
+#: How :func:`peak_memory` measures, by device type (``'tracked'``: any device).
 MEMORY_METHODS = {
     'cuda': 'torch.cuda.max_memory_allocated (weights + activations, bytes)',
-    'cpu': 'not measured (the process resident set is too noisy to compare models)',
+    'cpu': TRACKED_METHOD + ', fake tensors, fused attention',
 }
+MEMORY_METHODS['tracked'] = MEMORY_METHODS['cpu']
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 ImgSize = Union[int, Sequence[int]]
 
@@ -66,8 +68,8 @@ def _inputs(model: torch.nn.Module, batch_size: int, img_size: ImgSize,
 
 
 def _forward_fn(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
-                precision: str, train: bool = False):
-    """A callable running one (synchronised) forward, or forward + backward."""
+                precision: str, train: bool = False, optimizer: Any = None):
+    """A callable running one (synchronised) forward, or forward + backward (+ ``step()``)."""
     dtype = _AUTOCAST_DTYPES.get(precision)
 
     def _outputs_sum(out: Any) -> torch.Tensor:
@@ -86,6 +88,9 @@ def _forward_fn(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
             loss = _outputs_sum(model(x)) if train else model(x)
         if train:
             loss.backward()
+            del loss
+            if optimizer is not None:
+                optimizer.step()
             model.zero_grad(set_to_none=True)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
@@ -108,8 +113,9 @@ def _prepare(model: torch.nn.Module, device: Union[str, torch.device], precision
 
 def peak_memory(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize = 224,
                 device: Union[str, torch.device] = 'cpu', precision: str = 'fp32',
-                train: bool = False) -> Optional[int]:
-    """Peak CUDA memory of one step (``max_memory_allocated``: weights + activations), in bytes.
+                train: bool = False, method: str = 'auto', optimizer: Optional[str] = None,
+                attention: str = 'fused') -> Optional[int]:
+    """Peak memory of one step (weights + activations), in bytes.
 
     Args:
         model (torch.nn.Module): Called as ``model(x)``.
@@ -118,21 +124,45 @@ def peak_memory(model: torch.nn.Module, batch_size: int = 8, img_size: ImgSize =
         device (str | torch.device): ``'cpu'`` or ``'cuda'``. Defaults to ``'cpu'``.
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to ``'fp32'``.
         train (bool): Forward + backward of the summed outputs. Defaults to False.
+        method (str): ``'cuda'`` (``max_memory_allocated``), ``'tracked'`` (tensor bytes
+            under fake tensors, :mod:`.memory`; any device) or ``'auto'`` (``'cuda'`` on a
+            CUDA device, else ``'tracked'``). Defaults to ``'auto'``.
+        optimizer (str, optional): ``'sgd'`` / ``'adamw'`` state counted in a training
+            step (after one step that creates it). Defaults to None.
+        attention (str): Tracked attention path, ``'fused'`` or ``'math'``. Defaults to
+            ``'fused'``.
 
     Returns:
-        int | None: Bytes; None on CPU (not measured, see ``benchmarks/README.md``).
+        int | None: Bytes.
 
     Raises:
-        ValueError: A bad device, precision, batch or size.
+        ValueError: A bad device, precision, batch, size or method; ``'cuda'`` on CPU.
     """
+    if method not in ('auto', 'cuda', 'tracked'):
+        raise ValueError(f'method must be one of auto, cuda, tracked, got {method!r}')
+    if method == 'auto':
+        method = 'cuda' if _check_device(device).type == 'cuda' else 'tracked'
+    if method == 'tracked':  # a copy of the model is measured, on the CPU
+        precision = 'bf16' if precision == 'fp16' else precision  # autocast's CPU type
+        return tracked_peak(model, batch_size, _hw(img_size), precision, train=train,
+                            optimizer=optimizer, attention=attention,
+                            in_channels=_in_channels(model)).peak_bytes
     dev = _prepare(model, device, precision, batch_size, 0, 1)
     if dev.type != 'cuda':
-        return None
+        raise ValueError(f'method="cuda" needs a CUDA device, got {str(device)!r}; use '
+                         f'method="tracked" on CPU')
+    if optimizer is not None and (not train or optimizer not in OPTIMIZERS):
+        raise ValueError(f'optimizer must be one of {", ".join(OPTIMIZERS)} with train=True, '
+                         f'got {optimizer!r} (train={train})')
     if train:
         model.train()
     x = _inputs(model, batch_size, img_size, dev)
-    run = _forward_fn(model, x, dev, precision, train=train)
+    opt = OPTIMIZERS[optimizer]([p for p in model.parameters() if p.requires_grad]) \
+        if optimizer else None
+    run = _forward_fn(model, x, dev, precision, train=train, optimizer=opt)
     try:
+        if opt is not None:
+            run()  # creates the optimizer's state, as in every later step
         torch.cuda.synchronize(dev)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
@@ -160,39 +190,55 @@ def alone(model: torch.nn.Module, models: Sequence[torch.nn.Module],
 
 def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: ImgSize = 224,
                   device: Union[str, torch.device] = 'cuda', precision: str = 'fp32',
-                  train: bool = False, max_batch: int = 4096) -> LargestBatch:
-    """The largest batch whose step (:func:`peak_memory`) fits a GPU budget (doubling, bisection).
+                  train: bool = False, max_batch: int = 4096, method: str = 'auto',
+                  optimizer: Optional[str] = None, attention: str = 'fused') -> LargestBatch:
+    """The largest batch whose step (:func:`peak_memory`) fits a memory budget: the working load.
 
     Args:
         model (torch.nn.Module): Called as ``model(x)``.
         memory_budget_gb (float): Budget in GiB (2**30 bytes), > 0.
         img_size (int | tuple[int, int]): Input side or ``(H, W)``. Defaults to 224.
-        device (str | torch.device): A CUDA device. Defaults to ``'cuda'``.
+        device (str | torch.device): Where the model is. Defaults to ``'cuda'``.
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``. Defaults to ``'fp32'``.
         train (bool): Budget a training step (forward + backward). Defaults to False.
         max_batch (int): Upper end of the search. Defaults to 4096.
+        method (str): ``'cuda'`` (real steps, doubling then bisection; out-of-memory
+            counts as not fitting), ``'tracked'`` (fake-tensor steps,
+            :func:`.memory.tracked_largest_batch`) or ``'auto'`` (``'cuda'`` on a CUDA
+            device, else ``'tracked'``). Defaults to ``'auto'``.
+        optimizer (str, optional): ``'sgd'`` / ``'adamw'`` state counted. Defaults to None.
+        attention (str): Tracked attention path. Defaults to ``'fused'``.
 
     Returns:
         LargestBatch: ``batch_size`` (0: one image does not fit), ``tried`` (None: OOM).
 
     Raises:
-        ValueError: A CPU device, a non-positive budget or ``max_batch``.
+        ValueError: A non-positive budget or ``max_batch``, a bad method for the device.
     """
-    if not str(device).startswith('cuda'):
-        raise ValueError(f'largest_batch needs a CUDA device (it measures '
-                         f'torch.cuda.max_memory_allocated against the budget), got '
-                         f'device={str(device)!r}; CPU memory has no such budget')
     dev = _check_device(device)
     if not (isinstance(memory_budget_gb, (int, float)) and memory_budget_gb > 0):
         raise ValueError(f'memory_budget_gb must be a positive number, got {memory_budget_gb!r}')
     _check_positive('max_batch', max_batch)
+    if method == 'auto':
+        method = 'cuda' if dev.type == 'cuda' else 'tracked'
     budget = int(memory_budget_gb * 2**30)
+    if method == 'tracked':
+        batch, seen = tracked_largest_batch(
+            lambda b: peak_memory(model, b, img_size, dev, precision, train, 'tracked',
+                                  optimizer, attention), budget, max_batch)
+        return LargestBatch(batch_size=batch, peak_bytes=seen.get(batch),
+                            capped=batch == max_batch,
+                            tried={str(b): seen[b] for b in sorted(seen)})
+    if method != 'cuda' or dev.type != 'cuda':
+        raise ValueError(f'largest_batch method must be auto, tracked or cuda (a CUDA '
+                         f'device), got method={method!r} on device={str(device)!r}')
     tried: Dict[int, Optional[int]] = {}
 
     def fits(batch: int) -> bool:
         if batch not in tried:
             try:
-                tried[batch] = peak_memory(model, batch, img_size, dev, precision, train=train)
+                tried[batch] = peak_memory(model, batch, img_size, dev, precision, train=train,
+                                           method='cuda', optimizer=optimizer)
             except torch.cuda.OutOfMemoryError:
                 tried[batch] = None
             finally:
@@ -216,7 +262,8 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
                    img_size: ImgSize = 224, device: Union[str, torch.device] = 'cpu',
                    precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
                    flops: bool = True, memory: bool = True, memory_train: bool = False,
-                   clock: str = 'wall') -> List[Measurement]:
+                   clock: str = 'wall', memory_optimizer: Optional[str] = None
+                   ) -> List[Measurement]:
     """Measure models in one process, timed interleaved in rotated order (A B C, B C A...).
 
     Args:
@@ -230,6 +277,8 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
         flops (bool): Count FLOPs (one trace per model). Defaults to True.
         memory (bool): Peak memory after the timing (others off the GPU). Defaults to True.
         memory_train (bool): Peak memory of a training step. Defaults to False.
+        memory_optimizer (str, optional): Optimizer state in a tracked training step
+            (:func:`peak_memory`). Defaults to None.
         clock (str): ``'wall'`` or ``'process'`` (:data:`~.timing.CLOCKS`). Defaults to ``'wall'``.
 
     Returns:
@@ -257,8 +306,8 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
     out = []
     for i, model in enumerate(models):
         with alone(model, models, dev):  # the other models' weights must not count
-            peak = peak_memory(model, batch_size, hw, dev, precision,
-                               train=memory_train) if memory else None
+            peak = peak_memory(model, batch_size, hw, dev, precision, train=memory_train,
+                               optimizer=memory_optimizer) if memory else None
         out.append(Measurement(
             params=count_params(model), seconds=times[i], peak_memory_bytes=peak,
             flops=count_flops(model, (_in_channels(model), ) + hw) if flops else None))

@@ -16,8 +16,8 @@ from .timing import CLOCKS, spread
 
 __all__ = [
     'SCHEMA_VERSION', 'MAIN_METRIC', 'RecordError', 'ModelInfo', 'GitInfo', 'Evaluation',
-    'ResultsRecord', 'Measurement', 'LargestBatch', 'MeasuredModel', 'BenchmarkSettings',
-    'BenchmarkRecord', 'Reference', 'normalize_metrics', 'ratios'
+    'ResultsRecord', 'Measurement', 'LargestBatch', 'TrackedMemory', 'MeasuredModel',
+    'BenchmarkSettings', 'BenchmarkRecord', 'Reference', 'normalize_metrics', 'ratios'
 ]
 
 #: Version of the schema below (``version`` of every file); 1 was the untyped layout.
@@ -322,6 +322,16 @@ class LargestBatch(Record):
 
 
 @dataclasses.dataclass
+class TrackedMemory(Record):
+    """Tracked tensor bytes of one step on one attention path (:mod:`.memory`)."""
+
+    peak_bytes: int
+    base_bytes: int
+    attention_ops: Dict[str, int]
+    largest_batch: Optional[LargestBatch] = None
+
+
+@dataclasses.dataclass
 class MeasuredModel(Measurement):
     """A model of ``benchmark.json``: what was measured and the :class:`Measurement`."""
 
@@ -331,6 +341,7 @@ class MeasuredModel(Measurement):
     checkpoint: Optional[str]
     model: ModelInfo
     largest_batch: Optional[LargestBatch]
+    tracked: Optional[Dict[str, TrackedMemory]] = None  # by attention path (memory.ATTENTION)
 
 
 @dataclasses.dataclass
@@ -351,6 +362,8 @@ class BenchmarkSettings(Record):
     memory_train: bool
     memory_budget_gb: Optional[float]
     memory_method: Optional[str]
+    memory_optimizer: Optional[str] = None  # optimizer state in tracked training steps
+    tracked_method: Optional[str] = None  # how ``models[].tracked`` was measured
 
 
 @dataclasses.dataclass
@@ -366,6 +379,7 @@ class Ratios:
     speedup_vs_ideal: Optional[float]  # paired_ratio median / ideal (1.0: as FLOPs promise)
     peak_memory: Optional[float]
     largest_batch: Optional[float]
+    tracked_largest_batch: Optional[Dict[str, float]] = None  # by attention path
 
 
 def _over(a: Optional[float], b: Optional[float]) -> Optional[float]:
@@ -384,7 +398,17 @@ def ratios(model: Measurement, base: Measurement) -> Ratios:
         paired_rounds=rounds, ratio_of_medians=_over(model.rate(), base.rate()),
         ideal_speedup=ideal, speedup_vs_ideal=_over(paired['median'], ideal),
         peak_memory=_over(model.peak_memory_bytes, base.peak_memory_bytes),
-        largest_batch=_over(*(b.batch_size for b in batches)) if all(batches) else None)
+        largest_batch=_over(*(b.batch_size for b in batches)) if all(batches) else None,
+        tracked_largest_batch=_tracked_over(model, base))
+
+
+def _tracked_over(model: Measurement, base: Measurement) -> Optional[Dict[str, float]]:
+    """Tracked working load over the base's, per attention path both measured."""
+    mine, theirs = getattr(model, 'tracked', None) or {}, getattr(base, 'tracked', None) or {}
+    out = {path: mine[path].largest_batch.batch_size / theirs[path].largest_batch.batch_size
+           for path in mine if path in theirs and mine[path].largest_batch
+           and theirs[path].largest_batch and theirs[path].largest_batch.batch_size}
+    return out or None
 
 
 @dataclasses.dataclass

@@ -11,10 +11,16 @@ import torch
 
 from .env import env_info, git_commit
 from .info import build_model, config_sha256, measure_size, model_info
-from .measure import MEMORY_METHODS, _check_device, _hw, alone, compare_models, largest_batch
-from .records import BenchmarkRecord, BenchmarkSettings, GitInfo, MeasuredModel, ModelInfo
+from .measure import (MEMORY_METHODS, _check_device, _hw, _in_channels, alone, compare_models,
+                      largest_batch)
+from .memory import ATTENTION, OPTIMIZERS, TRACKED_METHOD, tracked_peak
+from .records import (BenchmarkRecord, BenchmarkSettings, GitInfo, MeasuredModel, ModelInfo,
+                      TrackedMemory)
 
-__all__ = ['amp_precision', 'run_benchmark', 'format_report']
+__all__ = ['amp_precision', 'run_benchmark', 'format_report', 'PAPER_WORKING_LOAD_GAIN']
+
+#: The paper's working-load gain (percent) by (arch, removed layers): docs/method.md.
+PAPER_WORKING_LOAD_GAIN = {('deit-base', (0, 1, 3, 4, 6)): 20.5}
 
 
 def amp_precision(device: str) -> str:
@@ -27,7 +33,8 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
                   precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
                   part: str = 'model', memory_budget_gb: Optional[float] = None,
                   memory: bool = True, memory_train: bool = False,
-                  clock: str = 'wall') -> BenchmarkRecord:
+                  clock: str = 'wall', memory_optimizer: Optional[str] = None,
+                  attention: Sequence[str] = tuple(ATTENTION)) -> BenchmarkRecord:
     """Measure one model, or several timed interleaved in one run (the first is the baseline).
 
     Args:
@@ -39,24 +46,38 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
         warmup (int): Untimed rounds. Defaults to 2.
         repeats (int): Timed rounds. Defaults to 5.
         part (str): ``'model'`` or ``'backbone'``. Defaults to ``'model'``.
-        memory_budget_gb (float, optional): Also search the largest batch (CUDA). Defaults to None.
+        memory_budget_gb (float, optional): Also search the largest batch (the working
+            load) within this budget, by the device's method and by tracked bytes on
+            every ``attention`` path. Defaults to None.
         memory (bool): Measure peak memory. Defaults to True.
         memory_train (bool): Memory figures of a training step. Defaults to False.
         clock (str): ``'wall'`` or ``'process'``. Defaults to ``'wall'``.
+        memory_optimizer (str, optional): ``'sgd'`` / ``'adamw'`` state counted in the
+            training step (``memory_train``). Defaults to None.
+        attention (sequence of str): Attention paths of the tracked figures
+            (``models[].tracked``; :data:`.memory.ATTENTION`); empty: none. Defaults to
+            ``('fused', 'math')``.
 
     Returns:
         BenchmarkRecord: The models named ``'a'``, ``'b'``... (then ``'m27'``...).
 
     Raises:
-        ValueError: Bad settings (named), a memory budget on a CPU device.
+        ValueError: Bad settings (named).
     """
     if not configs:
         raise ValueError('give at least one config')
     dev = _check_device(device)  # the rest is checked by compare_models
-    if memory_budget_gb is not None and dev.type != 'cuda':
-        raise ValueError(f'--memory-budget-gb needs a CUDA device (the largest batch is '
-                         f'searched against torch.cuda.max_memory_allocated), got device '
-                         f'{str(device)!r}')
+    bad = [a for a in attention if a not in ATTENTION]
+    if bad:
+        raise ValueError(f'attention paths must be among {", ".join(ATTENTION)}, got {bad[0]!r}')
+    if memory_optimizer is not None and (memory_optimizer not in OPTIMIZERS or
+                                         not memory_train):
+        raise ValueError(f'the memory optimizer must be one of {", ".join(OPTIMIZERS)}, with '
+                         f'a training step (--train-memory), got {memory_optimizer!r}')
+    if memory_budget_gb is not None and not (memory_budget_gb > 0 and memory):
+        raise ValueError(f'the memory budget must be a positive number of GiB, with memory '
+                         f'measured, got {memory_budget_gb!r}')
+    attention = list(dict.fromkeys(attention)) if memory else []
     if img_size:
         hw, size_source = _hw(tuple(img_size)), 'given'
     else:
@@ -64,19 +85,26 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
     models = [build_model(cfg, ckpt, part=part, device=str(dev)) for cfg, ckpt in configs]
     date = datetime.datetime.now(datetime.timezone.utc)
     measured = compare_models(models, batch_size, hw, dev, precision, warmup, repeats,
-                              memory=memory, memory_train=memory_train, clock=clock)
+                              memory=memory, memory_train=memory_train, clock=clock,
+                              memory_optimizer=memory_optimizer)
     entries = []
     names = [string.ascii_lowercase[i] if i < 26 else f'm{i + 1}' for i in range(len(models))]
     for name, (cfg, ckpt), model, result in zip(names, configs, models, measured):
+        tracked = {path: _tracked(model, batch_size, hw, precision, memory_train,
+                                  memory_optimizer, path, memory_budget_gb)
+                   for path in attention}
         lb = None
-        if memory_budget_gb is not None:
+        if memory_budget_gb is not None and dev.type != 'cuda' and 'fused' in tracked:
+            lb = tracked['fused'].largest_batch  # the CPU's method: tracked, fused attention
+        elif memory_budget_gb is not None:
             with alone(model, models, dev):  # only the searched model on the GPU
                 lb = largest_batch(model, memory_budget_gb, hw, dev, precision,
-                                   train=memory_train)
+                                   train=memory_train, optimizer=memory_optimizer)
         entries.append(MeasuredModel(
             **vars(result), name=name, config=getattr(cfg, 'filename', None),
             config_sha256=config_sha256(cfg), checkpoint=ckpt, largest_batch=lb,
-            model=ModelInfo.from_json(model_info(cfg, model), 'model')))
+            model=ModelInfo.from_json(model_info(cfg, model), 'model'),
+            tracked=tracked or None))
     git = git_commit()
     return BenchmarkRecord(
         run_id=f'{date.strftime("%Y%m%dT%H%M%SZ")}-{uuid.uuid4().hex[:8]}',
@@ -86,7 +114,25 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
             device=str(dev), precision=precision, warmup=warmup, repeats=repeats, part=part,
             num_threads=torch.get_num_threads(), clock=clock, memory=memory,
             memory_train=memory_train, memory_budget_gb=memory_budget_gb,
-            memory_method=MEMORY_METHODS[dev.type] if memory else None))
+            memory_method=MEMORY_METHODS[dev.type] if memory else None,
+            memory_optimizer=memory_optimizer,
+            tracked_method=f'{TRACKED_METHOD}, fake tensors' if attention else None))
+
+
+def _tracked(model: Any, batch_size: int, hw: Tuple[int, int], precision: str, train: bool,
+             optimizer: Optional[str], path: str, budget_gb: Optional[float]) -> TrackedMemory:
+    """Tracked bytes of one step on attention ``path``, and the working load in the budget."""
+    cpu_precision = 'bf16' if precision == 'fp16' else precision  # autocast's CPU type
+    step = tracked_peak(model, batch_size, hw, cpu_precision, train, optimizer, path,
+                        in_channels=_in_channels(model))
+    lb = None if budget_gb is None else largest_batch(
+        model, budget_gb, hw, 'cpu', cpu_precision, train, method='tracked',
+        optimizer=optimizer, attention=path)
+    return TrackedMemory(peak_bytes=step.peak_bytes, base_bytes=step.base_bytes,
+                         attention_ops=step.attention_ops, largest_batch=lb)
+
+
+_CPU = {'fp16': 'bf16 autocast', 'bf16': 'bf16 autocast'}
 
 
 def _fmt(value: Optional[float], spec: str, suffix: str = '') -> str:
@@ -121,9 +167,21 @@ def format_report(report: BenchmarkRecord) -> str:
             lines.append(f'   largest batch within {s.memory_budget_gb} GiB: '
                          f'{entry.largest_batch.batch_size}'
                          f'{" (capped)" if entry.largest_batch.capped else ""}')
+        for path, t in (entry.tracked or {}).items():
+            load = '' if not t.largest_batch else \
+                f', working load @ {s.memory_budget_gb:g} GiB {t.largest_batch.batch_size}' + \
+                (' (capped)' if t.largest_batch.capped else '')
+            lines.append(f'   tracked, {path} attention: peak {t.peak_bytes / 2**20:.1f} MiB '
+                         f'(before the step {t.base_bytes / 2**20:.1f}){load}')
+    step = ('train step' if s.memory_train else 'inference step') + \
+        (f' with {s.memory_optimizer} state' if s.memory_optimizer else '')
     if s.memory_method:
-        lines.append(f'peak memory ({"train" if s.memory_train else "inference"} step): '
-                     f'{s.memory_method}')
+        lines.append(f'peak memory ({step}): {s.memory_method}')
+    if s.tracked_method:
+        lines.append(f'tracked ({step}, {_CPU.get(s.precision, s.precision)} on CPU): '
+                     f'{s.tracked_method}; blind to allocator rounding and caching, '
+                     f'cuBLAS / cuDNN workspaces and kernel scratch buffers '
+                     f'(benchmarks/README.md)')
     base = report.models[0]
     for entry in report.models[1:]:
         r = report.ratios(entry)
@@ -138,4 +196,17 @@ def format_report(report: BenchmarkRecord) -> str:
             f'peak memory {_fmt(r.peak_memory, ".3f")}'
             + (f', largest batch {_fmt(r.largest_batch, ".3f")}' if entry.largest_batch
                else ''))
+        if r.tracked_largest_batch:
+            paper = PAPER_WORKING_LOAD_GAIN.get(
+                (entry.model.arch_name, tuple(sorted(entry.model.removed_layers))))
+            if entry.model.arch_name != base.model.arch_name or base.model.removed_layers:
+                paper = None  # the paper's figure is over the unpruned same arch
+            lines.append(
+                f'working load @ {s.memory_budget_gb:g} GiB {entry.name.upper()}/'
+                f'{base.name.upper()} (tracked): ' + ', '.join(
+                    f'{path} attention {v - 1:+.1%}' + (' (capped)' if any(
+                        m.tracked[path].largest_batch.capped for m in (entry, base)) else '')
+                    for path, v in r.tracked_largest_batch.items())
+                + (f' (the paper: {paper:+.1f}% for DeiT-B 40%, on its GPUs)' if paper
+                   else ''))
     return '\n'.join(lines)

@@ -63,10 +63,14 @@ def test_throughput_memory_and_interleaved_compare():
     assert not small.training and next(small.parameters()).device.type == 'cpu'
     assert count_flops(large, (3, 16, 16)) == 16 * 16 * 8 * 27 + 80
     assert count_flops(large, (2, 3, 16, 16)) == 2 * count_flops(large, (3, 16, 16))
-    for train in (False, True):
-        mem = peak_memory(large, batch_size=4, img_size=64, train=train)
-        assert mem is None  # CPU memory is not measured (see benchmarks/README.md)
-    assert not large.training and all(p.grad is None for p in large.parameters())
+    # tracked on CPU: weights, input, conv output and its mean alive at once (bytes)
+    weights = 4 * sum(p.numel() for p in large.parameters())
+    assert peak_memory(large, batch_size=4, img_size=64) == \
+        weights + 4 * (4 * 3 * 64 * 64 + 4 * 8 * 64 * 64 + 4 * 8)
+    assert peak_memory(large, batch_size=4, img_size=64, train=True) > \
+        peak_memory(large, batch_size=4, img_size=64)
+    # a copy is measured: the model keeps its mode, weights and no gradient
+    assert large.training and all(p.grad is None for p in large.parameters())
     a, b = compare_models([large, small], batch_size=2, img_size=16, warmup=1, repeats=3)
     r = ratios(b, a)
     assert (a.params, b.params) == (count_params(large), count_params(small))
@@ -79,7 +83,8 @@ def test_throughput_memory_and_interleaved_compare():
     assert r.paired_rounds == pytest.approx([sa / sb for sa, sb in zip(a.seconds, b.seconds)])
     assert r.paired_ratio['median'] == pytest.approx(statistics.median(r.paired_rounds))
     assert r.speedup_vs_ideal == pytest.approx(r.paired_ratio['median'] / r.ideal_speedup)
-    assert len(a.seconds) == 3 and a.peak_memory_bytes is None and r.peak_memory is None
+    assert len(a.seconds) == 3 and r.peak_memory == b.peak_memory_bytes / a.peak_memory_bytes
+    assert a.peak_memory_bytes == peak_memory(large, batch_size=2, img_size=16)
 
 
 def test_spread_is_median_and_quartiles():
@@ -136,7 +141,9 @@ def test_identical_models_come_out_equal_within_their_spread():
     (lambda m: compare_models([m], batch_size=0), 'batch_size must be an integer >= 1, got 0'),
     (lambda m: compare_models([m], img_size=(1, 2, 3)), 'img_size must be an int or'),
     (lambda m: count_flops(m, (16, 16)), 'input_shape must be (C, H, W) or (N, C, H, W)'),
-    (lambda m: largest_batch(m, 1.0, device='cpu'), 'largest_batch needs a CUDA device'),
+    (lambda m: largest_batch(m, 1.0, device='cpu', method='cuda'),
+     "largest_batch method must be auto, tracked or cuda (a CUDA device), got method='cuda'"),
+    (lambda m: largest_batch(m, 0, device='cpu'), 'memory_budget_gb must be a positive number'),
 ])
 def test_bad_arguments_name_the_value(call, message):
     with pytest.raises(ValueError) as info:

@@ -31,14 +31,16 @@ def _benchmark(seconds_a=(0.2, 0.1, 0.4), seconds_b=(0.1, 0.1, 0.1)):
         return {'params': 100 if name == 'a' else 80, 'flops': 1000 if name == 'a' else 500,
                 'seconds': list(seconds), 'peak_memory_bytes': None, 'name': name,
                 'config': f'/x/{name}.py', 'config_sha256': None, 'checkpoint': None,
-                'model': dict(MODEL, removed_layers=removed), 'largest_batch': None}
+                'model': dict(MODEL, removed_layers=removed), 'largest_batch': None,
+                'tracked': None}
     return {'format': 'nose_mm.benchmark', 'version': SCHEMA_VERSION, 'run_id': 'r1',
             'date': '2026-01-01T00:00:00+00:00', 'hardware': {}, 'git': None,
             'settings': {'batch_size': 4, 'img_size': [32, 32], 'img_size_source': 'given',
                          'device': 'cpu', 'precision': 'fp32', 'warmup': 1, 'repeats': 3,
                          'part': 'model', 'num_threads': 1, 'clock': 'wall', 'memory': False,
                          'memory_train': False, 'memory_budget_gb': None,
-                         'memory_method': None},
+                         'memory_method': None, 'memory_optimizer': None,
+                         'tracked_method': None},
             'models': [entry('a', seconds_a, []), entry('b', seconds_b, [0, 2])]}
 
 
@@ -127,6 +129,13 @@ def test_benchmark_round_trip_and_derived_ratios(tmp_path):
     data = _benchmark()
     record = BenchmarkRecord.load(_write(tmp_path / 'benchmark.json', data))
     assert record.to_json() == data
+    # a file written before the tracked-memory keys (#24) reads with their defaults
+    old = json.loads(json.dumps(data))
+    for key in ('memory_optimizer', 'tracked_method'):
+        del old['settings'][key]
+    for entry in old['models']:
+        del entry['tracked']
+    assert BenchmarkRecord.load(_write(tmp_path / 'old.json', old)).to_json() == data
     a, b = record.models
     assert record.img_per_s(a) == pytest.approx(4 / 0.2)  # median over rounds of 4 / s
     r = record.ratios(b)

@@ -133,8 +133,9 @@ def _load_tool(name):
 
 def test_benchmark_tool_user_errors(capsys, tmp_path):
     tool = _load_tool('benchmark')
-    assert tool.main([CLS_CFG, '--device', 'cpu', '--memory-budget-gb', '4']) == 2
-    assert 'nose_mm: error: --memory-budget-gb needs a CUDA device' in capsys.readouterr().err
+    assert tool.main([CLS_CFG, '--device', 'cpu', '--memory-optimizer', 'adamw']) == 2
+    assert 'nose_mm: error: the memory optimizer must be one of sgd, adamw, with a training ' \
+        'step (--train-memory)' in capsys.readouterr().err
     assert tool.main([CLS_CFG, str(tmp_path / 'none.pth')]) == 2
     assert 'does not exist' in capsys.readouterr().err
     assert tool.main([CLS_CFG, '--device', 'cpu', '--batch-size', '0']) == 2

@@ -54,8 +54,8 @@ def runs(tmp_path_factory):
     run_tool('train.py', SEG_CFG, '--work-dir', work / 'seg', '--cfg-options',
              *data_root_options(ade), 'train_cfg.max_iters=2', 'param_scheduler.0.end=2')
     bench = run_tool('benchmark.py', CLS_CFG, '--compare', PRUNED_CFG, '--batch-size', 2,
-                     '--repeats', 3, '--warmup', 1, '--device', 'cpu', '--out',
-                     work / 'cls_pruned' / 'benchmark.json')
+                     '--repeats', 3, '--warmup', 1, '--device', 'cpu', '--memory-budget-gb',
+                     0.01, '--attention', 'fused', '--out', work / 'cls_pruned' / 'benchmark.json')
     return {'work': work, 'bench_stdout': bench.stdout}
 
 
@@ -121,6 +121,7 @@ def test_benchmark_tool_compare_writes_its_json(runs):
     out = runs['bench_stdout']
     assert 'ratios B/A: params' in out and 'img/s (median; repeats:' in out
     assert 'cpu' in out and 'fp32' in out and 'batch 2' in out
+    assert 'working load @ 0.01 GiB B/A (tracked): fused attention +' in out
 
 
 def _load_tool(name):
@@ -235,7 +236,13 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
     assert cifar[0]['Δ Top-1'] == '+1.50' and cifar[0]['Removed layers'] == '[0, 2]'
     assert cifar[1]['Δ Top-1'] == 'baseline' and cifar[1]['Removed layers'] == 'none'
     pruned = next(r for r in cifar if r['Run / method'] == 'cls_pruned')
-    assert float(pruned['img/s']) > 0 and pruned['Throughput setting'] == 'cpu fp32 bs2 32px'
+    assert float(pruned['img/s']) > 0 and \
+        pruned['Throughput setting'] == 'cpu fp32 bs2 32px tracked mem'
+    bench = json.loads((work / 'cls_pruned' / 'benchmark.json').read_text())['models'][1]
+    assert float(pruned['Mem (MiB)']) == pytest.approx(bench['peak_memory_bytes'] / 2**20,
+                                                       abs=0.051)
+    load = bench['largest_batch']['batch_size']
+    assert pruned['Working load @ budget'] == f'{load} @ 0.01 GiB' and load > 2
     assert pruned['Source'].startswith('measured (train): ')
     assert next(r for r in cifar if r['Run / method'] == 'cls_base')['img/s'] == ''
 

@@ -22,7 +22,7 @@ _METRIC_COLUMNS = {
     'segmentation': (('mIoU', 'mIoU'), ('mIoU_ms_flip', 'mIoU(ms+flip)'), ('mAcc', 'mAcc')),
 }
 _TAIL = ('Params (M)', 'GFLOPs', 'img/s', 'Speed vs baseline', 'Mem (MiB)',
-         'Throughput setting')
+         'Working load @ budget', 'Throughput setting')
 #: Column saying whether a row's Δ exceeds the run-to-run spread.
 SPREAD_COLUMN = 'Δ vs spread'
 
@@ -47,7 +47,9 @@ _NOTES = (
     'GFLOPs are multiply-accumulates per image (the model zoos\' "GFLOPs"), attention '
     'products included. img/s: inference, median of repeats, at the stated throughput '
     'setting (compare img/s only between rows measured alike). Mem: peak memory of one '
-    'forward at that setting (CUDA max allocated; not measured on CPU). Δ: main '
+    'step at that setting (CUDA max allocated on GPUs; tracked tensor bytes on CPU, '
+    'benchmarks/README.md); working load: the largest batch whose step fits the stated '
+    'budget, by the same method. Δ: main '
     'metric minus the baseline row\'s (runs: the latest run of the same arch with no '
     'removed or diluted layers; reported rows: the baseline their source names). '
     'Seeds: runs of one config that differ only in randomness.seed are one row, '
@@ -107,7 +109,9 @@ def _cells(table: Table, fmt: str = 'md') -> List[List[str]]:
                   _size(row.params_m), _size(row.gflops),
                   '' if ips is None else _num(ips, 1 if ips >= 10 else 2)
                   + (' †' if row.speed_mark else ''), *speed,
-                  _num(row.mem_mib, 0 if (row.mem_mib or 0) >= 10 else 1), row.setting]
+                  _num(row.mem_mib, 0 if (row.mem_mib or 0) >= 10 else 1),
+                  '' if row.working_load is None else f'{row.working_load} @ {row.budget_gb:g} GiB'
+                  + (' (capped)' if row.working_load_capped else ''), row.setting]
         if fmt in ('csv', 'html'):
             cells.append(row.timed_together or '')
             seeds = '; '.join('?' if s is None else str(s) for s in row.seeds) \

@@ -22,6 +22,8 @@ class Row:
         seeds (list[int | None]): Seeds of the runs averaged into the row.
         params_m, gflops (float | None): Parameters (millions), G MACs per image.
         img_per_s, mem_mib, setting: Median img/s, peak MiB and setting of the timing run.
+        working_load, budget_gb (int | float | None): Largest batch within that run's
+            memory budget (GiB), by its memory method.
         speed_ratio (dict | None): Paired img/s ratio to model ``'a'`` of that run.
         timed_together, bench_name (str | None): That run's id, the row's model in it.
         source (str), reported (bool), date (str | None): Provenance, published?, ISO date.
@@ -46,6 +48,9 @@ class Row:
     gflops: Optional[float] = None
     img_per_s: Optional[float] = None
     mem_mib: Optional[float] = None
+    working_load: Optional[int] = None
+    working_load_capped: bool = False
+    budget_gb: Optional[float] = None
     setting: str = ''
     speed_ratio: Optional[Dict[str, float]] = None
     timed_together: Optional[str] = None
@@ -95,8 +100,12 @@ class Table:
 def _setting(s: BenchmarkSettings) -> str:
     h, w = s.img_size
     size = f'{h}x{w}' if h != w else f'{h}px'
+    tracked = (s.memory_method or '').startswith('tracked')
+    memory = ' '.join(p for p in ('train-step' if s.memory_train else '',
+                                  'tracked' if tracked else '') if p and s.memory_method)
     return ' '.join(p for p in (s.device, s.precision, f'bs{s.batch_size}', size,
-                                f'{s.clock} clock' if s.clock != 'wall' else '') if p)
+                                f'{s.clock} clock' if s.clock != 'wall' else '',
+                                f'{memory} mem' if memory else '') if p)
 
 
 def _row_from_group(group: SeedGroup) -> Row:
@@ -132,6 +141,10 @@ def _row_from_group(group: SeedGroup) -> Row:
         row.img_per_s, row.mem_mib = record.img_per_s(entry), None if mem is None else mem / 2**20
         row.setting, row.timed_together = _setting(record.settings), record.run_id
         row.speed_ratio, row.bench_name = record.ratios(entry).paired_ratio, entry.name
+        if entry.largest_batch:
+            row.working_load = entry.largest_batch.batch_size
+            row.budget_gb = record.settings.memory_budget_gb
+            row.working_load_capped = entry.largest_batch.capped
     return row
 
 

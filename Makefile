@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo test test-fast test-all lint clean
+.PHONY: setup demo test test-fast test-all lint clean wheelhouse gpu-check
 
 setup:  ## create .venv with the tested OpenMMLab stack (set MMCV_WHEEL_DIR to reuse a wheel)
 	bash tools/setup_env.sh
@@ -19,6 +19,12 @@ test-fast: setup  ## every test except those marked slow (end-to-end runs)
 	$(PY) -m pytest -m 'not slow'
 
 test-all: test  ## kept as an alias of `make test`
+
+wheelhouse:  ## every wheel of the environment in DIR (default wheelhouse/), for offline machines
+	PYTHON=$(PY) bash tools/build_wheelhouse.sh $(or $(DIR),wheelhouse)
+
+gpu-check: setup  ## the GPU checks (tools/gpu_check.sh), offline, under 8 minutes
+	PYTHON=$(PY) bash tools/gpu_check.sh
 
 lint: setup
 	$(PY) -m ruff check nose_mm tools tests configs projects || $(PY) -m flake8 nose_mm tools tests projects

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .flops import count_flops, count_params
-from .memory import OPTIMIZERS, TRACKED_METHOD, tracked_largest_batch, tracked_peak
+from .memory import OPTIMIZERS, TRACKED_METHOD, TrackedStep, tracked_largest_batch, tracked_peak
 from .records import PRECISIONS, LargestBatch, Measurement
 from .timing import CLOCKS, time_interleaved
 
@@ -223,9 +223,10 @@ def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: Img
         method = 'cuda' if dev.type == 'cuda' else 'tracked'
     budget = int(memory_budget_gb * 2**30)
     if method == 'tracked':
-        batch, seen = tracked_largest_batch(
-            lambda b: peak_memory(model, b, img_size, dev, precision, train, 'tracked',
-                                  optimizer, attention), budget, max_batch)
+        step = TrackedStep(model, 'bf16' if precision == 'fp16' else precision, train,
+                           optimizer, attention, in_channels=_in_channels(model))
+        batch, seen = tracked_largest_batch(lambda b: step(b, _hw(img_size)).peak_bytes,
+                                            budget, max_batch)
         return LargestBatch(batch_size=batch, peak_bytes=seen.get(batch),
                             capped=batch == max_batch,
                             tried={str(b): seen[b] for b in sorted(seen)})

@@ -36,7 +36,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
 __all__ = ['TRACKED_METHOD', 'ATTENTION', 'OPTIMIZERS', 'LiveBytes', 'StepMemory',
-           'tracked_peak', 'tracked_largest_batch']
+           'TrackedStep', 'tracked_peak', 'tracked_largest_batch']
 
 #: The method's name, as ``benchmark.json`` records it.
 TRACKED_METHOD = ('tracked tensor bytes (nose_mm.benchmark.memory.LiveBytes: live storages '
@@ -148,24 +148,19 @@ def _check(batch_size: int, precision: str, attention: str, optimizer: Optional[
                          f'got {optimizer!r}')
 
 
-def tracked_peak(model: torch.nn.Module, batch_size: int = 8,
-                 img_size: Tuple[int, int] = (224, 224), precision: str = 'fp32',
-                 train: bool = False, optimizer: Optional[str] = None,
-                 attention: str = 'fused', fake: bool = True,
-                 in_channels: Optional[int] = None) -> StepMemory:
-    """Tracked bytes of one inference or training step of ``model`` on a CPU batch.
+class TrackedStep:
+    """One inference or training step of a copy of ``model``, tracked at any batch size.
 
-    Inference: ``model(x)`` under ``torch.no_grad`` (the bytes of ``inference_mode``).
-    Training: forward, backward of the summed outputs, the optimizer's step
-    (``optimizer``: after one untracked step that creates its state, so the state
-    counts as in every later step) and ``zero_grad(set_to_none=True)``, as mmengine's
-    ``OptimWrapper`` does.
+    Inference: ``model(x)`` under ``torch.no_grad`` (the bytes of ``inference_mode``,
+    whose Python dispatch would see SDPA as one op, never its math path). Training:
+    forward, backward of the summed outputs, the optimizer's step and
+    ``zero_grad(set_to_none=True)``, as mmengine's ``OptimWrapper`` does; the optimizer's
+    state is created by one untracked step at the first call, so it counts as in every
+    later step. The copy is made once, so a batch search reuses it.
 
     Args:
         model (torch.nn.Module): Called as ``model(x)``; never changed (a fake copy is
             measured with ``fake``, a deep copy otherwise).
-        batch_size (int): Images per step. Defaults to 8.
-        img_size (tuple[int, int]): ``(H, W)``. Defaults to ``(224, 224)``.
         precision (str): ``'fp32'``, or ``'fp16'`` / ``'bf16'`` autocast. Defaults to ``'fp32'``.
         train (bool): A training step instead of inference. Defaults to False.
         optimizer (str, optional): ``'sgd'`` (momentum) or ``'adamw'`` state counted in a
@@ -175,6 +170,80 @@ def tracked_peak(model: torch.nn.Module, batch_size: int = 8,
             Defaults to True.
         in_channels (int, optional): Input channels. Defaults to ``model.in_channels`` or 3.
 
+    Raises:
+        ValueError: A bad precision, attention path or optimizer.
+    """
+
+    def __init__(self, model: torch.nn.Module, precision: str = 'fp32', train: bool = False,
+                 optimizer: Optional[str] = None, attention: str = 'fused', fake: bool = True,
+                 in_channels: Optional[int] = None) -> None:
+        _check(1, precision, attention, optimizer)
+        if optimizer is not None and not train:
+            raise ValueError(f'optimizer={optimizer!r} needs train=True (inference has no '
+                             f'optimizer state)')
+        self.channels = in_channels or int(getattr(model, 'in_channels', 3))
+        self.train, self.attention, self.optimizer = train, attention, optimizer
+        self.dtype = _AUTOCAST.get(precision)
+        self.fake_mode = FakeTensorMode() if fake else None
+        on_cpu = all(t.device.type == 'cpu' for t in itertools.chain(model.parameters(),
+                                                                      model.buffers()))
+        source = model if on_cpu else copy.deepcopy(model).cpu()
+        with FakeCopyMode(self.fake_mode) if fake else contextlib.nullcontext():
+            self.net = copy.deepcopy(source)
+        self.net.train(train)
+        self.opt: Any = None
+
+    def _autocast(self) -> Any:
+        return torch.autocast('cpu', dtype=self.dtype, enabled=self.dtype is not None)
+
+    def _step(self, x: torch.Tensor) -> None:
+        with self._autocast():
+            loss = _reduce(self.net(x))
+        loss.backward()
+        del loss
+        if self.opt is not None:
+            self.opt.step()
+        self.net.zero_grad(set_to_none=True)
+
+    def __call__(self, batch_size: int, img_size: Tuple[int, int]) -> StepMemory:
+        """Tracked bytes of the step at ``batch_size`` images of ``img_size`` ``(H, W)``."""
+        _check(batch_size, 'fp32', self.attention, None)
+        with self.fake_mode or contextlib.nullcontext(), \
+                sdpa_kernel(ATTENTION[self.attention]):
+            x = torch.zeros(batch_size, self.channels, *img_size)
+            if self.optimizer and self.opt is None:
+                self.opt = OPTIMIZERS[self.optimizer](
+                    [p for p in self.net.parameters() if p.requires_grad])
+                self._step(x)  # creates the optimizer's state
+            state = [t for s in (self.opt.state.values() if self.opt else ())
+                     for t in s.values() if isinstance(t, torch.Tensor)]
+            counter = LiveBytes([*self.net.parameters(), *self.net.buffers(), x, *state])
+            base = counter.current
+            with counter:
+                if self.train:
+                    self._step(x)
+                else:
+                    with torch.no_grad(), self._autocast():
+                        out = self.net(x)
+                    del out
+        return StepMemory(peak_bytes=counter.peak, base_bytes=base,
+                          attention_ops=dict(counter.ops))
+
+
+def tracked_peak(model: torch.nn.Module, batch_size: int = 8,
+                 img_size: Tuple[int, int] = (224, 224), precision: str = 'fp32',
+                 train: bool = False, optimizer: Optional[str] = None,
+                 attention: str = 'fused', fake: bool = True,
+                 in_channels: Optional[int] = None) -> StepMemory:
+    """Tracked bytes of one step of ``model`` (:class:`TrackedStep`, its arguments).
+
+    Args:
+        model (torch.nn.Module): Called as ``model(x)``; never changed.
+        batch_size (int): Images per step. Defaults to 8.
+        img_size (tuple[int, int]): ``(H, W)``. Defaults to ``(224, 224)``.
+        precision, train, optimizer, attention, fake, in_channels: As
+            :class:`TrackedStep`. Defaults to fp32 inference, fused attention, fake tensors.
+
     Returns:
         StepMemory: Peak and base bytes, the attention ops that ran.
 
@@ -182,47 +251,8 @@ def tracked_peak(model: torch.nn.Module, batch_size: int = 8,
         ValueError: A bad batch size, precision, attention path or optimizer.
     """
     _check(batch_size, precision, attention, optimizer)
-    if optimizer is not None and not train:
-        raise ValueError(f'optimizer={optimizer!r} needs train=True (inference has no '
-                         f'optimizer state)')
-    channels = in_channels or int(getattr(model, 'in_channels', 3))
-    fake_mode = FakeTensorMode() if fake else None
-    on_cpu = all(t.device.type == 'cpu' for t in itertools.chain(model.parameters(),
-                                                                  model.buffers()))
-    source = model if on_cpu else copy.deepcopy(model).cpu()
-    with FakeCopyMode(fake_mode) if fake else contextlib.nullcontext():
-        net = copy.deepcopy(source)
-    net.train(train)
-    dtype = _AUTOCAST.get(precision)
-    autocast = lambda: torch.autocast('cpu', dtype=dtype, enabled=dtype is not None)  # noqa
-    with fake_mode or contextlib.nullcontext(), sdpa_kernel(ATTENTION[attention]):
-        x = torch.zeros(batch_size, channels, *img_size)
-        opt = OPTIMIZERS[optimizer]([p for p in net.parameters() if p.requires_grad]) \
-            if optimizer else None
-
-        def step() -> None:
-            with autocast():
-                loss = _reduce(net(x))
-            loss.backward()
-            del loss
-            if opt is not None:
-                opt.step()
-            net.zero_grad(set_to_none=True)
-
-        if opt is not None:
-            step()  # creates the optimizer's state
-        state = [t for s in (opt.state.values() if opt else ()) for t in s.values()
-                 if isinstance(t, torch.Tensor)]
-        counter = LiveBytes([*net.parameters(), *net.buffers(), x, *state])
-        base = counter.current
-        with counter:
-            if train:
-                step()
-            else:
-                with torch.no_grad(), autocast():  # not inference_mode: its Python
-                    out = net(x)  # dispatch sees SDPA as one op, never its math path
-                del out
-    return StepMemory(peak_bytes=counter.peak, base_bytes=base, attention_ops=dict(counter.ops))
+    return TrackedStep(model, precision, train, optimizer, attention, fake,
+                       in_channels)(batch_size, img_size)
 
 
 def tracked_largest_batch(peak: Callable[[int], int], budget_bytes: int,

@@ -21,7 +21,8 @@ from nose_mm.utils.fileio import atomic_write, atomic_write_json
 
 from .data import build_digits_classification, build_digits_segmentation
 from .scheduler import Workers, run_steps
-from .steps import DEMO_FAMILIES, DEMO_METHODS, DEMO_SEEDS, WORKER_THREADS, demo_steps
+from .steps import (DEMO_FAMILIES, DEMO_METHODS, DEMO_SEEDS, MEMORY_BUDGET_GB, WORKER_THREADS,
+                    demo_steps)
 
 #: written last into a demo data folder: a folder without it is rebuilt
 DATA_DONE = '.nose_mm_demo_data_complete'
@@ -150,6 +151,7 @@ def _summarize(run_dirs: Sequence[str], selections: Dict[str, list]) -> dict:
                 'removed_layers': row.removed_layers, 'params': None if row.params_m is None
                 else round(row.params_m * 1e6), 'gflops': row.gflops,
                 'img_per_s': row.img_per_s, 'throughput_ratio': row.speed_ratio,
+                'mem_mib': row.mem_mib, 'working_load': row.working_load,
                 'timed_together': row.timed_together, 'delta': row.delta,
                 'beyond_spread': row.beyond_spread}
     return out
@@ -168,6 +170,8 @@ def _print_summary(summary: dict) -> None:
                 f", throughput x{_fmt(ratio.get('median'), '.3f')} "
                 f"[IQR {_fmt(ratio.get('q1'), '.3f')}-{_fmt(ratio.get('q3'), '.3f')}]")
             ips = '' if row['img_per_s'] is None else f", {row['img_per_s']:.1f} img/s"
+            if row['working_load']:
+                ips += f", working load {row['working_load']} @ {MEMORY_BUDGET_GB} GiB"
             print(f"[demo] {label:<18} {metric} {_fmt(row['metric'])}{spread} "
                   f"(n={row['n']}), removed {row['removed_layers']}{speed}{ips}")
     print(f"[demo] finished in {summary['seconds']:.0f} s with {summary['workers']} workers "

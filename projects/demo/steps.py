@@ -36,6 +36,8 @@ NUM_REMOVED = 2
 TOME = dict(r=4, start=1, prop_attn=True)
 #: threads per worker (the demo ViT is too small for intra-op parallelism)
 WORKER_THREADS = 1
+#: The memory budget (GiB) of the leaderboard's working load (tracked training steps).
+MEMORY_BUDGET_GB = 1
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def _benchmark(models: Sequence, out: str, quick: bool, batch_size: int,
         args += ['--compare', cfg, ckpt]
     return (*args, '--batch-size', batch_size, '--repeats', 3 if quick else repeats,
             '--warmup', 1 if quick else 3, '--device', 'cpu', '--threads', WORKER_THREADS,
-            '--clock', 'process', '--no-memory', '--out', out)
+            '--clock', 'process', '--train-memory', '--memory-budget-gb',
+            MEMORY_BUDGET_GB, '--attention', 'fused', '--out', out)
 
 
 class _Family:

@@ -61,6 +61,10 @@ def test_quick_demo_end_to_end(tmp_path):
             assert row['timed_together'] == base['timed_together'] is not None
             assert row['delta'] == pytest.approx(row['metric'] - base['metric'])
             assert table[label]['Δ Top-1'] == f"{row['delta']:+.2f}"
+            # tracked memory of a training step: less without attention, more images in 1 GiB
+            assert 0 < row['mem_mib'] < base['mem_mib']
+            assert row['working_load'] > base['working_load'] > 0
+            assert table[label]['Working load @ budget'] == f"{row['working_load']} @ 1 GiB"
     assert 'spread unknown' not in board.split('## classification')[1].split('## seg')[0]
     # NOSE + ToMe: the pruned NOSE weights, fewer FLOPs with the merged tokens
     tome = cls['tome_nose']
@@ -87,6 +91,9 @@ def test_quick_demo_end_to_end(tmp_path):
         res = json.load(open(work / label / 'results.json'))
         assert row['n'] == 1 and row['metric'] == res['metrics']['mIoU']
         assert row['img_per_s'] > 0 and float(seg_table[label]['img/s']) > 0
+        assert row['mem_mib'] > 0 and row['working_load'] > 0
+        if label != 'seg_baseline':
+            assert row['working_load'] > seg['seg_baseline']['working_load']
     assert len({row['timed_together'] for row in seg.values()}) == 1
 
     assert 'finished in' in proc.stdout and 'top-1' in proc.stdout

@@ -210,7 +210,8 @@ def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: Img
         attention (str): Tracked attention path. Defaults to ``'fused'``.
 
     Returns:
-        LargestBatch: ``batch_size`` (0: one image does not fit), ``tried`` (None: OOM).
+        LargestBatch: ``batch_size`` (0: one image, two for a training step with batch
+        norm, does not fit), ``tried`` (None: OOM).
 
     Raises:
         ValueError: A non-positive budget or ``max_batch``, a bad method for the device.
@@ -222,11 +223,14 @@ def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: Img
     if method == 'auto':
         method = 'cuda' if dev.type == 'cuda' else 'tracked'
     budget = int(memory_budget_gb * 2**30)
+    # batch norm refuses a training batch of one image (one value per channel after pooling)
+    first = 2 if train and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                               for m in model.modules()) else 1
     if method == 'tracked':
         step = TrackedStep(model, 'bf16' if precision == 'fp16' else precision, train,
                            optimizer, attention, in_channels=_in_channels(model))
         batch, seen = tracked_largest_batch(lambda b: step(b, _hw(img_size)).peak_bytes,
-                                            budget, max_batch)
+                                            budget, max_batch, first)
         return LargestBatch(batch_size=batch, peak_bytes=seen.get(batch),
                             capped=batch == max_batch,
                             tried={str(b): seen[b] for b in sorted(seen)})
@@ -249,10 +253,10 @@ def largest_batch(model: torch.nn.Module, memory_budget_gb: float, img_size: Img
         return peak is not None and peak <= budget
 
     good, bad = 0, None
-    while bad is None and good < max_batch:  # 1, 2, 4, ... then max_batch
-        batch = min(max(1, 2 * good), max_batch)
+    while bad is None and good < max_batch:  # 1 (2 with batch norm), 2, 4, ..., max_batch
+        batch = min(max(first, 2 * good), max_batch)
         good, bad = (batch, None) if fits(batch) else (good, batch)
-    while bad is not None and bad - good > 1:  # bisection
+    while bad is not None and good and bad - good > 1:  # bisection
         mid = (good + bad) // 2
         good, bad = (mid, bad) if fits(mid) else (good, mid)
     return LargestBatch(batch_size=good, peak_bytes=tried.get(good) if good else None,

@@ -256,7 +256,8 @@ def tracked_peak(model: torch.nn.Module, batch_size: int = 8,
 
 
 def tracked_largest_batch(peak: Callable[[int], int], budget_bytes: int,
-                          max_batch: int = 4096) -> Tuple[int, Dict[int, int]]:
+                          max_batch: int = 4096, min_batch: int = 1
+                          ) -> Tuple[int, Dict[int, int]]:
     """The largest batch whose step's peak (``peak(batch)``) fits ``budget_bytes``.
 
     Beyond a few images a step's tracked peak grows by a constant per image, so the
@@ -267,9 +268,11 @@ def tracked_largest_batch(peak: Callable[[int], int], budget_bytes: int,
         peak (callable): Batch size -> tracked peak bytes.
         budget_bytes (int): The budget, > 0.
         max_batch (int): Upper end of the search. Defaults to 4096.
+        min_batch (int): Lower end (2 for a training step with batch norm, which refuses
+            one image). Defaults to 1.
 
     Returns:
-        tuple: ``(batch, tried)``: the batch (0: one image does not fit), every batch
+        tuple: ``(batch, tried)``: the batch (0: ``min_batch`` does not fit), every batch
         tried -> its peak.
     """
     if budget_bytes <= 0:
@@ -281,7 +284,7 @@ def tracked_largest_batch(peak: Callable[[int], int], budget_bytes: int,
             tried[batch] = peak(batch)
         return tried[batch] <= budget_bytes
 
-    if not fits(1):
+    if not fits(min_batch):
         return 0, tried
     low, high = min(32, max_batch), min(64, max_batch)
     guess = high

@@ -94,3 +94,19 @@ def test_search_falls_back_to_bisection_and_refuses_bad_settings(deit_s):
         tracked_peak(deit_s, 1, HW, attention='flash')
     with pytest.raises(ValueError, match="optimizer='sgd' needs train=True"):
         tracked_peak(deit_s, 1, HW, optimizer='sgd')
+
+
+@pytest.mark.slow  # builds an mmseg EncoderDecoder
+def test_upernet_training_working_load_starts_at_two_images_for_batch_norm():
+    from nose_mm.benchmark import build_model
+    from nose_mm.utils.config import load_config
+    from tests.utils import TEST_CONFIGS
+    cfg = load_config(f'{TEST_CONFIGS}/bench-tiny-upernet_ade20k.py')
+    model = build_model(cfg, None)  # EncoderDecoder in mode='tensor', its PPM batch-normed
+    with pytest.raises(ValueError, match='Expected more than 1 value per channel'):
+        tracked_peak(model, 1, (32, 32), train=True)
+    lb = largest_batch(model, 1.0, 32, 'cpu', 'bf16', train=True, method='tracked',
+                       max_batch=4)
+    assert sorted(lb.tried) == ['2', '4'] and lb.batch_size == 4 and lb.capped
+    assert lb.tried['2'] < lb.peak_bytes == tracked_peak(model, 4, (32, 32), 'bf16',
+                                                          True).peak_bytes

@@ -1,7 +1,8 @@
 """Benchmarks and the leaderboard: params, FLOPs, throughput, memory and accuracy.
 
 Modules: ``flops`` (FLOPs with attention products), ``timing`` (interleaved
-timing), ``measure`` (throughput and memory of any ``nn.Module``), ``env``
+timing), ``measure`` (throughput and memory of any ``nn.Module``), ``memory``
+(tracked tensor bytes and the working load on any device), ``env``
 (where a run ran), ``info`` (what a config's model is), ``records`` (schema of
 ``results.json`` and ``benchmark.json``), ``report`` (``tools/benchmark.py``),
 ``seeds`` (seed replicates) and ``leaderboard``. Conventions, file formats and

@@ -199,8 +199,9 @@ def format_report(report: BenchmarkRecord) -> str:
         if r.tracked_largest_batch:
             paper = PAPER_WORKING_LOAD_GAIN.get(
                 (entry.model.arch_name, tuple(sorted(entry.model.removed_layers))))
-            if entry.model.arch_name != base.model.arch_name or base.model.removed_layers:
-                paper = None  # the paper's figure is over the unpruned same arch
+            if entry.model.arch_name != base.model.arch_name or base.model.removed_layers \
+                    or entry.model.task != 'classification':
+                paper = None  # the paper's figure: its classifier over the unpruned one
             lines.append(
                 f'working load @ {s.memory_budget_gb:g} GiB {entry.name.upper()}/'
                 f'{base.name.upper()} (tracked): ' + ', '.join(

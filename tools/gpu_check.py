@@ -105,8 +105,8 @@ def resume_check(out, device):
                    rng.integers(0, 100, 8).tolist())
     opts = ['--amp'] if device == 'cuda' else []  # tools/train.py refuses --amp on CPU
     opts += ['--cfg-options', *(f'{s}_dataloader.dataset.data_root={root}'
-                                        for s in ('train', 'val', 'test')),
-            'default_hooks.checkpoint.max_keep_ckpts=3', 'randomness.deterministic=True']
+                                for s in ('train', 'val', 'test')),
+             'default_hooks.checkpoint.max_keep_ckpts=3', 'randomness.deterministic=True']
     full, cut = osp.join(out, 'resume_full'), osp.join(out, 'resume_cut')
     _run('train_full', ['train.py', RESUME_CONFIG, '--work-dir', full, *opts], out)
     time.sleep(1.0)  # mmengine names a run's log folder by its start second

@@ -133,3 +133,19 @@ def test_hook_selects_densely_on_the_pretrained_backbone_of_a_segmentation_run(
     results = ResultsRecord.load(str(tmp_path / 'work' / 'results.json'))
     assert results.model.selected_on == 'dense (pre-trained backbone)'
     assert results.model.diluted_layers == [0, 5]
+    # the leaderboard says how the set was chosen, after the run name
+    from nose_mm.benchmark.info import selected_on
+    from nose_mm.benchmark.leaderboard import rows_from_runs
+    rows, _ = rows_from_runs([str(tmp_path / 'work')])
+    assert [r.label for r in rows] == ['work (set: dense (pre-trained backbone))']
+    assert selected_on({}) is None
+    with pytest.raises(ValueError, match='selected_on must be a non-empty string'):
+        selected_on({'selected_on': ['dense']})
+
+    # seg_logits in a run that loads no trained segmentor would read a fresh head: refused
+    cfg.custom_hooks = [dict(type='NoseSelectionHook', num_layers=2, features='seg_logits',
+                             num_samples=4, progress=False)]
+    cfg.work_dir = str(tmp_path / 'fresh')
+    with pytest.raises(ValueError, match="'seg_logits' read the trained decode head"):
+        Runner.from_cfg(cfg).train()
+    assert not (tmp_path / 'fresh' / 'selection.json').exists()

@@ -141,13 +141,15 @@ def collect_batches(model: torch.nn.Module, dataloader: Any) -> List[torch.Tenso
         dataloader (Iterable): Yields batches for that preprocessor.
 
     Returns:
-        list[Tensor]: Preprocessed input batches on the model's device (a batch of images of
-        several sizes split by :func:`same_size_groups`).
+        list[Tensor]: Preprocessed input batches on the model's device (for a segmentor, a
+        batch of images of several sizes split by :func:`same_size_groups`; a classifier's
+        preprocessor pads them as before).
     """
     model = get_ori_model(model)
+    split = same_size_groups if hasattr(model, 'decode_head') else (lambda data: [data])
     with torch.no_grad():
         return [model.data_preprocessor(group, False)['inputs'] for data in dataloader
-                for group in same_size_groups(data)]
+                for group in split(data)]
 
 
 def same_size_groups(data: Any) -> List[Any]:

@@ -141,7 +141,10 @@ class SegmentorAdapter(FamilyAdapter):
         self._family_exits, self._exits = self._exits, {}  # applied after the outputs
 
     def _check_readout(self) -> None:
-        self.output_blocks = list(self.family.output_blocks(self.backbone))
+        try:
+            self.output_blocks = list(self.family.output_blocks(self.backbone))
+        except NotImplementedError as exc:  # a family without dense outputs: the user's error
+            raise ValueError(f'{exc}: selection on a segmentor needs them') from exc
         last = len(self.blocks) - 1
         if not self.output_blocks or self.output_blocks[-1] != last:
             raise ValueError(f'the backbone\'s outputs must include its last layer ({last}); '

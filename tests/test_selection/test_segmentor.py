@@ -138,3 +138,11 @@ def test_calibration_batches_of_several_image_sizes_are_split():
     assert [g['data_samples'] for g in groups] == [['a', 'b'], ['c'], ['d']]
     assert same_size_groups(dict(inputs=inputs[:2], data_samples=['a', 'b'])) == \
         [dict(inputs=inputs[:2], data_samples=['a', 'b'])]
+
+
+def test_a_family_without_dense_outputs_is_refused_with_its_name(monkeypatch):
+    from nose_mm.models.backbones.nose_swin import SwinFamily
+    from nose_mm.models.family import BackboneFamily
+    monkeypatch.setattr(SwinFamily, 'output_blocks', BackboneFamily.output_blocks)
+    with pytest.raises(ValueError, match="family 'swin' does not declare its dense outputs"):
+        build_adapter(build_segmentor(SWIN), features='dense')

@@ -90,11 +90,6 @@ def test_both_task_criteria_select_the_zeroed_layers_first(digits_ade20k, tmp_pa
                     f'model.backbone.init_cfg.checkpoint={cls_ckpt}', check=False)
     assert proc.returncode == 2 and not out.exists()
     assert "nose_mm: error: features 'seg_logits' read trained weights" in proc.stderr
-    # the classifier default on a segmentor is refused, naming the task's features
-    proc = run_tool('nose_select.py', SEG_CFG, seg_ckpt, '-k', 2, '-n', 4, '--out', out,
-                    '--cfg-options', *_data(digits_ade20k), check=False)
-    assert proc.returncode == 2 and not out.exists()
-    assert "selects on features 'seg_logits' or 'dense'" in proc.stderr
 
 
 def test_hook_selects_densely_on_the_pretrained_backbone_of_a_segmentation_run(

@@ -1,8 +1,8 @@
 """Select attention layers to dilute (NOSE or a baseline) and write selection.json.
 
-    python tools/nose_select.py CONFIG CHECKPOINT --num-layers K [--num-samples N]
+    python tools/nose_select.py CONFIG [CHECKPOINT] --num-layers K [--num-samples N]
         [--method {nose,random,first,attn_entropy,cosine}] [--criterion {abs,signed}]
-        [--batch-size B] [--seed S] [--features {head_input,logits}]
+        [--batch-size B] [--seed S] [--features {head_input,logits,seg_logits,dense}]
         [--evaluator {cached,naive}] [--skip-mode {identity,compensated}]
         [--split {train,val}] [--calibration-images {keep,stream}]
         [--preset {default,reference}] [--device DEV] [--out selection.json]
@@ -15,7 +15,12 @@ code measured); the subset is drawn with --seed. ``--skip-mode compensated``
 measures TE as the reference did (a skipped attention leaves 2x, not x);
 ``--preset reference`` sets every setting of the reference's probe (compensated skips,
 49,920 val images, head input; see nose_mm/selection/presets.py), single flags still
-override it. Give the written file to a
+override it.
+A segmentation config (mmseg ``EncoderDecoder``) selects on the task: ``--features
+seg_logits`` (the decode head's per-pixel output; a trained segmentor's checkpoint)
+or ``--features dense`` (the backbone's out_indices features; without CHECKPOINT,
+the backbone the config initialises, e.g. ImageNet-pretrained), on images of its
+training split. Give the written file to a
 training config with ``custom_hooks = [dict(type='NoseSelectionHook',
 selection_file='selection.json')]`` or read it with
 ``nose_mm.selection.load_selection``.
@@ -33,7 +38,10 @@ def parse_args(argv=None):
     from nose_mm.checkpoint.reader import add_trust_checkpoint_arg
     parser = ToolParser(description='NOSE attention-layer selection (nose_mm)')
     parser.add_argument('config', help='model config file (its train dataset calibrates)')
-    parser.add_argument('checkpoint', help='pre-trained checkpoint matching the config')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='pre-trained checkpoint matching the config; omitted with '
+                        '--features dense: the backbone as the config initialises it '
+                        '(model.backbone.init_cfg, e.g. ImageNet-pretrained)')
     parser.add_argument('--preset', choices=tuple(PRESETS), default='default',
                         help='the settings\' defaults: docs/method.md\'s definition (default) '
                         'or the reference code\'s probe (reference); other flags override it')

@@ -18,8 +18,8 @@ from nose_mm.models.token_merge import parse_token_merge
 
 __all__ = [
     'TASKS', 'PARTS', 'RESULTS_FILE', 'BENCHMARK_FILE', 'dataset_name', 'arch_name',
-    'display_name', 'model_info', 'measure_size', 'in_channels', 'config_sha256', 'build_model',
-    'TensorForward'
+    'display_name', 'model_info', 'selected_on', 'measure_size', 'in_channels', 'config_sha256',
+    'build_model', 'TensorForward'
 ]
 
 TASKS = ('classification', 'segmentation')
@@ -189,7 +189,22 @@ def model_info(cfg: Any, model: Optional[torch.nn.Module] = None) -> Dict[str, A
         'removed_layers': sorted(int(i) for i in removed),
         'diluted_layers': sorted(int(i) for i in diluted),
         'dilution_lam': lam, 'token_merge': _token_merge(backbone, model),
+        'selected_on': selected_on(cfg),
     }
+
+
+def selected_on(cfg: Any) -> Optional[str]:
+    """The config's ``selected_on``: how its layer set was chosen (e.g. ``'transferred'``,
+    ``'dense (pre-trained backbone)'``, ``'seg_logits (trained segmentor)'``), or None.
+
+    Raises:
+        ValueError: Not a non-empty string.
+    """
+    value = _get(cfg, 'selected_on')
+    if value is not None and not (isinstance(value, str) and value.strip()):
+        raise ValueError(f'selected_on must be a non-empty string (how the layer set was '
+                         f'chosen), got {value!r}')
+    return value
 
 
 def _pair(value: Any) -> Optional[Tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 ``to_json`` writes a record, ``from_json`` is the one validation; fields: ``benchmarks/README.md``.
 """
+import copy
 import dataclasses
 import json
 import math
@@ -136,7 +137,19 @@ class Record:
 
     def to_json(self) -> Dict[str, Any]:
         """The JSON object of the record (``from_json(to_json())`` gives it back)."""
-        return dataclasses.asdict(self)
+        return _json_of(self)
+
+
+def _json_of(value: Any) -> Any:
+    """``dataclasses.asdict``, leaving out the ``omit_none`` fields that are None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json_of(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not (f.metadata.get('omit_none') and getattr(value, f.name) is None)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_json_of(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _json_of(v) for k, v in value.items()}
+    return copy.deepcopy(value)
 
 
 class _File(Record):
@@ -205,6 +218,9 @@ class ModelInfo(Record):
     diluted_layers: List[int]
     dilution_lam: Optional[float]
     token_merge: Optional[Dict[str, Any]]
+    #: How the removed / diluted set was chosen (the config's ``selected_on``), or None
+    #: (then not written: files of runs that name no selection are as before).
+    selected_on: Optional[str] = dataclasses.field(default=None, metadata=dict(omit_none=True))
 
     def key(self) -> Tuple[Any, ...]:
         """What a run and a measurement must share: task, arch, removed layers, merging."""

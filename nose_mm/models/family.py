@@ -134,6 +134,19 @@ class BackboneFamily:
         """A block's output state as a (B, C, H, W) patch feature map."""
         raise NotImplementedError
 
+    # ---- selection on dense tasks: the backbone's own outputs ------------------------
+    def output_blocks(self, backbone: nn.Module) -> List[int]:
+        """The blocks (global index, ascending) after which the backbone's outputs
+        (``out_indices``, in forward order) are taken (a segmentor's dense features)."""
+        raise NotImplementedError(f'backbone family {self.name!r} does not declare its dense '
+                                  f'outputs (output_blocks / output)')
+
+    def output(self, backbone: nn.Module, index: int, state: Any, context: Any) -> Tensor:
+        """The backbone's output taken after block ``index`` (one of :meth:`output_blocks`),
+        from that block's output state before :meth:`exits`' step, as its forward returns it."""
+        raise NotImplementedError(f'backbone family {self.name!r} does not declare its dense '
+                                  f'outputs (output_blocks / output)')
+
     # ---- names ----------------------------------------------------------------------
     def arch_name(self, name: str) -> str:
         """The family's ``arch`` name of a preset or custom arch name."""

@@ -35,10 +35,11 @@ class BlockParts(NamedTuple):
 
 def build_adapter(model: torch.nn.Module, features: str = 'head_input',
                   skip_mode: str = 'identity') -> 'FamilyAdapter':
-    """Wrap a classifier (unwrapping DDP) in the adapter of its backbone's family.
+    """Wrap a classifier or segmentor (unwrapping DDP) in the adapter of its backbone's family.
 
     Args:
-        model (nn.Module): An mmpretrain ``ImageClassifier``, possibly wrapped.
+        model (nn.Module): An mmpretrain ``ImageClassifier`` or an mmseg ``EncoderDecoder``
+            (:func:`~nose_mm.selection.segmentor.build_segmentor_adapter`), possibly wrapped.
         features (str): Passed to the adapter. Defaults to ``'head_input'``.
         skip_mode (str): Passed to the adapter. Defaults to ``'identity'``.
 
@@ -49,13 +50,21 @@ def build_adapter(model: torch.nn.Module, features: str = 'head_input',
         ValueError: Not a classifier whose backbone belongs to a registered family.
     """
     model = get_ori_model(model)
+    if hasattr(model, 'decode_head'):  # an mmseg segmentor: the dense adapter
+        from .segmentor import build_segmentor_adapter
+        return build_segmentor_adapter(model, features=features, skip_mode=skip_mode)
     backbone = getattr(model, 'backbone', None)
     family = family_of_module(backbone) if backbone is not None else None
     if family is None or not hasattr(model, 'head'):
         raise ValueError(f'no selection adapter supports {type(model).__name__} with backbone '
                          f'{type(backbone).__name__}: selection needs a classifier (backbone '
-                         f'and head) whose backbone belongs to a registered family (' +
+                         f'and head) or a segmentor (backbone and decode_head) whose backbone '
+                         f'belongs to a registered family (' +
                          ', '.join(', '.join(f.type_names()) for f in families()) + ')')
+    from .segmentor import SEGMENTOR_FEATURES
+    if features in SEGMENTOR_FEATURES:
+        raise ValueError(f'features {features!r} are a segmentation model\'s (EncoderDecoder); '
+                         f'a classifier selects on features {" or ".join(map(repr, FEATURES))}')
     return FamilyAdapter(model, family, features=features, skip_mode=skip_mode)
 
 
@@ -91,12 +100,16 @@ class FamilyAdapter:
         self.family = family
         self.backbone = model.backbone
         self.blocks = family.blocks(self.backbone)
-        family.check_readout(self.backbone, len(self.blocks))
+        self._check_readout()
         #: Blocks without attention (pruned, fixed when the model is built); never candidates.
         self.removed_layers = sorted(
             int(i) for i in (getattr(self.backbone, 'removed_layers', None) or ()))
         self._removed = frozenset(self.removed_layers)
         self._exits = family.exits(self.backbone)  # computed once, used after every block
+
+    def _check_readout(self) -> None:
+        """Raise ValueError unless the head reads the last block alone (the family's check)."""
+        self.family.check_readout(self.backbone, len(self.blocks))
 
     @property
     def num_layers(self) -> int:

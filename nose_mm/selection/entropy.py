@@ -1,9 +1,9 @@
 """Gaussian entropy and transfer entropy (docs/method.md §1, §2) in float64, framework-free."""
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
-__all__ = ['STD_EPS', 'FeatureStats', 'gaussian_entropy', 'transfer_entropy']
+__all__ = ['STD_EPS', 'FeatureStats', 'FeatureSetStats', 'gaussian_entropy', 'transfer_entropy']
 
 #: Lower clamp for a per-dimension standard deviation before its log.
 STD_EPS = 1e-12
@@ -103,3 +103,42 @@ class FeatureStats:
             raise ValueError(f'entropy needs at least 2 samples, got {self.count}')
         std = np.sqrt(np.maximum(self.var(ddof=1), 0.0))
         return float(np.sum(np.log(np.maximum(std, self.eps))))
+
+
+class FeatureSetStats:
+    """:class:`FeatureStats` of one feature set or of several (their entropies summed).
+
+    :meth:`update` takes an N x D batch, or a tuple / list of batches, one per part (each
+    its own samples and dims: e.g. a backbone's outputs at different resolutions). With
+    parts of equal sample counts the sum is the entropy of their concatenation along the
+    dims (the entropy is a sum over dims); with one part it is :class:`FeatureStats`'.
+
+    Args:
+        eps (float): Std clamp. Defaults to :data:`STD_EPS`.
+    """
+
+    def __init__(self, eps: float = STD_EPS) -> None:
+        self.eps = eps
+        self.parts: Optional[List[FeatureStats]] = None
+
+    def update(self, features: Any) -> 'FeatureSetStats':
+        """Add a batch (or one batch per part); returns ``self``."""
+        batches = list(features) if isinstance(features, (list, tuple)) else [features]
+        if self.parts is None:
+            self.parts = [FeatureStats(self.eps) for _ in batches]
+        if len(batches) != len(self.parts):
+            raise ValueError(f'feature parts changed between batches: {len(self.parts)} '
+                             f'then {len(batches)}')
+        for part, batch in zip(self.parts, batches):
+            part.update(batch)
+        return self
+
+    def entropy(self) -> float:
+        """The sum of the parts' :meth:`FeatureStats.entropy`.
+
+        Raises:
+            ValueError: Nothing seen, or a part with fewer than 2 samples.
+        """
+        if not self.parts:
+            raise ValueError('entropy needs at least 2 samples, got 0')
+        return float(sum(part.entropy() for part in self.parts))

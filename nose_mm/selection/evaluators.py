@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from .adapters import FamilyAdapter
-from .entropy import FeatureStats, transfer_entropy
+from .entropy import FeatureSetStats, FeatureStats, transfer_entropy
 from .greedy import CRITERIA, check_choice
 
 __all__ = ['NaiveEvaluator', 'CachedEvaluator', 'EVALUATORS', 'layer_statistics',
@@ -54,7 +54,7 @@ class _Evaluator:
                    ) -> Tuple[float, List[List[Tensor]], list]:
         """All batches through all blocks: the features' entropy and, per batch, (with
         ``keep``) every block's input and the context."""
-        stats, kept, contexts = FeatureStats(), [], []
+        stats, kept, contexts = FeatureSetStats(), [], []
         with torch.no_grad():
             for inputs in self.batches:
                 x, ctx = self.adapter.embed(inputs)
@@ -154,7 +154,7 @@ class CachedEvaluator(_Evaluator):
         with torch.no_grad():
             self._move_to(selected)
             skip = set(selected) | {candidate}
-            stats = FeatureStats()
+            stats = FeatureSetStats()
             trajectories = []
             keep = candidate + 1 if self.keep_best else None
             for cache, ctx, inputs in zip(self._cache, self._contexts, self.batches):

@@ -141,11 +141,32 @@ def collect_batches(model: torch.nn.Module, dataloader: Any) -> List[torch.Tenso
         dataloader (Iterable): Yields batches for that preprocessor.
 
     Returns:
-        list[Tensor]: Preprocessed input batches on the model's device.
+        list[Tensor]: Preprocessed input batches on the model's device (for a segmentor, a
+        batch of images of several sizes split by :func:`same_size_groups`; a classifier's
+        preprocessor pads them as before).
     """
     model = get_ori_model(model)
+    split = same_size_groups if hasattr(model, 'decode_head') else (lambda data: [data])
     with torch.no_grad():
-        return [model.data_preprocessor(data, False)['inputs'] for data in dataloader]
+        return [model.data_preprocessor(group, False)['inputs'] for data in dataloader
+                for group in split(data)]
+
+
+def same_size_groups(data: Any) -> List[Any]:
+    """A collated batch split into runs of consecutive images of one size (test pipelines
+    that keep the aspect ratio, e.g. ADE20k's, give images of several sizes, which a data
+    preprocessor cannot stack); one group when all sizes agree."""
+    inputs = data.get('inputs') if isinstance(data, dict) else None
+    if not isinstance(inputs, (list, tuple)) or len({tuple(i.shape) for i in inputs}) < 2:
+        return [data]
+    shapes, groups, start = [tuple(i.shape) for i in inputs], [], 0
+    for end in range(1, len(inputs) + 1):
+        if end == len(inputs) or shapes[end] != shapes[start]:
+            groups.append({key: value[start:end] if isinstance(value, (list, tuple))
+                           and len(value) == len(inputs) else value
+                           for key, value in data.items()})
+            start = end
+    return groups
 
 
 class StreamedBatches:

@@ -12,7 +12,7 @@ from .io import file_sha256
 from .loading import StreamedBatches, collect_batches, prepare_calibration
 from .settings import METHODS, SelectionSettings
 
-__all__ = ['METHODS', 'run_selection', 'calibration_record', 'select_from_config']
+__all__ = ['METHODS', 'run_selection', 'adapter_task', 'calibration_record', 'select_from_config']
 
 #: Version of the selection record layout.
 RECORD_VERSION = 1
@@ -114,7 +114,8 @@ def run_selection(model: torch.nn.Module,
                                 values={str(c): float(v) for c, v in
                                         zip(result.candidates, result.table[0])})
     record.update(result.extra)
-    record.update(entropies=entropies, num_layers=num_layers, total_layers=adapter.num_layers,
+    record.update(task=adapter_task(adapter), entropies=entropies, num_layers=num_layers,
+                  total_layers=adapter.num_layers,
                   removed_layers=adapter.removed_layers, num_samples=num_samples,
                   seed=settings.seed, features=settings.features,
                   evaluator=settings.evaluator if nose else None,
@@ -122,6 +123,13 @@ def run_selection(model: torch.nn.Module,
                   timing=dict(data_s=t_data - t_start, select_s=t_end - t_data,
                               total_s=t_end - t_start))
     return record
+
+
+def adapter_task(adapter: Any) -> str:
+    """``'segmentation'`` for a :class:`~nose_mm.selection.segmentor.SegmentorAdapter`, else
+    ``'classification'`` (the ``task`` of the selection record)."""
+    from .segmentor import SegmentorAdapter
+    return 'segmentation' if isinstance(adapter, SegmentorAdapter) else 'classification'
 
 
 def calibration_record(settings: SelectionSettings) -> Dict[str, Any]:
@@ -132,7 +140,7 @@ def calibration_record(settings: SelectionSettings) -> Dict[str, Any]:
 
 
 def select_from_config(cfg: Any,
-                       checkpoint: str,
+                       checkpoint: Optional[str],
                        num_layers: Optional[int] = None,
                        settings: Optional[SelectionSettings] = None,
                        device: str = 'cpu',
@@ -143,7 +151,10 @@ def select_from_config(cfg: Any,
 
     Args:
         cfg (mmengine.Config): The config (with ``filename`` when loaded from a file).
-        checkpoint (str): Checkpoint whose keys must match the config's model.
+        checkpoint (str, optional): Checkpoint whose keys must match the config's model; None
+            with ``features='dense'``: the model as its config initialises it (the backbone's
+            ``init_cfg`` checkpoint, e.g. ImageNet-pretrained; see
+            :func:`~nose_mm.selection.segmentor.init_checkpoint`).
         num_layers (int, optional): Budget ``K`` (overrides ``settings``).
         settings (SelectionSettings, optional): See :func:`run_selection`.
         device (str): Device. Defaults to ``'cpu'``.
@@ -157,6 +168,10 @@ def select_from_config(cfg: Any,
     if num_layers is not None:
         options['num_layers'] = num_layers
     settings = SelectionSettings.build(settings, **options)
+    init = None
+    if checkpoint is None:
+        from .segmentor import init_checkpoint
+        init = init_checkpoint(cfg, settings.features)
 
     def check(model: torch.nn.Module) -> None:
         check_budget(build_adapter(model, features=settings.features).candidate_layers,
@@ -166,6 +181,8 @@ def select_from_config(cfg: Any,
                                         settings.batch_size, settings.seed, device,
                                         num_workers, check_model=check, split=settings.split)
     record = run_selection(model, loader, settings=settings, progress=progress)
+    loaded = dict(path=checkpoint, sha256=file_sha256(checkpoint)) if init is None else \
+        dict(path=init, sha256=file_sha256(init), loaded_by='model.backbone.init_cfg')
     record.update(calibration_record(settings), config=getattr(cfg, 'filename', None),
-                  checkpoint=dict(path=checkpoint, sha256=file_sha256(checkpoint)))
+                  checkpoint=loaded)
     return record

@@ -5,6 +5,7 @@ from typing import Any, Dict, Optional, Tuple
 from .adapters import FEATURES, SKIP_MODES
 from .evaluators import EVALUATORS
 from .greedy import CRITERIA, check_choice
+from .segmentor import SEGMENTOR_FEATURES
 
 __all__ = ['METHODS', 'SPLITS', 'CALIBRATION_IMAGES', 'SelectionSettings', 'add_selection_args',
            'add_setting_arg', 'settings_from_args']
@@ -40,7 +41,9 @@ class SelectionSettings:
         criterion (str): NOSE criterion, ``'abs'`` or ``'signed'``. Defaults to ``'abs'``.
         batch_size (int): Calibration batch size. Defaults to 32.
         seed (int): Seed of the calibration subset and the random baseline. Defaults to 0.
-        features (str): ``'head_input'`` or ``'logits'``. Defaults to ``'head_input'``.
+        features (str): ``'head_input'`` or ``'logits'`` (classifiers), ``'seg_logits'`` or
+            ``'dense'`` (segmentors, :mod:`nose_mm.selection.segmentor`). Defaults to
+            ``'head_input'``.
         evaluator (str): ``'cached'`` or ``'naive'`` (NOSE only). Defaults to ``'cached'``.
         skip_mode (str): NOSE: ``'identity'`` or ``'compensated'``. Defaults to ``'identity'``.
         split (str): ``'train'`` (test pipeline) or ``'val'`` images. Defaults to ``'train'``.
@@ -63,7 +66,9 @@ class SelectionSettings:
     seed: int = _field(0, 'seed of the calibration subset and the random baseline',
                        minimum=0, must='an int >= 0')
     features: str = _field('head_input', 'entropy of what the head reads (default) or of '
-                           'the logits', choices=FEATURES)
+                           'the logits; a segmentation model: of the decode head\'s per-pixel '
+                           'output (seg_logits) or of the backbone\'s out_indices features '
+                           '(dense)', choices=FEATURES + SEGMENTOR_FEATURES)
     evaluator: str = _field('cached', 'TE evaluation with the prefix cache (default) or full '
                             'passes', choices=EVALUATORS)
     skip_mode: str = _field('identity', 'a skipped attention leaves x (identity, default) or '

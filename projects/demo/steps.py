@@ -221,6 +221,77 @@ class _Family:
                                              for f in folders))
 
 
+#: The segmentation comparison's layer sets: how each is chosen (the rows' ``selected_on``)
+#: and the ``tools/nose_select.py`` features (None: the classification NOSE selection).
+SEG_SETS = {
+    'transferred': ('transferred (classifier NOSE)', None),
+    'task': ('seg_logits (trained UperNet)', 'seg_logits'),
+    'dense': ('dense (classifier backbone)', 'dense'),
+}
+SEG_DILUTE = 'upernet_deit-demo_dilute_digits-seg-64px.py'
+SEG_CONFIG = 'upernet_deit-demo_digits-seg-64px.py'
+
+
+def seg_selection_steps(vit: _Family, seg_base: Derived, seg_opts: Dict[str, Any],
+                        seeds: Sequence[int], quick: bool) -> Dict[str, Any]:
+    """Sets selected on the segmentation task against the transferred one, same recipe.
+
+    ``task``: NOSE on the trained demo UperNet's decode-head output (``--features
+    seg_logits``); ``dense``: NOSE on the classification backbone's out_indices features at
+    the segmentation resolution (``--features dense``, no checkpoint: the backbone the config
+    initialises); ``transferred``: the classification NOSE selection. Each set: a dilution
+    fine-tune of the trained UperNet per seed (:data:`SEG_DILUTE`), prune, test.
+
+    Returns:
+        dict: ``steps``, ``dirs`` (row folders), ``timed`` (seed-0 ``(config, checkpoint)``
+        pairs for the segmentation timing) and ``selections`` (``{'seg_<set>': file}``).
+    """
+    seg0 = LastCheckpoint(vit.dir('seg_baseline'))
+    steps, dirs, timed, selections = [], [], [], {}
+    for name, (label, features) in SEG_SETS.items():
+        sel = vit.selection_file('nose') if features is None else \
+            vit.dir(f'seg_selection_{name}.json')
+        if features is None:
+            picked = vit.step('select', 'nose')
+        else:
+            picked = f'select seg {name}'
+            source = (seg_base, seg0) if features == 'seg_logits' else (Derived(
+                'seg_dense_select', osp.join(CONFIGS, SEG_CONFIG),
+                {**seg_opts, 'model.backbone.init_cfg.checkpoint': vit.base0}), )
+            steps.append(Step(picked, 'nose_select.py',
+                              (*source, '--features', features, '--num-layers', NUM_REMOVED,
+                               '--num-samples', 32 if quick else 64, '--batch-size', 32,
+                               '--no-progress', '--out', sel),
+                              after=('segmentation baseline', ) if features == 'seg_logits'
+                              else (vit.step('train', 'baseline', 0), )))
+            selections[f'seg_{name}'] = sel
+        hooks = {'custom_hooks.0.selection_file': sel}
+        if quick:  # lam reaches 0 within the shortened run
+            hooks['custom_hooks'] = [dict(type='NoseSelectionHook', selection_file=sel),
+                                     dict(type='DilutionHook', schedule='linear', begin=0,
+                                          end=2, by_epoch=False)]
+        dilute = Derived(f'seg_dilute_{name}', osp.join(CONFIGS, SEG_DILUTE),
+                         {**seg_opts, 'load_from': seg0, 'selected_on': label, **hooks})
+        pruned = Derived(f'seg_pruned_{name}', osp.join(CONFIGS, SEG_CONFIG),
+                         {**seg_opts, 'model.backbone.removed_layers': Selected(sel),
+                          'model.backbone.init_cfg': None, 'selected_on': label})
+        for k in seeds:
+            run, ckpt = vit.dir(f'seg_dilute_{name}', f'seed{k}'), \
+                vit.dir('checkpoints', f'seg_pruned_{name}_seed{k}.pth')
+            steps += [
+                Step(f'dilute seg {name} s{k}', 'train.py',
+                     (dilute, '--work-dir', run, *_seeded(k)),
+                     after=('segmentation baseline', picked)),
+                Step(f'prune seg {name} s{k}', 'prune.py', (LastCheckpoint(run), ckpt),
+                     after=(f'dilute seg {name} s{k}', )),
+                Step(f'test seg {name} s{k}', 'test.py',
+                     (pruned, ckpt, '--work-dir', vit.dir(f'seg_pruned_{name}', f'seed{k}'),
+                      *_seeded(k)), after=(f'prune seg {name} s{k}', ))]
+        dirs.append(vit.dir(f'seg_pruned_{name}'))
+        timed.append((pruned, vit.dir('checkpoints', f'seg_pruned_{name}_seed{seeds[0]}.pth')))
+    return dict(steps=steps, dirs=dirs, timed=timed, selections=selections)
+
+
 def demo_steps(work: str, data_root: str, seg_data: str, quick: bool, methods: Sequence[str],
                seeds: Sequence[int], families: Sequence[str]) -> Dict[str, Any]:
     """The demo's table of steps and the folders of its leaderboard rows.
@@ -266,17 +337,22 @@ def demo_steps(work: str, data_root: str, seg_data: str, quick: bool, methods: S
                 after=(vit.step('train', 'baseline', 0) if n == 'baseline'
                        else vit.step('prune', n, 0), )) for n in seg_names]
     seg_dirs = [vit.dir(f'seg_{n}') for n in seg_names]
+    # selected on the segmentation task vs transferred (one dilution recipe, seeds)
+    seg_sel = seg_selection_steps(vit, seg_cfgs['baseline'], seg_opts, seeds, quick) \
+        if 'nose' in methods else dict(steps=[], dirs=[], timed=[], selections={})
+    seg_dirs += seg_sel['dirs']
     seg_out = vit.dir('benchmark_segmentation.json')
     seg_bench = Step('benchmark segmentation', 'benchmark.py',
                      _benchmark([(seg_cfgs[n], LastCheckpoint(vit.dir(f'seg_{n}')))
-                                 for n in seg_names], seg_out, quick, 16, repeats=8),
-                     after=tuple(s.name for s in seg), alone=True,
+                                 for n in seg_names] + seg_sel['timed'], seg_out, quick, 16,
+                                repeats=8),
+                     after=tuple(s.name for s in seg + seg_sel['steps']), alone=True,
                      copies=tuple((seg_out, osp.join(d, BENCHMARK_FILE)) for d in seg_dirs))
 
     # Priority (list order): the seed-0 chains that everything waits for, the long
     # segmentation runs, then the other seeds; the timings last (they run alone).
     steps = [*(c.baselines()[0] for c in chains), *(s for c in chains for s in c.selects()),
-             *(s for c in chains for s in c.chain(seeds[0])), *seg,
+             *(s for c in chains for s in c.chain(seeds[0])), *seg, *seg_sel['steps'],
              *(s for c in chains for k in seeds[1:] for s in c.chain(k)),
              *(s for c in chains for s in c.baselines()[1:]), *tome,
              *(c.benchmark(with_tome=c is vit) for c in chains), seg_bench]
@@ -294,5 +370,6 @@ def demo_steps(work: str, data_root: str, seg_data: str, quick: bool, methods: S
     selections = {c.family.name(m): c.selection_file(m) for c in chains for m in c.methods}
     selections.update({c.family.name(f'{m}_seed{k}'): c.selection_file(m, k) for c in chains
                        for m in c.methods if m in PER_SEED_METHODS for k in c.seeds[1:]})
+    selections.update(seg_sel['selections'])
     return dict(steps=steps, cls_dirs=cls_dirs, seg_dirs=seg_dirs, board=board,
                 selections=selections)

@@ -84,16 +84,30 @@ def test_quick_demo_end_to_end(tmp_path):
             assert not any(k.startswith(f'backbone.layers.{i}.attn.') for k in keys)
 
     # segmentation: one run per backbone, with img/s from one interleaved run
-    assert set(seg) == {'seg_baseline', 'seg_nose', 'seg_random', 'seg_first'}
+    from projects.demo.steps import SEG_SETS
+    transfers = {'seg_baseline', 'seg_nose', 'seg_random', 'seg_first'}
+    # and the sets chosen on the task vs transferred, one recipe, three seeds, labelled
+    sets = {f'seg_pruned_{name} (set: {how})': name for name, (how, _) in SEG_SETS.items()}
+    assert set(seg) == transfers | set(sets)
     seg_table = {r['Run / method']: r for r in _md_table(board, 'segmentation / '
                                                          'BaseSegDataset')}
     for label, row in seg.items():
-        res = json.load(open(work / label / 'results.json'))
-        assert row['n'] == 1 and row['metric'] == res['metrics']['mIoU']
         assert row['img_per_s'] > 0 and float(seg_table[label]['img/s']) > 0
         assert row['mem_mib'] > 0 and row['working_load'] > 0
         if label != 'seg_baseline':
             assert row['working_load'] > seg['seg_baseline']['working_load']
+        if label in transfers:
+            res = json.load(open(work / label / 'results.json'))
+            assert row['n'] == 1 and row['metric'] == res['metrics']['mIoU']
+            continue
+        miou = [json.load(open(work / f'seg_pruned_{sets[label]}' / f'seed{k}' /
+                               'results.json'))['metrics']['mIoU'] for k in (0, 1, 2)]
+        assert row['n'] == 3 and row['per_seed'] == miou and row['std'] is not None
+        chosen = 'selection_nose.json' if sets[label] == 'transferred' else \
+            f'seg_selection_{sets[label]}.json'
+        assert row['removed_layers'] == sorted(json.load(open(work / chosen))['selection'])
+    task = json.load(open(work / 'seg_selection_task.json'))
+    assert task['task'] == 'segmentation' and task['features'] == 'seg_logits'
     assert len({row['timed_together'] for row in seg.values()}) == 1
 
     assert 'finished in' in proc.stdout and 'top-1' in proc.stdout
@@ -175,8 +189,9 @@ def test_the_step_table(tmp_path):
     work = str(tmp_path / 'demo')
     # 3 seeds x (baseline, 3 methods x (dilute, prune, test)) for the ViT, 1 method for
     # DeiT-III; selections (random: one per seed) + heatmaps; ToMe; 4 segmentations;
-    # 3 timings; 4 leaderboards
-    assert len(steps) == 3 * 10 + 3 * 4 + 6 + 2 + 3 + 4 + 3 + 4
+    # 3 timings; 4 leaderboards; the segmentation sets: 2 selections + 3 sets x 3 seeds
+    # x (dilute, prune, test)
+    assert len(steps) == 3 * 10 + 3 * 4 + 6 + 2 + 3 + 4 + 3 + 4 + (2 + 3 * 3 * 3)
     # the random baseline draws its own set for every seed
     for k in (1, 2):
         assert steps[f'dilute random s{k}'].after == ('train baseline s0', f'select random s{k}')
@@ -251,6 +266,47 @@ def test_derived_configs_are_the_base_config_merged(tmp_path):
                                                        'ADEChallengeData2016')
     with pytest.raises(FileNotFoundError, match='last_checkpoint'):
         resolve(LastCheckpoint(str(work / 'deit3_baseline' / 'seed0')))
+
+
+def test_segmentation_sets_are_chosen_on_the_task_and_share_one_recipe(tmp_path):
+    """The task-selected sets come from the trained UperNet (seg_logits) and the
+    classification backbone (dense, no checkpoint); every set is diluted from the trained
+    UperNet by one config, its rows labelled with how the set was chosen."""
+    from mmengine.config import Config
+
+    from projects.demo.scheduler import Resolver
+    plan = _table(tmp_path)
+    steps = {s.name: s for s in plan['steps']}
+    work = tmp_path / 'demo'
+    for run in ('baseline/seed0', 'seg_baseline'):
+        (work / run).mkdir(parents=True)
+        (work / run / 'last_checkpoint').write_text(f'/ckpt/{run}.pth\n')
+    for name, layers in (('selection_nose', [4, 2]), ('seg_selection_task', [5, 0])):
+        (work / f'{name}.json').write_text(json.dumps({'selection': layers}))
+    (work / 'configs').mkdir()
+    resolve = Resolver(str(work / 'configs'))
+    task = resolve(steps['select seg task'].args)
+    assert task[1] == '/ckpt/seg_baseline.pth' and task[2:4] == ('--features', 'seg_logits')
+    assert steps['select seg task'].after == ('segmentation baseline', )
+    dense = resolve(steps['select seg dense'].args)
+    assert dense[1:3] == ('--features', 'dense')  # no checkpoint: the config's init
+    assert Config.fromfile(dense[0]).model.backbone.init_cfg.checkpoint == \
+        '/ckpt/baseline/seed0.pth'
+    for name, sel in (('task', 'seg_selection_task.json'), ('transferred',
+                                                            'selection_nose.json')):
+        args = resolve(steps[f'dilute seg {name} s1'].args)
+        assert args[1:] == ('--work-dir', str(work / f'seg_dilute_{name}' / 'seed1'),
+                            '--cfg-options', 'randomness.seed=1')
+        cfg = Config.fromfile(args[0])
+        assert cfg.load_from == '/ckpt/seg_baseline.pth'
+        assert cfg.custom_hooks[0] == dict(type='NoseSelectionHook',
+                                           selection_file=str(work / sel))
+        assert cfg.selected_on and cfg.model.backbone.init_cfg is None
+    pruned = Config.fromfile(resolve(steps['test seg task s2'].args)[0])
+    assert pruned.model.backbone.removed_layers == [0, 5]
+    assert pruned.selected_on == 'seg_logits (trained UperNet)'
+    assert str(work / 'seg_pruned_task') in plan['seg_dirs']
+    assert 'test seg dense s2' in steps['benchmark segmentation'].after
 
 
 def test_the_scheduler_runs_a_table_in_order_and_stops_at_a_failure(tmp_path, capsys):

@@ -119,7 +119,9 @@ def _row_from_group(group: SeedGroup) -> Row:
     seeds_text = '' if group.n == 1 else \
         ', seeds ' + ','.join('?' if s is None else str(s) for s in group.seeds)
     row = Row(
-        task=first.task, dataset=first.dataset, model=first.model.display, label=group.label,
+        task=first.task, dataset=first.dataset, model=first.model.display,
+        label=group.label + (f' (set: {first.model.selected_on})'
+                             if first.model.selected_on else ''),
         arch=first.model.arch_name, removed_layers=list(first.model.removed_layers),
         diluted_layers=list(first.model.diluted_layers),
         metrics={k: mean for k, (mean, _) in stats.items()},

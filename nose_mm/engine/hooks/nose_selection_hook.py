@@ -80,6 +80,12 @@ class NoseSelectionHook(Hook):
     def _select(self, runner, model) -> Dict[str, Any]:
         """Run the selection (rank 0) and add provenance to the record."""
         s, loader = self.settings, None
+        if s.features == 'seg_logits' and not runner.cfg.get('load_from') and \
+                not (runner.cfg.get('model') or {}).get('init_cfg'):
+            raise ValueError("NoseSelectionHook: features 'seg_logits' read the trained "
+                             "decode head, but the run loads no segmentor (no load_from, no "
+                             "model.init_cfg): set load_from, or select with features='dense' "
+                             "(the backbone as init_cfg loads it)")
         if s.needs_data:
             dataset = build_calibration_dataset(runner.cfg, s.split)
             loader = build_calibration_loader(dataset, s.num_samples, s.batch_size, s.seed,

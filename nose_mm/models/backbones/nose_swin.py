@@ -236,6 +236,22 @@ class SwinFamily(BackboneFamily):
                 out[last] = lambda state, merge=stage.downsample: merge(*state)
         return out
 
+    def output_blocks(self, backbone):
+        if backbone.out_after_downsample:
+            raise ValueError('dense outputs of a Swin with out_after_downsample=True are not '
+                             'supported (selection reads each stage output before its merging)')
+        ends = [sum(len(s.blocks) for s in backbone.stages[:i + 1]) - 1
+                for i in range(len(backbone.stages))]
+        return sorted(ends[int(i)] for i in backbone.out_indices)
+
+    def output(self, backbone, index, state, context):
+        ends = [sum(len(s.blocks) for s in backbone.stages[:i + 1]) - 1
+                for i in range(len(backbone.stages))]
+        stage = ends.index(index)
+        tokens, hw_shape = state
+        return self.patch_map(backbone, (getattr(backbone, f'norm{stage}')(tokens), hw_shape),
+                              context).contiguous()
+
     def readout(self, backbone, state, context):
         norm = getattr(backbone, f'norm{len(backbone.stages) - 1}')
         return self.patch_map(backbone, (norm(state[0]), state[1]), context).contiguous()

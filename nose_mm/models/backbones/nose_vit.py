@@ -290,3 +290,11 @@ class ViTFamily(BackboneFamily):
     def patch_map(self, backbone, state, context):
         patches = state[:, backbone.num_extra_tokens:]
         return patches.reshape(state.shape[0], *context, -1).permute(0, 3, 1, 2)
+
+    def output_blocks(self, backbone):
+        return sorted(int(i) for i in backbone.out_indices)
+
+    def output(self, backbone, index, state, context):
+        last = index == len(backbone.layers) - 1
+        return backbone._format_output(backbone.ln1(state) if last and backbone.final_norm
+                                       else state, context)

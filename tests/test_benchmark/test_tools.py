@@ -234,7 +234,7 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
     assert cifar[0]['Δ Top-1'] == '+1.50' and cifar[0]['Removed layers'] == '[0, 2]'
     assert cifar[1]['Δ Top-1'] == 'baseline' and cifar[1]['Removed layers'] == 'none'
     pruned = next(r for r in cifar if r['Run / method'] == 'cls_pruned')
-    assert float(pruned['img/s']) > 0 and pruned['Throughput setting'] == 'cpu fp32 bs2 32px'
+    assert float(pruned['img/s']) > 0 and pruned['Throughput setting'] == 'torch cpu fp32 bs2 32px'
     assert pruned['Source'].startswith('measured (train): ')
     assert next(r for r in cifar if r['Run / method'] == 'cls_base')['img/s'] == ''
 

@@ -1,5 +1,4 @@
 """tools/deploy/export.py and check.py on the demo models: exported graphs, checks, failures."""
-import ast
 import json
 import os.path as osp
 import re
@@ -9,37 +8,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from mmengine.config import Config
 
-from nose_mm.benchmark.info import build_model
 from nose_mm.deploy import attention_nodes, read_metadata
 from nose_mm.deploy.onnx_export import static_adaptive_pools
-from tests.utils import REPO, run_tool
+from tests.test_deploy.common import BASE, PRUNED, SEG, checkpoint as _checkpoint
+from tests.utils import run_tool
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
-DEMO = osp.join(REPO, 'configs', 'demo')
-BASE = osp.join(DEMO, 'deit-demo_baseline_digits-16px.py')
-PRUNED = osp.join(DEMO, 'deit-demo_pruned_digits-16px.py')  # removed_layers=[1, 3]
-SEG = osp.join(DEMO, 'upernet_deit-demo_digits-seg-64px.py')
 SEG_RANDOM = ['model.backbone.init_cfg=None']
 SEG_PRUNED = SEG_RANDOM + ['model.backbone.removed_layers=[1,3]']
 TOME = ['model.backbone.token_merge.r=4', 'model.backbone.token_merge.start=1']
-
-
-def _checkpoint(path, config, options=(), seed=0):
-    """A checkpoint of the config's model with every weight moved off its (partly zero) init."""
-    cfg = Config.fromfile(config)
-    for option in options:
-        key, value = option.split('=', 1)
-        cfg.merge_from_dict({key: ast.literal_eval(value)})
-    model = build_model(cfg).module
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return str(path)
 
 
 @pytest.fixture(scope='module')

@@ -176,16 +176,21 @@ def export_onnx(model: nn.Module, path: str, example: torch.Tensor,
         opset (int): ONNX opset. Defaults to :data:`OPSET`.
 
     Returns:
-        dict: :func:`attention_nodes` of the written graph.
+        dict: :func:`attention_nodes` of the written graph (exported in eval mode; the
+        module is left in the mode it had).
     """
-    model = model.eval()
+    was_training = model.training
     counts: Dict[str, int] = {}
 
     def write(tmp: str) -> None:
+        # the exporter restores the module's own mode afterwards: a fresh wrapper is in
+        # training mode, and restoring it would switch the model to training (dropout,
+        # drop path and BN batch statistics in every later forward)
+        wrapper = _OneOutput(model).eval()
         with static_adaptive_pools(model, example), torch.no_grad(), \
                 _quiet_export_warnings():
             torch.onnx.export(
-                _OneOutput(model), (example, ), tmp, dynamo=False, opset_version=opset,
+                wrapper, (example, ), tmp, dynamo=False, opset_version=opset,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: 'batch'}, OUTPUT_NAME: {0: 'batch'}})
         graph = onnx.load(tmp)
@@ -196,7 +201,11 @@ def export_onnx(model: nn.Module, path: str, example: torch.Tensor,
         onnx.save(graph, tmp)
         counts.update(attention_nodes(graph))
 
-    atomic_write(path, write)
+    model.eval()
+    try:
+        atomic_write(path, write)
+    finally:
+        model.train(was_training)
     return counts
 
 

@@ -112,3 +112,16 @@ def test_static_adaptive_pools_equal_torch(in_hw, out):
         assert swapped == 1 and not isinstance(model[0], torch.nn.AdaptiveAvgPool2d)
         torch.testing.assert_close(model(x), ref, rtol=1e-6, atol=1e-6)
     assert isinstance(model[0], torch.nn.AdaptiveAvgPool2d)
+
+
+def test_export_leaves_the_model_in_its_mode(tmp_path):
+    """The exporter restores the mode of the module it is given: the model must not come
+    back in training mode (drop path / BN statistics in every later forward)."""
+    from nose_mm.deploy import export_onnx
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+                                torch.nn.Dropout(0.5)).eval()
+    export_onnx(model, str(tmp_path / 'm.onnx'), torch.randn(2, 3, 8, 8))
+    assert not any(m.training for m in model.modules())
+    model.train()
+    export_onnx(model, str(tmp_path / 'm.onnx'), torch.randn(2, 3, 8, 8))
+    assert all(m.training for m in model.modules())

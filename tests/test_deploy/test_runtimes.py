@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
     """The demo baseline and pruned model tested on a tiny image folder (results.json), and
-    one benchmark.json timing both in torch and onnxruntime, beside each run's results."""
+    one benchmark.json timing both in torch, onnxruntime and OpenVINO, beside each run's
+    results."""
     from nose_mm.datasets import write_image_folder
     tmp = tmp_path_factory.mktemp('runtimes')
     rng = np.random.default_rng(0)
@@ -33,7 +34,8 @@ def runs(tmp_path_factory):
         run_tool('test.py', config, ckpts[name], '--work-dir', work / name, '--cfg-options',
                  f'test_dataloader.dataset.data_root={data}')
     bench = run_tool('benchmark.py', BASE, ckpts['base'], '--compare', PRUNED, ckpts['pruned'],
-                     '--runtime', 'torch', 'onnxruntime', '--batch-size', 4, '--repeats', 3,
+                     '--runtime', 'torch', 'onnxruntime', 'openvino', '--batch-size', 4,
+                     '--repeats', 3,
                      '--warmup', 1, '--threads', 1, '--out', work / 'base' / 'benchmark.json')
     shutil.copy(work / 'base' / 'benchmark.json', work / 'pruned' / 'benchmark.json')
     return {'work': work, 'stdout': bench.stdout, 'tmp': tmp}
@@ -42,8 +44,9 @@ def runs(tmp_path_factory):
 def test_records_name_the_runtime_of_each_figure(runs):
     record = BenchmarkRecord.load(str(runs['work'] / 'base' / 'benchmark.json'))
     assert [(m.name, m.runtime) for m in record.models] == [
-        ('a', 'torch'), ('b', 'torch'), ('a', 'onnxruntime'), ('b', 'onnxruntime')]
-    assert [m.model.removed_layers for m in record.models] == [[], [1, 3]] * 2
+        ('a', 'torch'), ('b', 'torch'), ('a', 'onnxruntime'), ('b', 'onnxruntime'),
+        ('a', 'openvino'), ('b', 'openvino')]
+    assert [m.model.removed_layers for m in record.models] == [[], [1, 3]] * 3
     assert all(len(m.seconds) == 3 for m in record.models)
     torch_b, ort_a, ort_b = record.models[1], record.models[2], record.models[3]
     assert record.baseline(ort_b) is ort_a and record.baseline(torch_b) is record.models[0]
@@ -52,8 +55,9 @@ def test_records_name_the_runtime_of_each_figure(runs):
     with pytest.raises(ValueError, match='mixes runtimes'):
         ratios(ort_b, record.models[0])
     out = runs['stdout']
-    assert 'in runtimes torch, onnxruntime' in out
+    assert 'in runtimes torch, onnxruntime, openvino' in out
     assert 'ratios B/A [torch]: ' in out and 'ratios B/A [onnxruntime]: ' in out
+    assert 'ratios B/A [openvino]: ' in out
     assert 'ratios A/' not in out  # a runtime's baseline is not compared with another's
 
 
@@ -77,7 +81,7 @@ def _table(text):
             for line in lines[2:]]
 
 
-@pytest.mark.parametrize('runtime', [None, 'onnxruntime'])
+@pytest.mark.parametrize('runtime', [None, 'onnxruntime', 'openvino'])
 def test_leaderboard_keeps_runtimes_apart(runs, runtime):
     out = runs['tmp'] / f'board_{runtime}.md'
     run_tool('leaderboard.py', runs['work'], '--no-reference', '--out', out,

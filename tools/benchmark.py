@@ -6,6 +6,7 @@
         [--repeats 5] [--warmup 2] [--clock wall|process] [--part model|backbone]
         [--memory-budget-gb GB] [--train-memory] [--memory-optimizer sgd|adamw]
         [--attention [fused] [math]] [--threads N] [--no-memory]
+        [--runtime torch [torch.compile onnxruntime openvino]]
         [--out FILE.json] [--trust-checkpoint] [--cfg-options k=v ...]
 
 What is measured: classification configs, the classifier (backbone, neck,
@@ -20,6 +21,9 @@ timed forwards (every repeat is in the JSON); each ``--compare`` adds a model,
 all are timed interleaved in this one process, and each is reported as a ratio
 to the first (median and interquartile range of the per-round ratios).
 ``--clock process`` times this process's CPU time (use with ``--threads 1``).
+``--runtime`` times every model in each runtime named (eager torch, ``torch.compile``,
+the ONNX export in onnxruntime or OpenVINO; ``nose_mm.deploy.runtimes``), all pairs
+interleaved in the same rounds; each ratio is to the first model in the same runtime.
 ``--amp`` runs under autocast: fp16 on CUDA, bf16 on CPU. Memory: CUDA's
 allocator peak on GPUs; tracked tensor bytes of fake-tensor steps on every
 device, per attention path (``nose_mm/benchmark/memory.py``). ``--out
@@ -70,7 +74,12 @@ def parse_args(argv=None):
     parser.add_argument('--train-memory', action='store_true',
                         help='peak memory / largest batch of a training step (forward + '
                         'backward) instead of an inference forward')
-    parser.add_argument('--threads', type=int, help='torch intra-op threads')
+    parser.add_argument('--runtime', nargs='+', default=['torch'], metavar='RUNTIME',
+                        help='time every model in each runtime, interleaved in the same '
+                        'rounds: torch (default), torch.compile, onnxruntime, openvino '
+                        '(ratios only within a runtime)')
+    parser.add_argument('--threads', type=int, help='torch intra-op threads (and those of '
+                        'onnxruntime / OpenVINO)')
     parser.add_output('--out', help='write the report to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config, e.g. model.backbone.arch=x')
@@ -97,6 +106,12 @@ def main(argv=None):
                             f'{" ".join(values)}')
     if args.img_size and len(args.img_size) not in (1, 2):
         raise UserError(f'--img-size takes one side or H W, got {args.img_size}')
+    from nose_mm.benchmark.records import RUNTIMES
+    for runtime in args.runtime:
+        if runtime not in RUNTIMES:
+            raise UserError(f'--runtime {runtime!r}: allowed are {", ".join(RUNTIMES)}')
+    if len(set(args.runtime)) != len(args.runtime):
+        raise UserError(f'--runtime names a runtime twice: {" ".join(args.runtime)}')
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -115,7 +130,8 @@ def main(argv=None):
             precision=amp_precision(device) if args.amp else 'fp32', warmup=args.warmup,
             repeats=args.repeats, part=args.part, memory_budget_gb=args.memory_budget_gb,
             memory=not args.no_memory, memory_train=args.train_memory, clock=args.clock,
-            memory_optimizer=args.memory_optimizer, attention=args.attention)
+            memory_optimizer=args.memory_optimizer, attention=args.attention,
+            runtimes=args.runtime)
     except (RuntimeError, MemoryError) as exc:
         if not is_out_of_memory(exc):
             raise

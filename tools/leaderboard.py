@@ -1,16 +1,17 @@
 """Leaderboard of runs (their results.json) beside the published reference numbers.
 
     python tools/leaderboard.py WORK_DIR [WORK_DIR ...] [--reference FILE.yml | --no-reference]
-        [--format md|csv|html] --out FILE [--plot FILE.png] [--depth 2]
+        [--format md|csv|html] --out FILE [--plot FILE.png] [--depth 2] [--runtime NAME]
 
 Each WORK_DIR is a run's work dir, a folder of work dirs (results.json is
 searched up to --depth folder levels below), or a results.json file. One table
 per task and dataset, sorted by top-1 / mIoU; reference rows (default:
 benchmarks/reference.yml) are marked "reported". img/s and memory come from a
 benchmark.json next to results.json (tools/benchmark.py --out
-WORK_DIR/benchmark.json). Malformed or partial results files are named on
-stderr and skipped (never modified). No run found at all is an error (exit 2) and
---out is left as it was. See nose_mm/benchmark/leaderboard/.
+WORK_DIR/benchmark.json), in the runtime --runtime names (default: the first the
+file timed; the "Throughput setting" column names it). Malformed or partial
+results files are named on stderr and skipped (never modified). No run found at
+all is an error (exit 2) and --out is left as it was. See nose_mm/benchmark/leaderboard/.
 """
 import os.path as osp
 import sys
@@ -35,6 +36,9 @@ def parse_args(argv=None):
     parser.add_output('--plot', help='also write accuracy vs throughput as a PNG')
     parser.add_argument('--depth', type=int, default=2,
                         help='folder levels searched below each work dir')
+    parser.add_argument('--runtime', default=None,
+                        help='img/s of this runtime (tools/benchmark.py --runtime; default: '
+                        'the first each benchmark.json timed)')
     return parser.parse_args(argv)
 
 
@@ -53,7 +57,11 @@ def main(argv=None):
         raise UserError(f'reference file {reference!r} does not exist')
     from nose_mm.benchmark.leaderboard import (build_leaderboard, plot_leaderboard,
                                                write_leaderboard)
-    tables, problems = build_leaderboard(args.work_dirs, reference, depth=args.depth)
+    from nose_mm.benchmark.records import RUNTIMES
+    if args.runtime is not None and args.runtime not in RUNTIMES:
+        raise UserError(f'--runtime {args.runtime!r}: allowed are {", ".join(RUNTIMES)}')
+    tables, problems = build_leaderboard(args.work_dirs, reference, depth=args.depth,
+                                         runtime=args.runtime)
     for problem in problems:
         print(f'nose_mm: warning: {problem}', file=sys.stderr)
     runs = sum(not r.reported for t in tables for r in t.rows)

@@ -31,6 +31,7 @@ check_imports() {
   "$VENV/bin/python" - <<'EOF' >/dev/null 2>&1
 import mmcv, mmcv.ops  # noqa: F401  (compiled ops present)
 import mmengine, mmpretrain.models, mmseg.models, timm  # noqa: F401
+import onnx, onnxruntime  # noqa: F401  (deploy: tools/deploy/, benchmark --runtime)
 import nose_mm  # noqa: F401
 EOF
 }
@@ -77,15 +78,15 @@ else
   pip_install $CONSTRAINTS --no-build-isolation -r "$REQ/mmcv.txt"
 fi
 
-echo "[setup] 4/5 OpenMMLab packages, timm and test tools"
-pip_install $CONSTRAINTS -r "$REQ/runtime.txt" -r "$REQ/tests.txt"
+echo "[setup] 4/5 OpenMMLab packages, timm, ONNX / onnxruntime / OpenVINO and test tools"
+pip_install $CONSTRAINTS -r "$REQ/runtime.txt" -r "$REQ/deploy.txt" -r "$REQ/tests.txt"
 
 echo "[setup] 5/5 nose_mm (editable)"
 pip_install $CONSTRAINTS --no-deps --no-build-isolation -e .
 
 if ! check_imports; then
   echo "[setup] ERROR: the environment was installed but imports still fail:" >&2
-  "$VENV/bin/python" -c "import mmcv.ops, mmpretrain.models, mmseg.models, timm, nose_mm" >&2
+  "$VENV/bin/python" -c "import mmcv.ops, mmpretrain.models, mmseg.models, timm, onnx, onnxruntime, nose_mm" >&2
   exit 1
 fi
 fingerprint > "$STAMP"

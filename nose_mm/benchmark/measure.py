@@ -3,6 +3,7 @@
 Conventions: ``benchmarks/README.md``.
 """
 import contextlib
+import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -267,9 +268,14 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
                    img_size: ImgSize = 224, device: Union[str, torch.device] = 'cpu',
                    precision: str = 'fp32', warmup: int = 2, repeats: int = 5,
                    flops: bool = True, memory: bool = True, memory_train: bool = False,
-                   clock: str = 'wall', memory_optimizer: Optional[str] = None
+                   clock: str = 'wall', memory_optimizer: Optional[str] = None,
+                   runtimes: Sequence[str] = ('torch', )
                    ) -> List[Measurement]:
     """Measure models in one process, timed interleaved in rotated order (A B C, B C A...).
+
+    With several ``runtimes`` every (runtime, model) pair is one entry of the same
+    interleaved rounds (``nose_mm.deploy.runtimes``: the export or compilation happens
+    before the warm-up).
 
     Args:
         models (sequence of torch.nn.Module): The baseline first; no module twice.
@@ -285,12 +291,16 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
         memory_optimizer (str, optional): Optimizer state in a tracked training step
             (:func:`peak_memory`). Defaults to None.
         clock (str): ``'wall'`` or ``'process'`` (:data:`~.timing.CLOCKS`). Defaults to ``'wall'``.
+        runtimes (sequence of str): Of :data:`~.records.RUNTIMES`, each once. Defaults to
+            ``('torch', )``. Memory is measured for ``'torch'`` only.
 
     Returns:
-        list[Measurement]: Per model, in order (``seconds``: every round).
+        list[Measurement]: Per runtime (in order), per model (in order): ``i * len(models) +
+        j`` is model ``j`` in runtime ``i`` (``seconds``: every round).
 
     Raises:
-        ValueError: No model, a module twice, a bad clock, device, precision, size or count.
+        ValueError: No model, a module twice, a bad clock, device, precision, size, count or
+            runtime (a runtime other than torch needs ``warmup >= 1``).
     """
     if not models:
         raise ValueError('compare_models needs at least one model')
@@ -299,21 +309,45 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
                          'time two copies')
     if clock not in CLOCKS:
         raise ValueError(f'clock must be one of {", ".join(CLOCKS)}, got {clock!r}')
+    runtimes = list(runtimes)
+    if not runtimes or len(set(runtimes)) != len(runtimes):
+        raise ValueError(f'runtimes must name each runtime once, got {runtimes!r}')
     dev = device
     for model in models:
         dev = _prepare(model, device, precision, batch_size, warmup, repeats)
     hw = _hw(img_size)
-    fns = {i: _forward_fn(model, _inputs(model, batch_size, hw, dev), dev, precision)
-           for i, model in enumerate(models)}
-    times = time_interleaved(fns, repeats=repeats, warmup=warmup, clock=CLOCKS[clock],
-                             rotate=True)
-    del fns  # free the timing inputs before measuring memory
+    deployed = [r for r in runtimes if r != 'torch']
+    if deployed:  # optional packages (onnx, onnxruntime, openvino): imported when asked for
+        from nose_mm.deploy.runtimes import check_runtime, runtime_forward
+        for runtime in deployed:
+            check_runtime(runtime, str(dev), precision)
+        if warmup < 1:
+            raise ValueError(f'runtimes {", ".join(deployed)} need warmup >= 1 (the first '
+                             f'forward compiles / allocates), got {warmup}')
+    with contextlib.ExitStack() as stack:
+        work_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix='nose_mm_rt_')) \
+            if deployed else None
+        fns = {}
+        for r, runtime in enumerate(runtimes):
+            for i, model in enumerate(models):
+                x = _inputs(model, batch_size, hw, dev)
+                fns[r, i] = _forward_fn(model, x, dev, precision) if runtime == 'torch' else \
+                    runtime_forward(runtime, model, x, work_dir, f'model{i}',
+                                    torch.get_num_threads())
+        times = time_interleaved(fns, repeats=repeats, warmup=warmup, clock=CLOCKS[clock],
+                                 rotate=True)
+        del fns  # free the timing inputs (and sessions) before measuring memory
     out = []
-    for i, model in enumerate(models):
-        with alone(model, models, dev):  # the other models' weights must not count
-            peak = peak_memory(model, batch_size, hw, dev, precision, train=memory_train,
-                               optimizer=memory_optimizer) if memory else None
-        out.append(Measurement(
-            params=count_params(model), seconds=times[i], peak_memory_bytes=peak,
-            flops=count_flops(model, (_in_channels(model), ) + hw) if flops else None))
+    sizes = [(count_params(model), count_flops(model, (_in_channels(model), ) + hw)
+              if flops else None) for model in models]
+    for r, runtime in enumerate(runtimes):
+        for i, model in enumerate(models):
+            peak = None
+            if memory and runtime == 'torch':
+                with alone(model, models, dev):  # the other models' weights must not count
+                    peak = peak_memory(model, batch_size, hw, dev, precision,
+                                       train=memory_train,
+                                       optimizer=memory_optimizer)
+            out.append(Measurement(params=sizes[i][0], seconds=times[r, i],
+                                   peak_memory_bytes=peak, flops=sizes[i][1]))
     return out

@@ -18,13 +18,15 @@ from .timing import CLOCKS, spread
 __all__ = [
     'SCHEMA_VERSION', 'MAIN_METRIC', 'RecordError', 'ModelInfo', 'GitInfo', 'Evaluation',
     'ResultsRecord', 'Measurement', 'LargestBatch', 'TrackedMemory', 'MeasuredModel',
-    'BenchmarkSettings', 'BenchmarkRecord', 'Reference', 'normalize_metrics', 'ratios'
+    'BenchmarkSettings', 'BenchmarkRecord', 'Reference', 'normalize_metrics', 'ratios', 'RUNTIMES'
 ]
 
 #: Version of the schema below (``version`` of every file); 1 was the untyped layout.
 SCHEMA_VERSION = 2
 #: Precisions of a measurement (``fp16`` / ``bf16``: autocast).
 PRECISIONS = ('fp32', 'fp16', 'bf16')
+#: Runtimes a model is timed in (``nose_mm.deploy.runtimes``); ratios never mix two.
+RUNTIMES = ('torch', 'torch.compile', 'onnxruntime', 'openvino')
 #: Normalised metric names per task (percentages, as the evaluators report them).
 METRIC_KEYS = {
     'classification': ('top1', 'top5'),
@@ -358,6 +360,9 @@ class MeasuredModel(Measurement):
     model: ModelInfo
     largest_batch: Optional[LargestBatch]
     tracked: Optional[Dict[str, TrackedMemory]] = None  # by attention path (memory.ATTENTION)
+    # where the forwards ran (files without the key: eager torch)
+    runtime: str = dataclasses.field(default='torch', metadata={
+        'allowed': 'one of ' + ', '.join(RUNTIMES), 'valid': lambda value: value in RUNTIMES})
 
 
 @dataclasses.dataclass
@@ -403,7 +408,15 @@ def _over(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def ratios(model: Measurement, base: Measurement) -> Ratios:
-    """``model`` over ``base``, two models timed in one interleaved run (the one ratio code)."""
+    """``model`` over ``base``, two models timed in one interleaved run (the one ratio code).
+
+    Raises:
+        ValueError: The two were timed in different runtimes (``MeasuredModel.runtime``).
+    """
+    runtimes = [getattr(m, 'runtime', 'torch') for m in (model, base)]
+    if runtimes[0] != runtimes[1]:
+        raise ValueError(f'a ratio of a model timed in {runtimes[0]} to one timed in '
+                         f'{runtimes[1]} mixes runtimes; compare models within one runtime')
     rounds = [b / m for m, b in zip(model.seconds, base.seconds)]  # img/s over the base's
     flops = _over(model.flops, base.flops)
     ideal = 1.0 / flops if flops else None
@@ -451,16 +464,29 @@ class BenchmarkRecord(_File):
         """Median img/s of one of the models."""
         return self.settings.batch_size * model.rate()
 
-    def ratios(self, model: Measurement) -> Ratios:
-        """``model`` over the baseline (``models[0]``)."""
-        return ratios(model, self.models[0])
+    def baseline(self, model: Optional[MeasuredModel] = None) -> MeasuredModel:
+        """The baseline of ``model``'s runtime: the first model timed in it (``models[0]``)."""
+        runtime = model.runtime if model is not None else self.models[0].runtime
+        return next(m for m in self.models if m.runtime == runtime)
 
-    def entry_for(self, info: ModelInfo) -> Tuple[Optional[MeasuredModel], str]:
-        """The measured model that is ``info``'s model (:meth:`ModelInfo.key`), or a reason."""
+    def ratios(self, model: MeasuredModel) -> Ratios:
+        """``model`` over the baseline of its runtime (:meth:`baseline`)."""
+        return ratios(model, self.baseline(model))
+
+    def entry_for(self, info: ModelInfo, runtime: Optional[str] = None
+                  ) -> Tuple[Optional[MeasuredModel], str]:
+        """The measured model that is ``info``'s model (:meth:`ModelInfo.key`), or a reason.
+
+        ``runtime`` picks the runtime (default: the run's first, ``models[0].runtime``).
+        """
+        runtime = runtime or self.models[0].runtime
         for entry in self.models:
-            if entry.model.key() == info.key():
+            if entry.model.key() == info.key() and entry.runtime == runtime:
                 return entry, ''
-        seen = ', '.join(str(m.model.key()) for m in self.models)
+        timed_in = list(dict.fromkeys(m.runtime for m in self.models))
+        if runtime not in timed_in:
+            return None, f'times its models in {", ".join(timed_in)}, not in {runtime}'
+        seen = ', '.join(dict.fromkeys(str(m.model.key()) for m in self.models))
         return None, (f'measures {seen}, not the run\'s model {info.key()} (task, arch, '
                       f'removed layers, token merging)')
 

@@ -34,7 +34,8 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
                   part: str = 'model', memory_budget_gb: Optional[float] = None,
                   memory: bool = True, memory_train: bool = False,
                   clock: str = 'wall', memory_optimizer: Optional[str] = None,
-                  attention: Sequence[str] = tuple(ATTENTION)) -> BenchmarkRecord:
+                  attention: Sequence[str] = tuple(ATTENTION),
+                  runtimes: Sequence[str] = ('torch', )) -> BenchmarkRecord:
     """Measure one model, or several timed interleaved in one run (the first is the baseline).
 
     Args:
@@ -57,9 +58,12 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
         attention (sequence of str): Attention paths of the tracked figures
             (``models[].tracked``; :data:`.memory.ATTENTION`); empty: none. Defaults to
             ``('fused', 'math')``.
+        runtimes (sequence of str): Each model is timed in each (all interleaved in the same
+            rounds; :data:`~.records.RUNTIMES`). Defaults to ``('torch', )``.
 
     Returns:
-        BenchmarkRecord: The models named ``'a'``, ``'b'``... (then ``'m27'``...).
+        BenchmarkRecord: The models named ``'a'``, ``'b'``... (then ``'m27'``...), once per
+        runtime (same name, its ``runtime``), runtime by runtime.
 
     Raises:
         ValueError: Bad settings (named).
@@ -86,25 +90,29 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
     date = datetime.datetime.now(datetime.timezone.utc)
     measured = compare_models(models, batch_size, hw, dev, precision, warmup, repeats,
                               memory=memory, memory_train=memory_train, clock=clock,
-                              memory_optimizer=memory_optimizer)
+                              memory_optimizer=memory_optimizer, runtimes=runtimes)
     entries = []
     names = [string.ascii_lowercase[i] if i < 26 else f'm{i + 1}' for i in range(len(models))]
-    for name, (cfg, ckpt), model, result in zip(names, configs, models, measured):
+    tagged = [(runtime, item) for runtime in runtimes
+              for item in zip(names, configs, models)]
+    for (runtime, (name, (cfg, ckpt), model)), result in zip(tagged, measured):
+        # memory is a property of the torch model: measured once, on its torch entry
         tracked = {path: _tracked(model, batch_size, hw, precision, memory_train,
                                   memory_optimizer, path, memory_budget_gb)
-                   for path in attention}
+                   for path in attention} if runtime == 'torch' else {}
         lb = None
-        if memory_budget_gb is not None and dev.type != 'cuda' and 'fused' in tracked:
-            lb = tracked['fused'].largest_batch  # the CPU's method: tracked, fused attention
-        elif memory_budget_gb is not None:
-            with alone(model, models, dev):  # only the searched model on the GPU
-                lb = largest_batch(model, memory_budget_gb, hw, dev, precision,
-                                   train=memory_train, optimizer=memory_optimizer)
+        if runtime == 'torch' and memory_budget_gb is not None:
+            if dev.type != 'cuda' and 'fused' in tracked:
+                lb = tracked['fused'].largest_batch  # the CPU's method: tracked, fused attention
+            else:
+                with alone(model, models, dev):  # only the searched model on the GPU
+                    lb = largest_batch(model, memory_budget_gb, hw, dev, precision,
+                                       train=memory_train, optimizer=memory_optimizer)
         entries.append(MeasuredModel(
             **vars(result), name=name, config=getattr(cfg, 'filename', None),
             config_sha256=config_sha256(cfg), checkpoint=ckpt, largest_batch=lb,
             model=ModelInfo.from_json(model_info(cfg, model), 'model'),
-            tracked=tracked or None))
+            tracked=tracked or None, runtime=runtime))
     git = git_commit()
     return BenchmarkRecord(
         run_id=f'{date.strftime("%Y%m%dT%H%M%SZ")}-{uuid.uuid4().hex[:8]}',
@@ -139,9 +147,16 @@ def _fmt(value: Optional[float], spec: str, suffix: str = '') -> str:
     return 'n/a' if value is None else f'{value:{spec}}{suffix}'
 
 
+def _rt(entry: MeasuredModel, report: BenchmarkRecord) -> str:
+    """`` [runtime]`` when the run timed more than one runtime, or one that is not torch."""
+    runtimes = {m.runtime for m in report.models}
+    return f' [{entry.runtime}]' if runtimes != {'torch'} else ''
+
+
 def format_report(report: BenchmarkRecord) -> str:
     """The text ``tools/benchmark.py`` prints for a :func:`run_benchmark` report."""
     s, hw = report.settings, report.hardware
+    runtimes = list(dict.fromkeys(m.runtime for m in report.models))
     where = hw.get('gpu') if s.device.startswith('cuda') else (hw.get('cpu_model')
                                                                or hw.get('cpu'))
     lines = [f'nose_mm benchmark: {s.device} ({where}), {s.precision}, batch '
@@ -149,14 +164,15 @@ def format_report(report: BenchmarkRecord) -> str:
              f'part {s.part}, median of {s.repeats} repeats after {s.warmup} warm-up, '
              f'{s.clock} clock, torch {hw.get("torch")}, {s.num_threads} threads'
              + (f', {len(report.models)} models timed interleaved (run {report.run_id})'
-                if len(report.models) > 1 else '')]
+                if len(report.models) > 1 else '')
+             + (f' in runtimes {", ".join(runtimes)}' if runtimes != ['torch'] else '')]
     for entry in report.models:
         info, mem, merge = entry.model, entry.peak_memory_bytes, entry.model.token_merge
         merge_text = (f', token merging r={merge["r"]} from attention layer {merge["start"]}'
                       if merge else '')
         ips = [s.batch_size / t for t in entry.seconds]
         lines.append(
-            f'{entry.name.upper()}  {entry.config}  [{info.display}, removed '
+            f'{entry.name.upper()}{_rt(entry, report)}  {entry.config}  [{info.display}, removed '
             f'{info.removed_layers}{merge_text}]\n'
             f'   params {entry.params / 1e6:.2f} M | GFLOPs '
             f'{_fmt(None if entry.flops is None else entry.flops / 1e9, ".3f")} '
@@ -182,12 +198,14 @@ def format_report(report: BenchmarkRecord) -> str:
                      f'{s.tracked_method}; blind to allocator rounding and caching, '
                      f'cuBLAS / cuDNN workspaces and kernel scratch buffers '
                      f'(benchmarks/README.md)')
-    base = report.models[0]
-    for entry in report.models[1:]:
+    for entry in report.models:
+        base = report.baseline(entry)
+        if entry is base:
+            continue
         r = report.ratios(entry)
         t = r.paired_ratio
         lines.append(
-            f'ratios {entry.name.upper()}/{base.name.upper()}: params '
+            f'ratios {entry.name.upper()}/{base.name.upper()}{_rt(entry, report)}: params '
             f'{_fmt(r.params, ".4f")}, FLOPs {_fmt(r.flops, ".4f")}, throughput '
             f'{t["median"]:.3f} (IQR {t["q1"]:.3f} to {t["q3"]:.3f}, per-round ratios of '
             f'{len(r.paired_rounds)} rounds; ratio of medians '

@@ -237,7 +237,7 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
     assert cifar[1]['Δ Top-1'] == 'baseline' and cifar[1]['Removed layers'] == 'none'
     pruned = next(r for r in cifar if r['Run / method'] == 'cls_pruned')
     assert float(pruned['img/s']) > 0 and \
-        pruned['Throughput setting'] == 'cpu fp32 bs2 32px tracked mem'
+        pruned['Throughput setting'] == 'torch cpu fp32 bs2 32px tracked mem'
     bench = json.loads((work / 'cls_pruned' / 'benchmark.json').read_text())['models'][1]
     assert float(pruned['Mem (MiB)']) == pytest.approx(bench['peak_memory_bytes'] / 2**20,
                                                        abs=0.051)

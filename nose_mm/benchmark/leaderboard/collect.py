@@ -68,22 +68,28 @@ def _run_label(root: str, path: str) -> str:
     return osp.join(osp.basename(osp.dirname(folder)), label)
 
 
-def read_timing(path: str, results: ResultsRecord) -> Union[Timing, str]:
-    """The entry of the ``benchmark.json`` at ``path`` measuring the run's model, or why not."""
+def read_timing(path: str, results: ResultsRecord,
+                runtime: Optional[str] = None) -> Union[Timing, str]:
+    """The entry of the ``benchmark.json`` at ``path`` measuring the run's model, or why not.
+
+    ``runtime``: the entry timed in that runtime (default: the file's first runtime).
+    """
     try:
         record = BenchmarkRecord.load(path)
     except RecordError as exc:
         return f'{path}: not merged: {exc.reason}'
-    entry, reason = record.entry_for(results.model)
+    entry, reason = record.entry_for(results.model, runtime)
     return (record, entry) if entry else f'{path}: not merged: {reason}'
 
 
-def collect_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Run], List[str]]:
+def collect_runs(paths: Sequence[str], depth: int = 2,
+                 runtime: Optional[str] = None) -> Tuple[List[Run], List[str]]:
     """Every rankable ``results.json`` under ``paths``, with its ``benchmark.json`` timing.
 
     Args:
         paths (sequence of str): Work dirs, folders of work dirs, or ``results.json`` files.
         depth (int): Folder levels searched below each path. Defaults to 2.
+        runtime (str, optional): Timings of this runtime (default: each file's first).
 
     Returns:
         tuple: ``(runs, problems)``, each problem naming the file and what is wrong.
@@ -105,7 +111,7 @@ def collect_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Run], List[
         family = osp.dirname(folder) if parse_seed_folder(folder)[1] is not None else None
         for where in (folder, family):
             if where and osp.isfile(osp.join(where, BENCHMARK_FILE)):
-                timing = read_timing(osp.join(where, BENCHMARK_FILE), results)
+                timing = read_timing(osp.join(where, BENCHMARK_FILE), results, runtime)
                 if isinstance(timing, str):
                     if not results.seed_varies:  # a per-seed draw: its row takes the
                         problems.append(timing)  # timing of the draw that was timed

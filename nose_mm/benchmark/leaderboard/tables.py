@@ -25,6 +25,7 @@ class Row:
         working_load, budget_gb (int | float | None): Largest batch within that run's
             memory budget (GiB), by its memory method.
         speed_ratio (dict | None): Paired img/s ratio to model ``'a'`` of that run.
+        runtime (str | None): Where the img/s were timed (``torch``, ``onnxruntime``...).
         timed_together, bench_name (str | None): That run's id, the row's model in it.
         source (str), reported (bool), date (str | None): Provenance, published?, ISO date.
         ref_id, baseline_id (str | None): Reference id, and its baseline's.
@@ -53,6 +54,7 @@ class Row:
     budget_gb: Optional[float] = None
     setting: str = ''
     speed_ratio: Optional[Dict[str, float]] = None
+    runtime: Optional[str] = None
     timed_together: Optional[str] = None
     bench_name: Optional[str] = None
     source: str = ''
@@ -97,13 +99,14 @@ class Table:
         return f'{self.task} / {self.dataset}'
 
 
-def _setting(s: BenchmarkSettings) -> str:
+def _setting(s: BenchmarkSettings, runtime: str = 'torch') -> str:
     h, w = s.img_size
     size = f'{h}x{w}' if h != w else f'{h}px'
     tracked = (s.memory_method or '').startswith('tracked')
     memory = ' '.join(p for p in ('train-step' if s.memory_train else '',
-                                  'tracked' if tracked else '') if p and s.memory_method)
-    return ' '.join(p for p in (s.device, s.precision, f'bs{s.batch_size}', size,
+                                  'tracked' if tracked else '')
+                      if p and s.memory_method and runtime == 'torch')  # torch entries only
+    return ' '.join(p for p in (runtime, s.device, s.precision, f'bs{s.batch_size}', size,
                                 f'{s.clock} clock' if s.clock != 'wall' else '',
                                 f'{memory} mem' if memory else '') if p)
 
@@ -141,26 +144,30 @@ def _row_from_group(group: SeedGroup) -> Row:
         record, entry = timing
         mem = entry.peak_memory_bytes
         row.img_per_s, row.mem_mib = record.img_per_s(entry), None if mem is None else mem / 2**20
-        row.setting, row.timed_together = _setting(record.settings), record.run_id
+        row.setting, row.timed_together = _setting(record.settings, entry.runtime), \
+            record.run_id
         row.speed_ratio, row.bench_name = record.ratios(entry).paired_ratio, entry.name
         if entry.largest_batch:
             row.working_load = entry.largest_batch.batch_size
             row.budget_gb = record.settings.memory_budget_gb
             row.working_load_capped = entry.largest_batch.capped
+        row.runtime = entry.runtime
     return row
 
 
-def rows_from_runs(paths: Sequence[str], depth: int = 2) -> Tuple[List[Row], List[str]]:
+def rows_from_runs(paths: Sequence[str], depth: int = 2,
+                   runtime: Optional[str] = None) -> Tuple[List[Row], List[str]]:
     """Rows of every rankable ``results.json`` under ``paths``, seed replicates as one row.
 
     Args:
         paths (sequence of str): Where to look (see :func:`.collect.collect_runs`).
         depth (int): Folder levels searched. Defaults to 2.
+        runtime (str, optional): Timings of this runtime (default: each file's first).
 
     Returns:
         tuple: ``(rows, problems)``, problems and seed-grouping warnings.
     """
-    runs, problems = collect_runs(paths, depth)
+    runs, problems = collect_runs(paths, depth, runtime)
     groups, warnings = group_seed_runs(runs)
     return [_row_from_group(group) for group in groups], problems + warnings
 
@@ -208,7 +215,9 @@ def _mark_separate_timings(rows: List[Row], bases: Dict[int, Row]) -> None:
             base.bench_name == 'a'
         for row in members:
             row.speed_mark = len(timed) > 1 and (row.timed_together is None
-                                                 or row.timed_together != reference)
+                                                 or row.timed_together != reference
+                                                 or (base is not None
+                                                     and base.runtime != row.runtime))
             if row.speed_mark or not base_is_first:  # a ratio to another model
                 row.speed_ratio = None
 
@@ -228,18 +237,21 @@ def build_tables(rows: Sequence[Row]) -> List[Table]:
 
 
 def build_leaderboard(work_dirs: Sequence[str], reference: Optional[str] = None,
-                      depth: int = 2) -> Tuple[List[Table], List[str]]:
+                      depth: int = 2, runtime: Optional[str] = None
+                      ) -> Tuple[List[Table], List[str]]:
     """Read runs (and references) and build the tables.
 
     Args:
         work_dirs (sequence of str): Where to look for ``results.json``.
         reference (str, optional): Reference YAML. Defaults to None (no reported rows).
         depth (int): Folder levels searched. Defaults to 2.
+        runtime (str, optional): Timings of this runtime (default: each benchmark.json's
+            first; a row timed in another runtime than its baseline gets no ratio).
 
     Returns:
         tuple: ``(tables, problems)``.
     """
-    rows, problems = rows_from_runs(work_dirs, depth)
+    rows, problems = rows_from_runs(work_dirs, depth, runtime)
     if reference:
         refs, ref_problems = load_reference(reference)
         rows += [Row(task=r.task, dataset=r.dataset, model=r.model, label=r.method,

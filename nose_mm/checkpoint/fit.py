@@ -10,11 +10,12 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from ..registry import register_weight_init
 from .files import load_checkpoint_file, state_dict_of
 from ..utils.cli import UserError
-from ..models.dilution import META_COMPENSATE, META_DILUTED, META_LAM, find_dilutable_modules
+from ..models.dilution import (META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED,
+                               find_dilutable_modules)
 
 __all__ = [
     'CheckpointFitError', 'check_fit_cfg', 'load_state_dict_checked', 'load_checkpoint_strict',
-    'apply_checkpoint_dilution', 'StrictPretrainedInit'
+    'apply_checkpoint_dilution', 'dilution_meta', 'StrictPretrainedInit'
 ]
 
 #: How many keys of each kind the error message lists.
@@ -180,6 +181,23 @@ def apply_checkpoint_dilution(model: torch.nn.Module, meta: Optional[dict],
         if lam is not None:
             module.set_dilution_lam(lam)
     return saved
+
+
+def dilution_meta(model: torch.nn.Module) -> dict:
+    """The dilution record of what ``model`` runs now, for a checkpoint's ``meta``.
+
+    Empty when no dilutable module dilutes a layer. Written by every checkpoint of a
+    ``NoseRunner`` (and by ``DilutionHook``), so a run that trains a diluted model, e.g. one
+    loaded from a diluted checkpoint without a ``DilutionHook``, says so in its checkpoints.
+    """
+    modules = [m for m in find_dilutable_modules(_unwrap(model)) if m.diluted_layers]
+    if not modules:
+        return {}
+    module = modules[0]
+    return {META_LAM: float(module.get_dilution_lam()),
+            META_DILUTED: list(module.diluted_layers),
+            META_COMPENSATE: bool(module.dilution_compensate),
+            META_REMOVED: list(module.removed_layers)}
 
 
 def load_checkpoint_strict(model: torch.nn.Module, path: str) -> dict:

@@ -8,6 +8,7 @@ ImageNet folder layout) with the demo's model; one training run is shared by the
 that only need its checkpoints.
 """
 import json
+import shutil
 import os.path as osp
 import re
 
@@ -100,3 +101,141 @@ def test_diverging_run_saves_no_non_finite_checkpoint_and_keeps_the_last_good(
                       *tiny(digits, f'load_from={good}', 'optim_wrapper.optimizer.lr=1e-3'))
     assert status == 0, err[-10:]
     assert (tmp_path / 'again' / 'epoch_1.pth').is_file()
+
+
+@pytest.fixture(scope='module')
+def trained(digits, tmp_path_factory):
+    """One finished demo baseline run (2 iterations, epoch_1.pth); returns its work dir."""
+    work = tmp_path_factory.mktemp('trained') / 'base'
+    assert import_tool('train.py').main(
+        [BASE_CFG, '--work-dir', str(work), *tiny(digits)]) == 0
+    assert (work / 'epoch_1.pth').is_file() and (work / 'results.json').is_file()
+    return work
+
+
+def _copy_run(trained, dest, **changes):
+    """A copy of the trained run's results.json with ``changes`` applied; returns its path."""
+    record = json.loads((trained / 'results.json').read_text())
+    for key, value in changes.items():
+        if key == 'top1':
+            record['metrics']['top1'] = value
+        else:
+            record[key] = value
+    dest.mkdir(parents=True)
+    (dest / 'results.json').write_text(json.dumps(record))
+    return dest / 'results.json'
+
+
+def test_leaderboard_with_a_mistyped_folder_writes_nothing(capsys, trained, tmp_path):
+    other = tmp_path / 'runs' / 'second'
+    _copy_run(trained, other)
+    out = tmp_path / 't.md'
+    status, _ = run(capsys, 'leaderboard.py', trained, other, '--no-reference', '--out', out)
+    assert status == 0
+    good = out.read_bytes()
+    assert good.count(b'measured (train)') == 2
+    typo = tmp_path / 'runs' / 'secnod'
+    message = error(capsys, 'leaderboard.py', trained, typo, '--no-reference', '--out', out)
+    assert message == (
+        f"1 input(s) cannot be used (listed above; first: {typo}: no such file or folder); "
+        f"{str(out)!r} not written: fix or remove them, or pass --allow-partial to write a "
+        f"table that lists them as skipped")
+    assert out.read_bytes() == good
+    # the explicit flag writes the partial table and says in it what was skipped
+    status, _ = run(capsys, 'leaderboard.py', trained, typo, '--no-reference', '--out', out,
+                    '--allow-partial')
+    text = out.read_text()
+    assert status == 0 and text.count('measured (train)') == 1
+    assert f'## Skipped inputs (this leaderboard is partial)\n\n- {typo}: no such file or ' \
+        f'folder\n' in text
+
+
+@pytest.mark.parametrize('changes, reason', [
+    (dict(version=99), 'schema version 99: this nose_mm reads nose_mm.results version 2 only; '
+                       "write the file again with nose_mm's ResultsHook (tools/train.py, "
+                       'tools/test.py)'),
+    (dict(top1=250.0), '"metrics.top1" is 250.0, expected a percentage in [0, 100]'),
+])
+def test_leaderboard_refuses_impossible_results_naming_the_file(capsys, trained, tmp_path,
+                                                                 changes, reason):
+    bad = _copy_run(trained, tmp_path / 'bad', **changes)
+    out = tmp_path / 't.md'
+    message = error(capsys, 'leaderboard.py', trained, bad.parent, '--no-reference', '--out',
+                    out)
+    assert message.startswith(f'1 input(s) cannot be used (listed above; first: {bad}: '
+                              f'{reason}); ')
+    assert not out.exists()
+
+
+def test_a_killed_rerun_leaves_no_stale_results_and_gone_checkpoints_are_refused(
+        capsys, digits, trained, tmp_path):
+    """The earlier run's results.json (status ok) must not outlive the run that replaces it:
+    a rerun moves it aside at its start; a record whose checkpoint is gone is refused."""
+    from mmengine.hooks import Hook
+
+    from nose_mm.apis import build_runner, load_config, setup_train_cfg
+
+    work = tmp_path / 'work'
+    shutil.copytree(trained, work)
+    record = json.loads((work / 'results.json').read_text())
+
+    class KillAfterFirstIter(Hook):  # a Ctrl-C of the rerun, after its first iteration
+        def after_train_iter(self, runner, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    args = import_tool('train.py').parse_args([BASE_CFG, *tiny(digits)])
+    cfg = load_config(BASE_CFG, args.cfg_options)
+    runner = build_runner(setup_train_cfg(cfg, BASE_CFG, work_dir=str(work)))
+    runner.register_hook(KillAfterFirstIter())
+    with pytest.raises(KeyboardInterrupt):
+        runner.train()
+    assert not (work / 'results.json').exists()
+    assert json.loads((work / 'results.json.previous').read_text()) == record
+    out = tmp_path / 't.md'
+    message = error(capsys, 'leaderboard.py', work, '--no-reference', '--out', out)
+    assert 'no runs found' in message
+    # a record from before this rule, whose checkpoint a later run removed: refused
+    stale = _copy_run(trained, tmp_path / 'stale',
+                      checkpoint=str(tmp_path / 'gone' / 'epoch_1.pth'))
+    message = error(capsys, 'leaderboard.py', trained, stale.parent, '--no-reference', '--out',
+                    out)
+    assert message.startswith(
+        f"1 input(s) cannot be used (listed above; first: {stale}: its checkpoint "
+        f"{tmp_path / 'gone' / 'epoch_1.pth'} no longer exists (removed, or overwritten by a "
+        f"later run in the same work dir): the record no longer describes a model that "
+        f"exists); ")
+
+
+# ---------------------------------------------------------------- silently wrong
+
+def _diluted_copy(trained, path, layers=(2, 5), lam=0.5):
+    """The trained checkpoint as a dilution fine-tune saves it (layers diluted at lam)."""
+    ckpt = torch.load(trained / 'epoch_1.pth', map_location='cpu', weights_only=False)
+    ckpt['meta'].update(dilution_layers=list(layers), dilution_lam=lam)
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.mark.parametrize('how', ['load_from', 'init_cfg'])
+def test_training_from_a_diluted_checkpoint_records_the_dilution(capsys, digits, trained,
+                                                                 tmp_path, how):
+    """No DilutionHook in the run: the model still runs the loaded dilution, so every
+    checkpoint it writes must say so, and tools/test.py must test that model."""
+    diluted = _diluted_copy(trained, tmp_path / 'diluted.pth')
+    work = tmp_path / 'work'
+    if how == 'load_from':
+        cfg, more = BASE_CFG, [f'load_from={diluted}']
+    else:
+        cfg, more = tmp_path / 'from_diluted.py', []
+        cfg.write_text(f"_base_ = ['{BASE_CFG}']\nmodel = dict(backbone=dict(init_cfg=dict("
+                       f"_delete_=True, type='Pretrained', checkpoint='{diluted}', "
+                       f"prefix='backbone.')))\n")
+    status, err = run(capsys, 'train.py', cfg, '--work-dir', work, *tiny(digits, *more))
+    assert status == 0, err[-10:]
+    meta = torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=False)['meta']
+    assert (meta['dilution_layers'], meta['dilution_lam']) == ([2, 5], 0.5)
+    status, err = run(capsys, 'test.py', BASE_CFG, work / 'epoch_1.pth', '--work-dir',
+                      tmp_path / 'test', *tiny(digits))
+    assert status == 0, err[-10:]
+    model = json.loads((tmp_path / 'test' / 'results.json').read_text())['model']
+    assert (model['diluted_layers'], model['dilution_lam']) == ([2, 5], 0.5)

@@ -10,6 +10,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_mod
 from nose_mm.datasets.checks import BUILD_ERRORS, check_dataset, dataset_build_error
 from nose_mm.checkpoint.fit import (apply_checkpoint_dilution, check_fit_cfg, dilution_meta,
                                     load_state_dict_checked)
+from nose_mm.engine.resume_check import check_resume_config
 from nose_mm.utils.cli import UserError
 
 __all__ = ['NoseRunner']
@@ -64,6 +65,7 @@ class NoseRunner(Runner):
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         if self._resume:
             check_resumable(checkpoint, filename)
+            check_resume_config(checkpoint, self.cfg, filename)
         self.loading_checkpoint = filename  # named in the hooks' errors
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model

@@ -239,3 +239,49 @@ def test_training_from_a_diluted_checkpoint_records_the_dilution(capsys, digits,
     assert status == 0, err[-10:]
     model = json.loads((tmp_path / 'test' / 'results.json').read_text())['model']
     assert (model['diluted_layers'], model['dilution_lam']) == ([2, 5], 0.5)
+
+
+@pytest.fixture(scope='module')
+def nose_run(digits, tmp_path_factory):
+    """A dilution fine-tune of the demo (selection 'first', K = 2), one epoch; its work dir."""
+    folder = tmp_path_factory.mktemp('nose')
+    cfg = folder / 'nose.py'
+    cfg.write_text(f"_base_ = ['{NOSE_CFG}']\ncustom_hooks = [\n"
+                   f"    dict(type='NoseSelectionHook', num_layers=2, method='first'),\n"
+                   f"    dict(type='DilutionHook', schedule='linear', begin=0, end=7)]\n")
+    work = folder / 'work'
+    assert import_tool('train.py').main([str(cfg), '--work-dir', str(work), *tiny(digits)]) == 0
+    return cfg, work
+
+
+@pytest.mark.parametrize('change, difference', [
+    ('custom_hooks.0.method=random',
+     "custom_hooks[NoseSelectionHook].method: 'first' in the checkpoint, 'random' now"),
+    ('custom_hooks.0.num_layers=3',
+     'custom_hooks[NoseSelectionHook].num_layers: 2 in the checkpoint, 3 now'),
+    ('custom_hooks.1.end=5', 'custom_hooks[DilutionHook].end: 7 in the checkpoint, 5 now'),
+    ('model.backbone.arch.num_layers=4',
+     'model.backbone.arch.num_layers: 6 in the checkpoint, 4 now'),
+])
+def test_resume_with_settings_that_decide_the_result_changed_is_refused(
+        capsys, digits, nose_run, change, difference):
+    cfg, work = nose_run
+    message = error(capsys, 'train.py', cfg, '--work-dir', work, '--resume',
+                    *tiny(digits, change, 'train_cfg.max_epochs=2'))
+    assert message == (
+        f"cannot resume from '{work / 'epoch_1.pth'}': the config differs from the one it was "
+        f"trained with in what decides the result ({difference}); resume with the config it "
+        f"was trained with, start a new run (another --work-dir, or load_from for the "
+        f"weights), or set resume_allow_changes=True to continue with the changes")
+
+
+def test_resume_with_changes_when_asked_explicitly(capsys, digits, nose_run, tmp_path):
+    cfg, trained_work = nose_run
+    work = tmp_path / 'work'
+    shutil.copytree(trained_work, work)
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    status, err = run(capsys, 'train.py', cfg, '--work-dir', work, '--resume',
+                      *tiny(digits, 'custom_hooks.1.end=5', 'train_cfg.max_epochs=2',
+                            'resume_allow_changes=True'))
+    assert status == 0, err[-10:]
+    assert (work / 'epoch_2.pth').is_file()

@@ -10,11 +10,13 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from ..registry import register_weight_init
 from .files import load_checkpoint_file, state_dict_of
 from ..utils.cli import UserError
+from ..models.family import family_of_module, family_of_state_dict
 from ..models.dilution import (META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED,
                                find_dilutable_modules)
 
 __all__ = [
-    'CheckpointFitError', 'check_fit_cfg', 'load_state_dict_checked', 'load_checkpoint_strict',
+    'CheckpointFitError', 'check_fit_cfg', 'family_mismatch', 'load_state_dict_checked',
+    'load_checkpoint_strict',
     'apply_checkpoint_dilution', 'dilution_meta', 'StrictPretrainedInit'
 ]
 
@@ -74,6 +76,30 @@ def _listing(kind: str, keys: Sequence[str]) -> str:
     return f'{len(keys)} {kind} ({shown})'
 
 
+def family_mismatch(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
+    """Why ``state_dict`` is another backbone family's than ``module``'s, or None.
+
+    The first submodule (``module`` itself included) a family owns is the backbone; its
+    keys in the checkpoint are read as :func:`~nose_mm.models.family.family_of_state_dict`
+    does. None when they tell no family, or the same one.
+    """
+    for name, sub in module.named_modules():
+        family = family_of_module(sub)
+        if family is None:
+            continue
+        prefix = f'{name}.' if name else ''
+        try:
+            found = family_of_state_dict(state_dict, prefix)
+        except ValueError:  # no (or ambiguous) block keys there: the key check will say
+            return None
+        if found is None or found.name == family.name:
+            return None
+        return (f'it is a {found.display_prefix} checkpoint (family {found.name!r}) and the '
+                f'model\'s backbone ({type(sub).__name__}) is family {family.name!r}: use a '
+                f'config whose backbone is of the checkpoint\'s family')
+    return None
+
+
 def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
                             source: str, prefixes: Optional[Sequence[str]] = None,
                             ignore_keys: Sequence[str] = (), hint: str = '') -> None:
@@ -96,6 +122,9 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch
     state_dict = OrderedDict((k, v) for k, v in state_dict.items() if k.startswith(scope))
     if metadata is not None:
         state_dict._metadata = metadata
+    other = family_mismatch(module, state_dict)
+    if other:
+        raise CheckpointFitError(f'checkpoint {source!r} does not fit the model: {other}')
     model_shapes = {k: v.shape for k, v in module.state_dict().items()}
     missing: List[str] = []
     unexpected: List[str] = []
@@ -109,7 +138,10 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch
             if child is not None:
                 load(child, prefix + name + '.')
 
-    load(module, '')
+    try:
+        load(module, '')
+    except AssertionError as exc:  # a load hook's check, e.g. mmpretrain's pos_embed resize
+        raise CheckpointFitError(f'checkpoint {source!r} does not fit the model: {exc}') from exc
     ignore = [re.compile(p) for p in ignore_keys]
 
     def kept(key: str) -> bool:

@@ -285,3 +285,85 @@ def test_resume_with_changes_when_asked_explicitly(capsys, digits, nose_run, tmp
                             'resume_allow_changes=True'))
     assert status == 0, err[-10:]
     assert (work / 'epoch_2.pth').is_file()
+
+
+# ---------------------------------------------------------------- one line, not a traceback
+
+@pytest.fixture(scope='module')
+def deit3_checkpoint(tmp_path_factory):
+    """The demo DeiT-III model's weights, as a Runner checkpoint holds them."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    import nose_mm  # noqa: F401 - registers the backbones
+    init_default_scope('mmpretrain')
+    model = MODELS.build(Config.fromfile(DEIT3_CFG).model)
+    path = tmp_path_factory.mktemp('deit3') / 'deit3.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return path
+
+
+DEIT3_UNDER_VIT = ("does not fit the model: it is a DeiT-III checkpoint (family 'deit3') and "
+                   "the model's backbone (NoseVisionTransformer) is family 'vit': use a config "
+                   "whose backbone is of the checkpoint's family")
+
+
+@pytest.mark.parametrize('how', ['test', 'load_from', 'init_cfg'])
+def test_deit3_checkpoint_under_a_vit_config(capsys, digits, deit3_checkpoint, tmp_path, how):
+    if how == 'test':
+        argv = ['test.py', BASE_CFG, deit3_checkpoint, *tiny(digits)]
+    elif how == 'load_from':
+        argv = ['train.py', BASE_CFG, *tiny(digits, f'load_from={deit3_checkpoint}')]
+    else:
+        cfg = tmp_path / 'init.py'
+        cfg.write_text(f"_base_ = ['{BASE_CFG}']\nmodel = dict(backbone=dict(init_cfg=dict("
+                       f"_delete_=True, type='Pretrained', checkpoint='{deit3_checkpoint}', "
+                       f"prefix='backbone.')))\n")
+        argv = ['train.py', cfg, *tiny(digits)]
+    message = error(capsys, *argv[:2], '--work-dir', tmp_path / 'w', *argv[2:])
+    source = f'{deit3_checkpoint} [backbone.*]' if how == 'init_cfg' else deit3_checkpoint
+    assert message == f"checkpoint '{source}' " + DEIT3_UNDER_VIT
+
+
+def test_zero_byte_image(capsys, digits, tmp_path):
+    root = tmp_path / 'digits'
+    shutil.copytree(digits, root)
+    empty = next((root / 'train' / 'digit_0').iterdir())
+    empty.write_bytes(b'')
+    message = error(capsys, 'train.py', BASE_CFG, '--work-dir', tmp_path / 'w', *tiny(root))
+    assert message == f"cannot load sample '{empty}': '{empty}' is an empty file (0 bytes)"
+
+
+@pytest.mark.parametrize('tool', ['test.py', 'train.py'])
+def test_bare_tensor_pth(capsys, digits, tmp_path, tool):
+    bare = tmp_path / 'tensor.pth'
+    torch.save(torch.zeros(3), bare)
+    argv = [BASE_CFG, bare, *tiny(digits)] if tool == 'test.py' else [
+        BASE_CFG, *tiny(digits, f'load_from={bare}')]
+    message = error(capsys, tool, *argv[:1], '--work-dir', tmp_path / 'w', *argv[1:])
+    assert message == (f"cannot read checkpoint '{bare}': it holds a Tensor, not a checkpoint "
+                       f"(a dict of weights, e.g. {{\"state_dict\": model.state_dict()}})")
+
+
+def test_resume_when_last_checkpoint_names_a_missing_file(capsys, digits, trained, tmp_path):
+    work = tmp_path / 'work'
+    shutil.copytree(trained, work)
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    (work / 'epoch_1.pth').unlink()
+    message = error(capsys, 'train.py', BASE_CFG, '--work-dir', work, '--resume', *tiny(digits))
+    assert message == (f"--resume: {work / 'last_checkpoint'} names "
+                       f"'{work / 'epoch_1.pth'}', which does not exist; the work dir holds no "
+                       f"checkpoint; or remove {work / 'last_checkpoint'} to train from the start")
+
+
+@pytest.mark.parametrize('out, reason', [
+    ('/proc/preds.pkl', "--out '/proc/preds.pkl' cannot be written: cannot create files in "
+                        "'/proc' (No such file or directory); choose a writable location"),
+    ('preds.json', "--out 'preds.json': the predictions are written as a pickle; name the file "
+                   "*.pkl (or *.pickle)")])
+def test_test_out_checked_before_the_test(capsys, digits, trained, tmp_path, out, reason):
+    message = error(capsys, 'test.py', BASE_CFG, trained / 'epoch_1.pth', '--work-dir',
+                    tmp_path / 'w', '--out', out, *tiny(digits))
+    assert message == reason
+    assert not (tmp_path / 'w').exists()  # refused before any work

@@ -9,7 +9,7 @@ import sys
 import traceback
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from .fileio import OutputNotWritableError, check_writable
+from .fileio import STORAGE_ERRNOS, OutputNotWritableError, check_writable
 from ..checkpoint.reader import CheckpointLoadError, trust_scope
 
 __all__ = [
@@ -87,12 +87,24 @@ def _out_of_memory_message(exc: BaseException) -> Optional[str]:
             f'--cfg-options train_dataloader.batch_size=N')
 
 
+def _storage_message(exc: BaseException) -> Optional[str]:
+    """One line for a write the storage refused (disk full, read-only folder...)."""
+    if not isinstance(exc, OSError) or exc.errno not in STORAGE_ERRNOS \
+            or isinstance(exc, OutputNotWritableError):
+        return None
+    where = f' {exc.filename!r}' if exc.filename else ''
+    return (f'cannot write{where}: {exc.strerror or exc}; make room or choose a writable '
+            f'--work-dir (checkpoints are written through temporary files: the last one '
+            f'saved stays loadable with --resume)')
+
+
 #: What every tool reports as a user error: exception types, and
 #: :class:`KnownError` entries. Extend this list to add one.
 USER_ERRORS: list = [
     UserError, CheckpointLoadError, OutputNotWritableError,
     KnownError(KeyError, registry_miss_message),
     KnownError((RuntimeError, MemoryError), _out_of_memory_message),
+    KnownError(OSError, _storage_message),
 ]
 #: What tools that read user-given files or values also report as user errors.
 INPUT_ERRORS = (OSError, ValueError)

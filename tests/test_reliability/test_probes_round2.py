@@ -367,3 +367,31 @@ def test_test_out_checked_before_the_test(capsys, digits, trained, tmp_path, out
                     tmp_path / 'w', '--out', out, *tiny(digits))
     assert message == reason
     assert not (tmp_path / 'w').exists()  # refused before any work
+
+
+def test_storage_refusing_a_checkpoint_mid_run(capsys, digits, trained, tmp_path):
+    """The file-size limit (EFBIG, as a full disk's ENOSPC or a read-only folder's EROFS)
+    hits the epoch-2 checkpoint of a resumed run: one line, and epoch_1.pth still resumes."""
+    import resource
+    import signal
+
+    work = tmp_path / 'work'
+    shutil.copytree(trained, work)
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    before = (work / 'epoch_1.pth').read_bytes()
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) // 2, limits[1]))
+    try:
+        message = error(capsys, 'train.py', BASE_CFG, '--work-dir', work, '--resume',
+                        *tiny(digits, 'train_cfg.max_epochs=2'))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert message == (f"cannot write '{work / 'epoch_2.pth'}': File too large; it was left as "
+                       f"it was (the write went to a temporary file, removed): make room or "
+                       f"write elsewhere")
+    assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_1.pth']
+    assert (work / 'epoch_1.pth').read_bytes() == before
+    assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
+    assert not list(work.glob('.*.nose_mm-tmp'))

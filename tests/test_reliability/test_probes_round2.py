@@ -8,7 +8,10 @@ ImageNet folder layout) with the demo's model; one training run is shared by the
 that only need its checkpoints.
 """
 import json
+import os
 import shutil
+import subprocess
+import sys
 import os.path as osp
 import re
 
@@ -395,3 +398,16 @@ def test_storage_refusing_a_checkpoint_mid_run(capsys, digits, trained, tmp_path
     assert (work / 'epoch_1.pth').read_bytes() == before
     assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
     assert not list(work.glob('.*.nose_mm-tmp'))
+
+
+@pytest.mark.slow  # one torchrun job (one process): ~10 s on the shared 2-core machine
+def test_launch_script_ends_with_the_processes_line_and_exit_2(tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable)
+    env.pop('PORT', None)
+    proc = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_test.sh'), BASE_CFG, tmp_path / 'nope.pth', '1',
+         '--work-dir', tmp_path / 'w'], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"nose_mm: error: checkpoint '{tmp_path / 'nope.pth'}' does not exist"]

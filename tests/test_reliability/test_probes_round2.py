@@ -411,3 +411,14 @@ def test_launch_script_ends_with_the_processes_line_and_exit_2(tmp_path):
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == [f"nose_mm: error: checkpoint '{tmp_path / 'nope.pth'}' does not exist"]
+
+
+def test_benchmark_threads_and_clock(capsys, trained):
+    message = error(capsys, 'benchmark.py', BASE_CFG, trained / 'epoch_1.pth', '--threads', '0')
+    assert message == '--threads must be a whole number >= 1 (torch intra-op threads), got 0'
+    status, err = run(capsys, 'benchmark.py', BASE_CFG, trained / 'epoch_1.pth', '--threads',
+                      '2', '--clock', 'process', '--batch-size', '2', '--repeats', '1',
+                      '--warmup', '0', '--no-memory', '--device', 'cpu')
+    assert status == 0, err[-10:]
+    assert ('nose_mm: warning: --clock process sums the CPU time of all 2 torch threads, so it '
+            'is not the time of one forward; use --threads 1 with it, or --clock wall') in err

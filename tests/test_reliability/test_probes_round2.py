@@ -422,3 +422,77 @@ def test_benchmark_threads_and_clock(capsys, trained):
     assert status == 0, err[-10:]
     assert ('nose_mm: warning: --clock process sums the CPU time of all 2 torch threads, so it '
             'is not the time of one forward; use --threads 1 with it, or --clock wall') in err
+
+
+def test_input_errors_keep_bugs_as_tracebacks(capsys, tmp_path):
+    """INPUT_ERRORS (the tools that read user files): a missing file and nose_mm's own value
+    checks are one line; a ValueError from inside a library or the interpreter, and an
+    OSError that is not about a path, are bugs and keep their traceback."""
+    import numpy as np
+
+    from nose_mm.engine.hooks import DivergenceHook
+    from nose_mm.utils.cli import INPUT_ERRORS, cli_main
+
+    @cli_main(*INPUT_ERRORS)
+    def main(argv=None):
+        case = argv[0]
+        if case == 'missing':
+            open(tmp_path / 'nope.json')
+        elif case == 'check':
+            DivergenceHook(patience=-1)
+        elif case == 'unpack':
+            first, second = [1, 2, 3]
+            return first + second
+        elif case == 'numpy':
+            np.zeros(3).reshape(2, 2)
+        elif case == 'oserror':
+            raise OSError('a socket broke')
+        return 0
+
+    assert main(['missing']) == 2
+    assert capsys.readouterr().err == (f"nose_mm: error: [Errno 2] No such file or directory: "
+                                       f"'{tmp_path / 'nope.json'}'\n")
+    assert main(['check']) == 2
+    assert capsys.readouterr().err == 'nose_mm: error: patience must be an integer >= 0, got -1\n'
+    for case, exc in (('unpack', ValueError), ('numpy', ValueError), ('oserror', OSError)):
+        with pytest.raises(exc):
+            main([case])
+
+
+# ---------------------------------------------------------------- reproducibility, stated
+
+def test_demo_summary_names_the_machine_and_near_ties(capsys, digits, trained, tmp_path):
+    """A real NOSE selection on the demo model (32 images): the margins come from its TE
+    table; a margin below NEAR_TIE_NATS is reported as a near tie, with the CPU's name and
+    the thread count the figures depend on."""
+    from projects.demo.reproducibility import (NEAR_TIE_NATS, machine_record, near_ties,
+                                               report_lines, selection_margins)
+    out = tmp_path / 'selection.json'
+    status, err = run(capsys, 'nose_select.py', BASE_CFG, trained / 'epoch_1.pth',
+                      '--num-layers', '2', '--num-samples', '32', '--device', 'cpu',
+                      '--no-progress', '--out', out, '--cfg-options',
+                      f'train_dataloader.dataset.data_root={digits}')
+    assert status == 0, err[-10:]
+    record = json.loads(out.read_text())
+    margins = selection_margins(record)
+    assert [m['chosen'] for m in margins] == record['selection']
+    for step, m in enumerate(margins):
+        row = dict(zip(record['candidates'], record['te_table'][step]))
+        others = [abs(v) for k, v in row.items() if v is not None and k != m['chosen']]
+        assert m['margin'] == pytest.approx(min(others) - abs(row[m['chosen']]))
+        assert m['margin'] >= 0  # greedy picks the smallest |TE|
+    tied = dict(record, te_table=[[None if v is None else 0.0 for v in row]
+                                  for row in record['te_table']])
+    assert [t['step'] for t in near_ties(tied)] == [1, 2]  # equal TE: ties at every step
+    machine = machine_record(workers=2, threads=1)
+    lines = report_lines(machine, {'nose': near_ties(tied)[:1]}, {'nose': record['selection']})
+    assert lines[0].startswith(f"ran on {machine['cpu_model']} (")
+    assert lines[0].endswith('2 workers x 1 torch thread(s): the seeded figures repeat on this '
+                             'CPU model at this thread count, not on other CPUs or thread '
+                             'counts')
+    tie = near_ties(tied)[0]
+    assert lines[1] == (
+        f"selection nose {record['selection']} is a near tie at step 1: layer {tie['chosen']} "
+        f"beat layer {tie['runner_up']} by 0.000 nats (< {NEAR_TIE_NATS}), within the "
+        f"calibration sample's noise: another sample, CPU or thread count may select the other "
+        f"(README, selection stability)")

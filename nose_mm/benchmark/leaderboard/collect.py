@@ -63,7 +63,9 @@ def _find_results(paths: Sequence[str], depth: int) -> Tuple[List[Tuple[str, str
                 try:
                     nxt += [osp.join(folder, d) for d in sorted(os.listdir(folder))
                             if osp.isdir(osp.join(folder, d))]
-                except OSError:
+                except OSError as exc:  # its runs would be missing from the table
+                    problems.append(Skipped(f'{folder}: cannot be listed '
+                                            f'({exc.strerror or exc})'))
                     continue
             level = nxt
         if not hits:

@@ -1,8 +1,8 @@
 """What the demo's figures depend on, recorded in its summary (README, "The demo").
 
 The seeded runs repeat bit for bit on one CPU model at one thread count; another CPU
-model, or another number of torch threads, changes the losses within a few dozen
-iterations and so every figure after them (the NOSE selection included). The summary
+model, or another number of torch threads, sums in another order, and the figures
+drift apart (the NOSE selection included). The summary
 records both. A NOSE step whose chosen layer beats the runner-up by less than
 :data:`NEAR_TIE_NATS` is reported as a near tie rather than as the answer.
 """

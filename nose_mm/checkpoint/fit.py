@@ -80,8 +80,9 @@ def family_mismatch(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor]
     """Why ``state_dict`` is another backbone family's than ``module``'s, or None.
 
     The first submodule (``module`` itself included) a family owns is the backbone; its
-    keys in the checkpoint are read as :func:`~nose_mm.models.family.family_of_state_dict`
-    does. None when they tell no family, or the same one.
+    keys in the checkpoint, and its own, are read as
+    :func:`~nose_mm.models.family.family_of_state_dict` does. None when either tells no
+    family, or both the same one.
     """
     for name, sub in module.named_modules():
         family = family_of_module(sub)
@@ -90,9 +91,12 @@ def family_mismatch(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor]
         prefix = f'{name}.' if name else ''
         try:
             found = family_of_state_dict(state_dict, prefix)
+            # the model's own keys read the same way (a ViT without a class token has the
+            # square position embedding of a DeiT-III): only a difference is a mismatch
+            own = family_of_state_dict(sub.state_dict(), '')
         except ValueError:  # no (or ambiguous) block keys there: the key check will say
             return None
-        if found is None or found.name == family.name:
+        if found is None or own is None or found.name == own.name:
             return None
         return (f'it is a {found.display_prefix} checkpoint (family {found.name!r}) and the '
                 f'model\'s backbone ({type(sub).__name__}) is family {family.name!r}: use a '

@@ -129,6 +129,39 @@ def _copy_run(trained, dest, **changes):
     return dest / 'results.json'
 
 
+
+def test_no_hook_can_save_non_finite_weights(digits, trained, tmp_path):
+    """Weights made non-finite outside an iteration (a custom hook at the epoch's end,
+    before the checkpoint hook): the save is refused, the last checkpoint kept and named."""
+    from mmengine.hooks import Hook
+
+    from nose_mm.apis import build_runner, load_config, setup_train_cfg
+    from nose_mm.engine.hooks import TrainingDivergedError
+
+    work = tmp_path / 'work'
+    shutil.copytree(trained, work)
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+
+    class SpoilAtEpochEnd(Hook):
+        def after_train_epoch(self, runner):
+            next(runner.model.parameters()).data.fill_(float('nan'))
+
+    args = import_tool('train.py').parse_args(
+        [BASE_CFG, *tiny(digits, 'train_cfg.max_epochs=2')])
+    cfg = load_config(BASE_CFG, args.cfg_options)
+    runner = build_runner(setup_train_cfg(cfg, BASE_CFG, work_dir=str(work), resume='auto'))
+    runner.register_hook(SpoilAtEpochEnd())
+    with pytest.raises(TrainingDivergedError) as info:
+        runner.train()
+    assert re.match(r'training diverged: the checkpoint to save holds 1 of \d+ parameter '
+                    r'tensors non-finite \(backbone\.cls_token, \.\.\.; refused\) at '
+                    r'iteration \d+ \(epoch 2\); ', str(info.value)), str(info.value)
+    assert f'nothing after it was saved; the last checkpoint, {work / "epoch_1.pth"}, holds ' \
+        'finite weights' in str(info.value)
+    assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_1.pth']
+    assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
+
+
 def test_leaderboard_with_a_mistyped_folder_writes_nothing(capsys, trained, tmp_path):
     other = tmp_path / 'runs' / 'second'
     _copy_run(trained, other)

@@ -69,6 +69,10 @@ class DivergenceHook(Hook):
         lower = f'a lower learning rate than lr={lr:g}' if isinstance(lr, (int, float)) \
             else 'a lower learning rate'
         last = runner.message_hub.get_info('last_ckpt')
+        record = osp.join(runner.work_dir, 'last_checkpoint')
+        if not (last and osp.isfile(last)) and osp.isfile(record):  # a save being refused
+            with open(record, encoding='utf-8') as f:
+                last = f.read().strip()
         if last and osp.isfile(last):
             advice = (f'nothing after it was saved; the last checkpoint, {last}, holds finite '
                       f'weights: start a new run from them with {lower} (--cfg-options '
@@ -84,11 +88,11 @@ class DivergenceHook(Hook):
         runner.call_hook('after_train_failure', error=message)
         raise TrainingDivergedError(message)
 
-    def _check_weights(self, runner, state: dict, loss: str) -> None:
+    def _check_weights(self, runner, state: dict, what: str, note: str) -> None:
         bad = non_finite_tensors(state)
         if bad:
-            self._fail(runner, f'the update left {len(bad)} of {len(state)} parameter tensors '
-                               f'non-finite ({bad[0]}, ...; {loss})')
+            self._fail(runner, f'{what} {len(bad)} of {len(state)} parameter tensors '
+                               f'non-finite ({bad[0]}, ...; {note})')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None,
                          outputs: Optional[dict] = None) -> None:
@@ -108,9 +112,10 @@ class DivergenceHook(Hook):
                                   f'tolerated in a row)')
         shown = ', '.join(f'{k}={v:.3g}' for k, v in losses.items() if v is not None)
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        self._check_weights(runner, dict(model.named_parameters()),
+        self._check_weights(runner, dict(model.named_parameters()), 'the update left',
                             shown or 'no loss logged')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Refuse to save non-finite weights (whichever hook saves)."""
-        self._check_weights(runner, checkpoint.get('state_dict') or {}, 'found on saving')
+        self._check_weights(runner, checkpoint.get('state_dict') or {},
+                            'the checkpoint to save holds', 'refused')

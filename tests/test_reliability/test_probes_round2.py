@@ -228,8 +228,11 @@ def test_a_killed_rerun_leaves_no_stale_results_and_gone_checkpoints_are_refused
     assert not (work / 'results.json').exists()
     assert json.loads((work / 'results.json.previous').read_text()) == record
     out = tmp_path / 't.md'
-    message = error(capsys, 'leaderboard.py', work, '--no-reference', '--out', out)
-    assert 'no runs found' in message
+    message = error(capsys, 'leaderboard.py', trained, work, '--no-reference', '--out', out)
+    assert message.startswith(
+        f"1 input(s) cannot be used (listed above; first: {work}: a run started there and did "
+        f"not finish (still running, or killed): no results.json, the earlier run's record is "
+        f"results.json.previous); ")
     # a record from before this rule, whose checkpoint a later run removed: refused
     stale = _copy_run(trained, tmp_path / 'stale',
                       checkpoint=str(tmp_path / 'gone' / 'epoch_1.pth'))

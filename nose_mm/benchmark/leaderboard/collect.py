@@ -54,12 +54,17 @@ def _find_results(paths: Sequence[str], depth: int) -> Tuple[List[Tuple[str, str
         if not osp.isdir(root):
             problems.append(Skipped(f'{root}: no such file or folder'))
             continue
-        hits, level = [], [root]
+        hits, level, before = [], [root], len(problems)
         for _ in range(depth + 1):
             nxt = []
             for folder in level:
                 if osp.isfile(osp.join(folder, RESULTS_FILE)):
                     hits.append(osp.join(folder, RESULTS_FILE))
+                elif osp.isfile(osp.join(folder, RESULTS_FILE + '.previous')):
+                    problems.append(Skipped(  # ResultsHook moved the earlier record aside
+                        f'{folder}: a run started there and did not finish (still running, '
+                        f'or killed): no {RESULTS_FILE}, the earlier run\'s record is '
+                        f'{RESULTS_FILE}.previous'))
                 try:
                     nxt += [osp.join(folder, d) for d in sorted(os.listdir(folder))
                             if osp.isdir(osp.join(folder, d))]
@@ -68,7 +73,7 @@ def _find_results(paths: Sequence[str], depth: int) -> Tuple[List[Tuple[str, str
                                             f'({exc.strerror or exc})'))
                     continue
             level = nxt
-        if not hits:
+        if not hits and len(problems) == before:  # nothing found, nothing said about it
             problems.append(Skipped(f'{root}: no {RESULTS_FILE} in it or up to {depth} levels '
                                     f'below'))
         for hit in hits:

@@ -10,7 +10,8 @@ benchmarks/reference.yml) are marked "reported". img/s and memory come from a
 benchmark.json next to results.json (tools/benchmark.py --out
 WORK_DIR/benchmark.json). Malformed or partial results files are named on
 stderr (never modified); any input left out (a path without results.json, an unreadable,
-partial or impossible results file, a record whose checkpoint is gone) is an error
+partial or impossible results file, a run that did not finish, a record whose
+checkpoint is gone) is an error
 (exit 2) and --out is left as it was, unless --allow-partial, which writes the table
 without them and lists them in it. See nose_mm/benchmark/leaderboard/.
 """

@@ -91,8 +91,8 @@ def family_mismatch(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor]
         prefix = f'{name}.' if name else ''
         try:
             found = family_of_state_dict(state_dict, prefix)
-            # the model's own keys read the same way (a ViT without a class token has the
-            # square position embedding of a DeiT-III): only a difference is a mismatch
+            # the model's own keys read the same way (a backbone built without its usual
+            # tokens may key like a more specific family): only a difference is a mismatch
             own = family_of_state_dict(sub.state_dict(), '')
         except ValueError:  # no (or ambiguous) block keys there: the key check will say
             return None

@@ -46,7 +46,8 @@ class DivergenceHook(Hook):
     naming the iteration and the last checkpoint, which holds finite weights.
 
     Args:
-        patience (int): Non-finite iterations tolerated in a row. Defaults to 0.
+        patience (int): Non-finite losses tolerated in a row (e.g. AMP's skipped steps);
+            non-finite weights never are. Defaults to 0.
     """
 
     priority = 'ABOVE_NORMAL'  # before the checkpoint hook saves NaN weights

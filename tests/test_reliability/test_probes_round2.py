@@ -9,11 +9,11 @@ that only need its checkpoints.
 """
 import json
 import os
+import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
-import os.path as osp
-import re
 
 import pytest
 import torch

@@ -112,8 +112,15 @@ def main(argv=None):
             raise UserError(f'--runtime {runtime!r}: allowed are {", ".join(RUNTIMES)}')
     if len(set(args.runtime)) != len(args.runtime):
         raise UserError(f'--runtime names a runtime twice: {" ".join(args.runtime)}')
-    if args.threads:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f'--threads must be a whole number >= 1 (torch intra-op threads), '
+                            f'got {args.threads}')
         torch.set_num_threads(args.threads)
+    if args.clock == 'process' and torch.get_num_threads() > 1:
+        print(f'nose_mm: warning: --clock process sums the CPU time of all '
+              f'{torch.get_num_threads()} torch threads, so it is not the time of one forward; '
+              f'use --threads 1 with it, or --clock wall', file=sys.stderr)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     img_size = None
     if args.img_size:

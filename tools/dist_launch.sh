@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# torchrun for tools/dist_train.sh and tools/dist_test.sh (works with CUDA/NCCL and CPU/gloo).
+# torchrun for tools/dist_train.sh and tools/dist_test.sh (works with CUDA/NCCL and CPU/gloo);
+# through tools/dist_run.py, so a failed process's one line is not followed by torchrun's traceback.
 #   bash tools/dist_launch.sh TOOL NPROC [TOOL args...]
 # One node: torchrun --standalone picks a free port itself (no port race); set PORT
 # to use a fixed one. Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT on each node.
@@ -28,5 +29,5 @@ else
           --master_port="${PORT:-29500}")
 fi
 PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run "${RDZV[@]}" --nproc_per_node="$NPROC" \
+"$PYTHON" "$HERE/dist_run.py" "${RDZV[@]}" --nproc_per_node="$NPROC" \
     "$HERE/$TOOL" "${@:3}" --launcher pytorch

@@ -9,9 +9,12 @@ per task and dataset, sorted by top-1 / mIoU; reference rows (default:
 benchmarks/reference.yml) are marked "reported". img/s and memory come from a
 benchmark.json next to results.json (tools/benchmark.py --out
 WORK_DIR/benchmark.json), in the runtime --runtime names (default: the first the
-file timed; the "Throughput setting" column names it). Malformed or partial
-results files are named on stderr and skipped (never modified). No run found at
-all is an error (exit 2) and --out is left as it was. See nose_mm/benchmark/leaderboard/.
+file timed; the "Throughput setting" column names it). Malformed or partial results
+files are named on stderr (never modified); any input left out (a path without
+results.json, an unreadable, partial or impossible results file, a run that did not
+finish, a record whose checkpoint is gone) is an error (exit 2) and --out is left as it
+was, unless --allow-partial, which writes the table without them and lists them in it.
+See nose_mm/benchmark/leaderboard/.
 """
 import os.path as osp
 import sys
@@ -34,6 +37,9 @@ def parse_args(argv=None):
                         help='output format (default: from the --out suffix, else md)')
     parser.add_output('--out', required=True, help='output file')
     parser.add_output('--plot', help='also write accuracy vs throughput as a PNG')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='write the table even when inputs must be left out (they are '
+                        'listed in it); default: refuse, leaving --out as it was')
     parser.add_argument('--depth', type=int, default=2,
                         help='folder levels searched below each work dir')
     parser.add_argument('--runtime', default=None,
@@ -55,7 +61,7 @@ def main(argv=None):
     reference = None if args.no_reference else args.reference
     if reference and not osp.isfile(reference):
         raise UserError(f'reference file {reference!r} does not exist')
-    from nose_mm.benchmark.leaderboard import (build_leaderboard, plot_leaderboard,
+    from nose_mm.benchmark.leaderboard import (Skipped, build_leaderboard, plot_leaderboard,
                                                write_leaderboard)
     from nose_mm.benchmark.records import RUNTIMES
     if args.runtime is not None and args.runtime not in RUNTIMES:
@@ -70,10 +76,16 @@ def main(argv=None):
         print(f'nose_mm: error: no runs found (searched {searched} for results.json up to '
               f'{args.depth} levels below); {args.out!r} not written', file=sys.stderr)
         return 2
-    write_leaderboard(tables, args.out, fmt)
+    skipped = [p for p in problems if isinstance(p, Skipped)]
+    if skipped and not args.allow_partial:  # the table would silently shrink
+        raise UserError(f'{len(skipped)} input(s) cannot be used (listed above; first: '
+                        f'{skipped[0]}); {args.out!r} not written: fix or remove them, or '
+                        f'pass --allow-partial to write a table that lists them as skipped')
+    write_leaderboard(tables, args.out, fmt, skipped)
     refs = sum(r.reported for t in tables for r in t.rows)
     print(f'nose_mm: wrote {args.out} ({fmt}): {len(tables)} tables, {runs} runs, '
-          f'{refs} reported rows, {len(problems)} warnings')
+          f'{refs} reported rows, {len(problems)} warnings'
+          + (f', {len(skipped)} inputs skipped (listed in it)' if skipped else ''))
     if args.plot:
         points = plot_leaderboard(tables, args.plot)
         print(f'nose_mm: wrote {args.plot} ({points} points)')

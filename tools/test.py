@@ -16,7 +16,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and results')
-    parser.add_argument('--out', help='dump the raw predictions to this pickle file')
+    parser.add_output('--out', help='dump the raw predictions to this pickle file (.pkl)')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (segmentation: multi-scale + flip)')
     parser.add_argument('--amp', action='store_true',
@@ -24,7 +24,12 @@ def parse_args(argv=None):
                         'CUDA, bfloat16 on CPU (sets test_cfg.fp16=True)')
     add_trust_checkpoint_arg(parser)
     add_launch_args(parser, 'test_dataloader.batch_size=1')
-    return parse_launch_args(parser, argv)
+    args = parse_launch_args(parser, argv)
+    if args.out and not args.out.endswith(('.pkl', '.pickle')):  # mmengine's DumpResults
+        from nose_mm.utils.cli import UserError
+        raise UserError(f'--out {args.out!r}: the predictions are written as a pickle; name '
+                        f'the file *.pkl (or *.pickle)')
+    return args
 
 
 @cli_main()

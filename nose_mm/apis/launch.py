@@ -12,6 +12,7 @@ What every run has is declared in ``configs/_base_/`` (``runner_type`` and the
 ``default_hooks`` of :data:`RUN_HOOKS`), so a config dump shows what runs; for
 a config that leaves them out the launcher adds them and says so.
 """
+import glob
 import itertools
 import logging
 import os
@@ -199,6 +200,7 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
         cfg.val_dataloader = None
         cfg.val_evaluator = None
     if resume == 'auto':
+        _check_last_checkpoint(cfg.work_dir)
         cfg.resume = True
         cfg.load_from = None
     elif resume is not None:
@@ -210,6 +212,21 @@ def setup_train_cfg(cfg: Config, config_path: str, work_dir: Optional[str] = Non
     check_data_roots(cfg, keys)
     check_split_classes(cfg, keys)
     return cfg
+
+
+def _check_last_checkpoint(work_dir: str) -> None:
+    """Refuse ``--resume`` when the work dir's ``last_checkpoint`` names a missing file."""
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        return  # mmengine starts afresh, with a warning
+    with open(record, encoding='utf-8') as f:
+        named = f.read().strip()
+    if named and not osp.isfile(named):
+        found = sorted(glob.glob(osp.join(glob.escape(work_dir), '*.pth')), key=osp.getmtime)
+        there = (f'; checkpoints there: {", ".join(map(osp.basename, found[-3:]))} '
+                 f'(--resume {found[-1]})' if found else '; the work dir holds no checkpoint')
+        raise UserError(f'--resume: {record} names {named!r}, which does not exist{there}; '
+                        f'or remove {record} to train from the start')
 
 
 def setup_test_cfg(cfg: Config, config_path: str, checkpoint: str,

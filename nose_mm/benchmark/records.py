@@ -311,6 +311,10 @@ class ResultsRecord(_File):
         if not any(k in self.metrics for k in METRIC_KEYS[self.task]):
             return (f'"metrics" holds none of {", ".join(METRIC_KEYS[self.task])} (partial '
                     f'results: the run ended before any evaluation?)')
+        for key in METRIC_KEYS[self.task]:  # percentages, as the evaluators report them
+            value = self.metrics.get(key)
+            if value is not None and not 0 <= value <= 100:
+                return f'"metrics.{key}" is {value!r}, expected a percentage in [0, 100]'
         return None
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..utils.fileio import atomic_write
-from .reader import SAFETENSORS_META_KEY, safe_torch_load
+from .reader import SAFETENSORS_META_KEY, CheckpointLoadError, safe_torch_load
 
 __all__ = ['load_checkpoint_file', 'save_checkpoint_file', 'state_dict_of']
 
@@ -35,7 +35,9 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     path = osp.expanduser(path)
     checkpoint = safe_torch_load(path, map_location=map_location)
     if not isinstance(checkpoint, dict):
-        raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, expected a dict')
+        raise CheckpointLoadError(
+            f'cannot read checkpoint {path!r}: it holds a {type(checkpoint).__name__}, not a '
+            f'checkpoint (a dict of weights, e.g. {{"state_dict": model.state_dict()}})')
     return checkpoint
 
 

@@ -10,11 +10,14 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from ..registry import register_weight_init
 from .files import load_checkpoint_file, state_dict_of
 from ..utils.cli import UserError
-from ..models.dilution import META_COMPENSATE, META_DILUTED, META_LAM, find_dilutable_modules
+from ..models.family import family_of_module, family_of_state_dict
+from ..models.dilution import (META_COMPENSATE, META_DILUTED, META_LAM, META_REMOVED,
+                               find_dilutable_modules)
 
 __all__ = [
-    'CheckpointFitError', 'check_fit_cfg', 'load_state_dict_checked', 'load_checkpoint_strict',
-    'apply_checkpoint_dilution', 'StrictPretrainedInit'
+    'CheckpointFitError', 'check_fit_cfg', 'family_mismatch', 'load_state_dict_checked',
+    'load_checkpoint_strict',
+    'apply_checkpoint_dilution', 'dilution_meta', 'StrictPretrainedInit'
 ]
 
 #: How many keys of each kind the error message lists.
@@ -73,6 +76,34 @@ def _listing(kind: str, keys: Sequence[str]) -> str:
     return f'{len(keys)} {kind} ({shown})'
 
 
+def family_mismatch(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
+    """Why ``state_dict`` is another backbone family's than ``module``'s, or None.
+
+    The first submodule (``module`` itself included) a family owns is the backbone; its
+    keys in the checkpoint, and its own, are read as
+    :func:`~nose_mm.models.family.family_of_state_dict` does. None when either tells no
+    family, or both the same one.
+    """
+    for name, sub in module.named_modules():
+        family = family_of_module(sub)
+        if family is None:
+            continue
+        prefix = f'{name}.' if name else ''
+        try:
+            found = family_of_state_dict(state_dict, prefix)
+            # the model's own keys read the same way (a backbone built without its usual
+            # tokens may key like a more specific family): only a difference is a mismatch
+            own = family_of_state_dict(sub.state_dict(), '')
+        except ValueError:  # no (or ambiguous) block keys there: the key check will say
+            return None
+        if found is None or own is None or found.name == own.name:
+            return None
+        return (f'it is a {found.display_prefix} checkpoint (family {found.name!r}) and the '
+                f'model\'s backbone ({type(sub).__name__}) is family {family.name!r}: use a '
+                f'config whose backbone is of the checkpoint\'s family')
+    return None
+
+
 def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
                             source: str, prefixes: Optional[Sequence[str]] = None,
                             ignore_keys: Sequence[str] = (), hint: str = '') -> None:
@@ -95,6 +126,9 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch
     state_dict = OrderedDict((k, v) for k, v in state_dict.items() if k.startswith(scope))
     if metadata is not None:
         state_dict._metadata = metadata
+    other = family_mismatch(module, state_dict)
+    if other:
+        raise CheckpointFitError(f'checkpoint {source!r} does not fit the model: {other}')
     model_shapes = {k: v.shape for k, v in module.state_dict().items()}
     missing: List[str] = []
     unexpected: List[str] = []
@@ -108,7 +142,10 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: Dict[str, torch
             if child is not None:
                 load(child, prefix + name + '.')
 
-    load(module, '')
+    try:
+        load(module, '')
+    except AssertionError as exc:  # a load hook's check, e.g. mmpretrain's pos_embed resize
+        raise CheckpointFitError(f'checkpoint {source!r} does not fit the model: {exc}') from exc
     ignore = [re.compile(p) for p in ignore_keys]
 
     def kept(key: str) -> bool:
@@ -180,6 +217,23 @@ def apply_checkpoint_dilution(model: torch.nn.Module, meta: Optional[dict],
         if lam is not None:
             module.set_dilution_lam(lam)
     return saved
+
+
+def dilution_meta(model: torch.nn.Module) -> dict:
+    """The dilution record of what ``model`` runs now, for a checkpoint's ``meta``.
+
+    Empty when no dilutable module dilutes a layer. Written by every checkpoint of a
+    ``NoseRunner`` (and by ``DilutionHook``), so a run that trains a diluted model, e.g. one
+    loaded from a diluted checkpoint without a ``DilutionHook``, says so in its checkpoints.
+    """
+    modules = [m for m in find_dilutable_modules(_unwrap(model)) if m.diluted_layers]
+    if not modules:
+        return {}
+    module = modules[0]
+    return {META_LAM: float(module.get_dilution_lam()),
+            META_DILUTED: list(module.diluted_layers),
+            META_COMPENSATE: bool(module.dilution_compensate),
+            META_REMOVED: list(module.removed_layers)}
 
 
 def load_checkpoint_strict(model: torch.nn.Module, path: str) -> dict:

@@ -4,6 +4,7 @@ import os.path as osp
 import re
 from typing import Any, Optional
 
+import cv2
 from mmcv.transforms import LoadAnnotations
 from mmengine.registry import DATASETS
 
@@ -14,8 +15,9 @@ __all__ = ['DataError', 'BUILD_ERRORS', 'build_dataset', 'dataset_build_error',
 
 #: Exceptions of dataset classes that mean the data on disk is not as expected.
 BUILD_ERRORS = (RuntimeError, OSError, ValueError, AssertionError)
-#: Exceptions of a pipeline that mean a sample's files cannot be used.
-SAMPLE_ERRORS = (OSError, ValueError, AssertionError)
+#: Exceptions of a pipeline that mean a sample's files cannot be used (``cv2.error``:
+#: OpenCV cannot decode the bytes, e.g. an empty file).
+SAMPLE_ERRORS = (OSError, ValueError, AssertionError, cv2.error)
 
 
 class DataError(UserError):
@@ -114,8 +116,12 @@ class SampleErrorNaming:
         except DataError:
             raise
         except SAMPLE_ERRORS as exc:
+            empty = [f for f in files if osp.isfile(f) and osp.getsize(f) == 0]
+            reason = (f'{empty[0]!r} is an empty file (0 bytes)' if empty else
+                      'OpenCV cannot decode it as an image' if isinstance(exc, cv2.error)
+                      else _first_line(exc))
             raise DataError(f'cannot load sample {", ".join(map(repr, files))}: '
-                            f'{_first_line(exc)}') from exc
+                            f'{reason}') from exc
 
     def __repr__(self) -> str:
         return repr(self.pipeline)

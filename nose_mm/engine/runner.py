@@ -8,8 +8,9 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
 from nose_mm.datasets.checks import BUILD_ERRORS, check_dataset, dataset_build_error
-from nose_mm.checkpoint.fit import (apply_checkpoint_dilution, check_fit_cfg,
+from nose_mm.checkpoint.fit import (apply_checkpoint_dilution, check_fit_cfg, dilution_meta,
                                     load_state_dict_checked)
+from nose_mm.engine.resume_check import check_resume_config
 from nose_mm.utils.cli import UserError
 
 __all__ = ['NoseRunner']
@@ -52,12 +53,19 @@ class NoseRunner(Runner):
         check_dataset(loader.dataset, cfg)
         return loader
 
+    def save_checkpoint(self, out_dir: str, filename: str, *args, meta=None, **kwargs):
+        """mmengine's save, with the dilution the model runs in ``meta`` (docs/design.md)."""
+        meta = dict(meta or {})
+        meta.update(dilution_meta(self.model))
+        return super().save_checkpoint(out_dir, filename, *args, meta=meta, **kwargs)
+
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]):  # noqa: B006 - mmengine's
         """Load ``filename`` into the model; refuse a misfit (see the class docstring)."""
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         if self._resume:
             check_resumable(checkpoint, filename)
+            check_resume_config(checkpoint, self.cfg, filename)
         self.loading_checkpoint = filename  # named in the hooks' errors
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model

@@ -9,7 +9,7 @@ import sys
 import traceback
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from .fileio import OutputNotWritableError, check_writable
+from .fileio import STORAGE_ERRNOS, OutputNotWritableError, check_writable
 from ..checkpoint.reader import CheckpointLoadError, trust_scope
 
 __all__ = [
@@ -87,15 +87,55 @@ def _out_of_memory_message(exc: BaseException) -> Optional[str]:
             f'--cfg-options train_dataloader.batch_size=N')
 
 
+def _storage_message(exc: BaseException) -> Optional[str]:
+    """One line for a write the storage refused (disk full, read-only folder...)."""
+    if not isinstance(exc, OSError) or exc.errno not in STORAGE_ERRNOS \
+            or isinstance(exc, OutputNotWritableError):
+        return None
+    where = f' {exc.filename!r}' if exc.filename else ''
+    return (f'cannot write{where}: {exc.strerror or exc}; make room or choose a writable '
+            f'--work-dir (checkpoints are written through temporary files: the last one '
+            f'saved stays loadable with --resume)')
+
+
 #: What every tool reports as a user error: exception types, and
 #: :class:`KnownError` entries. Extend this list to add one.
 USER_ERRORS: list = [
     UserError, CheckpointLoadError, OutputNotWritableError,
     KnownError(KeyError, registry_miss_message),
     KnownError((RuntimeError, MemoryError), _out_of_memory_message),
+    KnownError(OSError, _storage_message),
 ]
-#: What tools that read user-given files or values also report as user errors.
-INPUT_ERRORS = (OSError, ValueError)
+#: Where nose_mm's own code lives: a ``raise`` there is a deliberate check.
+_OWN_CODE = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), part) + os.sep for part in ('nose_mm', 'tools', 'projects'))
+#: File-system errors that name a path the user gave.
+_PATH_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+                FileExistsError)
+
+
+def raised_by_check(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a ``raise`` statement in nose_mm's own code (a check of
+    a value), not from inside torch / numpy / the interpreter (a bug: a shape mismatch,
+    an unpacking, a conversion of internal data)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return False
+    last = frames[-1]
+    return (os.path.abspath(last.filename).startswith(_OWN_CODE)
+            and (last.line or '').lstrip().startswith('raise'))
+
+
+def _input_message(exc: BaseException) -> Optional[str]:
+    if isinstance(exc, _PATH_ERRORS) or (isinstance(exc, ValueError) and raised_by_check(exc)):
+        return _text(exc)
+    return None
+
+
+#: What tools that read user-given files or values also report as user errors: a path
+#: that cannot be read, and a ``ValueError`` of nose_mm's own checks. A ``ValueError``
+#: from inside a library or the interpreter, or another ``OSError``, keeps its traceback.
+INPUT_ERRORS = (KnownError((OSError, ValueError), _input_message), )
 
 
 def _text(exc: BaseException) -> str:

@@ -1,16 +1,21 @@
 """Atomic file writing: a reader never sees a half-written result or checkpoint."""
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from typing import Any, Callable
 
 __all__ = ['atomic_write', 'atomic_write_json', 'TMP_SUFFIX', 'OutputNotWritableError',
-           'check_writable']
+           'check_writable', 'STORAGE_ERRNOS']
 
 #: Suffix of the temporary files (``.<name>.<random><TMP_SUFFIX>`` beside the
 #: destination); one left behind means a writer was killed mid-write.
 TMP_SUFFIX = '.nose_mm-tmp'
+#: ``errno`` of a write refused by the storage (full, quota, read-only, file size limit,
+#: permissions): the user's to fix, not a bug.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES,
+                  errno.EPERM}
 
 
 def atomic_write(path: str, write_fn: Callable[[str], None]) -> None:
@@ -19,6 +24,10 @@ def atomic_write(path: str, write_fn: Callable[[str], None]) -> None:
     Args:
         path (str): Destination file.
         write_fn (callable): Writes the content to the temporary path it is given.
+
+    Raises:
+        OutputNotWritableError: The storage refused the write (disk full, read-only...);
+            ``path`` is left as it was.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -33,9 +42,16 @@ def atomic_write(path: str, write_fn: Callable[[str], None]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual file mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
-            os.remove(tmp)
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            refused = OutputNotWritableError(
+                f'cannot write {path!r}: {exc.strerror}; it was left as it was (the write went '
+                f'to a temporary file, removed): make room or write elsewhere')
+            refused.errno = exc.errno
+            raise refused from exc
         raise
     with contextlib.suppress(OSError):  # the rename made durable, where the platform allows
         fd = os.open(folder, os.O_RDONLY)

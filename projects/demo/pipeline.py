@@ -20,6 +20,7 @@ from nose_mm.utils.cli import UserError
 from nose_mm.utils.fileio import atomic_write, atomic_write_json
 
 from .data import build_digits_classification, build_digits_segmentation
+from .reproducibility import machine_record, near_ties, report_lines
 from .scheduler import Workers, run_steps
 from .steps import (DEMO_FAMILIES, DEMO_METHODS, DEMO_SEEDS, MEMORY_BUDGET_GB, WORKER_THREADS,
                     demo_steps)
@@ -120,11 +121,15 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/digits',
     finally:
         pool.close()
 
-    selections = {}
+    selections, ties = {}, {}
     for key, path in plan['selections'].items():
         with open(path) as f:
-            selections[key] = sorted(json.load(f)['selection'])
+            record = json.load(f)
+        selections[key] = sorted(record['selection'])
+        ties[key] = near_ties(record)
     summary = _summarize(plan['cls_dirs'] + plan['seg_dirs'], selections)
+    summary['machine'] = machine_record(workers, WORKER_THREADS)
+    summary['near_ties'] = {k: v for k, v in ties.items() if v}
     summary['seconds'] = round(time.time() - start, 1)
     summary['timings'] = {k: round(v, 1) for k, v in wall.items()}
     summary['cpu_seconds'] = {k: round(v, 1) for k, v in cpu.items()}
@@ -174,5 +179,7 @@ def _print_summary(summary: dict) -> None:
                 ips += f", working load {row['working_load']} @ {MEMORY_BUDGET_GB} GiB"
             print(f"[demo] {label:<18} {metric} {_fmt(row['metric'])}{spread} "
                   f"(n={row['n']}), removed {row['removed_layers']}{speed}{ips}")
+    for line in report_lines(summary['machine'], summary['near_ties'], summary['selections']):
+        print(f'[demo] {line}')
     print(f"[demo] finished in {summary['seconds']:.0f} s with {summary['workers']} workers "
           f"({sum(summary['cpu_seconds'].values()):.0f} s CPU in the steps)")

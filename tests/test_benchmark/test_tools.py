@@ -211,7 +211,11 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
     work = runs['work']
     before = _add_synthetic_runs(work)
     out = tmp_path / 'board.md'
-    proc = run_tool('leaderboard.py', work, '--out', out, '--plot', tmp_path / 'board.png')
+    refused = run_tool('leaderboard.py', work, '--out', out, check=False)
+    assert refused.returncode == 2 and not out.exists()  # inputs left out: refused
+    assert refused.stderr.splitlines()[-1].startswith('nose_mm: error: 3 input(s) cannot be used')
+    proc = run_tool('leaderboard.py', work, '--out', out, '--plot', tmp_path / 'board.png',
+                    '--allow-partial')
     err = proc.stderr
     assert f'nose_mm: warning: {work / "broken" / "results.json"}: is not valid JSON' in err
     assert f'nose_mm: warning: {work / "partial" / "results.json"}: "metrics" holds none ' \
@@ -225,6 +229,9 @@ def test_leaderboard_md_csv_html(runs, tmp_path):
 
     text = out.read_text()
     assert '## classification / CIFAR-100' in text and '## segmentation / ADE20k' in text
+    skipped = text.split('## Skipped inputs (this leaderboard is partial)\n', 1)[1]
+    assert all(f'- {work / name / "results.json"}: ' in skipped
+               for name in ('broken', 'partial', 'bad_date'))
     cifar = _md_table(text, 'classification / CIFAR-100')
     labels = [r['Run / method'] for r in cifar]
     assert labels[:2] == ['synthetic/syn_pruned', 'synthetic/syn_base']

@@ -48,7 +48,7 @@ def test_load_checkpoint_file(tmp_path):
     with pytest.raises(IsADirectoryError, match='is a folder, expected a file'):
         load_checkpoint_file(str(tmp_path))
     torch.save([1, 2], path)
-    with pytest.raises(ValueError, match='holds a list, expected a dict'):
+    with pytest.raises(ValueError, match='it holds a list, not a checkpoint'):
         load_checkpoint_file(str(path))
     path.write_text('not a checkpoint')
     with pytest.raises(ValueError, match="cannot read checkpoint '.*': not a torch checkpoint"):

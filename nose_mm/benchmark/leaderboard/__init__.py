@@ -2,11 +2,11 @@
 
 Rules: ``benchmarks/README.md``, "Leaderboard".
 """
-from .collect import collect_runs, load_reference
+from .collect import Skipped, collect_runs, load_reference
 from .render import plot_leaderboard, render, write_leaderboard
 from .tables import Row, build_leaderboard, build_tables, rows_from_runs
 
 __all__ = [
-    'collect_runs', 'load_reference', 'Row', 'rows_from_runs', 'build_tables',
+    'Skipped', 'collect_runs', 'load_reference', 'Row', 'rows_from_runs', 'build_tables',
     'build_leaderboard', 'render', 'write_leaderboard', 'plot_leaderboard'
 ]

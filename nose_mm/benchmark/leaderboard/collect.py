@@ -1,6 +1,8 @@
 """Collecting runs: ``results.json`` files and their ``benchmark.json`` timing, as records.
 
-Nothing is written; bad files are named in ``problems``. Rules: ``benchmarks/README.md``.
+Nothing is written; bad files are named in ``problems``: a :class:`Skipped` problem left an
+input out (unreadable, stale or unfinished), any other is a warning about a row. Rules:
+``benchmarks/README.md``.
 """
 import os
 import os.path as osp
@@ -11,11 +13,24 @@ from ..info import BENCHMARK_FILE, RESULTS_FILE
 from ..records import BenchmarkRecord, MeasuredModel, RecordError, Reference, ResultsRecord
 from ..seeds import parse_seed_folder
 
-__all__ = ['read_timing', 'collect_runs', 'load_reference']
+__all__ = ['Skipped', 'read_timing', 'collect_runs', 'load_reference']
 
 REFERENCE_FORMAT = 'nose_mm.reference'
 #: A ``benchmark.json`` and its measured model that is a run's model.
 Timing = Tuple[BenchmarkRecord, MeasuredModel]
+
+
+class Skipped(str):
+    """A problem that leaves an input out of the leaderboard (the text names the file)."""
+
+
+def stale_checkpoint(results: ResultsRecord) -> Optional[str]:
+    """Why the record's checkpoint says it is stale (None: its local checkpoint exists)."""
+    ckpt = results.checkpoint
+    if not ckpt or '://' in ckpt or osp.exists(ckpt):
+        return None
+    return (f'its checkpoint {ckpt} no longer exists (removed, or overwritten by a later run '
+            f'in the same work dir): the record no longer describes a model that exists')
 
 
 @dataclass
@@ -37,22 +52,30 @@ def _find_results(paths: Sequence[str], depth: int) -> Tuple[List[Tuple[str, str
             found.setdefault(osp.abspath(root), root)
             continue
         if not osp.isdir(root):
-            problems.append(f'{root}: no such file or folder')
+            problems.append(Skipped(f'{root}: no such file or folder'))
             continue
-        hits, level = [], [root]
+        hits, level, before = [], [root], len(problems)
         for _ in range(depth + 1):
             nxt = []
             for folder in level:
                 if osp.isfile(osp.join(folder, RESULTS_FILE)):
                     hits.append(osp.join(folder, RESULTS_FILE))
+                elif osp.isfile(osp.join(folder, RESULTS_FILE + '.previous')):
+                    problems.append(Skipped(  # ResultsHook moved the earlier record aside
+                        f'{folder}: a run started there and did not finish (still running, '
+                        f'or killed): no {RESULTS_FILE}, the earlier run\'s record is '
+                        f'{RESULTS_FILE}.previous'))
                 try:
                     nxt += [osp.join(folder, d) for d in sorted(os.listdir(folder))
                             if osp.isdir(osp.join(folder, d))]
-                except OSError:
+                except OSError as exc:  # its runs would be missing from the table
+                    problems.append(Skipped(f'{folder}: cannot be listed '
+                                            f'({exc.strerror or exc})'))
                     continue
             level = nxt
-        if not hits:
-            problems.append(f'{root}: no {RESULTS_FILE} in it or up to {depth} levels below')
+        if not hits and len(problems) == before:  # nothing found, nothing said about it
+            problems.append(Skipped(f'{root}: no {RESULTS_FILE} in it or up to {depth} levels '
+                                    f'below'))
         for hit in hits:
             found.setdefault(osp.abspath(hit), root)
     return [(root, path) for path, root in found.items()], problems
@@ -77,7 +100,7 @@ def read_timing(path: str, results: ResultsRecord,
     try:
         record = BenchmarkRecord.load(path)
     except RecordError as exc:
-        return f'{path}: not merged: {exc.reason}'
+        return Skipped(f'{path}: not merged: {exc.reason}')
     entry, reason = record.entry_for(results.model, runtime)
     return (record, entry) if entry else f'{path}: not merged: {reason}'
 
@@ -100,11 +123,16 @@ def collect_runs(paths: Sequence[str], depth: int = 2,
         try:
             results = ResultsRecord.load(path)
         except RecordError as exc:
-            problems.append(str(exc))
+            problems.append(Skipped(exc))
             continue
         unranked = results.unranked()
-        if unranked:
-            problems.append(f'{path}: {unranked}')
+        if unranked:  # a failed run is a finished record of a failure: a warning
+            problems.append(f'{path}: {unranked}' if results.status == 'failed'
+                            else Skipped(f'{path}: {unranked}'))
+            continue
+        stale = stale_checkpoint(results)
+        if stale:
+            problems.append(Skipped(f'{path}: {stale}'))
             continue
         run = Run(_run_label(root, path), path, results)
         folder = osp.dirname(osp.abspath(path))
@@ -119,7 +147,8 @@ def collect_runs(paths: Sequence[str], depth: int = 2,
                 run.timing = timing
                 break
         runs.append(run)
-    return runs, list(dict.fromkeys(problems))
+    seen = set()  # one of each, keeping its kind
+    return runs, [p for p in problems if not (p in seen or seen.add(p))]
 
 
 def load_reference(path: str) -> Tuple[List[Reference], List[str]]:
@@ -136,19 +165,20 @@ def load_reference(path: str) -> Tuple[List[Reference], List[str]]:
         with open(path, encoding='utf-8') as f:
             data = yaml.safe_load(f)
     except OSError as exc:
-        return [], [f'{path}: cannot be read ({exc.strerror or exc})']
+        return [], [Skipped(f'{path}: cannot be read ({exc.strerror or exc})')]
     except yaml.YAMLError as exc:
-        return [], [f'{path}: is not valid YAML ({exc})']
+        return [], [Skipped(f'{path}: is not valid YAML ({exc})')]
     if not isinstance(data, dict) or data.get('format') != REFERENCE_FORMAT or \
             not isinstance(data.get('references'), list):
-        return [], [f'{path}: expected format: {REFERENCE_FORMAT} and a "references" list']
+        return [], [Skipped(f'{path}: expected format: {REFERENCE_FORMAT} and a "references" '
+                            f'list')]
     refs: List[Reference] = []
     problems = []
     for i, entry in enumerate(data['references']):
         try:
             ref = Reference.from_json(entry, f'references[{i}]')
         except RecordError as exc:
-            problems.append(f'{path}: {exc}')
+            problems.append(Skipped(f'{path}: {exc}'))
             continue
         if ref.id in {r.id for r in refs}:
             problems.append(f'{path}: references[{i}]: duplicate id {ref.id!r}')

@@ -1,5 +1,6 @@
 """ResultsHook: writes ``results.json`` in the work dir of every train and test run."""
 import datetime
+import os
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -28,7 +29,10 @@ class ResultsHook(Hook):
     """Write ``<work_dir>/<filename>`` (a ``ResultsRecord``) on rank 0 after a train or test.
 
     A run stopped by ``DivergenceHook`` (``after_train_failure``) is written as
-    failed. Every run has it (``default_hooks.results`` in ``configs/_base_/``).
+    failed. A record already in the work dir is renamed to ``<filename>.previous`` when
+    the run starts: it described an earlier run whose checkpoints this one may overwrite,
+    and a run killed before it writes its own must not leave it to be ranked.
+    Every run has it (``default_hooks.results`` in ``configs/_base_/``).
     Fields: ``benchmarks/README.md``, "results.json".
 
     Args:
@@ -66,6 +70,11 @@ class ResultsHook(Hook):
         self._reset()
         from nose_mm.benchmark.seeds import seed_varies
         seed_varies(runner.cfg)  # a bad value fails now, not when the record is written
+        path = osp.join(runner.work_dir, self.filename)
+        if is_main_process() and osp.isfile(path):
+            os.replace(path, path + '.previous')
+            runner.logger.warning(f'ResultsHook: moved the earlier run\'s {path} to '
+                                  f'{path}.previous; this run writes its own when it ends')
 
     def before_train(self, runner) -> None:
         self._mode = 'train'

@@ -1,0 +1,224 @@
+"""NoseMAE / NoseBEiT: mmseg's MAE and BEiT as oracles, DeiT converted into them exactly."""
+import pytest
+import torch
+from mmseg.models.backbones import BEiT, MAE
+from mmseg.registry import MODELS as SEG_MODELS
+
+import nose_mm  # noqa: F401  (registers)
+from nose_mm.checkpoint.fit import CheckpointFitError
+from nose_mm.models import NoseVisionTransformer
+from nose_mm.models.backbones.nose_mae import NoseBEiT, NoseMAE, convert_vit_to_mae
+from nose_mm.models.convert import convert_deit_checkpoint, convert_lambda_vit
+from nose_mm.models.family import family_of_module, family_of_state_dict, layout_of_state_dict
+from nose_mm.models.prune import attention_keys, backbone_type_of, prune_state_dict
+
+from .family_checks import (assert_lam_zero_equals_pruned, assert_mismatch_refused, count,
+                            images, mismatch_cases, perturb)
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+#: DeiT's norms (mmseg's LN default eps is 1e-5; TinyMIM's and mmseg's MAE configs: 1e-6)
+LN = dict(type='LN', eps=1e-6)
+TINY = dict(img_size=32, patch_size=8, embed_dims=32, num_layers=4, num_heads=2,
+            init_values=1.0, out_indices=[1, 3])
+
+
+def _perturb(model, seed=3):
+    """Every parameter moved off its init (norms, layer scales, bias tables, q/v biases)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.2 * torch.randn(param.shape, generator=g))
+    return model
+
+
+def _prefixed(model):
+    return {f'backbone.{k}': v for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize('ours, theirs, kwargs', [
+    (NoseMAE, MAE, {}), (NoseBEiT, BEiT, {}), (NoseMAE, MAE, dict(drop_path_rate=0.1))])
+def test_nothing_diluted_equals_mmseg_bit_for_bit(ours, theirs, kwargs):
+    torch.manual_seed(0)
+    reference = theirs(**TINY, **kwargs)
+    reference.init_weights()
+    torch.manual_seed(0)
+    model = ours(**TINY, **kwargs)
+    model.init_weights()
+    # the same init (MAE's depth rescaling included), then the same function of any weights
+    assert list(model.state_dict()) == list(reference.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 reference.state_dict().values()))
+    _perturb(reference)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = images()
+    reference.eval()  # mmseg's BEiT.train returns None
+    with torch.no_grad():
+        for a, b in zip(model.eval()(x), reference(x)):
+            assert torch.equal(a, b)
+    assert family_of_module(model).name == 'mae' and family_of_module(reference).name == 'mae'
+
+
+@pytest.mark.parametrize('compensate', [True, False])
+def test_lam_zero_diluted_equals_pruned(compensate):
+    assert_lam_zero_equals_pruned(lambda **kw: _perturb(NoseMAE(**TINY, **kw)), [0, 2], images(),
+                                  compensate)
+
+
+def test_removed_block_has_no_attention_and_computes_2x_then_its_ffn():
+    model = NoseMAE(**TINY, removed_layers=[1]).eval()
+    layer = model.layers[1]
+    assert not any(hasattr(layer, n) for n in ('ln1', 'attn', 'gamma_1'))
+    assert not any('layers.1.attn' in k for k in model.state_dict())  # nor its bias table
+    model.init_weights()  # MAE's rescaling skips the missing attention
+    _perturb(model)
+    seen = {}
+    layer.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0], y=out))
+    with torch.no_grad():
+        model(images())
+        mid = 2 * seen['x']
+        expected = mid + layer.gamma_2 * layer.ffn(layer.norm2(mid))
+    torch.testing.assert_close(seen['y'], expected, rtol=0, atol=0)
+    full = NoseMAE(**TINY)
+    block = full.layers[1]
+    lost = count(block.ln1) + count(block.attn) + block.gamma_1.numel()
+    assert count(full) - count(model) == lost
+
+
+@pytest.mark.parametrize('ckpt_removed, model_removed, message',
+                         mismatch_cases('ln1/attn/gamma_1'))
+def test_pruned_mismatch_is_an_error(tmp_path, ckpt_removed, model_removed, message):
+    assert_mismatch_refused(lambda **kw: NoseMAE(**TINY, **kw), ckpt_removed, model_removed,
+                            message, tmp_path)
+
+
+def test_layouts_are_disjoint_and_keys_name_the_family():
+    mae = _prefixed(NoseMAE(**TINY, removed_layers=[0]))
+    vit = _prefixed(NoseVisionTransformer(dict(embed_dims=32, num_layers=4, num_heads=2,
+                                               feedforward_channels=128), img_size=32,
+                                          patch_size=8))
+    assert layout_of_state_dict(mae).name == 'mae' and layout_of_state_dict(vit).name == 'vit'
+    assert family_of_state_dict(mae).name == 'mae' and family_of_state_dict(vit).name == 'vit'
+    assert backbone_type_of(mae) == 'NoseMAE'
+    assert attention_keys(mae, 1) == [
+        f'backbone.layers.1.{k}' for k in (
+            'gamma_1', 'ln1.weight', 'ln1.bias', 'attn.relative_position_bias_table',
+            'attn.relative_position_index', 'attn.qkv.weight', 'attn.qkv.bias',
+            'attn.proj.weight', 'attn.proj.bias')]
+    assert attention_keys(mae, 0) == []
+    assert SEG_MODELS.get('NoseMAE') is NoseMAE and SEG_MODELS.get('NoseBEiT') is NoseBEiT
+
+
+def _timm_deit(name, seed=0):
+    timm = pytest.importorskip('timm')
+    torch.manual_seed(seed)
+    model = perturb(timm.create_model(name, pretrained=False)).eval()
+    g = torch.Generator().manual_seed(seed + 5)
+    with torch.no_grad():  # timm starts the biases at 0: the dropped key bias would be 0 too
+        for name_, param in model.named_parameters():
+            if name_.endswith('bias'):
+                param.add_(0.5 * torch.randn(param.shape, generator=g))
+    return model
+
+
+def _vit_features(arch, state_dict, size, out_indices, **kwargs):
+    vit = NoseVisionTransformer(arch, img_size=size, patch_size=16, out_type='featmap',
+                                out_indices=out_indices, final_norm=False,
+                                interpolate_mode='bicubic', **kwargs)
+    vit.load_state_dict({k[9:]: v for k, v in state_dict.items()
+                         if k.startswith('backbone.') and not k.startswith('backbone.ln1.')})
+    return vit.eval()
+
+
+@pytest.mark.parametrize('timm_name, arch, qv_bias', [
+    ('deit_small_patch16_224', 'deit-small', True),
+    ('deit_small_patch16_224', 'deit-small', False),
+    ('deit_base_patch16_224', 'deit-base', True)])
+def test_converted_timm_deit_gives_the_vit_features(timm_name, arch, qv_bias):
+    """timm DeiT -> nose_mm (registry) -> NoseMAE: the out_indices features of the ViT."""
+    converted = convert_deit_checkpoint({'model': _timm_deit(timm_name).state_dict()})
+    size, out = 64, [3, 5, 7, 11]
+    mae = convert_vit_to_mae(converted, img_size=(size, size), qv_bias=qv_bias)
+    assert mae['meta']['removed_layers'] == [] and mae['meta']['qv_bias'] is qv_bias
+    model = NoseMAE(arch, img_size=size, patch_size=16, init_values=1.0, out_indices=out,
+                    qv_bias=qv_bias, norm_cfg=LN)
+    # strict: every key fits (the relative position index, derived, is the model's own)
+    model.load_state_dict(mae['state_dict'], strict=True)
+    assert 'layers.0.attn.relative_position_index' not in mae['state_dict']
+    vit = _vit_features(arch, converted['state_dict'], size, out)
+    x = images(1, size)
+    with torch.no_grad():
+        for a, b in zip(model.eval()(x), vit(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_pruned_and_reference_checkpoints_convert(tmp_path):
+    """A nose_mm pruned DeiT and a lambda_vit checkpoint keep their removed blocks."""
+    timm_model = _timm_deit('deit_small_patch16_224', seed=1)
+    converted = convert_deit_checkpoint({'model': timm_model.state_dict()})
+    removed = [0, 2, 4]
+    pruned = {'state_dict': prune_state_dict(converted['state_dict'], removed),
+              'meta': {'removed_layers': removed, 'dilution_compensate': True,
+                       'dilution_layers': []}}
+    state = {k: v for k, v in timm_model.state_dict().items()
+             if not any(k.startswith(f'blocks.{i}.{p}') for i in removed
+                        for p in ('norm1', 'attn'))}
+    reference = convert_lambda_vit({'model': state})
+    size, out = 48, [3, 5, 7, 11]
+    vit = _vit_features('deit-small', pruned['state_dict'], size, out, removed_layers=removed)
+    x = images(1, size)
+    for source in (pruned, reference):
+        mae = convert_vit_to_mae(source, img_size=size)
+        assert mae['meta']['removed_layers'] == removed
+        model = NoseMAE('deit-small', img_size=size, patch_size=16, init_values=1.0,
+                        out_indices=out, qv_bias=True, removed_layers=removed,
+                        norm_cfg=LN).eval()
+        model.load_state_dict(mae['state_dict'], strict=True)
+        with torch.no_grad():
+            for a, b in zip(model(x), vit(x)):
+                torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    # a pruned file into an unpruned model is refused, naming the layers
+    with pytest.raises(CheckpointFitError, match=r'layers \[0, 2, 4\] have no attention'):
+        NoseMAE('deit-small', img_size=size, patch_size=16).load_state_dict(
+            convert_vit_to_mae(pruned, img_size=size)['state_dict'])
+
+
+def test_conversion_refusals():
+    from nose_mm.models import NoseDeiT3
+    vit = {'state_dict': _prefixed(NoseVisionTransformer('deit-small', img_size=32,
+                                                         patch_size=16))}
+    with pytest.raises(ValueError, match='img_size 40 must be two multiples of the patch'):
+        convert_vit_to_mae(vit, img_size=40)
+    with pytest.raises(ValueError, match=r"got the 'deit3' family"):
+        convert_vit_to_mae({'state_dict': _prefixed(NoseDeiT3('small', img_size=32,
+                                                              patch_size=16))})
+    with pytest.raises(ValueError, match=r"got the 'mae' family"):
+        convert_vit_to_mae({'state_dict': _prefixed(NoseMAE(**TINY))})
+    with pytest.raises(ValueError, match=r'dilutes layers \[1\]: prune it'):
+        convert_vit_to_mae(dict(vit, meta={'dilution_layers': [1]}))
+    with pytest.raises(ValueError, match=r'keys with no MAE backbone counterpart: '
+                                         r"\['backbone.layers.0.attn.extra'\]"):
+        convert_vit_to_mae({'state_dict': dict(vit['state_dict'], **{
+            'backbone.layers.0.attn.extra': torch.zeros(1)})})
+    with pytest.raises(ValueError, match="unknown arch 'huge'"):
+        NoseMAE('huge')
+    with pytest.raises(ValueError, match="arch 'deit-small' has embed_dims=384"):
+        NoseMAE('deit-small', embed_dims=32)
+
+
+def test_pretrained_init_is_strict(tmp_path):
+    """mmseg's MAE loads a Pretrained init_cfg with strict=False; NoseMAE fits strictly
+    (nose_mm's Pretrained, in the mmseg scope as the configs run it)."""
+    from mmengine.registry import DefaultScope
+    path = str(tmp_path / 'mae.pth')
+    source = _perturb(NoseMAE(**TINY))
+    torch.save({'state_dict': _prefixed(source)}, path)
+    model = NoseMAE(**TINY, init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
+    other = NoseMAE(**dict(TINY, num_layers=5),
+                    init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model.init_weights()
+        with pytest.raises(CheckpointFitError, match=r'missing keys \(layers\.4\.'):
+            other.init_weights()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 source.state_dict().values()))

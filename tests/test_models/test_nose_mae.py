@@ -202,6 +202,10 @@ def test_conversion_refusals():
             'backbone.layers.0.attn.extra': torch.zeros(1)})})
     with pytest.raises(ValueError, match="unknown arch 'huge'"):
         NoseMAE('huge')
+    with pytest.raises(ValueError, match=r"an arch dict takes .*got \['depth'\]"):
+        NoseMAE(dict(depth=4))
+    assert NoseMAE(dict(embed_dims=32, num_layers=2, num_heads=2), img_size=32,
+                   patch_size=16).embed_dims == 32
     with pytest.raises(ValueError, match="arch 'deit-small' has embed_dims=384"):
         NoseMAE('deit-small', embed_dims=32)
 
@@ -222,3 +226,37 @@ def test_pretrained_init_is_strict(tmp_path):
             other.init_weights()
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                  source.state_dict().values()))
+
+
+def _mae_classifier(**backbone):
+    """An mmpretrain classifier on a NoseMAE backbone (what selection runs block by block)."""
+    from mmengine.registry import MODELS, DefaultScope
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(
+            type='ImageClassifier', backbone=dict(type='NoseMAE', **dict(TINY, **backbone)),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=32)))
+    return _perturb(model).eval()
+
+
+@pytest.mark.parametrize('skip_mode', ['identity', 'compensated'])
+def test_selection_adapter_runs_the_family(skip_mode):
+    from nose_mm.selection import FamilyAdapter, build_adapter
+    from nose_mm.selection.runner import run_selection
+    model = _mae_classifier(diluted_layers=[0, 2], compensate=skip_mode == 'compensated')
+    adapter = build_adapter(model, skip_mode=skip_mode)
+    assert type(adapter) is FamilyAdapter and adapter.family.name == 'mae'
+    x = images(4)
+    with torch.no_grad():
+        full = adapter.forward(x)
+        assert torch.equal(full, model.extract_feat(x)[-1])
+        model.backbone.set_dilution_lam(0.0)
+        assert torch.equal(adapter.forward(x, skip=[0, 2]), model.extract_feat(x)[-1])
+        assert not torch.allclose(adapter.forward(x, skip=[0, 2]), full)
+    pruned = _mae_classifier(removed_layers=[1])
+    assert build_adapter(pruned).candidate_layers == [0, 2, 3]
+    record = run_selection(pruned, None, num_layers=2, progress=False,
+                           batches=list(images(8).split(4)))
+    assert record['candidates'] == [0, 2, 3] and len(record['selection']) == 2
+    assert set(record['selection']) <= {0, 2, 3} and record['te_table'] is not None

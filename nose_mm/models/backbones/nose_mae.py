@@ -68,15 +68,22 @@ class DilutableBEiTLayer(_DilutableBEiTBlock, BEiTTransformerEncoderLayer):
     parent = BEiTTransformerEncoderLayer
 
 
-def _apply_arch(arch: Optional[str], kwargs: dict) -> None:
-    """Fill ``embed_dims`` / ``num_layers`` / ``num_heads`` of a :data:`MAE_ARCHS` preset."""
+def _apply_arch(arch, kwargs: dict) -> None:
+    """Fill ``embed_dims`` / ``num_layers`` / ``num_heads`` from a :data:`MAE_ARCHS` preset or
+    a dict of them (so the benchmark names the sizes: ``arch_name``)."""
     if arch is None:
         return
-    name = arch.lower() if isinstance(arch, str) else arch
-    if name not in MAE_ARCHS:
-        raise ValueError(f'unknown arch {arch!r}; available: {", ".join(MAE_ARCHS)} (or none '
-                         f'with embed_dims / num_layers / num_heads)')
-    for key, value in zip(('embed_dims', 'num_layers', 'num_heads'), MAE_ARCHS[name]):
+    keys = ('embed_dims', 'num_layers', 'num_heads')
+    if isinstance(arch, dict):
+        if not set(arch) <= set(keys) or not arch:
+            raise ValueError(f'an arch dict takes {", ".join(keys)}, got {sorted(arch)}')
+        sizes = dict(arch)
+    elif isinstance(arch, str) and arch.lower() in MAE_ARCHS:
+        sizes = dict(zip(keys, MAE_ARCHS[arch.lower()]))
+    else:
+        raise ValueError(f'unknown arch {arch!r}; available: {", ".join(MAE_ARCHS)}, a dict of '
+                         f'{", ".join(keys)}, or none (the sizes as keyword arguments)')
+    for key, value in sizes.items():
         if key in kwargs and kwargs[key] != value:
             raise ValueError(f'arch {arch!r} has {key}={value}, the config sets '
                              f'{key}={kwargs[key]}: give one of them')
@@ -121,9 +128,9 @@ class NoseMAE(_NoseBEiTBackbone, MAE):
     """mmseg's ``MAE`` (absolute position embedding, BEiT block) dilutable and prunable.
 
     Args:
-        arch (str, optional): ``'deit-tiny'`` / ``'deit-small'`` / ``'deit-base'`` sizes
-            (:data:`MAE_ARCHS`), or None: ``embed_dims`` / ``num_layers`` / ``num_heads`` as
-            given. Defaults to None.
+        arch (str | dict, optional): ``'deit-tiny'`` / ``'deit-small'`` / ``'deit-base'``
+            sizes (:data:`MAE_ARCHS`), a dict of ``embed_dims`` / ``num_layers`` /
+            ``num_heads``, or None: those as keyword arguments. Defaults to None.
         qv_bias (bool): Biases on q and v only (BEiT's attention, TinyMIM's backbone) instead
             of mmseg's MAE bias on q, k and v. Defaults to False (mmseg's ``MAE``).
         diluted_layers, removed_layers, compensate, init_lam: See :class:`.NoseBackboneMixin`.
@@ -135,7 +142,7 @@ class NoseMAE(_NoseBEiTBackbone, MAE):
 
     block_class = DilutableMAELayer
 
-    def __init__(self, arch: Optional[str] = None, *args, qv_bias: bool = False, **kwargs):
+    def __init__(self, arch=None, *args, qv_bias: bool = False, **kwargs):
         if not isinstance(qv_bias, bool):
             raise ValueError(f'qv_bias must be True or False, got {qv_bias!r}')
         _apply_arch(arch, kwargs)
@@ -164,7 +171,7 @@ class NoseBEiT(_NoseBEiTBackbone, BEiT):
 
     block_class = DilutableBEiTLayer
 
-    def __init__(self, arch: Optional[str] = None, *args, **kwargs):
+    def __init__(self, arch=None, *args, **kwargs):
         _apply_arch(arch, kwargs)
         super().__init__(*args, **kwargs)
         self.arch = arch

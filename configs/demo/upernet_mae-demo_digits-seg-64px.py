@@ -13,8 +13,9 @@ model = dict(
         norm_cfg=dict(type='LN', eps=1e-6), out_indices=[1, 2, 4, 5], final_norm=False,
         removed_layers=None, diluted_layers=None,
         init_cfg=dict(type='Pretrained', checkpoint=None)),
-    # features are at stride 4 (patch 4): a 1/1 .. 1/8 pyramid
-    neck=dict(_delete_=True, type='Feature2Pyramid', embed_dim=64, rescales=[4, 2, 1, 0.5]),
+    # features are at stride 4 (patch 4): the 1/2 .. 1/16 pyramid of the demo's DeiT
+    # UperNet (the 512 px configs' [4, 2, 1, 0.5] on 1/16 maps give 1/4 .. 1/32)
+    neck=dict(_delete_=True, type='Feature2Pyramid', embed_dim=64, rescales=[2, 1, 0.5, 0.25]),
     test_cfg=dict(mode='slide', crop_size=(64, 64), stride=(43, 43)),
 )
 optim_wrapper = dict(constructor='LayerDecayOptimizerConstructor',

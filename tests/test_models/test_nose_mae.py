@@ -260,3 +260,24 @@ def test_selection_adapter_runs_the_family(skip_mode):
                            batches=list(images(8).split(4)))
     assert record['candidates'] == [0, 2, 3] and len(record['selection']) == 2
     assert set(record['selection']) <= {0, 2, 3} and record['te_table'] is not None
+
+
+def test_convert_tool_refuses_what_does_not_fit(tmp_path, capsys):
+    """tools/convert/deit_to_mae.py: one-line errors, exit 2, nothing written."""
+    from nose_mm.models import NoseDeiT3
+    from tests.utils import import_tool
+    tool = import_tool('convert/deit_to_mae.py')
+    src, dst = tmp_path / 'deit3.pth', tmp_path / 'out.pth'
+    torch.save({'state_dict': _prefixed(NoseDeiT3('small', img_size=32, patch_size=16))}, src)
+    assert tool.main([str(src), str(dst)]) == 2
+    assert "nose_mm: error: expected a ViT / DeiT checkpoint" in capsys.readouterr().err
+    assert not dst.exists()
+    vit = tmp_path / 'vit.pth'
+    torch.save({'state_dict': _prefixed(NoseVisionTransformer('deit-small', img_size=32,
+                                                              patch_size=16))}, vit)
+    assert tool.main([str(vit), str(dst), '--img-size', '40']) == 2
+    assert 'img_size [40, 40] must be two multiples of the patch size 16' in \
+        capsys.readouterr().err
+    assert tool.main([str(vit), str(dst), '--img-size', '32']) == 0
+    assert 'img_size=[32, 32], num_heads=6, qv_bias=True, removed_layers=[]' in \
+        capsys.readouterr().out

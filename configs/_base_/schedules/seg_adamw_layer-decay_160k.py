@@ -1,8 +1,10 @@
 # TinyMIM's (MAE/BEiT-derived) ADE20k schedule: AdamW lr 1e-4, wd 0.05, layer-wise lr
 # decay 0.75 over the 12 blocks (mmseg's LayerDecayOptimizerConstructor: block i gets
-# lr * 0.75 ** (13 - i); no weight decay on biases, norms, layer scales, cls_token,
-# pos_embed), 1500 linear warm-up iterations then poly (power 1) over 160k, AMP where
-# CUDA is (AutoAmpOptimWrapper: fp32 elsewhere); checkpoint/val every 16k.
+# lr * 0.75 ** (12 - i), the embedding 0.75 ** 13, neck and heads the full lr; no weight
+# decay on 1-d parameters and biases: norms, layer scales, q/v biases; mmseg's name test
+# for cls_token / pos_embed misses their "backbone." prefix, so they are decayed, as in
+# mmseg's MAE config), 1500 linear warm-up iterations then poly (power 1) over 160k, AMP
+# where CUDA is (AutoAmpOptimWrapper: fp32 elsewhere); checkpoint/val every 16k.
 optim_wrapper = dict(
     type='AutoAmpOptimWrapper', loss_scale='dynamic',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),

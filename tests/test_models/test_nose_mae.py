@@ -281,3 +281,31 @@ def test_convert_tool_refuses_what_does_not_fit(tmp_path, capsys):
     assert tool.main([str(vit), str(dst), '--img-size', '32']) == 0
     assert 'img_size=[32, 32], num_heads=6, qv_bias=True, removed_layers=[]' in \
         capsys.readouterr().out
+
+
+def test_leaderboard_keeps_the_two_ade20k_recipes_apart():
+    """The authors'-recipe runs are named apart from mmseg's DeiT recipe (arch and Model
+    column) and compared with their own baseline only."""
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    from nose_mm.benchmark.info import model_info
+    from nose_mm.benchmark.leaderboard.tables import Row, build_tables
+    from tests.utils import REPO
+    folder = osp.join(REPO, 'configs', 'ade20k')
+    infos = {name: model_info(Config.fromfile(osp.join(folder, name + '_ade20k-512x512.py')))
+             for name in ('upernet_deit-base_mln_8xb2-160k',
+                          'upernet_deit-base_tinymim_8xb2-amp-160k',
+                          'upernet_deit-base_nose-0-1-3-4-6-pruned_tinymim_8xb2-amp-160k')}
+    assert [(i['arch_name'], i['display']) for i in infos.values()] == [
+        ('deit-base', 'DeiT-B'), ('mae-deit-base', 'DeiT-B (BEiT block)'),
+        ('mae-deit-base', 'DeiT-B (BEiT block)')]
+    rows = [Row(task='segmentation', dataset='ADE20k', model=i['display'], label=name,
+                arch=i['arch_name'], removed_layers=i['removed_layers'], metrics={'mIoU': m},
+                date='2026-12-03')
+            for (name, i), m in zip(infos.items(), (45.0, 47.0, 46.5))]
+    mln, base, pruned = rows
+    build_tables(rows)
+    assert pruned.delta == pytest.approx(-0.5) and base.is_baseline and mln.is_baseline
+    assert mln.delta is None and base.delta is None

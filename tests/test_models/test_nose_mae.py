@@ -200,6 +200,12 @@ def test_conversion_refusals():
                                          r"\['backbone.layers.0.attn.extra'\]"):
         convert_vit_to_mae({'state_dict': dict(vit['state_dict'], **{
             'backbone.layers.0.attn.extra': torch.zeros(1)})})
+    no_pos = {k: v for k, v in vit['state_dict'].items() if k != 'backbone.pos_embed'}
+    with pytest.raises(ValueError, match=r"needs \['backbone.pos_embed'\]"):
+        convert_vit_to_mae({'state_dict': no_pos})
+    odd = dict(vit['state_dict'], **{'backbone.pos_embed': torch.zeros(1, 7, 384)})
+    with pytest.raises(ValueError, match='pos_embed has 7 tokens'):
+        convert_vit_to_mae({'state_dict': odd})
     with pytest.raises(ValueError, match="unknown arch 'huge'"):
         NoseMAE('huge')
     with pytest.raises(ValueError, match=r"an arch dict takes .*got \['depth'\]"):

@@ -230,6 +230,10 @@ def convert_vit_to_mae(checkpoint: dict, img_size: Sequence[int] = (512, 512),
                       for k, v in state_dict.items()}
     if 'backbone.dist_token' in state_dict or 'backbone.pre_norm.weight' in state_dict:
         raise ValueError('a distillation token or a pre-norm has no place in the MAE backbone')
+    absent = [k for k in _TOP if k not in state_dict]
+    if absent:
+        raise ValueError(f'the MAE backbone needs {absent} (a class token and a position '
+                         f'embedding with its slot); the checkpoint has none')
     size = tuple(int(s) for s in img_size) if not isinstance(img_size, int) else (img_size, ) * 2
     patch = state_dict['backbone.patch_embed.projection.weight'].shape[-1]
     if len(size) != 2 or size[0] % patch or size[1] % patch:
@@ -267,6 +271,9 @@ def convert_vit_to_mae(checkpoint: dict, img_size: Sequence[int] = (512, 512),
         raise ValueError(f'keys with no MAE backbone counterpart: {unknown[:5]}'
                          f'{" ..." if len(unknown) > 5 else ""}')
     side = round((out['pos_embed'].shape[1] - 1)**0.5)
+    if side * side != out['pos_embed'].shape[1] - 1:
+        raise ValueError(f'pos_embed has {out["pos_embed"].shape[1]} tokens: not a class token '
+                         f'and a square patch grid')
     out['pos_embed'] = resize_pos_embed(out['pos_embed'], (side, side), grid, mode='bicubic',
                                         num_extra_tokens=1)
     table = torch.zeros((2 * grid[0] - 1) * (2 * grid[1] - 1) + 3, num_heads)

@@ -183,6 +183,25 @@ def test_pruned_and_reference_checkpoints_convert(tmp_path):
             convert_vit_to_mae(pruned, img_size=size)['state_dict'])
 
 
+@pytest.mark.parametrize('qv_bias', [True, False])
+def test_a_vit_without_qkv_bias_converts_with_zero_biases(qv_bias):
+    arch = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
+    torch.manual_seed(0)
+    vit = _perturb(NoseVisionTransformer(arch, img_size=32, patch_size=8, qkv_bias=False,
+                                         out_type='featmap', out_indices=[0, 1],
+                                         final_norm=False))
+    mae = convert_vit_to_mae({'state_dict': _prefixed(vit)}, img_size=32, num_heads=2,
+                             qv_bias=qv_bias)
+    model = NoseMAE(dict(embed_dims=32, num_layers=2, num_heads=2), mlp_ratio=2, img_size=32,
+                    patch_size=8, init_values=1.0, out_indices=[0, 1], qv_bias=qv_bias,
+                    norm_cfg=LN)
+    model.load_state_dict(mae['state_dict'], strict=True)
+    x = images()
+    with torch.no_grad():
+        for a, b in zip(model.eval()(x), vit.eval()(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
 def test_conversion_refusals():
     from nose_mm.models import NoseDeiT3
     vit = {'state_dict': _prefixed(NoseVisionTransformer('deit-small', img_size=32,

@@ -284,6 +284,10 @@ def convert_vit_to_mae(checkpoint: dict, img_size: Sequence[int] = (512, 512),
                 out.setdefault(head + name, torch.ones(dims))
         if f'{head}attn.qkv.weight' in out:
             out[head + 'attn.relative_position_bias_table'] = table.clone()
+            # a ViT built without qkv bias: zero biases compute the same
+            for name, width in ((('q_bias', dims), ('v_bias', dims)) if qv_bias
+                                else (('qkv.bias', 3 * dims), )):
+                out.setdefault(f'{head}attn.{name}', torch.zeros(width))
     removed = sorted({b.layer for b in blocks.values()} -
                      {b.layer for b in blocks.values() if b.part in VIT_LAYOUT.attention_parts})
     if sorted(meta.get(META_REMOVED, removed)) != removed:

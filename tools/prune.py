@@ -1,7 +1,8 @@
 """Prune a dilution-trained checkpoint: drop LN1 + attention of layers trained to lam = 0.
 
 Works for every backbone family (ViT / DeiT / DeiT-III keys ``layers.{i}.ln1/attn``,
-Swin keys ``stages.{s}.blocks.{j}.norm1/attn`` with global layer indices), read from
+Swin keys ``stages.{s}.blocks.{j}.norm1/attn`` with global layer indices, MAE / BEiT keys
+``layers.{i}.ln1/attn/gamma_1``), read from
 the keys by ``nose_mm.models.layouts``.
 
     python tools/prune.py CKPT OUT [--layers 0 2 4] [--prefix backbone.] [--trust-checkpoint]

@@ -19,17 +19,30 @@ class BlockLayout:
         pattern (str): Regex of a block key after the prefix: (stage,) block, part.
         attention_parts (tuple[str]): Parts a pruned block no longer has.
         example (str): Key template for messages (``{prefix}``, ``{block}``).
+        requires (str, optional): Regex (after the prefix) some key must match for the
+            state dict to have this layout at all. Defaults to None.
+        excludes (str, optional): Regex (after the prefix) no key may match: keys of
+            another layout whose block keys look like these. Defaults to None.
     """
 
     def __init__(self, name: str, pattern: str, attention_parts: Tuple[str, ...],
-                 example: str) -> None:
+                 example: str, requires: Optional[str] = None,
+                 excludes: Optional[str] = None) -> None:
         self.name = name
         self._pattern = pattern
         self.attention_parts = attention_parts
         self.example = example
+        self.requires = requires
+        self.excludes = excludes
         self._staged = re.compile(pattern).groups == 3
 
     def _match(self, keys: Iterable[str], prefix: str) -> List[Tuple[str, int, int, str]]:
+        keys = list(keys)
+        for marker, wanted in ((self.requires, True), (self.excludes, False)):
+            if marker is not None:
+                regex = re.compile(re.escape(prefix) + marker)
+                if any(regex.match(k) for k in keys) != wanted:
+                    return []
         regex = re.compile(re.escape(prefix) + self._pattern)
         found = []
         for key in keys:

@@ -2,8 +2,10 @@
 import pytest
 import torch
 from mmpretrain.models.backbones import DeiT3, SwinTransformer, VisionTransformer
+from mmseg.models.backbones import BEiT, MAE
 
 from nose_mm.models import NoseDeiT3, NoseSwinTransformer, NoseVisionTransformer
+from nose_mm.models.backbones import NoseBEiT, NoseMAE
 from nose_mm.models.family import (BackboneFamily, detect_source_family, families,
                                    family_of_module, family_of_state_dict, family_of_type,
                                    get_family, layout_of_state_dict, register_family)
@@ -13,14 +15,15 @@ from nose_mm.registry import PRETRAIN_MODELS, SEG_MODELS
 def test_every_family_owns_its_backbones_and_is_registered():
     expected = {'vit': (NoseVisionTransformer, VisionTransformer),
                 'deit3': (NoseDeiT3, DeiT3),
-                'swin': (NoseSwinTransformer, SwinTransformer)}
+                'swin': (NoseSwinTransformer, SwinTransformer),
+                'mae': (NoseMAE, NoseBEiT, MAE, BEiT)}
     assert [f.name for f in families()] == list(expected)
     for name, classes in expected.items():
         family = get_family(name)
         assert family.backbone is classes[0]
         for cls in classes:  # the nose_mm class and mmpretrain's, by class and by config type
             assert family_of_module(cls) is family
-            assert family_of_type(f'mmpretrain.{cls.__name__}') is family
+            assert family_of_type(f'{cls.__module__.split(".")[0]}.{cls.__name__}') is family
         # the backbone builds from both scopes' configs
         assert PRETRAIN_MODELS.get(family.backbone.__name__) is family.backbone
         assert SEG_MODELS.get(family.backbone.__name__) is family.backbone
@@ -39,9 +42,9 @@ def test_display_names_come_from_the_families():
 
 
 def test_unknown_and_ambiguous_inputs_are_refused():
-    with pytest.raises(ValueError, match="unknown backbone family 'mae'; registered: vit, "
-                                         "deit3, swin"):
-        get_family('mae')
+    with pytest.raises(ValueError, match="unknown backbone family 'resnet'; registered: vit, "
+                                         "deit3, swin, mae"):
+        get_family('resnet')
     with pytest.raises(ValueError, match=r'unrecognised checkpoint layout \(first keys: '
                                          r"\['head.weight'\]\)"):
         detect_source_family({'head.weight': torch.zeros(1)})
@@ -88,7 +91,7 @@ def test_family_names_stay_in_their_modules():
                Path('models/backbones/__init__.py')}
     allowed |= {Path(osp.relpath(__import__(type(f).__module__, fromlist=['x']).__file__,
                                  package)) for f in families()}
-    names = re.compile(r'deit3|deit-iii|swin', re.IGNORECASE)
+    names = re.compile(r'deit3|deit-iii|swin|\bmae\b|beit', re.IGNORECASE)
     found = {str(path.relative_to(package)): sorted(set(names.findall(path.read_text())))
              for path in package.rglob('*.py')
              if path.relative_to(package) not in allowed and names.search(path.read_text())}

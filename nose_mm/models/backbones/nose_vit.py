@@ -20,9 +20,11 @@ from .token_merge_mixin import TokenMergeMixin
 
 __all__ = ['NoseVisionTransformer', 'VIT_LAYOUT', 'ViTFamily', 'convert_timm_vit', 'vit_embed']
 
-#: ViT / DeiT / DeiT-III blocks: ``layers.{i}.*``, removable parts ``ln1`` and ``attn``.
-VIT_LAYOUT = BlockLayout('vit', r'layers\.(\d+)\.([A-Za-z0-9_]+)\.', ('ln1', 'attn'),
-                         '{prefix}layers.{block}')
+#: ViT / DeiT / DeiT-III blocks: ``layers.{i}.{ln1,attn,ln2,ffn}.*``, removable parts ``ln1``
+#: and ``attn``; not a state dict with block-level layer scales ``layers.{i}.gamma_2`` (the
+#: MAE / BEiT layout, ``nose_mae.py``), so the two layouts never both claim a file.
+VIT_LAYOUT = BlockLayout('vit', r'layers\.(\d+)\.(ln1|attn|ln2|ffn)\.', ('ln1', 'attn'),
+                         '{prefix}layers.{block}', excludes=r'layers\.\d+\.gamma_[12]$')
 
 
 def vit_embed(backbone: nn.Module, x: Tensor, cls_first: bool = True) -> Tuple[Tensor, Any]:

@@ -122,8 +122,9 @@ class NoseBackboneMixin(DilutableMixin):
     def _upgrade_legacy_keys(self, state_dict, prefix: str, local_metadata: dict) -> None:
         """Rename / drop, in place, the keys of older versions of the parent's checkpoints.
 
-        The parent's own upgrade, for parents that gate it on their exact class (Swin);
-        runs before the attention-layer check and the parent's load. No-op by default.
+        The parent's own upgrade, for parents that gate it on their exact class (they check
+        ``self.__class__ is Parent``, so a subclass never runs it); runs before the
+        attention-layer check and the parent's load. No-op by default.
         """
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,

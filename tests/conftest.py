@@ -72,3 +72,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def restore_default_scope():
+    """A test that builds models under another scope (a Runner of an mmseg config, the
+    mmseg registry's build) leaves mmengine's current ``DefaultScope`` switched; later
+    tests that build through a registry without a scope would then look in that scope.
+    Put the scopes back as they were before each test."""
+    from mmengine.registry import DefaultScope
+    before = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(before)

@@ -47,8 +47,11 @@ def convert_deit_checkpoint(checkpoint: dict) -> dict:
         dict: ``{'state_dict', 'meta'}``; ``meta['backbone']`` names the backbone type.
 
     Raises:
-        ValueError: An unknown layout or keys the family's converter refuses.
+        ValueError: An unknown layout, keys the family's converter refuses, or a
+            reference-code (lambda_vit) checkpoint that names diluted / removed layers.
     """
+    if isinstance(checkpoint, dict):
+        _refuse_reference_checkpoint(checkpoint)
     state_dict = unwrap_state_dict(checkpoint)
     family = detect_source_family(state_dict)
     return {'state_dict': family.convert_source(state_dict),
@@ -141,6 +144,24 @@ def _check_lambda_done(checkpoint: dict, removed: List[int], done: List[int], or
             f'trains layers {diluted} with lambda = {lam:.4g} > 0 '
             f'(it reaches 0 at epoch {_REFERENCE_LAMBDA_END}): their attention still '
             f'contributes, so it is not a pruned model')
+
+
+def _refuse_reference_checkpoint(checkpoint: dict) -> None:
+    """Refuse a ``main_lambda.py`` checkpoint whose ``args`` name layers it diluted: read as
+    a plain DeiT, its attention would run at full strength (or be missing) in those layers."""
+    if 'args' not in checkpoint:
+        return
+    args = checkpoint['args']
+    fields = args if isinstance(args, dict) else getattr(args, '__dict__', None)
+    if not isinstance(fields, dict) or not ({'prune_layer', 'done_layer'} & set(fields)):
+        return  # e.g. DeiT's own training args
+    prune, done = _reference_args(checkpoint)
+    if prune or done:
+        raise ValueError(
+            f'a reference-code (lambda_vit) checkpoint: its args name diluted / removed layers '
+            f'(prune_layer={prune}, done_layer={done}), which a plain DeiT conversion would '
+            f'run at full attention; convert it with tools/convert/lambda_vit_to_nose.py '
+            f'(tools/convert/deit_to_mae.py --lambda-vit)')
 
 
 def convert_lambda_vit(checkpoint: dict, compensate: bool = True,

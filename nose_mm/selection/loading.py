@@ -191,9 +191,12 @@ class StreamedBatches:
         return len(self.dataloader)
 
     def __iter__(self):
+        # a segmentor's batches split by image size, as collect_batches splits them
+        split = same_size_groups if hasattr(self.model, 'decode_head') else (lambda d: [d])
         with torch.no_grad():
             for data in self.dataloader:
-                yield self.model.data_preprocessor(data, False)['inputs']
+                for group in split(data):
+                    yield self.model.data_preprocessor(group, False)['inputs']
 
 
 def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,

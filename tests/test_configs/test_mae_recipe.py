@@ -154,6 +154,20 @@ def test_demo_mae_dilutes_prunes_benchmarks_and_ranks(tmp_path):
     keys = _load(tmp_path / 'pruned.pth')['state_dict']
     assert not any(k.startswith(('backbone.layers.1.attn', 'backbone.layers.3.gamma_1'))
                    for k in keys)
+    # the pruned model computes the lam = 0 one (equal mIoU alone could come from a
+    # 3-iteration model predicting one class either way)
+    from mmengine.config import Config
+
+    from nose_mm.models.builder import build_model_from_cfg
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    lam0 = build_model_from_cfg(Config.fromfile(diluted), str(work / 'iter_3.pth'))
+    lam0.backbone.set_dilution_lam(0.0)
+    cut = build_model_from_cfg(Config.fromfile(pruned_cfg), str(tmp_path / 'pruned.pth'))
+    with torch.no_grad():
+        a, b = lam0(x, mode='tensor'), cut(x, mode='tensor')
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        lam0.backbone.set_dilution_lam(1.0)  # and the attention there mattered
+        assert not torch.allclose(lam0(x, mode='tensor'), b, atol=1e-4)
     test = tmp_path / 'runs' / 'pruned'
     pruned = run_tool('test.py', pruned_cfg, tmp_path / 'pruned.pth', '--work-dir', test)
     # the run validated its last weights at lam = 0: the pruned model scores the same

@@ -16,6 +16,9 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 VIT = dict(type='NoseVisionTransformer', img_size=32, patch_size=4, out_type='featmap',
            arch=dict(embed_dims=16, num_layers=5, num_heads=2, feedforward_channels=32),
            out_indices=(1, 3, 4), final_norm=True)
+# the authors' ADE20k backbone (BEiT block, fixed 8 x 8 grid), out_indices as the ViT's
+MAE = dict(type='NoseMAE', img_size=32, patch_size=4, embed_dims=16, num_layers=5,
+           num_heads=2, mlp_ratio=2, init_values=1.0, out_indices=[1, 3, 4], final_norm=True)
 # 3 stages of 2 blocks (layers 0-5): 8x8, 4x4, 2x2 tokens, one output per stage
 SWIN = dict(type='NoseSwinTransformer', arch=dict(embed_dims=8, depths=[2, 2, 2],
                                                   num_heads=[1, 2, 4]),
@@ -29,7 +32,7 @@ def build_segmentor(backbone, neck=True, seed=0):
 
     import nose_mm  # noqa: F401
     init_default_scope('mmseg')
-    vit = backbone['type'] == 'NoseVisionTransformer'
+    vit = backbone['type'] in ('NoseVisionTransformer', 'NoseMAE')
     channels = [16] * 3 if vit else [8, 16, 32]
     cfg = dict(type='EncoderDecoder', backbone=backbone,
                decode_head=dict(type='UPerHead', in_channels=channels, in_index=[0, 1, 2],
@@ -55,7 +58,7 @@ def _rows(x):
     return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
 
 
-@pytest.mark.parametrize('backbone', [VIT, SWIN], ids=['vit', 'swin'])
+@pytest.mark.parametrize('backbone', [VIT, SWIN, MAE], ids=['vit', 'swin', 'mae'])
 def test_adapter_reproduces_the_segmentor(backbone):
     model = build_segmentor(backbone)
     x = _images()
@@ -65,7 +68,8 @@ def test_adapter_reproduces_the_segmentor(backbone):
         seg = build_adapter(model, features='seg_logits')
         dense = build_adapter(model, features='dense')
         assert isinstance(seg, SegmentorAdapter) and seg.family.name == (
-            'vit' if backbone is VIT else 'swin')
+            {'NoseVisionTransformer': 'vit', 'NoseSwinTransformer': 'swin',
+             'NoseMAE': 'mae'}[backbone['type']])
         assert torch.allclose(seg.forward(x), _rows(logits), atol=1e-6)
         got = dense.forward(x)
         assert len(got) == len(outs)
@@ -75,7 +79,7 @@ def test_adapter_reproduces_the_segmentor(backbone):
     assert seg.forward(x).shape == (3 * logits.shape[2] * logits.shape[3], 5)
 
 
-@pytest.mark.parametrize('backbone', [VIT, SWIN], ids=['vit', 'swin'])
+@pytest.mark.parametrize('backbone', [VIT, SWIN, MAE], ids=['vit', 'swin', 'mae'])
 @pytest.mark.parametrize('features', ['seg_logits', 'dense'])
 def test_prefix_cache_matches_full_passes(backbone, features):
     """The cached evaluator (block inputs carrying the outputs so far) equals full passes."""
@@ -146,3 +150,29 @@ def test_a_family_without_dense_outputs_is_refused_with_its_name(monkeypatch):
     monkeypatch.setattr(SwinFamily, 'output_blocks', BackboneFamily.output_blocks)
     with pytest.raises(ValueError, match="family 'swin' does not declare its dense outputs"):
         build_adapter(build_segmentor(SWIN), features='dense')
+
+
+def test_mae_family_refuses_inputs_other_than_its_img_size():
+    """NoseMAE's position embedding and bias tables are fixed to img_size: other calibration
+    image sizes are one clear error (mmseg's forward fails on them too), not a traceback."""
+    adapter = build_adapter(build_segmentor(MAE), features='dense')
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r'runs on img_size \(32, 32\) inputs only .* '
+                                             r'got 32 x 40'):
+            adapter.forward(torch.zeros(1, 3, 32, 40))
+
+
+def test_streamed_calibration_batches_of_several_sizes_are_split_too():
+    """calibration_images='stream' splits a segmentor's batches by image size as the kept
+    batches are (mmseg's preprocessor refuses a test batch of several sizes)."""
+    from mmseg.models import SegDataPreProcessor
+
+    from nose_mm.selection.loading import StreamedBatches, collect_batches
+    model = build_segmentor(VIT)
+    model.data_preprocessor = SegDataPreProcessor()
+    g = torch.Generator().manual_seed(0)
+    loader = [dict(inputs=[torch.randint(0, 256, (3, *s), generator=g, dtype=torch.uint8)
+                           for s in ((32, 32), (32, 32), (32, 40))])]
+    kept, streamed = collect_batches(model, loader), list(StreamedBatches(model, loader))
+    assert [tuple(b.shape) for b in streamed] == [(2, 3, 32, 32), (1, 3, 32, 40)]
+    assert all(torch.equal(a, b) for a, b in zip(streamed, kept)) and len(kept) == 2

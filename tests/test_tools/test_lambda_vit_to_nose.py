@@ -222,3 +222,46 @@ def test_parse_layer_list():
     for bad in ('[0,1', '{0, 1}', 3, None, "['0']"):
         with pytest.raises(ValueError, match='x must be a list of ints'):
             parse_layer_list(bad, 'x')
+
+
+@pytest.mark.parametrize('tool_path', ['convert/deit_to_mmpretrain.py', 'convert/deit_to_mae.py'])
+def test_plain_deit_converters_refuse_a_reference_checkpoint(models, tmp_path, capsys,
+                                                             tool_path):
+    """A main_lambda.py file names its diluted layers in args: read as a plain DeiT (every
+    block's attention in the file, at full strength) it would be a wrong model."""
+    from tests.utils import import_tool
+    model, ema = models
+    tool = import_tool(tool_path)
+    src, dst = tmp_path / 'ckpt.pth', tmp_path / 'out.pth'
+    torch.save(_main_lambda_checkpoint(model, ema), src)
+    assert tool.main([str(src), str(dst)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('nose_mm: error: a reference-code (lambda_vit) checkpoint: its args '
+                          'name diluted / removed layers (prune_layer=[0, 2, 3], done_layer=[])')
+    assert 'lambda_vit_to_nose.py' in err and len(err.splitlines()) == 1
+    assert not dst.exists()
+    # an unpruned run of the reference code (empty sets) is a plain DeiT
+    torch.save(_main_lambda_checkpoint(model, ema, prune_layer='[]'), src)
+    assert tool.main([str(src), str(dst)] + (['--img-size', '32', '--num-heads', '2']
+                                             if tool_path.endswith('mae.py') else [])) == 0
+    assert dst.exists()
+
+
+def test_deit_to_mae_takes_the_reference_converters_final_flag(models, tmp_path, capsys):
+    """deit_to_mae.py --lambda-vit passes --final on: a file with no epoch (its attention
+    still in it) is refused naming --final, and converts with it."""
+    from tests.utils import import_tool
+    model, ema = models
+    tool = import_tool('convert/deit_to_mae.py')
+    checkpoint = _main_lambda_checkpoint(model, ema)
+    del checkpoint['epoch'], checkpoint['args']
+    src, dst = tmp_path / 'ckpt.pth', tmp_path / 'out.pth'
+    torch.save(checkpoint, src)
+    common = [str(src), str(dst), '--img-size', '32', '--num-heads', '2', '--lambda-vit',
+              '--removed-layers', '0', '2', '3']
+    assert tool.main(common) == 2
+    assert '--removed-layers 0 2 3 --final' in capsys.readouterr().err and not dst.exists()
+    assert tool.main(common + ['--final']) == 0
+    assert 'removed_layers=[0, 2, 3]' in capsys.readouterr().out
+    assert torch.load(dst, map_location='cpu', weights_only=False)['meta'][
+        'removed_layers'] == [0, 2, 3]

@@ -92,6 +92,27 @@ def test_both_task_criteria_select_the_zeroed_layers_first(digits_ade20k, tmp_pa
     assert "nose_mm: error: features 'seg_logits' read trained weights" in proc.stderr
 
 
+MAE_CFG = osp.join(REPO, 'configs', 'demo', 'upernet_mae-demo_digits-seg-64px.py')
+
+
+@pytest.mark.parametrize('features', ['seg_logits', 'dense'])
+def test_the_authors_recipe_backbone_selects_the_zeroed_layers_first(digits_ade20k, tmp_path,
+                                                                    features):
+    """The same through the tool on the NoseMAE UperNet (Feature2Pyramid) of the authors'
+    recipe: the MAE family gives the segmentor adapter its dense outputs."""
+    ckpt = _zeroed_checkpoint(tmp_path / 'mae.pth', MAE_CFG, [3, 0],
+                              **{'model.backbone.init_cfg': None})
+    out = tmp_path / f'{features}.json'
+    proc = run_tool('nose_select.py', MAE_CFG, ckpt, '-k', 2, '-n', 4, '--batch-size', 2,
+                    '--features', features, '--no-progress', '--out', out,
+                    '--cfg-options', *_data(digits_ade20k))
+    assert 'nose selection of 2 / 6 layers: [0, 3]' in proc.stdout
+    record = json.load(open(out))
+    assert record['selection'] == [0, 3] and record['task'] == 'segmentation'
+    te = dict(zip(record['candidates'], record['te_table'][0]))
+    assert te[0] == 0 and te[3] == 0 and all(te[i] != 0 for i in (1, 2, 4, 5))
+
+
 def test_hook_selects_densely_on_the_pretrained_backbone_of_a_segmentation_run(
         digits_ade20k, tmp_path):
     """NoseSelectionHook in a real Runner of the demo's seg dilution config: dense selection

@@ -1,7 +1,8 @@
 """Convert a DeiT / ViT checkpoint into the MAE / BEiT-style backbone of the authors' ADE20k recipe.
 
     python tools/convert/deit_to_mae.py SRC DST [--img-size 512] [--num-heads N]
-        [--no-qv-bias] [--lambda-vit [--removed-layers 0 1 3 4 6] [--ema]] [--trust-checkpoint]
+        [--no-qv-bias] [--lambda-vit [--removed-layers 0 1 3 4 6] [--ema] [--no-compensate]
+        [--final]] [--trust-checkpoint]
 
 SRC: an official / timm DeiT (``{'model': state_dict}``), an mmpretrain / nose_mm
 classifier checkpoint (``backbone.*`` keys; NOSE-pruned ones stay pruned, their
@@ -33,12 +34,20 @@ def parse_args(argv=None):
     parser.add_argument('--removed-layers', type=int, nargs='+', default=None,
                         help='with --lambda-vit: the removed layers (default: from the file)')
     parser.add_argument('--ema', action='store_true', help="with --lambda-vit: its model_ema")
+    parser.add_argument('--no-compensate', action='store_true',
+                        help='with --lambda-vit: trained without compensation (as '
+                        'tools/convert/lambda_vit_to_nose.py)')
+    parser.add_argument('--final', action='store_true',
+                        help='with --lambda-vit: SRC is a finished model (lambda = 0), as '
+                        'tools/convert/lambda_vit_to_nose.py --final')
     add_trust_checkpoint_arg(parser)
     args = parser.parse_args(argv)
     if len(args.img_size) > 2:
         parser.error(f'--img-size takes one or two sizes, got {args.img_size}')
-    if not args.lambda_vit and (args.removed_layers is not None or args.ema):
-        parser.error('--removed-layers and --ema go with --lambda-vit')
+    if not args.lambda_vit and (args.removed_layers is not None or args.ema or
+                                args.no_compensate or args.final):
+        parser.error('--removed-layers, --ema, --no-compensate and --final go with '
+                     '--lambda-vit')
     return args
 
 
@@ -47,7 +56,9 @@ def to_vit_checkpoint(checkpoint: dict, args) -> dict:
     from nose_mm.models.convert import (convert_deit_checkpoint, convert_lambda_vit,
                                         unwrap_state_dict)
     if args.lambda_vit:
-        return convert_lambda_vit(checkpoint, removed_layers=args.removed_layers, ema=args.ema)
+        return convert_lambda_vit(checkpoint, compensate=not args.no_compensate,
+                                  removed_layers=args.removed_layers, ema=args.ema,
+                                  final=args.final)
     state_dict = unwrap_state_dict(checkpoint)
     if any(k.startswith('backbone.') for k in state_dict):
         return {'state_dict': state_dict, 'meta': checkpoint.get('meta') or {}}

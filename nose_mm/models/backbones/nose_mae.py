@@ -337,6 +337,14 @@ class MAEFamily(BackboneFamily):
 
     def embed(self, backbone, inputs):
         x, hw_shape = backbone.patch_embed(inputs)
+        if tuple(hw_shape) != tuple(backbone.patch_shape):
+            # the position embedding and the bias tables are fixed to img_size (mmseg's
+            # forward fails on other sizes too; its slide inference feeds crops of it)
+            raise ValueError(
+                f'{type(backbone).__name__} runs on img_size {tuple(backbone.img_size)} inputs '
+                f'only (a {backbone.patch_shape[0]} x {backbone.patch_shape[1]} patch grid); '
+                f'got {inputs.shape[-2]} x {inputs.shape[-1]}: select on images of that size '
+                f'(e.g. a crop of it in the test pipeline the calibration images go through)')
         x = torch.cat((backbone.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
         if isinstance(backbone, MAE):  # BEiT has no absolute position embedding
             x = x + backbone.pos_embed
@@ -354,4 +362,13 @@ class MAEFamily(BackboneFamily):
 
     def patch_map(self, backbone, state, context):
         return _tokens_to_map(state, context)
+
+    def output_blocks(self, backbone):
+        # mmseg's forward takes an output after block i when ``i in out_indices``
+        return [i for i in range(len(backbone.layers)) if i in backbone.out_indices]
+
+    def output(self, backbone, index, state, context):
+        last = index == len(backbone.layers) - 1
+        x = backbone.norm1(state) if last and backbone.final_norm else state
+        return _tokens_to_map(x, context).contiguous()
 

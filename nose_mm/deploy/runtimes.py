@@ -13,7 +13,9 @@ times every (model, runtime) pair in the same rounds:
 * ``openvino``: the same ONNX file compiled by OpenVINO for ``CPU`` with
   ``INFERENCE_NUM_THREADS = threads`` (optional: ``requirements/deploy.txt``).
 
-Non-torch runtimes run on CPU, in fp32.
+Non-torch runtimes run on CPU, in fp32. The ONNX runtimes' output is compared with
+PyTorch's once, before the timing (:func:`.onnx_export.compare_outputs`, the export
+check's rule): a runtime that does not compute the model is refused, not timed.
 """
 import os.path as osp
 from typing import Callable, Optional
@@ -67,6 +69,7 @@ def runtime_forward(runtime: str, model: torch.nn.Module, x: torch.Tensor, work_
 
     Raises:
         ValueError: An unknown runtime.
+        ExportCheckError: The ONNX runtime's output differs from PyTorch's on ``x``.
     """
     threads = threads or torch.get_num_threads()
     if runtime == 'torch.compile':
@@ -82,20 +85,26 @@ def runtime_forward(runtime: str, model: torch.nn.Module, x: torch.Tensor, work_
     if runtime not in ('onnxruntime', 'openvino'):
         raise ValueError(f'runtime_forward runs torch.compile, onnxruntime or openvino, got '
                          f'{runtime!r}')
-    from .onnx_export import INPUT_NAME, export_onnx, ort_session
+    from .onnx_export import INPUT_NAME, _first_tensor, compare_outputs, export_onnx, ort_session
     path = osp.join(work_dir, f'{name}.onnx')
     export_onnx(model, path, x)
     feed = x.detach().cpu().numpy()
+    with torch.no_grad():  # what the timed runtime must compute (it is checked once)
+        ref = _first_tensor(model(x)).float().cpu().numpy()
     if runtime == 'onnxruntime':
         session = ort_session(path, threads)
+        compare_outputs(f'{name} ({path})', session.run(None, {INPUT_NAME: feed})[0], ref)
 
         def run_ort() -> None:
             session.run(None, {INPUT_NAME: feed})
 
         return run_ort
+    import numpy as np
     import openvino as ov
     compiled_model = ov.Core().compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads})
     request = compiled_model.create_infer_request()
+    compare_outputs(f'{name} ({path})', np.asarray(request.infer([feed])[0]), ref,
+                    runtime='openvino')
 
     def run_openvino() -> None:
         request.infer([feed])

@@ -121,3 +121,28 @@ def test_bad_runtime_is_one_line(runs):
         "onnxruntime, openvino")
     proc = run_tool('benchmark.py', BASE, '--runtime', 'onnxruntime', '--amp', check=False)
     assert proc.returncode == 2 and 'drop --amp' in proc.stderr
+
+
+@pytest.mark.parametrize('runtime', ['onnxruntime', 'openvino'])
+def test_a_runtime_that_does_not_compute_the_model_is_refused_not_timed(tmp_path, runtime):
+    import torch
+
+    from nose_mm.deploy import ExportCheckError
+    from nose_mm.deploy.runtimes import runtime_forward
+
+    class Drifting(torch.nn.Module):
+        """Python state the trace bakes in as a constant: the graph is another model."""
+
+        def __init__(self):
+            super().__init__()
+            self.calls, self.fc = 0, torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            self.calls += 1
+            return self.fc(x.flatten(1)) * self.calls
+
+    torch.manual_seed(0)
+    run_in = '' if runtime == 'onnxruntime' else f' \\(run in {runtime}\\)'
+    with pytest.raises(ExportCheckError, match=rf'^m \(.*m\.onnx\){run_in} does not compute the '
+                       r'PyTorch model: largest difference \S+ > tolerance'):
+        runtime_forward(runtime, Drifting().eval(), torch.randn(2, 1, 2, 2), str(tmp_path), 'm')

@@ -141,8 +141,10 @@ def collect_runs(paths: Sequence[str], depth: int = 2,
             if where and osp.isfile(osp.join(where, BENCHMARK_FILE)):
                 timing = read_timing(osp.join(where, BENCHMARK_FILE), results, runtime)
                 if isinstance(timing, str):
-                    if not results.seed_varies:  # a per-seed draw: its row takes the
-                        problems.append(timing)  # timing of the draw that was timed
+                    # a per-seed draw: its row takes the timing of the draw that was timed;
+                    # a benchmark.json that cannot be read is said in any case
+                    if isinstance(timing, Skipped) or not results.seed_varies:
+                        problems.append(timing)
                     continue
                 run.timing = timing
                 break

@@ -348,6 +348,17 @@ def test_resume_never_runs_the_config_text_saved_in_a_checkpoint(
 
 # ---------------------------------------------------------------- one line, not a traceback
 
+def test_a_seed_varies_key_that_may_not_vary_is_one_line_before_anything_moves(
+        capsys, digits, trained, tmp_path):
+    work = tmp_path / 'work'
+    shutil.copytree(trained, work)
+    message = error(capsys, 'train.py', BASE_CFG, '--work-dir', work,
+                    *tiny(digits, "seed_varies=['optim_wrapper.optimizer.lr']"))
+    assert message.startswith("seed_varies: 'optim_wrapper.optimizer.lr' may not vary between "
+                              "the seeds of one row")
+    assert message.endswith('(in the config)')
+    assert (work / 'results.json').is_file()  # the earlier record is left where it was
+
 @pytest.fixture(scope='module')
 def deit3_checkpoint(tmp_path_factory):
     """The demo DeiT-III model's weights, as a Runner checkpoint holds them."""

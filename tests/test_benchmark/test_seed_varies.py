@@ -51,6 +51,11 @@ def test_seed_varies_makes_one_row_over_the_drawn_sets(tiny_cifar100, tmp_path):
     assert row.removed_sets == [[0, 2], [1, 3]]
     assert row.img_per_s is not None and row.img_per_s > 0
     assert '| 2 sets: [0, 2], [1, 3] |' in render(tables, 'md')
+    # a runtime the file did not time is said, draws or not (the row has no timing)
+    tables, problems = build_leaderboard([str(tmp_path / 'work')], runtime='onnxruntime')
+    assert problems == [f'{work / "benchmark.json"}: not merged: times its models in torch, '
+                        f'not in onnxruntime']
+    assert [r.img_per_s for t in tables for r in t.rows] == [None]
     # a benchmark.json that cannot be read is said (and leaves the table), draws or not
     from nose_mm.benchmark.leaderboard import Skipped
     (work / 'benchmark.json').write_text('{"format": "nose_mm.benchmark", "version": 2')

@@ -79,13 +79,18 @@ def literal_config(text: str) -> Dict[str, Any]:
         tree = ast.parse(text, mode='exec')
     except SyntaxError as exc:
         raise ValueError(f'line {exc.lineno}: not valid Python ({exc.msg})') from None
+    except (RecursionError, MemoryError):
+        raise ValueError('nested too deeply to read') from None
     out: Dict[str, Any] = {}
     for node in tree.body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Name)):
             raise ValueError(f'line {node.lineno}: {type(node).__name__} is not '
                              f'`name = value`')
-        out[node.targets[0].id] = _literal(node.value)
+        try:
+            out[node.targets[0].id] = _literal(node.value)
+        except RecursionError:
+            raise ValueError(f'line {node.lineno}: nested too deeply to read') from None
     return out
 
 

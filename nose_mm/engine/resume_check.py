@@ -52,11 +52,12 @@ def _literal(node: ast.AST) -> Any:
             raise ValueError(f'line {node.lineno}: dict() of a {type(out).__name__}')
         out.update((k.arg, _literal(k.value)) for k in node.keywords)
         return out
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) and \
-            isinstance(node.operand, ast.Constant) and \
-            isinstance(node.operand.value, (int, float, complex)) and \
-            not isinstance(node.operand.value, bool):
-        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+    if isinstance(node, ast.Name) and node.id in ('inf', 'nan'):  # repr of such floats
+        return float(node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _literal(node.operand)
+        if isinstance(value, (int, float, complex)) and not isinstance(value, bool):
+            return -value if isinstance(node.op, ast.USub) else value
     raise ValueError(f'line {getattr(node, "lineno", "?")}: {type(node).__name__} is not a '
                      f'literal')
 

@@ -11,7 +11,8 @@ times every (model, runtime) pair in the same rounds:
 * ``onnxruntime``: the module exported by :func:`.onnx_export.export_onnx` (opset 17,
   dynamic batch) run by onnxruntime's CPU provider, ``threads`` intra-op threads;
 * ``openvino``: the same ONNX file compiled by OpenVINO for ``CPU`` with
-  ``INFERENCE_NUM_THREADS = threads`` (optional: ``requirements/deploy.txt``).
+  ``INFERENCE_NUM_THREADS = threads`` and ``INFERENCE_PRECISION_HINT = f32`` (its default
+  is bf16 on CPUs with bf16 units) (optional: ``requirements/deploy.txt``).
 
 Non-torch runtimes run on CPU, in fp32. The ONNX runtimes' output is compared with
 PyTorch's once, before the timing (:func:`.onnx_export.compare_outputs`, the export
@@ -114,7 +115,10 @@ def runtime_forward(runtime: str, model: torch.nn.Module, x: torch.Tensor, work_
 
         return run_ort
     import openvino as ov
-    compiled_model = ov.Core().compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads})
+    # fp32 as the other runtimes: OpenVINO's CPU plugin otherwise infers in bf16 on CPUs
+    # that have it (AMX / AVX512-BF16, as this project's Xeon: ~1e-2 from PyTorch)
+    compiled_model = ov.Core().compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads,
+                                                           'INFERENCE_PRECISION_HINT': 'f32'})
     request = compiled_model.create_infer_request()
     check(request.infer([feed])[0])
 

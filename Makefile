@@ -23,7 +23,7 @@ test-all: test  ## kept as an alias of `make test`
 wheelhouse:  ## every wheel of the environment in DIR (default wheelhouse/), for offline machines
 	PYTHON=$(PY) bash tools/build_wheelhouse.sh $(or $(DIR),wheelhouse)
 
-gpu-check: setup  ## the GPU checks (tools/gpu_check.sh), offline, under 8 minutes
+gpu-check: setup  ## the GPU checks (tools/gpu_check.sh), offline, 8-minute limit
 	PYTHON=$(PY) bash tools/gpu_check.sh
 
 lint: setup

@@ -14,7 +14,8 @@ PY=${PYTHON:-.venv/bin/python}
 REQ=requirements
 mkdir -p "$DIR"
 "$PY" -m pip download --disable-pip-version-check -d "$DIR" -c "$REQ/constraints.txt" \
-  -r "$REQ/torch.txt" -r "$REQ/build.txt" -r "$REQ/runtime.txt" -r "$REQ/tests.txt"
+  -r "$REQ/torch.txt" -r "$REQ/build.txt" -r "$REQ/runtime.txt" -r "$REQ/deploy.txt" \
+  -r "$REQ/tests.txt"
 if ls "${MMCV_WHEEL_DIR:-/nonexistent}"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
   cp "$MMCV_WHEEL_DIR"/mmcv-2.1.0-*.whl "$DIR"/
 else

@@ -87,15 +87,17 @@ def _losses(work):
 
 def _equal_weights(a, b):
     import torch
-    wa, wb = (torch.load(p, map_location='cpu', weights_only=False)['state_dict'] for p in (a, b))
+
+    from nose_mm.checkpoint import load_checkpoint_file  # never torch.load of a file
+    wa, wb = (load_checkpoint_file(p)['state_dict'] for p in (a, b))
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def resume_check(out, device):
     """Step 3: the resumed AMP run repeats the uninterrupted one; returns its summary."""
     import numpy as np
-    import torch
 
+    from nose_mm.checkpoint import load_checkpoint_file, save_checkpoint_file
     from nose_mm.datasets import write_cifar100
     rng = np.random.default_rng(0)
     root = osp.join(out, 'cifar100')
@@ -115,7 +117,7 @@ def resume_check(out, device):
     expected, resumed = _losses(full), _losses(cut)
     same_losses = sorted(resumed) == [7, 8] and all(resumed[i] == expected[i] for i in resumed)
     same_weights = _equal_weights(osp.join(full, 'iter_8.pth'), osp.join(cut, 'iter_8.pth'))
-    saved = torch.load(osp.join(full, 'iter_6.pth'), map_location='cpu', weights_only=False)
+    saved = load_checkpoint_file(osp.join(full, 'iter_6.pth'))
     result = {'losses_full': expected, 'losses_resumed': resumed,
               'same_losses': same_losses, 'same_weights': same_weights,
               'cuda_state_saved': 'cuda' in saved.get('random_states', {}),
@@ -124,7 +126,7 @@ def resume_check(out, device):
         del saved['random_states']['cuda']
         stale = osp.join(out, 'resume_stale')
         os.makedirs(stale, exist_ok=True)
-        torch.save(saved, osp.join(stale, 'iter_6.pth'))
+        save_checkpoint_file(saved, osp.join(stale, 'iter_6.pth'))
         time.sleep(1.0)
         _run('train_without_cuda_state', ['train.py', RESUME_CONFIG, '--work-dir', stale,
                                           '--resume', osp.join(stale, 'iter_6.pth'), *opts],

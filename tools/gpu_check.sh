@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The checks only a GPU can make, offline, in under 8 minutes (tools/gpu_check.py says what):
+# The checks only a GPU can make, offline, stopped after 8 minutes (GPU_CHECK_TIMEOUT;
+# not yet timed on a GPU; tools/gpu_check.py says what):
 #   bash tools/gpu_check.sh [--device cuda|cpu] [--out DIR] [--budget-gb 80] ...
 # Its environment from a folder of wheels, no registry needed (benchmarks/README.md):
 #   PIP_NO_INDEX=1 PIP_FIND_LINKS=WHEELS MMCV_WHEEL_DIR=WHEELS bash tools/setup_env.sh

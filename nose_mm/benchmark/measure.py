@@ -332,7 +332,8 @@ def compare_models(models: Sequence[torch.nn.Module], batch_size: int = 8,
             for i, model in enumerate(models):
                 x = _inputs(model, batch_size, hw, dev)
                 fns[r, i] = _forward_fn(model, x, dev, precision) if runtime == 'torch' else \
-                    runtime_forward(runtime, model, x, work_dir, f'model{i}',
+                    runtime_forward(runtime, model, x, work_dir,  # named as the report does
+                                    f'model-{chr(97 + i) if i < 26 else f"m{i + 1}"}',
                                     torch.get_num_threads())
         times = time_interleaved(fns, repeats=repeats, warmup=warmup, clock=CLOCKS[clock],
                                  rotate=True)

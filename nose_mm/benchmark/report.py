@@ -81,6 +81,10 @@ def run_benchmark(configs: Sequence[Tuple[Any, Optional[str]]], batch_size: int 
     if memory_budget_gb is not None and not (memory_budget_gb > 0 and memory):
         raise ValueError(f'the memory budget must be a positive number of GiB, with memory '
                          f'measured, got {memory_budget_gb!r}')
+    if memory_budget_gb is not None and 'torch' not in runtimes:
+        raise ValueError(f'the working load (memory budget) is measured on the torch model: '
+                         f'add torch to the runtimes, got {", ".join(runtimes)}')
+    memory = memory and 'torch' in runtimes  # memory is measured on the torch entries only
     attention = list(dict.fromkeys(attention)) if memory else []
     if img_size:
         hw, size_source = _hw(tuple(img_size)), 'given'

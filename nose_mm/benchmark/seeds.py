@@ -39,8 +39,13 @@ _VARIABLE_MODEL_FIELDS = ('removed_layers', 'diluted_layers')
 def seed_varies(cfg: Any) -> List[str]:
     """The config's ``seed_varies`` keys (``[]`` when it has none).
 
+    Only the layer sets a selection draws may vary (``model.backbone.`` + one of
+    :data:`_VARIABLE_MODEL_FIELDS`): any other key would leave ``config_sha256_noseed``
+    while the rest of the identity cannot tell its values apart, so runs that differ in
+    it (another learning rate...) would be averaged as seeds of one model.
+
     Raises:
-        ValueError: Not a list of dotted config keys.
+        ValueError: Not a list of dotted config keys, or a key that may not vary.
     """
     value = cfg.get(SEED_VARIES_KEY) if hasattr(cfg, 'get') else None
     if value is None:
@@ -49,6 +54,12 @@ def seed_varies(cfg: Any) -> List[str]:
                                                        for k in value):
         raise ValueError(f'{SEED_VARIES_KEY} must be a list of dotted config keys such as '
                          f'["model.backbone.removed_layers"], got {value!r}')
+    allowed = [f'model.backbone.{f}' for f in _VARIABLE_MODEL_FIELDS]
+    bad = [k for k in value if k not in allowed]
+    if bad:
+        raise ValueError(f'{SEED_VARIES_KEY}: {bad[0]!r} may not vary between the seeds of '
+                         f'one row (runs differing in it would be averaged as replicates); '
+                         f'allowed: {", ".join(allowed)}')
     return list(value)
 
 

@@ -6,7 +6,9 @@ What ``tools/deploy/export.py`` does, in plain functions: build the measured mod
 (:func:`preprocessing`), and compare onnxruntime with PyTorch once
 (:func:`.onnx_export.check_onnx`). Usage: ``docs/deploy.md``.
 """
+import contextlib
 import datetime
+import os
 import os.path as osp
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -162,8 +164,9 @@ def export_config(cfg: Any, checkpoint: Optional[str], out: str, part: str = 'mo
 
     Raises:
         ExportCheckError: The check failed (the largest difference is named) or could
-            not compare anything; both files are written (the JSON records the failed
-            check), so they can be inspected.
+            not compare anything; ``out`` is left as it was, the failed export and its
+            JSON (recording the failed check) are written beside it as
+            ``<out>.check-failed.onnx`` / ``.json``, for inspection.
         ValueError: Bad sizes.
     """
     for name, value in (('export_batch', export_batch), ('check_batch', check_batch)):
@@ -176,25 +179,40 @@ def export_config(cfg: Any, checkpoint: Optional[str], out: str, part: str = 'mo
     metadata['check'] = {'atol': atol, 'rtol': rtol, 'rule': 'max |onnxruntime - torch| <= '
                          'atol + rtol * max |torch|', 'runtime': 'onnxruntime '
                          + onnxruntime.__version__, 'batch': check_batch}
-    nodes = export_onnx(model, out, example_inputs(channels, hw, export_batch, seed), metadata)
+    # checked under another name: a file that fails never replaces ``out`` (nor a good
+    # export already there), it stays beside it as ``*.check-failed.onnx``
+    stem, ext = osp.splitext(out)
+    trial = f'{stem}.checking{ext}' if check else out
+    nodes = export_onnx(model, trial, example_inputs(channels, hw, export_batch, seed),
+                        metadata)
     metadata['graph'] = nodes
     result, error = None, None
     if check:
+        failed = f'{stem}.check-failed{ext}'
         try:
-            result = check_onnx(out, model, example_inputs(channels, hw, check_batch, seed + 1),
+            result = check_onnx(trial, model, example_inputs(channels, hw, check_batch,
+                                                             seed + 1),
                                 atol, rtol, raise_on_fail=False)
         except ExportCheckError as exc:  # a check that could not run: recorded, then raised
-            error = exc
-            metadata['check']['error'] = str(exc)
+            error = ExportCheckError(str(exc).replace(trial, failed))
+            metadata['check']['error'] = str(error)
+        except BaseException:  # no half-checked file left behind
+            with contextlib.suppress(OSError):
+                os.remove(trial)
+            raise
         else:
             metadata['check'].update(asdict(result))
             if not result.ok:
-                error = ExportCheckError(failure_message(out, result, atol, rtol))
+                error = ExportCheckError(failure_message(failed, result, atol, rtol))
+        if error is not None:
+            os.replace(trial, failed)
+            atomic_write_json(sidecar_path(failed), metadata)
+            raise ExportCheckError(f'{error}; {out!r} was not written (left as it was), the '
+                                   f'failed export is {failed!r} with {sidecar_path(failed)!r}')
+        os.replace(trial, out)
     else:
         metadata['check'] = None
     sidecar = sidecar_path(out)
     atomic_write_json(sidecar, metadata)
-    if error is not None:
-        raise error
     return ExportResult(onnx=out, sidecar=sidecar, nodes=nodes, check=result,
                         metadata=metadata)

@@ -36,7 +36,7 @@ from nose_mm.utils.fileio import atomic_write
 __all__ = [
     'OPSET', 'ATOL', 'RTOL', 'METADATA_KEY', 'ExportCheckError', 'CheckResult',
     'static_adaptive_pools', 'export_onnx', 'read_metadata', 'attention_nodes', 'ort_session',
-    'check_onnx', 'failure_message'
+    'check_onnx', 'compare_outputs', 'failure_message'
 ]
 
 #: ONNX opset of the export (the one measured with onnxruntime and OpenVINO here).
@@ -290,27 +290,38 @@ def check_onnx(path: str, model: nn.Module, inputs: torch.Tensor, atol: float = 
     with torch.no_grad():
         ref = _first_tensor(model.eval()(inputs)).float().cpu().numpy()
     got = ort_session(path).run(None, {INPUT_NAME: inputs.cpu().numpy()})[0]
+    return compare_outputs(path, got, ref, atol, rtol, raise_on_fail)
+
+
+def compare_outputs(path: str, got: np.ndarray, ref: np.ndarray, atol: float = ATOL,
+                    rtol: float = RTOL, raise_on_fail: bool = True,
+                    runtime: str = 'onnxruntime') -> CheckResult:
+    """Compare ``runtime``'s output of ``path`` (``got``) with PyTorch's (``ref``) on one
+    batch: :func:`check_onnx`'s rule and errors (its arguments)."""
+    batch = int(ref.shape[0]) if ref.ndim else 1
     if got.shape != ref.shape:
-        raise ExportCheckError(f'{path}: onnxruntime output has shape {list(got.shape)}, '
-                               f'PyTorch {list(ref.shape)} (batch {inputs.shape[0]})')
+        raise ExportCheckError(f'{path}: {runtime} output has shape {list(got.shape)}, '
+                               f'PyTorch {list(ref.shape)} (batch {batch})')
     diff = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
     max_ref = float(np.max(np.abs(ref))) if ref.size else 0.0
     if max_ref == 0.0:  # both zero would pass and prove nothing
         raise ExportCheckError(
             f'{path}: the PyTorch model outputs only zeros on the check batch (random weights '
             f'with a zero-initialised head?), so the comparison would prove nothing; pass a '
-            f'checkpoint, or --no-check to export without the check')
+            f'checkpoint (tools/deploy/export.py: or --no-check to export without the check)')
     tol = atol + rtol * max_ref
     ok = bool(np.isfinite(diff) and diff <= tol)
     result = CheckResult(max_abs_diff=diff, tolerance=tol, max_abs_ref=max_ref,
-                         batch_size=int(inputs.shape[0]), ok=ok)
+                         batch_size=batch, ok=ok)
     if not ok and raise_on_fail:
-        raise ExportCheckError(failure_message(path, result, atol, rtol))
+        raise ExportCheckError(failure_message(path, result, atol, rtol, runtime))
     return result
 
 
-def failure_message(path: str, result: CheckResult, atol: float, rtol: float) -> str:
+def failure_message(path: str, result: CheckResult, atol: float, rtol: float,
+                    runtime: str = 'onnxruntime') -> str:
     """The one line of a failed :func:`check_onnx` (the largest difference, the tolerance)."""
-    return (f'{path} does not compute the PyTorch model: largest difference '
+    run_in = '' if runtime == 'onnxruntime' else f' (run in {runtime})'
+    return (f'{path}{run_in} does not compute the PyTorch model: largest difference '
             f'{result.max_abs_diff:.3g} > tolerance {result.tolerance:.3g} (atol {atol:g} + '
             f'rtol {rtol:g} x max |output| {result.max_abs_ref:.3g}), batch {result.batch_size}')

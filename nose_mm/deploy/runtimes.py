@@ -11,13 +11,20 @@ times every (model, runtime) pair in the same rounds:
 * ``onnxruntime``: the module exported by :func:`.onnx_export.export_onnx` (opset 17,
   dynamic batch) run by onnxruntime's CPU provider, ``threads`` intra-op threads;
 * ``openvino``: the same ONNX file compiled by OpenVINO for ``CPU`` with
-  ``INFERENCE_NUM_THREADS = threads`` (optional: ``requirements/deploy.txt``).
+  ``INFERENCE_NUM_THREADS = threads`` and ``INFERENCE_PRECISION_HINT = f32`` (its default
+  is bf16 on CPUs with bf16 units) (optional: ``requirements/deploy.txt``).
 
-Non-torch runtimes run on CPU, in fp32.
+Non-torch runtimes run on CPU, in fp32. The ONNX runtimes' output is compared with
+PyTorch's once, before the timing (:func:`.onnx_export.compare_outputs`, the export
+check's rule): a runtime that does not compute the model is refused, not timed (a model
+whose output is all zeros, random weights with a zero-initialised head, cannot be
+checked so: a warning says it).
 """
 import os.path as osp
-from typing import Callable, Optional
+import sys
+from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 
 from nose_mm.benchmark.records import RUNTIMES
@@ -67,6 +74,7 @@ def runtime_forward(runtime: str, model: torch.nn.Module, x: torch.Tensor, work_
 
     Raises:
         ValueError: An unknown runtime.
+        ExportCheckError: The ONNX runtime's output differs from PyTorch's on ``x``.
     """
     threads = threads or torch.get_num_threads()
     if runtime == 'torch.compile':
@@ -82,20 +90,37 @@ def runtime_forward(runtime: str, model: torch.nn.Module, x: torch.Tensor, work_
     if runtime not in ('onnxruntime', 'openvino'):
         raise ValueError(f'runtime_forward runs torch.compile, onnxruntime or openvino, got '
                          f'{runtime!r}')
-    from .onnx_export import INPUT_NAME, export_onnx, ort_session
+    from .onnx_export import INPUT_NAME, _first_tensor, compare_outputs, export_onnx, ort_session
     path = osp.join(work_dir, f'{name}.onnx')
     export_onnx(model, path, x)
     feed = x.detach().cpu().numpy()
+    with torch.no_grad():  # what the timed runtime must compute (it is checked once)
+        ref = _first_tensor(model(x)).float().cpu().numpy()
+    checkable = bool(ref.size and np.abs(ref).max() > 0)
+    if not checkable:  # random weights of a zero-initialised head: equal zeros prove nothing
+        print(f'nose_mm: warning: {name}: PyTorch\'s output is all zeros (random weights with '
+              f'a zero-initialised head?), so its {runtime} output is timed unchecked; pass a '
+              f'checkpoint to check it', file=sys.stderr)
+
+    def check(got: Any) -> None:
+        if checkable:
+            compare_outputs(f'{name} ({path})', np.asarray(got), ref, runtime=runtime)
+
     if runtime == 'onnxruntime':
         session = ort_session(path, threads)
+        check(session.run(None, {INPUT_NAME: feed})[0])
 
         def run_ort() -> None:
             session.run(None, {INPUT_NAME: feed})
 
         return run_ort
     import openvino as ov
-    compiled_model = ov.Core().compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads})
+    # fp32 as the other runtimes: OpenVINO's CPU plugin otherwise infers in bf16 on CPUs
+    # that have it (AMX / AVX512-BF16, as this project's Xeon: ~1e-2 from PyTorch)
+    compiled_model = ov.Core().compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads,
+                                                           'INFERENCE_PRECISION_HINT': 'f32'})
     request = compiled_model.create_infer_request()
+    check(request.infer([feed])[0])
 
     def run_openvino() -> None:
         request.infer([feed])

@@ -146,10 +146,14 @@ def collect_batches(model: torch.nn.Module, dataloader: Any) -> List[torch.Tenso
         preprocessor pads them as before).
     """
     model = get_ori_model(model)
-    split = same_size_groups if hasattr(model, 'decode_head') else (lambda data: [data])
     with torch.no_grad():
-        return [model.data_preprocessor(group, False)['inputs'] for data in dataloader
-                for group in split(data)]
+        return [inputs for data in dataloader for inputs in _preprocessed(model, data)]
+
+
+def _preprocessed(model: torch.nn.Module, data: Any) -> List[torch.Tensor]:
+    """The preprocessed input batches of one collated batch (a segmentor's: one per size)."""
+    split = same_size_groups if hasattr(model, 'decode_head') else (lambda data: [data])
+    return [model.data_preprocessor(group, False)['inputs'] for group in split(data)]
 
 
 def same_size_groups(data: Any) -> List[Any]:
@@ -191,12 +195,9 @@ class StreamedBatches:
         return len(self.dataloader)
 
     def __iter__(self):
-        # a segmentor's batches split by image size, as collect_batches splits them
-        split = same_size_groups if hasattr(self.model, 'decode_head') else (lambda d: [d])
         with torch.no_grad():
-            for data in self.dataloader:
-                for group in split(data):
-                    yield self.model.data_preprocessor(group, False)['inputs']
+            for data in self.dataloader:  # as collect_batches (a segmentor's: one per size)
+                yield from _preprocessed(self.model, data)
 
 
 def prepare_calibration(cfg: Any, checkpoint: Optional[str], num_samples: int,

@@ -51,5 +51,22 @@ def test_seed_varies_makes_one_row_over_the_drawn_sets(tiny_cifar100, tmp_path):
     assert row.removed_sets == [[0, 2], [1, 3]]
     assert row.img_per_s is not None and row.img_per_s > 0
     assert '| 2 sets: [0, 2], [1, 3] |' in render(tables, 'md')
+    # a runtime the file did not time is said, draws or not (the row has no timing)
+    tables, problems = build_leaderboard([str(tmp_path / 'work')], runtime='onnxruntime')
+    assert problems == [f'{work / "benchmark.json"}: not merged: times its models in torch, '
+                        f'not in onnxruntime']
+    assert [r.img_per_s for t in tables for r in t.rows] == [None]
+    # a benchmark.json that cannot be read is said (and leaves the table), draws or not
+    from nose_mm.benchmark.leaderboard import Skipped
+    (work / 'benchmark.json').write_text('{"format": "nose_mm.benchmark", "version": 2')
+    tables, problems = build_leaderboard([str(tmp_path / 'work')])
+    (problem, ) = problems  # both draws read it: said once
+    assert isinstance(problem, Skipped)
+    assert problem.startswith(f'{work / "benchmark.json"}: not merged: ')
     with pytest.raises(ValueError, match='seed_varies must be a list of dotted config keys'):
         seed_varies({'seed_varies': 'model.backbone.removed_layers'})
+    # only the drawn layer sets may vary: another key would average other models as seeds
+    with pytest.raises(ValueError, match=r"^seed_varies: 'optim_wrapper.optimizer.lr' may not "
+                       r"vary between the seeds of one row .*allowed: "
+                       r"model.backbone.removed_layers, model.backbone.diluted_layers$"):
+        seed_varies({'seed_varies': ['optim_wrapper.optimizer.lr']})

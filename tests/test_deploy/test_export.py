@@ -97,10 +97,27 @@ def test_export_refuses_a_check_that_cannot_fail(tmp_path):
     """Random init: the demo head is zero-initialised, so both outputs would be 0."""
     proc = run_tool('deploy/export.py', PRUNED, '--out', tmp_path / 'z.onnx', check=False)
     assert proc.returncode == 2 and 'outputs only zeros' in proc.stderr
-    assert osp.isfile(tmp_path / 'z.json') and 'error' in json.loads(
-        (tmp_path / 'z.json').read_text())['check']
+    assert not osp.exists(tmp_path / 'z.onnx') and not osp.exists(tmp_path / 'z.json')
+    assert osp.isfile(tmp_path / 'z.check-failed.onnx') and 'error' in json.loads(
+        (tmp_path / 'z.check-failed.json').read_text())['check']
     proc = run_tool('deploy/export.py', PRUNED, '--out', tmp_path / 'n.onnx', '--no-check')
     assert proc.returncode == 0 and osp.isfile(tmp_path / 'n.onnx')
+
+
+def test_a_failing_export_leaves_the_good_one_in_place(exports):
+    """Exporting again over a checked file, with weights whose check fails: the checked
+    file and its JSON stay as they were; the failed export lies beside them."""
+    run = exports['pruned']
+    before = {p: open(p, 'rb').read() for p in (run['onnx'], run['onnx'][:-5] + '.json')}
+    proc = run_tool('deploy/export.py', PRUNED, '--out', run['onnx'], '--threads', 1,
+                    check=False)  # random weights: the zero head, a check that cannot pass
+    line = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and line.startswith('nose_mm: error: ')
+    assert line.endswith(f"; {run['onnx']!r} was not written (left as it was), the failed "
+                         f"export is {run['onnx'][:-5] + '.check-failed.onnx'!r} with "
+                         f"{run['onnx'][:-5] + '.check-failed.json'!r}")
+    assert {p: open(p, 'rb').read() for p in before} == before
+    assert not osp.exists(run['onnx'][:-5] + '.checking.onnx')
 
 
 @pytest.mark.parametrize('in_hw,out', [((4, 4), 3), ((7, 5), (6, 2)), ((16, 16), 6)])

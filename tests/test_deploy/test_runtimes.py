@@ -121,3 +121,47 @@ def test_bad_runtime_is_one_line(runs):
         "onnxruntime, openvino")
     proc = run_tool('benchmark.py', BASE, '--runtime', 'onnxruntime', '--amp', check=False)
     assert proc.returncode == 2 and 'drop --amp' in proc.stderr
+
+
+@pytest.mark.parametrize('runtime', ['onnxruntime', 'openvino'])
+def test_a_runtime_that_does_not_compute_the_model_is_refused_not_timed(tmp_path, runtime,
+                                                                        capsys):
+    import torch
+
+    from nose_mm.deploy import ExportCheckError
+    from nose_mm.deploy.runtimes import runtime_forward
+
+    class Drifting(torch.nn.Module):
+        """Python state the trace bakes in as a constant: the graph is another model."""
+
+        def __init__(self):
+            super().__init__()
+            self.calls, self.fc = 0, torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            self.calls += 1
+            return self.fc(x.flatten(1)) * self.calls
+
+    torch.manual_seed(0)
+    run_in = '' if runtime == 'onnxruntime' else f' \\(run in {runtime}\\)'
+    with pytest.raises(ExportCheckError, match=rf'^m \(.*m\.onnx\){run_in} does not compute the '
+                       r'PyTorch model: largest difference \S+ > tolerance'):
+        runtime_forward(runtime, Drifting().eval(), torch.randn(2, 1, 2, 2), str(tmp_path), 'm')
+    # all-zero outputs (random weights, zero-initialised head) cannot be checked: said
+    zero = Drifting().eval()
+    torch.nn.init.zeros_(zero.fc.weight)
+    torch.nn.init.zeros_(zero.fc.bias)
+    capsys.readouterr()
+    runtime_forward(runtime, zero, torch.randn(2, 1, 2, 2), str(tmp_path), 'z')()
+    assert capsys.readouterr().err == (
+        f"nose_mm: warning: z: PyTorch's output is all zeros (random weights with a "
+        f"zero-initialised head?), so its {runtime} output is timed unchecked; pass a "
+        f"checkpoint to check it\n")
+
+
+def test_the_working_load_needs_the_torch_runtime(tmp_path):
+    proc = run_tool('benchmark.py', BASE, '--runtime', 'onnxruntime', '--memory-budget-gb', 1,
+                    check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        'nose_mm: error: the working load (memory budget) is measured on the torch model: '
+        'add torch to the runtimes, got onnxruntime')

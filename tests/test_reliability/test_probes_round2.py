@@ -326,7 +326,38 @@ def test_resume_with_changes_when_asked_explicitly(capsys, digits, nose_run, tmp
     assert (work / 'epoch_2.pth').is_file()
 
 
+@pytest.mark.parametrize('key', ['cfg', 'config'])
+def test_resume_never_runs_the_config_text_saved_in_a_checkpoint(
+        capsys, digits, nose_run, tmp_path, key):
+    cfg, trained_work = nose_run
+    work, marker = tmp_path / 'work', tmp_path / 'ran'
+    shutil.copytree(trained_work, work)
+    ckpt = work / 'epoch_1.pth'
+    checkpoint = torch.load(ckpt, map_location='cpu', weights_only=False)  # the test's own
+    checkpoint['meta'][key] = (checkpoint['meta']['cfg'] if key == 'config' else '') + \
+        f"\nx = __import__('os').system('touch {marker}')\n"
+    torch.save(checkpoint, ckpt)
+    (work / 'last_checkpoint').write_text(str(ckpt))
+    message = error(capsys, 'train.py', cfg, '--work-dir', work, '--resume',
+                    *tiny(digits, 'train_cfg.max_epochs=2'))
+    assert message.startswith(f"cannot resume from '{ckpt}': the config saved in it "
+                              f"(meta['{key}']) is not plain config data (line "), message
+    assert 'nose_mm never runs code from a checkpoint' in message
+    assert not marker.exists()
+
+
 # ---------------------------------------------------------------- one line, not a traceback
+
+def test_a_seed_varies_key_that_may_not_vary_is_one_line_before_anything_moves(
+        capsys, digits, trained, tmp_path):
+    work = tmp_path / 'work'
+    shutil.copytree(trained, work)
+    message = error(capsys, 'train.py', BASE_CFG, '--work-dir', work,
+                    *tiny(digits, "seed_varies=['optim_wrapper.optimizer.lr']"))
+    assert message.startswith("seed_varies: 'optim_wrapper.optimizer.lr' may not vary between "
+                              "the seeds of one row")
+    assert message.endswith('(in the config)')
+    assert (work / 'results.json').is_file()  # the earlier record is left where it was
 
 @pytest.fixture(scope='module')
 def deit3_checkpoint(tmp_path_factory):

@@ -144,6 +144,24 @@ def test_calibration_batches_of_several_image_sizes_are_split():
         [dict(inputs=inputs[:2], data_samples=['a', 'b'])]
 
 
+def test_streamed_calibration_batches_are_split_as_the_kept_ones():
+    """calibration_images='stream' (the reference preset) reads a segmentor's batches of
+    several image sizes as collect_batches does, one batch per size, not one failing stack."""
+    from mmseg.registry import MODELS
+
+    from nose_mm.selection.loading import StreamedBatches, collect_batches
+    model = build_segmentor(VIT)
+    model.data_preprocessor = MODELS.build(dict(type='SegDataPreProcessor', mean=[1., 2., 3.],
+                                                std=[2., 2., 2.], bgr_to_rgb=True))
+    gen = torch.Generator().manual_seed(0)
+    loader = [dict(inputs=[torch.randint(0, 256, (3, *hw), generator=gen, dtype=torch.uint8)
+                           for hw in ((32, 32), (32, 32), (32, 24), (32, 32))])]
+    kept = collect_batches(model, loader)
+    assert [tuple(b.shape) for b in kept] == [(2, 3, 32, 32), (1, 3, 32, 24), (1, 3, 32, 32)]
+    streamed = list(StreamedBatches(model, loader))
+    assert len(streamed) == 3 and all(torch.equal(a, b) for a, b in zip(streamed, kept))
+
+
 def test_a_family_without_dense_outputs_is_refused_with_its_name(monkeypatch):
     from nose_mm.models.backbones.nose_swin import SwinFamily
     from nose_mm.models.family import BackboneFamily

@@ -38,3 +38,18 @@ def test_gpu_check_wrapper_and_refusal():
         proc = run_tool('gpu_check.py', '--device', 'cuda', check=False)
         assert proc.returncode == 2
         assert 'nose_mm: error: --device cuda, but CUDA is not available here' in proc.stderr
+
+
+def test_the_wheelhouse_holds_every_requirement_setup_installs():
+    """tools/setup_env.sh installs offline from tools/build_wheelhouse.sh's folder
+    (PIP_NO_INDEX): every requirements file it installs must be downloaded there
+    (mmcv.txt: both take a prebuilt wheel or build it)."""
+    import re
+    from pathlib import Path
+
+    def files(script):
+        return set(re.findall(r'-r "\$REQ/([\w.]+)"', Path(REPO, 'tools', script).read_text()))
+
+    installed = files('setup_env.sh')
+    assert {'torch.txt', 'runtime.txt', 'deploy.txt', 'tests.txt', 'mmcv.txt'} <= installed
+    assert files('build_wheelhouse.sh') == installed

@@ -11,7 +11,8 @@ size, the config's test pipeline), the exporter, the graph's attention node coun
 and the check. The check runs the file once in onnxruntime on a random batch of
 another size than the export's and compares with PyTorch: it passes when
 max |onnxruntime - torch| <= atol + rtol * max |torch|; otherwise the tool exits
-with status 2 naming the largest difference (the files stay for inspection).
+with status 2 naming the largest difference: MODEL.onnx / MODEL.json are left as
+they were, the failed export is kept as MODEL.check-failed.onnx / .json.
 Weights are random without CHECKPOINT. What is exported is what
 ``tools/benchmark.py`` times (``benchmarks/README.md``); details: ``docs/deploy.md``.
 """

@@ -13,7 +13,7 @@ from ..info import BENCHMARK_FILE, RESULTS_FILE
 from ..records import BenchmarkRecord, MeasuredModel, RecordError, Reference, ResultsRecord
 from ..seeds import parse_seed_folder
 
-__all__ = ['Skipped', 'read_timing', 'collect_runs', 'load_reference']
+__all__ = ['Skipped', 'OtherModel', 'read_timing', 'collect_runs', 'load_reference']
 
 REFERENCE_FORMAT = 'nose_mm.reference'
 #: A ``benchmark.json`` and its measured model that is a run's model.
@@ -22,6 +22,11 @@ Timing = Tuple[BenchmarkRecord, MeasuredModel]
 
 class Skipped(str):
     """A problem that leaves an input out of the leaderboard (the text names the file)."""
+
+
+class OtherModel(str):
+    """A ``benchmark.json`` beside a run that times other models than the run's (a warning;
+    expected for the draws of a ``seed_varies`` row but the one timed)."""
 
 
 def stale_checkpoint(results: ResultsRecord) -> Optional[str]:
@@ -102,7 +107,10 @@ def read_timing(path: str, results: ResultsRecord,
     except RecordError as exc:
         return Skipped(f'{path}: not merged: {exc.reason}')
     entry, reason = record.entry_for(results.model, runtime)
-    return (record, entry) if entry else f'{path}: not merged: {reason}'
+    if entry:
+        return record, entry
+    other_model = any(m.runtime == (runtime or record.models[0].runtime) for m in record.models)
+    return (OtherModel if other_model else str)(f'{path}: not merged: {reason}')
 
 
 def collect_runs(paths: Sequence[str], depth: int = 2,
@@ -141,8 +149,10 @@ def collect_runs(paths: Sequence[str], depth: int = 2,
             if where and osp.isfile(osp.join(where, BENCHMARK_FILE)):
                 timing = read_timing(osp.join(where, BENCHMARK_FILE), results, runtime)
                 if isinstance(timing, str):
-                    if not results.seed_varies:  # a per-seed draw: its row takes the
-                        problems.append(timing)  # timing of the draw that was timed
+                    # a per-seed draw: its row takes the timing of the draw that was timed;
+                    # a file that cannot be read, or lacks the runtime, is said in any case
+                    if not (results.seed_varies and isinstance(timing, OtherModel)):
+                        problems.append(timing)
                     continue
                 run.timing = timing
                 break

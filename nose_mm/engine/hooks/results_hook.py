@@ -69,7 +69,11 @@ class ResultsHook(Hook):
     def before_run(self, runner) -> None:
         self._reset()
         from nose_mm.benchmark.seeds import seed_varies
-        seed_varies(runner.cfg)  # a bad value fails now, not when the record is written
+        from nose_mm.utils.cli import UserError
+        try:  # a bad value fails now, not when the record is written
+            seed_varies(runner.cfg)
+        except ValueError as exc:
+            raise UserError(f'{exc} (in the config)') from None
         path = osp.join(runner.work_dir, self.filename)
         if is_main_process() and osp.isfile(path):
             os.replace(path, path + '.previous')

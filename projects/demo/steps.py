@@ -242,7 +242,8 @@ def seg_selection_steps(vit: _Family, seg_base: Derived, seg_opts: Dict[str, Any
     seg_logits``); ``dense``: NOSE on the classification backbone's out_indices features at
     the segmentation resolution (``--features dense``, no checkpoint: the backbone the config
     initialises); ``transferred``: the classification NOSE selection. Each set: a dilution
-    fine-tune of the trained UperNet per seed (:data:`SEG_DILUTE`), prune, test.
+    fine-tune of the trained UperNet per seed (:data:`SEG_DILUTE`; ``quick``: the first
+    seed only), prune, test.
 
     Returns:
         dict: ``steps``, ``dirs`` (row folders), ``timed`` (seed-0 ``(config, checkpoint)``
@@ -277,7 +278,7 @@ def seg_selection_steps(vit: _Family, seg_base: Derived, seg_opts: Dict[str, Any
         pruned = Derived(f'seg_pruned_{name}', osp.join(CONFIGS, SEG_CONFIG),
                          {**seg_opts, 'model.backbone.removed_layers': Selected(sel),
                           'model.backbone.init_cfg': None, 'selected_on': label})
-        for k in seeds:
+        for k in seeds[:1] if quick else seeds:  # the quick run: one seed per set
             run, ckpt = vit.dir(f'seg_dilute_{name}', f'seed{k}'), \
                 vit.dir('checkpoints', f'seg_pruned_{name}_seed{k}.pth')
             steps += [

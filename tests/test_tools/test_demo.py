@@ -103,9 +103,11 @@ def test_quick_demo_end_to_end(tmp_path):
             res = json.load(open(work / label / 'results.json'))
             assert row['n'] == 1 and row['metric'] == res['metrics']['mIoU']
             continue
-        miou = [json.load(open(work / f'seg_pruned_{sets[label]}' / f'seed{k}' /
-                               'results.json'))['metrics']['mIoU'] for k in (0, 1, 2)]
-        assert row['n'] == 3 and row['per_seed'] == miou and row['std'] is not None
+        # the quick run fine-tunes each set with the first seed only
+        miou = [json.load(open(work / f'seg_pruned_{sets[label]}' / 'seed0' /
+                               'results.json'))['metrics']['mIoU']]
+        assert row['n'] == 1 and row['per_seed'] == miou
+        assert not (work / f'seg_pruned_{sets[label]}' / 'seed1').exists()
         chosen = 'selection_nose.json' if sets[label] == 'transferred' else \
             f'seg_selection_{sets[label]}.json'
         assert row['removed_layers'] == sorted(json.load(open(work / chosen))['selection'])
